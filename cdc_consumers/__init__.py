@@ -1,0 +1,1 @@
+"""Kafka consumption, Debezium envelope decoding and the unified change model."""

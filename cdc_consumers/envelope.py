@@ -1,0 +1,166 @@
+"""Debezium envelope rules: one Kafka record (JSON converter, schemas on) → a `ChangeEvent` or a control.
+
+The JSON converter writes `{"schema": {...}, "payload": {...}}`. The schema part repeats on every record
+and rarely changes, so the decoder splits the raw bytes and caches the decoded schema by its bytes:
+each record then costs one `json.loads` of its payload.
+
+Records that are not row changes:
+- a tombstone (null value) follows every delete for log compaction: skipped;
+- `op = "t"` is a truncate: a ChangeEvent with no key and no images;
+- heartbeats and transaction BEGIN/END arrive on their own topics (see `cdc_consumers.topics`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cdc_consumers.converters import row_decoder
+from cdc_consumers.model import (
+    ChangeEvent,
+    KafkaCoordinates,
+    Op,
+    SourceKind,
+    TableId,
+    TableSchema,
+)
+from cdc_consumers.positions import binlog_position, postgres_position
+from cdchub.errors import DecodeError
+
+_PAYLOAD_MARK = b',"payload":'
+_POSITION = {
+    SourceKind.POSTGRES: postgres_position,
+    SourceKind.MARIADB: binlog_position,
+    SourceKind.MYSQL: binlog_position,
+}
+
+
+@dataclass(frozen=True)
+class _RowShape:
+    schema: TableSchema
+    decode: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _split(raw: bytes) -> tuple[bytes, bytes]:
+    """Split a JSON-converter record into its schema bytes and payload bytes."""
+    if not raw.startswith(b'{"schema":'):
+        raise ValueError("not a JSON-converter record with schemas (expected {\"schema\":...})")
+    cut = raw.find(_PAYLOAD_MARK)
+    if cut < 0:
+        raise ValueError("record has no payload")
+    return raw[len(b'{"schema":') : cut], raw[cut + len(_PAYLOAD_MARK) : -1]
+
+
+def commit_time(source: dict[str, Any]) -> dt.datetime:
+    """The source commit time (UTC), at the finest precision the connector reports."""
+    ts_us = source.get("ts_us")
+    if ts_us is not None:
+        return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(ts_us))
+    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=int(source["ts_ms"]))
+
+
+class EnvelopeDecoder:
+    """Decodes the data records of one source (one Debezium connector)."""
+
+    def __init__(self, source_name: str, kind: SourceKind) -> None:
+        self.source_name = source_name
+        self.kind = kind
+        self._position = _POSITION[kind]
+        self._shapes: dict[bytes, _RowShape] = {}
+        self._keys: dict[bytes, tuple[str, ...]] = {}
+
+    def decode(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        coordinates: KafkaCoordinates,
+    ) -> ChangeEvent | None:
+        """Decode one data record; None for a tombstone.
+
+        Raises:
+            DecodeError: the record is not a Debezium envelope cdchub understands; carries the topic,
+                partition and offset.
+        """
+        if value is None:
+            return None
+        try:
+            return self._decode(key, value, coordinates)
+        except DecodeError:
+            raise
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise DecodeError(
+                f"cannot decode Debezium record: {exc}",
+                topic=coordinates.topic,
+                partition=coordinates.partition,
+                offset=coordinates.offset,
+            ) from exc
+
+    def _decode(
+        self, key: bytes | None, value: bytes, coordinates: KafkaCoordinates
+    ) -> ChangeEvent:
+        schema_bytes, payload_bytes = _split(value)
+        key_columns = self._key_columns(key)
+        shape = self._shapes.get(schema_bytes + b"|" + ",".join(key_columns).encode())
+        if shape is None:
+            shape = self._learn_shape(schema_bytes, key_columns)
+        payload = json.loads(payload_bytes)
+        op = Op(payload["op"])
+        source = payload["source"]
+        tx = payload.get("transaction") or {}
+        table = TableId(
+            self.source_name,
+            source.get("schema") or source.get("db") or "",
+            source.get("table") or "",
+        )
+        before = shape.decode(payload["before"]) if payload.get("before") is not None else None
+        after = shape.decode(payload["after"]) if payload.get("after") is not None else None
+        image = before if op is Op.DELETE else after
+        row_key = tuple(image[k] for k in shape.schema.key) if image is not None else ()
+        snapshot = str(source.get("snapshot", "false")).lower() not in ("false", "none", "")
+        return ChangeEvent(
+            table=table,
+            op=op,
+            key=row_key,
+            before=before,
+            after=after,
+            position=self._position(source, tx.get("total_order")),
+            commit_time=commit_time(source),
+            tx_id=str(tx["id"]) if tx.get("id") is not None else _source_tx_id(source),
+            schema=shape.schema,
+            kafka=coordinates,
+            snapshot=snapshot or op is Op.READ,
+        )
+
+    def _key_columns(self, key: bytes | None) -> tuple[str, ...]:
+        """Primary-key column names, from the record key's schema (cached by its bytes)."""
+        if not key:
+            return ()
+        key_schema, _ = _split(key)
+        names = self._keys.get(key_schema)
+        if names is None:
+            schema = json.loads(key_schema) or {}
+            names = tuple(f["field"] for f in schema.get("fields") or [])
+            self._keys[key_schema] = names
+        return names
+
+    def _learn_shape(self, schema_bytes: bytes, key_columns: tuple[str, ...]) -> _RowShape:
+        schema = json.loads(schema_bytes)
+        fields = {f["field"]: f for f in schema["fields"]}
+        row_struct = fields.get("after") or fields.get("before")
+        if row_struct is None:
+            raise ValueError("envelope schema has neither 'before' nor 'after'")
+        columns, decode = row_decoder(row_struct["fields"])
+        shape = _RowShape(TableSchema(columns, key_columns), decode)
+        self._shapes[schema_bytes + b"|" + ",".join(key_columns).encode()] = shape
+        return shape
+
+
+def _source_tx_id(source: dict[str, Any]) -> str | None:
+    """A transaction id from the source block when transaction metadata is off."""
+    for field in ("txId", "gtid"):
+        if source.get(field) is not None:
+            return str(source[field])
+    return None

@@ -1,0 +1,143 @@
+"""The unified change model: one typed record per row change, whatever the source database.
+
+Debezium's PostgreSQL and MariaDB/MySQL envelopes differ in their `source` blocks and in how they encode
+types; the decoder turns both into `ChangeEvent`s so every later stage (batching, merging, verifying)
+reads one shape. Values are plain Python values (int, Decimal, str, bytes, datetime, ...), typed by the
+table's `TableSchema`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Op(StrEnum):
+    """Debezium operation codes."""
+
+    CREATE = "c"
+    UPDATE = "u"
+    DELETE = "d"
+    READ = "r"  # a snapshot row
+    TRUNCATE = "t"
+
+
+class SourceKind(StrEnum):
+    """Kinds of source database."""
+
+    POSTGRES = "postgres"
+    MARIADB = "mariadb"
+    MYSQL = "mysql"
+
+
+@dataclass(frozen=True, order=True)
+class TableId:
+    """A captured table: the source (connector) name plus the table's place in the source database.
+
+    `namespace` is the PostgreSQL schema or the MariaDB/MySQL database.
+    """
+
+    source: str
+    namespace: str
+    table: str
+
+    def __str__(self) -> str:
+        return f"{self.source}.{self.namespace}.{self.table}"
+
+
+@dataclass(frozen=True)
+class ColumnType:
+    """The semantic type of a column, derived from Debezium's Connect schema.
+
+    `kind` is one of: int8, int16, int32, int64, float32, float64, boolean, string, bytes, decimal,
+    date, time, timestamp, timestamptz, json, uuid, array. `params` holds precision/scale for decimals
+    and the element type for arrays; `logical` keeps Debezium's logical name for diagnostics.
+    """
+
+    kind: str
+    logical: str | None = None
+    precision: int | None = None
+    scale: int | None = None
+    element: ColumnType | None = None
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a source table."""
+
+    name: str
+    type: ColumnType
+    optional: bool = True
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """The shape of a table as of one event: ordered columns and the primary-key column names.
+
+    Schemas are interned by the decoder, so events of one table share one instance until the
+    source schema changes.
+    """
+
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class KafkaCoordinates:
+    """Where the record was read from, for offsets, error context and tracing."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    """One row change (or a table truncate) in the unified model.
+
+    Attributes:
+        table: the captured table.
+        op: what happened.
+        key: primary-key values (empty for a truncate).
+        before: the row image before the change (None for create/read/truncate; may hold only the key
+            when the source does not log full before-images).
+        after: the row image after the change (None for delete/truncate).
+        position: a string that sorts in source commit order (see `cdc_consumers.positions`); events
+            inside one transaction are ordered by it too, and it identifies the change for idempotency.
+        commit_time: the source transaction's commit time (UTC), from Debezium's source block.
+        tx_id: the source transaction id, when the source reports one.
+        schema: the table's columns and key as of this event.
+        kafka: the record's Kafka coordinates.
+        snapshot: true for rows read by the initial snapshot.
+    """
+
+    table: TableId
+    op: Op
+    key: tuple[Any, ...]
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    position: str
+    commit_time: dt.datetime
+    tx_id: str | None
+    schema: TableSchema
+    kafka: KafkaCoordinates | None = None
+    snapshot: bool = False
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def image(self) -> dict[str, Any] | None:
+        """The row as it stands after this event (the before-image for a delete)."""
+        return self.before if self.op is Op.DELETE else self.after

@@ -1,0 +1,53 @@
+"""The exception hierarchy shared by every cdchub stage.
+
+One root (`CdcHubError`), two markers (`Retryable`, `Terminal`). Facts such as table, topic, partition
+and offset are attributes; the message is rendered from them so logs and the CLI say the same thing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CdcHubError(Exception):
+    """Root of every error cdchub raises on purpose."""
+
+    def __init__(self, message: str, **context: Any) -> None:
+        self.message = message
+        self.context = {k: v for k, v in context.items() if v is not None}
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        """The message followed by its context as `key=value` pairs."""
+        if not self.context:
+            return self.message
+        facts = ", ".join(f"{k}={v}" for k, v in self.context.items())
+        return f"{self.message} ({facts})"
+
+
+class Retryable(CdcHubError):
+    """A transient failure: the same operation may succeed if tried again."""
+
+
+class Terminal(CdcHubError):
+    """A failure that retrying cannot fix; a human must act."""
+
+
+class ConfigError(Terminal):
+    """The configuration file is missing, malformed or inconsistent."""
+
+
+class StackError(Terminal):
+    """A local-stack component failed to install, start or answer."""
+
+
+class ConnectorError(CdcHubError):
+    """Kafka Connect refused or failed a connector operation."""
+
+
+class DecodeError(Terminal):
+    """A Debezium record could not be decoded into a ChangeEvent."""
+
+
+class MergeError(CdcHubError):
+    """A batch could not be applied to the warehouse."""

@@ -1,0 +1,118 @@
+"""The DuckDB warehouse client: one file, Arrow staging, single-writer transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from cdc_consumers.model import ColumnType
+from cdchub.errors import MergeError
+from cdchub.warehouses.arrow_types import arrow_type
+from merge import plan
+from merge.dialects.duckdb import DuckDBDialect
+
+
+def _text_fallback(value: Any) -> Any:
+    """Values headed for a text fallback column (e.g. numeric beyond 38 digits) keep every digit."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+class DuckDBSession:
+    """A WarehouseSession on a DuckDB file."""
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self.dialect = DuckDBDialect()
+        self.path = Path(path)
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            raise MergeError(
+                f"cannot open the DuckDB warehouse: {exc}. Only one writer may hold the file; "
+                "stop `cdchub run` or pass a copy",
+                path=str(self.path),
+            ) from exc
+        self.conn.execute("SET TimeZone = 'UTC'")
+        self._depth = 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Commit on success, roll back on error; nested blocks join the outer transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.conn.execute("BEGIN TRANSACTION")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    def execute(self, statement: exp.Expression, params: dict[str, Any] | None = None) -> None:
+        """Run one statement rendered in the DuckDB dialect."""
+        self.conn.execute(self.dialect.render(statement), params or None)
+
+    def executemany(self, statement: exp.Expression, rows: Sequence[Sequence[Any]]) -> None:
+        """Run a parameterised statement for each row."""
+        if rows:
+            self.conn.executemany(self.dialect.render(statement), [list(r) for r in rows])
+
+    def query(self, statement: exp.Expression | str) -> list[tuple[Any, ...]]:
+        """Fetch all rows of a query (a sqlglot tree, or SQL text typed by a user)."""
+        sql = statement if isinstance(statement, str) else self.dialect.render(statement)
+        return self.conn.execute(sql).fetchall()
+
+    def load_stage(
+        self, name: str, columns: Sequence[tuple[str, ColumnType]], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Create a temp table from an Arrow table built column by column with exact types."""
+        fields = []
+        arrays = []
+        for index, (col_name, ctype) in enumerate(columns):
+            atype = arrow_type(ctype, self.dialect.MAX_DECIMAL_PRECISION)
+            values = [row[index] for row in rows]
+            if pa.types.is_string(atype) and ctype.kind not in ("string", "json", "uuid"):
+                values = [_text_fallback(v) for v in values]
+            fields.append(pa.field(col_name, atype))
+            arrays.append(pa.array(values, type=atype))
+        staged = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+        view = f"{name}_arrow"
+        self.conn.register(view, staged)
+        try:
+            self.execute(plan.stage_from(name, view, columns, self.dialect))
+        finally:
+            self.conn.unregister(view)
+
+    def table_columns(self, schema: str, table: str) -> list[str] | None:
+        """Column names of `schema.table` in order, or None."""
+        rows = self.conn.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [schema, table],
+        ).fetchall()
+        return [r[0] for r in rows] or None
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()

@@ -1,0 +1,1 @@
+"""The native local stack run by `cdchub stack up|down|status`."""

@@ -1,0 +1,58 @@
+"""The dialect contract: how a warehouse spells types and renders sqlglot trees."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel
+
+from cdc_consumers.model import ColumnType
+
+
+class Dialect:
+    """Warehouse differences as data: flags and a type map, plus small overrides.
+
+    Subclasses set `SQLGLOT_DIALECT` and `TYPES`; a type missing from the map (or a decimal wider than
+    `MAX_DECIMAL_PRECISION`) falls back to `FALLBACK_TYPE`, a text type that holds the value exactly.
+    """
+
+    NAME: ClassVar[str] = "base"
+    SQLGLOT_DIALECT: ClassVar[str] = ""
+    MAX_DECIMAL_PRECISION: ClassVar[int] = 38
+    MAX_IDENTIFIER_LENGTH: ClassVar[int] = 63
+    SUPPORTS_UPDATE_FROM: ClassVar[bool] = True
+    FALLBACK_TYPE: ClassVar[str] = "TEXT"
+    TYPES: ClassVar[dict[str, str]] = {}
+
+    def column_type(self, ctype: ColumnType) -> exp.DataType:
+        """The warehouse type that holds every value of `ctype` exactly."""
+        if ctype.kind == "decimal":
+            if ctype.precision is None or ctype.precision > self.MAX_DECIMAL_PRECISION:
+                return self.build(self.FALLBACK_TYPE)
+            return self.build(f"DECIMAL({ctype.precision}, {ctype.scale or 0})")
+        if ctype.kind == "array":
+            assert ctype.element is not None
+            if ctype.element.kind == "array":
+                return self.build(self.FALLBACK_TYPE)
+            return exp.DataType(
+                this=exp.DataType.Type.ARRAY,
+                expressions=[self.column_type(ctype.element)],
+                nested=True,
+            )
+        return self.build(self.TYPES.get(ctype.kind, self.FALLBACK_TYPE))
+
+    def build(self, type_sql: str) -> exp.DataType:
+        """Parse a type spelt in this dialect."""
+        return exp.DataType.build(type_sql, dialect=self.SQLGLOT_DIALECT)
+
+    def render(self, expression: exp.Expression) -> str:
+        """Render a tree; a construct the dialect cannot express raises here, not in production."""
+        return expression.sql(
+            dialect=self.SQLGLOT_DIALECT, unsupported_level=ErrorLevel.RAISE, identify=True
+        )
+
+    def parse(self, sql: str) -> exp.Expression:
+        """Parse SQL written in this dialect (used for golden tests and `render-sql`)."""
+        return sqlglot.parse_one(sql, read=self.SQLGLOT_DIALECT)

@@ -1,0 +1,468 @@
+"""SQL builders of the SCD Type 2 merge, as sqlglot trees (rendered per dialect at the last moment).
+
+The merge of one batch segment into one table is these set-based statements, run in one warehouse
+transaction together with the Kafka offsets:
+
+1. `remove_applied`   — drop staged versions whose (key, position) is already in history. This is what
+                        makes the merge replay-safe: a re-delivered change finds itself and vanishes.
+2. `collect_keys`     — the keys this segment touches.
+3. `insert_versions`  — append the new versions (open, not yet linked).
+4. `relink`           — recompute `_cdc_valid_to` / `_cdc_is_current` of every version of the touched keys
+                        from the order of `_cdc_source_pos`; a late or out-of-order change is thereby spliced
+                        into its place, and running it twice changes nothing.
+5. `carry_forward`    — a delete version takes the values of the version it closes (a delete may arrive
+                        with only the key: PostgreSQL's REPLICA IDENTITY DEFAULT).
+6. `refresh_current`  — replace the touched keys in the current table with their current, live version.
+                        Derived from history, so the current table only ever shows the latest position.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from cdc_consumers.model import ColumnType
+from merge.dialects.base import Dialect
+from merge.naming import (
+    CONTROL_SCHEMA,
+    CURRENT_META,
+    HISTORY_META,
+    IS_CURRENT,
+    IS_DELETED,
+    OP,
+    SOURCE_POS,
+    TX_ID,
+    VALID_FROM,
+    VALID_TO,
+    TableNames,
+)
+
+STAGE = "_cdc_stage"
+KEYS = "_cdc_keys"
+# Staged rows carry these besides the source columns.
+STAGE_META: tuple[tuple[str, str], ...] = (
+    (VALID_FROM, "timestamptz"),
+    (IS_DELETED, "boolean"),
+    (OP, "string"),
+    (SOURCE_POS, "string"),
+    (TX_ID, "string"),
+)
+
+
+def ident(name: str) -> exp.Identifier:
+    """A quoted identifier: every name that can come from a source schema is quoted."""
+    return exp.to_identifier(name, quoted=True)
+
+
+def table(name: str, schema: str | None = None) -> exp.Table:
+    """A (schema-qualified) table reference."""
+    return exp.Table(this=ident(name), db=ident(schema) if schema else None)
+
+
+def col(name: str, qualifier: str | None = None) -> exp.Column:
+    """A (qualified) column reference."""
+    return exp.Column(this=ident(name), table=ident(qualifier) if qualifier else None)
+
+
+def _and(conditions: Sequence[exp.Expression]) -> exp.Expression:
+    return exp.and_(*conditions) if len(conditions) > 1 else conditions[0]
+
+
+def _key_match(key: Sequence[str], left: str, right: str) -> exp.Expression:
+    return _and([exp.EQ(this=col(k, left), expression=col(k, right)) for k in key])
+
+
+def update(
+    tbl: exp.Table,
+    assignments: Sequence[tuple[str, exp.Expression]],
+    where: exp.Expression,
+    from_: exp.Expression,
+) -> exp.Update:
+    """`UPDATE tbl SET … FROM … WHERE …`, built node by node so no source name is ever re-parsed."""
+    return exp.Update(
+        this=tbl,
+        expressions=[exp.EQ(this=col(name), expression=value) for name, value in assignments],
+        from_=exp.From(this=from_),
+        where=exp.Where(this=where),
+    )
+
+
+@dataclass(frozen=True)
+class MergeTarget:
+    """One warehouse table pair and the source columns it holds."""
+
+    names: TableNames
+    columns: tuple[tuple[str, ColumnType], ...]
+    key: tuple[str, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+    @property
+    def value_columns(self) -> list[str]:
+        return [name for name, _ in self.columns if name not in self.key]
+
+    @property
+    def history(self) -> exp.Table:
+        return table(self.names.history, self.names.schema)
+
+    @property
+    def current(self) -> exp.Table:
+        return table(self.names.current, self.names.schema)
+
+
+def meta_type(kind: str) -> ColumnType:
+    """The ColumnType of a metadata column kind."""
+    return ColumnType(kind)
+
+
+def stage_columns(target: MergeTarget) -> list[tuple[str, ColumnType]]:
+    """Columns of the staging table, in load order."""
+    return [*target.columns, *((n, meta_type(k)) for n, k in STAGE_META)]
+
+
+def stage_from(
+    name: str, source: str, columns: Sequence[tuple[str, ColumnType]], dialect: Dialect
+) -> exp.Expression:
+    """`CREATE TEMP TABLE name AS SELECT CAST(c AS <type>) … FROM source` (a registered bulk view)."""
+    select = exp.select(
+        *(exp.cast(col(c), dialect.column_type(t)).as_(ident(c)) for c, t in columns)
+    ).from_(table(source))
+    return exp.Create(
+        this=table(name),
+        kind="TABLE",
+        expression=select,
+        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+    )
+
+
+# -- DDL -------------------------------------------------------------------------------------------
+
+
+def create_schema(name: str) -> exp.Expression:
+    """`CREATE SCHEMA IF NOT EXISTS`."""
+    return exp.Create(this=exp.Table(this=ident(name)), kind="SCHEMA", exists=True)
+
+
+def create_table(
+    tbl: exp.Table,
+    columns: Sequence[tuple[str, ColumnType]],
+    dialect: Dialect,
+    *,
+    temporary: bool = False,
+) -> exp.Expression:
+    """`CREATE TABLE IF NOT EXISTS` with each column in the dialect's exact type."""
+    defs = [exp.ColumnDef(this=ident(n), kind=dialect.column_type(t)) for n, t in columns]
+    props = exp.Properties(expressions=[exp.TemporaryProperty()]) if temporary else None
+    return exp.Create(
+        this=exp.Schema(this=tbl, expressions=defs), kind="TABLE", exists=True, properties=props
+    )
+
+
+def history_columns(target: MergeTarget) -> list[tuple[str, ColumnType]]:
+    """Columns of the history table: source columns, then the `_cdc_` metadata."""
+    return [*target.columns, *((n, meta_type(k)) for n, k in HISTORY_META)]
+
+
+def current_columns(target: MergeTarget) -> list[tuple[str, ColumnType]]:
+    """Columns of the current table: source columns, then a few `_cdc_` columns."""
+    return [*target.columns, *((n, meta_type(k)) for n, k in CURRENT_META)]
+
+
+def add_column(tbl: exp.Table, name: str, ctype: ColumnType, dialect: Dialect) -> exp.Expression:
+    """`ALTER TABLE … ADD COLUMN` for a column the source gained."""
+    return exp.Alter(
+        this=tbl.copy(),
+        kind="TABLE",
+        actions=[exp.ColumnDef(this=ident(name), kind=dialect.column_type(ctype))],
+    )
+
+
+def drop_table(tbl: exp.Table) -> exp.Expression:
+    """`DROP TABLE IF EXISTS`."""
+    return exp.Drop(tables=[tbl], kind="TABLE", exists=True)
+
+
+# -- the merge -------------------------------------------------------------------------------------
+
+
+def remove_applied(target: MergeTarget) -> exp.Expression:
+    """Step 1: delete staged versions already present in history (same key, same position)."""
+    probe = (
+        exp.select(exp.Literal.number(1))
+        .from_(target.history.as_("h"))
+        .where(
+            _and(
+                [
+                    _key_match(target.key, "h", STAGE),
+                    exp.EQ(this=col(SOURCE_POS, "h"), expression=col(SOURCE_POS, STAGE)),
+                ]
+            )
+        )
+    )
+    return exp.delete(table(STAGE), where=exp.Exists(this=probe))
+
+
+def collect_keys(target: MergeTarget, source: exp.Expression | None = None) -> exp.Expression:
+    """Step 2: `CREATE TEMP TABLE _cdc_keys AS SELECT DISTINCT <key> FROM _cdc_stage`."""
+    select = exp.select(*(col(k) for k in target.key)).distinct().from_(source or table(STAGE))
+    return exp.Create(
+        this=table(KEYS),
+        kind="TABLE",
+        expression=select,
+        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+    )
+
+
+def insert_versions(target: MergeTarget) -> exp.Expression:
+    """Step 3: append staged versions to history, open and unlinked (relink sets them)."""
+    names = target.column_names
+    select = exp.select(
+        *(col(n) for n in names),
+        col(VALID_FROM),
+        exp.cast(exp.null(), "TIMESTAMPTZ"),
+        exp.false(),
+        col(IS_DELETED),
+        col(OP),
+        col(SOURCE_POS),
+        col(TX_ID),
+        exp.CurrentTimestamp(),
+    ).from_(table(STAGE))
+    columns = [*names, *(n for n, _ in HISTORY_META)]
+    return exp.insert(select, exp.Schema(this=target.history, expressions=[ident(c) for c in columns]))
+
+
+def _touched(target: MergeTarget, alias: str) -> exp.Expression:
+    probe = exp.select(exp.Literal.number(1)).from_(table(KEYS)).where(
+        _key_match(target.key, KEYS, alias)
+    )
+    return exp.Exists(this=probe)
+
+
+def _window(target: MergeTarget, func: str, column: str) -> exp.Expression:
+    return exp.Window(
+        this=exp.Anonymous(this=func, expressions=[col(column)]),
+        partition_by=[col(k) for k in target.key],
+        order=exp.Order(expressions=[exp.Ordered(this=col(SOURCE_POS))]),
+    )
+
+
+def relink(target: MergeTarget) -> exp.Expression:
+    """Step 4: set valid_to = next version's valid_from and is_current = no next version."""
+    links = (
+        exp.select(
+            *(col(k) for k in target.key),
+            col(SOURCE_POS),
+            _window(target, "LEAD", VALID_FROM).as_("next_from"),
+            _window(target, "LEAD", SOURCE_POS).as_("next_pos"),
+        )
+        .from_(target.history.as_("h"))
+        .where(_touched(target, "h"))
+    )
+    hist = target.names.history
+    is_last = exp.Is(this=col("next_pos", "w"), expression=exp.null())
+    changed = exp.or_(
+        exp.NullSafeNEQ(this=col(VALID_TO, hist), expression=col("next_from", "w")),
+        exp.NEQ(this=col(IS_CURRENT, hist), expression=exp.paren(is_last.copy())),
+    )
+    return update(
+        target.history,
+        [(VALID_TO, col("next_from", "w")), (IS_CURRENT, is_last)],
+        where=_and(
+            [
+                _key_match(target.key, hist, "w"),
+                exp.EQ(this=col(SOURCE_POS, hist), expression=col(SOURCE_POS, "w")),
+                exp.paren(changed),
+            ]
+        ),
+        from_=exp.Subquery(this=links, alias=exp.TableAlias(this=ident("w"))),
+    )
+
+
+def carry_forward(target: MergeTarget) -> exp.Expression | None:
+    """Step 5: a delete version takes the values of the version it closes (None: no value columns)."""
+    values = target.value_columns
+    if not values:
+        return None
+    prev = (
+        exp.select(
+            *(col(k) for k in target.key),
+            col(SOURCE_POS),
+            _window(target, "LAG", SOURCE_POS).as_("_prev_pos"),
+            *(_window(target, "LAG", v).as_(f"_prev_{i}") for i, v in enumerate(values)),
+        )
+        .from_(target.history.as_("h"))
+        .where(_touched(target, "h"))
+    )
+    hist = target.names.history
+    return update(
+        target.history,
+        [(v, col(f"_prev_{i}", "p")) for i, v in enumerate(values)],
+        where=_and(
+            [
+                _key_match(target.key, hist, "p"),
+                exp.EQ(this=col(SOURCE_POS, hist), expression=col(SOURCE_POS, "p")),
+                exp.EQ(this=col(OP, hist), expression=exp.Literal.string("d")),
+                exp.not_(exp.Is(this=col("_prev_pos", "p"), expression=exp.null())),
+            ]
+        ),
+        from_=exp.Subquery(this=prev, alias=exp.TableAlias(this=ident("p"))),
+    )
+
+
+def refresh_current(target: MergeTarget) -> list[exp.Expression]:
+    """Step 6: replace the touched keys of the current table with their live current versions."""
+    delete = exp.delete(target.current, where=_touched(target, target.names.current))
+    names = target.column_names
+    meta = [n for n, _ in CURRENT_META]
+    select = (
+        exp.select(*(col(n) for n in [*names, *meta]))
+        .from_(target.history.as_("h"))
+        .where(
+            _and(
+                [
+                    col(IS_CURRENT, "h"),
+                    exp.not_(col(IS_DELETED, "h")),
+                    _touched(target, "h"),
+                ]
+            )
+        )
+    )
+    insert = exp.insert(
+        select,
+        exp.Schema(this=target.current, expressions=[ident(c) for c in [*names, *meta]]),
+    )
+    return [delete, insert]
+
+
+def stage_truncate(
+    target: MergeTarget, position: str, commit_time: dt.datetime, tx_id: str | None
+) -> exp.Expression:
+    """A truncate becomes one deleted version per live key, stamped with the truncate's position."""
+    names = target.column_names
+    select = (
+        exp.select(
+            *(col(n) for n in names),
+            exp.cast(exp.Literal.string(commit_time.isoformat()), "TIMESTAMPTZ"),
+            exp.true(),
+            exp.Literal.string("t"),
+            exp.Literal.string(position),
+            exp.Literal.string(tx_id) if tx_id is not None else exp.null(),
+        )
+        .from_(target.history.as_("h"))
+        .where(exp.and_(col(IS_CURRENT, "h"), exp.not_(col(IS_DELETED, "h"))))
+    )
+    columns = [*names, *(n for n, _ in STAGE_META)]
+    return exp.insert(select, exp.Schema(this=table(STAGE), expressions=[ident(c) for c in columns]))
+
+
+def merge_statements(target: MergeTarget) -> list[exp.Expression]:
+    """Steps 1–6 for one staged segment, in order (the staging table must exist and be loaded)."""
+    statements: list[exp.Expression] = [
+        remove_applied(target),
+        drop_table(table(KEYS)),
+        collect_keys(target),
+        insert_versions(target),
+        relink(target),
+    ]
+    forward = carry_forward(target)
+    if forward is not None:
+        statements.append(forward)
+    statements.extend(refresh_current(target))
+    return statements
+
+
+# -- control tables --------------------------------------------------------------------------------
+
+OFFSETS = "kafka_offsets"
+TABLES = "tables"
+BATCHES = "batches"
+
+OFFSETS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("consumer_group", "string"),
+    ("topic", "string"),
+    ("partition", "int32"),
+    ("next_offset", "int64"),
+    ("updated_at", "timestamptz"),
+)
+TABLES_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("source", "string"),
+    ("source_kind", "string"),
+    ("source_database", "string"),
+    ("source_schema", "string"),
+    ("source_table", "string"),
+    ("warehouse_schema", "string"),
+    ("current_table", "string"),
+    ("history_table", "string"),
+    ("key_columns", "string"),
+    ("registered_at", "timestamptz"),
+)
+BATCHES_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("batch_id", "string"),
+    ("source", "string"),
+    ("table_name", "string"),
+    ("events", "int64"),
+    ("versions", "int64"),
+    ("lag_min_ms", "float64"),
+    ("lag_p50_ms", "float64"),
+    ("lag_p95_ms", "float64"),
+    ("lag_p99_ms", "float64"),
+    ("lag_max_ms", "float64"),
+    ("first_commit_time", "timestamptz"),
+    ("last_commit_time", "timestamptz"),
+    ("committed_at", "timestamptz"),
+)
+
+
+def control_table(name: str) -> exp.Table:
+    """A table of cdchub's own control schema."""
+    return table(name, CONTROL_SCHEMA)
+
+
+def control_ddl(dialect: Dialect) -> list[exp.Expression]:
+    """Create the control schema and its tables (offsets, table registry, batch log)."""
+    return [
+        create_schema(CONTROL_SCHEMA),
+        *(
+            create_table(control_table(name), [(c, ColumnType(k)) for c, k in cols], dialect)
+            for name, cols in (
+                (OFFSETS, OFFSETS_COLUMNS),
+                (TABLES, TABLES_COLUMNS),
+                (BATCHES, BATCHES_COLUMNS),
+            )
+        ),
+    ]
+
+
+def delete_offsets(group: str, topic: str, partitions: Sequence[int]) -> exp.Expression:
+    """Remove the stored offsets that are about to be replaced."""
+    return exp.delete(
+        control_table(OFFSETS),
+        where=exp.and_(
+            exp.EQ(this=col("consumer_group"), expression=exp.Literal.string(group)),
+            exp.EQ(this=col("topic"), expression=exp.Literal.string(topic)),
+            exp.In(this=col("partition"), expressions=[exp.Literal.number(p) for p in partitions]),
+        ),
+    )
+
+
+def insert_rows(tbl: exp.Table, columns: Sequence[str]) -> exp.Expression:
+    """`INSERT INTO tbl (cols) VALUES (?, ?, …)`: one parameterised row, for executemany."""
+    values = exp.Tuple(expressions=[exp.Placeholder() for _ in columns])
+    return exp.insert(
+        exp.Values(expressions=[values]),
+        exp.Schema(this=tbl, expressions=[ident(c) for c in columns]),
+    )
+
+
+def select_offsets(group: str) -> exp.Expression:
+    """The stored next offsets of a consumer group."""
+    return (
+        exp.select(col("topic"), col("partition"), col("next_offset"))
+        .from_(control_table(OFFSETS))
+        .where(exp.EQ(this=col("consumer_group"), expression=exp.Literal.string(group)))
+    )

@@ -1,0 +1,353 @@
+"""The SCD Type 2 engine: applies batches of `ChangeEvent`s to current and history tables.
+
+A batch (events of several tables plus the stream checkpoints they end at) is applied in ONE warehouse
+transaction: every table's merge and the checkpoints commit together or not at all. That, with
+`plan.remove_applied`, gives an exactly-once effect: a crash before commit re-delivers the batch, whose
+changes are then applied once; a crash after commit resumes from the stored checkpoints.
+
+The rules (documented in docs/scd2.md):
+- versions of a key are ordered by `_cdc_source_pos`; a version is identified by (key, position);
+- `_cdc_valid_to` of a version is the next version's `_cdc_valid_from`; the last one is current;
+- a delete is a version with `_cdc_is_deleted` true carrying the values it closes;
+- a truncate closes every live key with a deleted version (`_cdc_op = 't'`);
+- the current table holds, per key, the current version when it is not deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import statistics
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlglot import exp
+
+from cdc_consumers.model import ChangeEvent, ColumnType, Op, TableId, TableSchema
+from cdchub.errors import MergeError
+from merge import plan
+from merge.naming import TableNames, check_column_names, table_names
+from merge.session import WarehouseSession
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The next position to read from one stream partition (a Kafka topic partition)."""
+
+    stream: str
+    partition: int
+    next_offset: int
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """What the engine needs to know about a source table besides its events."""
+
+    source_kind: str
+    source_database: str
+    default_namespace: str
+
+
+@dataclass
+class TableResult:
+    """What one table's merge did in one batch."""
+
+    table: TableId
+    events: int
+    versions: int
+    lags_ms: list[float] = field(default_factory=list)
+
+
+@dataclass
+class BatchResult:
+    """What one batch did: per-table results and the warehouse commit time."""
+
+    batch_id: str
+    tables: list[TableResult]
+    committed_at: dt.datetime
+
+    @property
+    def events(self) -> int:
+        return sum(t.events for t in self.tables)
+
+    @property
+    def versions(self) -> int:
+        return sum(t.versions for t in self.tables)
+
+
+def _percentile(values: Sequence[float], pct: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(pct) - 1]
+
+
+class Scd2Engine:
+    """Applies batches to one warehouse session, creating and widening tables as sources evolve."""
+
+    def __init__(self, session: WarehouseSession, consumer_group: str) -> None:
+        self.session = session
+        self.dialect = session.dialect
+        self.consumer_group = consumer_group
+        self._targets: dict[TableId, plan.MergeTarget] = {}
+        self._control_ready = False
+
+    # -- setup ----------------------------------------------------------------------------------
+
+    def ensure_control(self) -> None:
+        """Create the control schema and tables once per session."""
+        if self._control_ready:
+            return
+        with self.session.transaction():
+            for statement in plan.control_ddl(self.dialect):
+                self.session.execute(statement)
+        self._control_ready = True
+
+    def stored_checkpoints(self) -> dict[tuple[str, int], int]:
+        """Next offsets stored by earlier batches of this consumer group."""
+        self.ensure_control()
+        rows = self.session.query(plan.select_offsets(self.consumer_group))
+        return {(topic, int(partition)): int(offset) for topic, partition, offset in rows}
+
+    def _target(self, table: TableId, schema: TableSchema, info: TableInfo) -> plan.MergeTarget:
+        """The merge target of a table, creating or widening its warehouse tables as needed."""
+        known = self._targets.get(table)
+        if known is not None and all(name in dict(known.columns) for name in schema.names):
+            return known
+        names = table_names(table, info.default_namespace)
+        check_column_names(table, schema.names)
+        if not schema.key:
+            raise MergeError(
+                "table has no primary key; give it one, or set REPLICA IDENTITY FULL and configure "
+                "key columns (not supported yet)",
+                table=str(table),
+            )
+        existing = self.session.table_columns(names.schema, names.history)
+        columns = self._merge_columns(known, schema, existing)
+        target = plan.MergeTarget(names, tuple(columns), schema.key)
+        if existing is None:
+            self._create(target, table, info)
+        else:
+            self._widen(target, existing)
+        self._targets[table] = target
+        return target
+
+    @staticmethod
+    def _merge_columns(
+        known: plan.MergeTarget | None,
+        schema: TableSchema,
+        existing: list[str] | None,
+    ) -> list[tuple[str, ColumnType]]:
+        """Warehouse columns after this schema: the known ones in order, then the new ones.
+
+        Columns the source dropped stay (NULL from then on): history never loses a column.
+        """
+        columns: dict[str, ColumnType] = dict(known.columns) if known else {}
+        if not columns and existing:
+            # A restart: the warehouse has the table; keep its order, types come from the schema.
+            for name in existing:
+                if name in schema.names:
+                    columns[name] = schema.column(name).type
+                elif not name.startswith("_cdc_"):
+                    columns[name] = ColumnType("string")
+        for column in schema.columns:
+            columns.setdefault(column.name, column.type)
+        return list(columns.items())
+
+    def _create(self, target: plan.MergeTarget, table: TableId, info: TableInfo) -> None:
+        with self.session.transaction():
+            self.session.execute(plan.create_schema(target.names.schema))
+            self.session.execute(
+                plan.create_table(target.history, plan.history_columns(target), self.dialect)
+            )
+            self.session.execute(
+                plan.create_table(target.current, plan.current_columns(target), self.dialect)
+            )
+            self._register(target, table, info)
+
+    def _widen(self, target: plan.MergeTarget, existing: list[str]) -> None:
+        missing = [(n, t) for n, t in target.columns if n not in existing]
+        if not missing:
+            return
+        with self.session.transaction():
+            for name, ctype in missing:
+                for tbl in (target.history, target.current):
+                    self.session.execute(plan.add_column(tbl, name, ctype, self.dialect))
+
+    def _register(self, target: plan.MergeTarget, table: TableId, info: TableInfo) -> None:
+        names: TableNames = target.names
+        row = (
+            table.source,
+            info.source_kind,
+            info.source_database,
+            table.namespace,
+            table.table,
+            names.schema,
+            names.current,
+            names.history,
+            json.dumps(list(target.key)),
+            dt.datetime.now(dt.UTC),
+        )
+        columns = [c for c, _ in plan.TABLES_COLUMNS]
+        self.session.executemany(plan.insert_rows(plan.control_table(plan.TABLES), columns), [row])
+
+    # -- apply ----------------------------------------------------------------------------------
+
+    def apply(
+        self,
+        events_by_table: dict[TableId, list[ChangeEvent]],
+        infos: dict[TableId, TableInfo],
+        checkpoints: Iterable[Checkpoint],
+    ) -> BatchResult:
+        """Merge every table's events and store the checkpoints, in one transaction."""
+        self.ensure_control()
+        targets = {}
+        for table, events in events_by_table.items():
+            for schema in {id(e.schema): e.schema for e in events if e.op is not Op.TRUNCATE}.values():
+                targets[table] = self._target(table, schema, infos[table])
+            if table not in targets:
+                known = self._targets.get(table)
+                if known is None:
+                    continue  # a truncate of a table never seen: nothing to close
+                targets[table] = known
+        batch_id = uuid.uuid4().hex
+        results: list[TableResult] = []
+        with self.session.transaction():
+            for table, events in events_by_table.items():
+                if table in targets:
+                    results.append(self._apply_table(targets[table], table, events))
+            self._store_checkpoints(checkpoints)
+            committed_at = dt.datetime.now(dt.UTC)
+            for result in results:
+                result.lags_ms = [
+                    max(0.0, (committed_at - e.commit_time).total_seconds() * 1000)
+                    for e in events_by_table[result.table]
+                    if not e.snapshot
+                ]
+            self._log_batch(batch_id, results, events_by_table, committed_at)
+        return BatchResult(batch_id, results, committed_at)
+
+    def _apply_table(
+        self, target: plan.MergeTarget, table: TableId, events: list[ChangeEvent]
+    ) -> TableResult:
+        versions = 0
+        for segment in _segments(events):
+            if segment[0].op is Op.TRUNCATE:
+                truncate = segment[0]
+                self._load_stage(target, [])
+                self.session.execute(
+                    plan.stage_truncate(
+                        target, truncate.position, truncate.commit_time, truncate.tx_id
+                    )
+                )
+            else:
+                self._load_stage(target, _stage_rows(target, segment))
+            for statement in plan.merge_statements(target)[:3]:
+                self.session.execute(statement)
+            versions += self._count_stage()
+            for statement in plan.merge_statements(target)[3:]:
+                self.session.execute(statement)
+        return TableResult(table, len(events), versions)
+
+    def _load_stage(self, target: plan.MergeTarget, rows: list[tuple[Any, ...]]) -> None:
+        self.session.execute(plan.drop_table(plan.table(plan.STAGE)))
+        self.session.load_stage(plan.STAGE, plan.stage_columns(target), rows)
+
+    def _count_stage(self) -> int:
+        rows = self.session.query(exp.select(exp.Count(this=exp.Star())).from_(plan.table(plan.STAGE)))
+        return int(rows[0][0])
+
+    def _store_checkpoints(self, checkpoints: Iterable[Checkpoint]) -> None:
+        by_stream: dict[str, list[Checkpoint]] = {}
+        for cp in checkpoints:
+            by_stream.setdefault(cp.stream, []).append(cp)
+        now = dt.datetime.now(dt.UTC)
+        columns = [c for c, _ in plan.OFFSETS_COLUMNS]
+        insert = plan.insert_rows(plan.control_table(plan.OFFSETS), columns)
+        for stream, cps in by_stream.items():
+            self.session.execute(
+                plan.delete_offsets(self.consumer_group, stream, [c.partition for c in cps])
+            )
+            self.session.executemany(
+                insert,
+                [(self.consumer_group, stream, c.partition, c.next_offset, now) for c in cps],
+            )
+
+    def _log_batch(
+        self,
+        batch_id: str,
+        results: list[TableResult],
+        events_by_table: dict[TableId, list[ChangeEvent]],
+        committed_at: dt.datetime,
+    ) -> None:
+        rows = []
+        for result in results:
+            events = events_by_table[result.table]
+            lags = sorted(result.lags_ms)
+            stats: list[float | None] = [None] * 5
+            if lags:
+                stats = [
+                    lags[0],
+                    _percentile(lags, 50),
+                    _percentile(lags, 95),
+                    _percentile(lags, 99),
+                    lags[-1],
+                ]
+            rows.append(
+                (
+                    batch_id,
+                    result.table.source,
+                    f"{result.table.namespace}.{result.table.table}",
+                    result.events,
+                    result.versions,
+                    *stats,
+                    min(e.commit_time for e in events),
+                    max(e.commit_time for e in events),
+                    committed_at,
+                )
+            )
+        if rows:
+            columns = [c for c, _ in plan.BATCHES_COLUMNS]
+            self.session.executemany(plan.insert_rows(plan.control_table(plan.BATCHES), columns), rows)
+
+
+def _segments(events: list[ChangeEvent]) -> list[list[ChangeEvent]]:
+    """Split a table's events at truncates: each truncate is a segment of its own."""
+    segments: list[list[ChangeEvent]] = []
+    current: list[ChangeEvent] = []
+    for event in events:
+        if event.op is Op.TRUNCATE:
+            if current:
+                segments.append(current)
+                current = []
+            segments.append([event])
+        else:
+            current.append(event)
+    if current:
+        segments.append(current)
+    return segments
+
+
+def _stage_rows(target: plan.MergeTarget, events: list[ChangeEvent]) -> list[tuple[Any, ...]]:
+    """One staged row per distinct (key, position); a duplicate inside the batch is dropped here."""
+    seen: set[tuple[Any, ...]] = set()
+    rows: list[tuple[Any, ...]] = []
+    names = target.column_names
+    for event in events:
+        identity = (event.key, event.position)
+        if identity in seen:
+            continue
+        seen.add(identity)
+        image = event.image or {}
+        rows.append(
+            (
+                *(image.get(n) for n in names),
+                event.commit_time,
+                event.op is Op.DELETE,
+                event.op.value,
+                event.position,
+                event.tx_id,
+            )
+        )
+    return rows

@@ -1,0 +1,58 @@
+"""The small contract a warehouse client must satisfy for the merge engine to drive it.
+
+`merge/` builds SQL and never opens a connection; clients (`cdchub/warehouses/`) implement this
+Protocol and never build SQL beyond binding parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from sqlglot import exp
+
+from cdc_consumers.model import ColumnType
+from merge.dialects.base import Dialect
+
+
+class WarehouseSession(Protocol):
+    """One open connection to a warehouse."""
+
+    dialect: Dialect
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """A block that commits on success and rolls back on error."""
+        ...
+
+    def execute(self, statement: exp.Expression, params: dict[str, Any] | None = None) -> None:
+        """Run one statement (named placeholders bound from `params`)."""
+        ...
+
+    def executemany(self, statement: exp.Expression, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one parameterised statement for many rows (small control writes only)."""
+        ...
+
+    def query(self, statement: exp.Expression) -> list[tuple[Any, ...]]:
+        """Run a query and fetch all rows."""
+        ...
+
+    def load_stage(
+        self, name: str, columns: Sequence[tuple[str, ColumnType]], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Create temporary table `name` with `columns` and bulk-load `rows` into it."""
+        ...
+
+    def table_columns(self, schema: str, table: str) -> list[str] | None:
+        """Column names of an existing table, in order; None when it does not exist."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+def iter_chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """Slices of at most `size` rows (bulk paths bound their memory with it)."""
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
