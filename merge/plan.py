@@ -342,8 +342,22 @@ def refresh_current(target: MergeTarget) -> list[exp.Expression]:
 def stage_truncate(
     target: MergeTarget, position: str, commit_time: dt.datetime, tx_id: str | None
 ) -> exp.Expression:
-    """A truncate becomes one deleted version per live key, stamped with the truncate's position."""
+    """A truncate becomes one deleted version for each key live just before the truncate.
+
+    "Live just before" is the key's latest version with a smaller position, so a re-delivered truncate
+    never closes a key created after it, and re-applying it stages rows `remove_applied` drops.
+    """
     names = target.column_names
+    latest = exp.Window(
+        this=exp.RowNumber(),
+        partition_by=[col(k) for k in target.key],
+        order=exp.Order(expressions=[exp.Ordered(this=col(SOURCE_POS), desc=True)]),
+    )
+    before = (
+        exp.select(*(col(n) for n in [*names, IS_DELETED]), latest.as_("_cdc_rank"))
+        .from_(target.history)
+        .where(exp.LT(this=col(SOURCE_POS), expression=exp.Literal.string(position)))
+    )
     select = (
         exp.select(
             *(col(n) for n in names),
@@ -353,11 +367,18 @@ def stage_truncate(
             exp.Literal.string(position),
             exp.Literal.string(tx_id) if tx_id is not None else exp.null(),
         )
-        .from_(target.history.as_("h"))
-        .where(exp.and_(col(IS_CURRENT, "h"), exp.not_(col(IS_DELETED, "h"))))
+        .from_(exp.Subquery(this=before, alias=exp.TableAlias(this=ident("h"))))
+        .where(
+            exp.and_(
+                exp.EQ(this=col("_cdc_rank", "h"), expression=exp.Literal.number(1)),
+                exp.not_(col(IS_DELETED, "h")),
+            )
+        )
     )
     columns = [*names, *(n for n, _ in STAGE_META)]
-    return exp.insert(select, exp.Schema(this=table(STAGE), expressions=[ident(c) for c in columns]))
+    return exp.insert(
+        select, exp.Schema(this=table(STAGE), expressions=[ident(c) for c in columns])
+    )
 
 
 def merge_statements(target: MergeTarget) -> list[exp.Expression]:

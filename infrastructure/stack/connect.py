@@ -86,6 +86,9 @@ class Connect(Component):
             "rest.advertised.host.name": HOST,
             "rest.advertised.port": self.port,
             "plugin.path": str(self._jars().debezium_plugins),
+            # Every plugin here ships ServiceLoader manifests (Connect says so in hybrid mode);
+            # skipping the reflective classpath scan cuts ~30s off each start.
+            "plugin.discovery": "service_load",
             # Connector configs may say ${file:/x.properties:key} or ${dir:/secrets:name.password}.
             "config.providers": "file,dir",
             "config.providers.file.class": f"{_PROVIDERS}.FileConfigProvider",

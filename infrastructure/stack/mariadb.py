@@ -55,9 +55,17 @@ class MariaDB(Component):
 
     @property
     def os_user(self) -> str:
-        """The OS user mariadbd runs as; also the unix_socket-authenticated bootstrap account."""
+        """The OS user mariadbd runs as (`mysql` when we are root and it exists)."""
         if self.user is not None:
             return self.user.name
+        return "root" if os.geteuid() == 0 else getpass.getuser()
+
+    @property
+    def bootstrap_user(self) -> str:
+        """Our own OS user: unix_socket auth admits the MariaDB account of the *client's* OS user.
+
+        install-db always creates root@localhost (unix_socket); as non-root we ask for ourselves.
+        """
         return "root" if os.geteuid() == 0 else getpass.getuser()
 
     @property
@@ -84,12 +92,13 @@ class MariaDB(Component):
             "--no-defaults",  # /etc/mysql must never leak into our server
             f"--datadir={self.datadir}",
             "--auth-root-authentication-method=socket",
-            f"--auth-root-socket-user={self.os_user}",
             "--skip-test-db",
             "--skip-name-resolve",
         ]
         if os.geteuid() == 0:
             argv.append(f"--user={self.os_user}")
+        else:
+            argv.append(f"--auth-root-socket-user={self.bootstrap_user}")
         try:
             process.run(argv, component=self.name, log=self.log, timeout=180, cwd=self.datadir)
         except Exception:
@@ -128,7 +137,10 @@ class MariaDB(Component):
     def _socket_connect(self) -> pymysql.connections.Connection:
         """Root (unix_socket auth, no password) over the server's socket: the bootstrap login."""
         return pymysql.connect(
-            unix_socket=str(self.socket), user=self.os_user, connect_timeout=3, autocommit=True
+            unix_socket=str(self.socket),
+            user=self.bootstrap_user,
+            connect_timeout=3,
+            autocommit=True,
         )
 
     def connect(
@@ -147,9 +159,10 @@ class MariaDB(Component):
         )
 
     def answers(self) -> bool:
-        """True once the server accepts a TCP connection and a query."""
-        if not process.port_open(HOST, self.port):
-            return False
+        """True once a query over the socket works (TCP and socket open together).
+
+        A bare TCP probe would leave an "Aborted connection" warning in the log every poll.
+        """
         conn = self._socket_connect()
         try:
             with conn.cursor() as cur:

@@ -1,0 +1,51 @@
+# cdchub — the two commands: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CACHE ?= $(or $(CDCHUB_CACHE),$(HOME)/.cache/cdchub)
+JARS_STAMP := $(CACHE)/.jars-$(shell sha1sum infrastructure/java/pom.xml | cut -c1-12)
+
+.PHONY: setup system-packages venv jars demo test test-unit test-integration lint clean down
+
+setup: system-packages venv jars  ## Install everything the stack and the hub need
+
+system-packages:
+	@infrastructure/scripts/install-system-packages.sh
+
+$(BIN)/cdchub: requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --upgrade pip
+	@$(BIN)/pip install -q -r requirements-dev.txt
+	@$(BIN)/pip install -q --no-deps -e .
+	@touch $(BIN)/cdchub
+
+venv: $(BIN)/cdchub
+
+$(JARS_STAMP): infrastructure/java/pom.xml
+	@echo "resolving Kafka and Debezium jars from Maven Central into $(CACHE) ..."
+	@mvn -B -q -f infrastructure/java/pom.xml -Dmaven.repo.local=$(CACHE)/m2 -Dcdchub.cache=$(CACHE) package
+	@touch $@
+
+jars: $(JARS_STAMP)
+
+demo: setup  ## Stack up, schemas, connectors, workload, replicate, verify
+	$(BIN)/cdchub demo
+
+test: setup  ## Unit tests, then integration tests on a private stack
+	$(BIN)/ruff check .
+	$(BIN)/pytest tests/unit -q
+	$(BIN)/pytest tests/integration -q
+
+test-unit: venv
+	$(BIN)/pytest tests/unit -q
+
+lint: venv
+	$(BIN)/ruff check .
+
+down:
+	$(BIN)/cdchub stack down
+
+clean:
+	-$(BIN)/cdchub stack down --purge
+	rm -rf $(VENV)

@@ -1,0 +1,308 @@
+"""The `cdchub` command line: one service function per command, one clear line per error."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from cdchub.config import HubConfig, load_config
+from cdchub.errors import CdcHubError
+
+
+class _Context:
+    def __init__(self, config_path: str | None, debug: bool) -> None:
+        self.config_path = config_path
+        self.debug = debug
+        self._config: HubConfig | None = None
+
+    @property
+    def config(self) -> HubConfig:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _emit(data: Any) -> None:
+    click.echo(json.dumps(data, indent=None, default=str))
+
+
+def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Print typed errors as one line (traceback with --debug) and exit non-zero."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context().find_object(_Context)
+        try:
+            return func(*args, **kwargs)
+        except CdcHubError as exc:
+            if ctx is not None and ctx.debug:
+                traceback.print_exc()
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+@click.group()
+@click.option("--config", "config_path", envvar="CDCHUB_CONFIG", help="Config file (cdchub.yaml).")
+@click.option("--debug", is_flag=True, help="Print tracebacks and debug logs.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
+    """cdchub: Debezium CDC from PostgreSQL and MariaDB/MySQL into SCD2 warehouse tables."""
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+    ctx.obj = _Context(config_path, debug)
+
+
+# -- stack ---------------------------------------------------------------------------------------
+
+
+@cli.group()
+def stack() -> None:
+    """Run the native local stack (PostgreSQL, MariaDB, Kafka KRaft, Kafka Connect + Debezium)."""
+
+
+@stack.command("up")
+@click.pass_obj
+@_guard
+def stack_up(obj: _Context) -> None:
+    """Start every component that is not running (idempotent)."""
+    from infrastructure.stack.service import LocalStack
+
+    LocalStack(obj.config).up(progress=_progress)
+
+
+@stack.command("down")
+@click.option("--purge", is_flag=True, help="Also delete data, logs, secrets and the warehouse.")
+@click.pass_obj
+@_guard
+def stack_down(obj: _Context, purge: bool) -> None:
+    """Stop the processes `stack up` started."""
+    from infrastructure.stack.service import LocalStack
+
+    LocalStack(obj.config).down(purge=purge, progress=_progress)
+
+
+@stack.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.pass_obj
+@_guard
+def stack_status(obj: _Context, as_json: bool) -> None:
+    """Report each component (exit 1 when one is down)."""
+    from infrastructure.stack.service import LocalStack
+
+    status = LocalStack(obj.config).status()
+    if as_json:
+        _emit(status)
+    else:
+        for name, info in status.items():
+            if isinstance(info, dict) and "running" in info:
+                where = info.get("url") or info.get("bootstrap_servers") or (
+                    f"{info.get('host')}:{info.get('port')}"
+                )
+                click.echo(f"{name:10} {'running' if info['running'] else 'stopped':8} {where}")
+            elif isinstance(info, dict):
+                click.echo(f"{name:10} {info.get('kind', '')} {info.get('path', '')}")
+    components = [v for v in status.values() if isinstance(v, dict) and "running" in v]
+    if not all(c["running"] for c in components):
+        sys.exit(1)
+
+
+# -- connectors ----------------------------------------------------------------------------------
+
+
+@cli.group()
+def connectors() -> None:
+    """Register and inspect the Debezium connectors."""
+
+
+@connectors.command("apply")
+@click.pass_obj
+@_guard
+def connectors_apply(obj: _Context) -> None:
+    """Create or update one connector per configured source and wait until it runs."""
+    from connectors.service import apply_connectors
+
+    apply_connectors(obj.config, progress=_progress)
+
+
+@connectors.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def connectors_status(obj: _Context, as_json: bool) -> None:
+    """Connector and task state per source (exit 1 unless all run)."""
+    from connectors.service import connector_status
+
+    report = connector_status(obj.config)
+    if as_json:
+        _emit(report)
+    else:
+        for entry in report:
+            tasks = ",".join(entry["tasks"]) or "-"
+            line = f"{entry['connector']:24} {entry['state']:10} tasks: {tasks}"
+            click.echo(line + (f"  error: {entry['error']}" if entry.get("error") else ""))
+    if not all(e["state"] == "RUNNING" and all(t == "RUNNING" for t in e["tasks"]) for e in report):
+        sys.exit(1)
+
+
+# -- data ----------------------------------------------------------------------------------------
+
+
+@cli.command("load-demo")
+@click.pass_obj
+@_guard
+def load_demo(obj: _Context) -> None:
+    """Create the demo schemas (shop on PostgreSQL, inventory on MariaDB) with seed rows."""
+    from dbschemas.loader import load_demo_schemas
+    from infrastructure.stack.layout import StackLayout
+
+    load_demo_schemas(StackLayout(obj.config), list(obj.config.sources), progress=_progress)
+
+
+@cli.command()
+@click.option("--rate", type=float, help="Target row changes per second.")
+@click.option("--duration", type=float, help="Seconds to run.")
+@click.option("--events", type=int, help="Row changes to make.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.pass_obj
+@_guard
+def workload(
+    obj: _Context, rate: float | None, duration: float | None, events: int | None, seed: int
+) -> None:
+    """Run inserts, updates and deletes in transactions against every demo source."""
+    from cdchub.workload import run_workload
+    from infrastructure.stack.layout import StackLayout
+
+    if duration is None and events is None:
+        raise click.UsageError("give --duration or --events")
+    result = run_workload(
+        StackLayout(obj.config),
+        list(obj.config.sources),
+        rate=rate,
+        duration=duration,
+        events=events,
+        seed=seed,
+        progress=_progress,
+    )
+    click.echo(str(result))
+
+
+@cli.command()
+@click.option("--until-idle", type=float, help="Exit 0 once caught up and idle this many seconds.")
+@click.option("--max-seconds", type=float, help="Stop after this many seconds.")
+@click.pass_obj
+@_guard
+def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> None:
+    """Consume every CDC topic and merge into the warehouse (Ctrl-C stops after the batch)."""
+    from cdc_consumers.runner import Runner
+    from cdchub.warehouses import open_session
+
+    session = open_session(obj.config)
+    try:
+        result = Runner(obj.config, session, progress=_progress).run(
+            until_idle=until_idle, max_seconds=max_seconds
+        )
+    finally:
+        session.close()
+    click.echo(
+        f"applied {result.events} events ({result.versions} new versions) in {result.batches} "
+        f"batches, {result.elapsed_s:.1f}s; stopped by {result.stopped_by}"
+    )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def tables(obj: _Context, as_json: bool) -> None:
+    """List replicated tables and where they live in the warehouse."""
+    from cdchub.catalog import replicated_tables
+    from cdchub.warehouses import open_session
+
+    session = open_session(obj.config, read_only=True)
+    try:
+        found = replicated_tables(session)
+    finally:
+        session.close()
+    if as_json:
+        _emit([t.to_json() for t in found])
+        return
+    for t in found:
+        click.echo(
+            f"{t.source}.{t.source_schema}.{t.source_table} -> "
+            f"{t.warehouse_schema}.{t.current_table}, {t.warehouse_schema}.{t.history_table} "
+            f"(key: {', '.join(t.key_columns)})"
+        )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def verify(obj: _Context, as_json: bool) -> None:
+    """Compare every replicated table with its source and check history (exit 1 on mismatch)."""
+    from cdchub.verify import verify_all
+    from cdchub.warehouses import open_session
+
+    session = open_session(obj.config, read_only=True)
+    try:
+        report = verify_all(session, obj.config)
+    finally:
+        session.close()
+    if as_json:
+        _emit(report)
+    else:
+        for entry in report["tables"]:
+            mark = "OK  " if entry["ok"] else "FAIL"
+            click.echo(
+                f"{mark} {entry['source']}.{entry['table']}: source {entry['source_rows']} rows, "
+                f"warehouse {entry['warehouse_rows']}; missing {entry['missing_keys']}, "
+                f"unexpected {entry['unexpected_keys']}, different {entry['different_rows']}; "
+                f"history violations {sum(entry['history'].values())}"
+                + (f"; error: {entry['error']}" if entry["error"] else "")
+            )
+        click.echo("verify: " + ("ok" if report["ok"] else "FAILED"))
+    if not report["ok"]:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (last line).")
+@click.option("--events", type=int, default=3000, show_default=True, help="Workload row changes.")
+@click.option("--rate", type=float, default=400.0, show_default=True, help="Changes per second.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.pass_obj
+@_guard
+def demo(obj: _Context, as_json: bool, events: int, rate: float, seed: int) -> None:
+    """Stack up, schemas, connectors, workload, replicate, verify, summarise."""
+    from cdchub.demo import run_demo
+
+    summary = run_demo(obj.config, events=events, rate=rate, seed=seed, progress=_progress)
+    if as_json:
+        _emit(summary)
+    else:
+        from cdchub.demo import describe
+
+        click.echo(describe(summary))
+    if not summary["ok"]:
+        sys.exit(1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()
+
+
+if __name__ == "__main__":
+    main()

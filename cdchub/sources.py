@@ -1,0 +1,65 @@
+"""Read-only access to source databases (for `verify`): connect, list columns, read whole tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pymysql
+from psycopg import sql
+from sqlglot import exp
+
+from cdchub.config import SourceConfig
+
+
+@contextmanager
+def connect(source: SourceConfig) -> Iterator[Any]:
+    """A read connection to a source, in UTC so instants compare as instants."""
+    if source.kind == "postgres":
+        conn = psycopg.connect(
+            host=source.host,
+            port=source.port,
+            dbname=source.database,
+            user=source.user,
+            password=source.secret(),
+            connect_timeout=10,
+            options="-c TimeZone=UTC",
+        )
+    else:
+        conn = pymysql.connect(
+            host=source.host,
+            port=source.port,
+            user=source.user,
+            password=source.secret(),
+            database=source.database,
+            charset="utf8mb4",
+            init_command="SET time_zone = '+00:00'",
+            connect_timeout=10,
+        )
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def read_table(
+    conn: Any, source: SourceConfig, namespace: str, table: str
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """All rows of a source table with its column names (one consistent read)."""
+    if source.kind == "postgres":
+        query = sql.SQL("SELECT * FROM {}.{}").format(sql.Identifier(namespace), sql.Identifier(table))
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute(query)
+            return [d.name for d in cur.description], cur.fetchall()
+    with conn.cursor() as cur:
+        query_text = (
+            exp.select(exp.Star())
+            .from_(exp.table_(table, db=namespace, quoted=True))
+            .sql(dialect="mysql", identify=True)
+        )
+        cur.execute(query_text)
+        rows = cur.fetchall()
+        return [d[0] for d in cur.description], list(rows)

@@ -1,0 +1,1 @@
+"""Debezium connector configurations, generated from the hub config, and their registration."""

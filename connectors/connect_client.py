@@ -1,0 +1,101 @@
+"""A small Kafka Connect REST client: create-or-update, status, delete; retried with tenacity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from tenacity import (
+    retry,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from cdchub.errors import ConnectorError, Retryable
+
+
+class ConnectUnavailable(Retryable, ConnectorError):
+    """The Connect REST API did not answer (not started yet, or rebalancing)."""
+
+
+_retrying = retry(
+    retry=retry_if_exception_type(ConnectUnavailable),
+    wait=wait_exponential(multiplier=0.5, max=5),
+    stop=stop_after_delay(60),
+    reraise=True,
+)
+
+
+class ConnectClient:
+    """Talks to one Kafka Connect cluster."""
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    @_retrying
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ConnectUnavailable(f"Kafka Connect is not reachable: {exc}", url=self.url) from exc
+        # 409: a rebalance is in progress; Connect asks the caller to retry.
+        if response.status_code in (409, 503):
+            raise ConnectUnavailable(
+                f"Kafka Connect is busy ({response.status_code})", url=self.url, path=path
+            )
+        return response
+
+    def put_config(self, name: str, config: dict[str, str]) -> bool:
+        """Create or update a connector; True when it was created."""
+        response = self._request("PUT", f"/connectors/{name}/config", json=config)
+        if response.status_code not in (200, 201):
+            raise ConnectorError(
+                f"Kafka Connect refused the config: {_message(response)}", connector=name
+            )
+        return response.status_code == 201
+
+    def validate(self, connector_class: str, config: dict[str, str]) -> list[str]:
+        """Errors Connect's validator reports for a config (empty when valid)."""
+        plugin = connector_class.rsplit(".", 1)[-1]
+        response = self._request(
+            "PUT", f"/connector-plugins/{plugin}/config/validate", json=config
+        )
+        if response.status_code != 200:
+            raise ConnectorError(f"cannot validate config: {_message(response)}", plugin=plugin)
+        errors = []
+        for item in response.json().get("configs", []):
+            value = item.get("value", {})
+            for err in value.get("errors", []):
+                errors.append(f"{value.get('name')}: {err}")
+        return errors
+
+    def status(self, name: str) -> dict[str, Any] | None:
+        """The connector's status document, or None when it does not exist."""
+        response = self._request("GET", f"/connectors/{name}/status")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise ConnectorError(f"cannot read status: {_message(response)}", connector=name)
+        return response.json()
+
+    def restart(self, name: str) -> None:
+        """Restart a connector and its failed tasks."""
+        self._request("POST", f"/connectors/{name}/restart?includeTasks=true&onlyFailed=true")
+
+    def delete(self, name: str) -> bool:
+        """Delete a connector; False when it did not exist."""
+        response = self._request("DELETE", f"/connectors/{name}")
+        return response.status_code in (200, 204)
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.http.close()
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("message", response.text))
+    except ValueError:
+        return response.text
