@@ -176,8 +176,14 @@ def column_type(field: dict[str, Any]) -> tuple[ColumnType, Converter]:
 
 def row_decoder(
     fields: list[dict[str, Any]],
-) -> tuple[tuple[Column, ...], Callable[[dict[str, Any]], dict[str, Any]]]:
-    """Columns of a before/after struct and a function decoding one row of it."""
+) -> tuple[tuple[Column, ...], Callable[[dict[str, Any], bool], dict[str, Any]]]:
+    """Columns of a before/after struct and a function decoding one row of it.
+
+    The decoder's second argument, `lenient`, turns a value that does not convert into None. It is
+    used for delete before-images: with PostgreSQL's REPLICA IDENTITY DEFAULT only the key is real
+    and Debezium fills NOT NULL columns with type defaults ("" for a uuid or jsonb, 0, the epoch);
+    the merge replaces them with the values of the version the delete closes.
+    """
     columns: list[Column] = []
     converters: list[tuple[str, Converter]] = []
     for field in fields:
@@ -185,7 +191,15 @@ def row_decoder(
         columns.append(Column(field["field"], ctype, bool(field.get("optional", True))))
         converters.append((field["field"], convert))
 
-    def decode(row: dict[str, Any]) -> dict[str, Any]:
-        return {name: convert(row.get(name)) for name, convert in converters}
+    def decode(row: dict[str, Any], lenient: bool = False) -> dict[str, Any]:
+        if not lenient:
+            return {name: convert(row.get(name)) for name, convert in converters}
+        out: dict[str, Any] = {}
+        for name, convert in converters:
+            try:
+                out[name] = convert(row.get(name))
+            except (ValueError, TypeError, ArithmeticError):
+                out[name] = None
+        return out
 
     return tuple(columns), decode

@@ -41,7 +41,7 @@ _POSITION = {
 @dataclass(frozen=True)
 class _RowShape:
     schema: TableSchema
-    decode: Callable[[dict[str, Any]], dict[str, Any]]
+    decode: Callable[[dict[str, Any], bool], dict[str, Any]]
 
 
 def _split(raw: bytes) -> tuple[bytes, bytes]:
@@ -115,8 +115,16 @@ class EnvelopeDecoder:
             source.get("schema") or source.get("db") or "",
             source.get("table") or "",
         )
-        before = shape.decode(payload["before"]) if payload.get("before") is not None else None
-        after = shape.decode(payload["after"]) if payload.get("after") is not None else None
+        before = (
+            shape.decode(payload["before"], op is Op.DELETE)
+            if payload.get("before") is not None
+            else None
+        )
+        if before is not None and op is Op.DELETE and self.kind is SourceKind.POSTGRES:
+            # Only the key of a PostgreSQL delete image is trustworthy (REPLICA IDENTITY DEFAULT fills
+            # the rest with type defaults); the merge carries the closed version's values forward.
+            before = {k: (v if k in shape.schema.key else None) for k, v in before.items()}
+        after = shape.decode(payload["after"], False) if payload.get("after") is not None else None
         image = before if op is Op.DELETE else after
         row_key = tuple(image[k] for k in shape.schema.key) if image is not None else ()
         snapshot = str(source.get("snapshot", "false")).lower() not in ("false", "none", "")

@@ -223,6 +223,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         wh["path"] = fix(wh["path"])
     elif wh is None or (isinstance(wh, dict) and wh.get("kind", "duckdb") == "duckdb"):
         wh = dict(wh or {})
+        wh.setdefault("kind", "duckdb")
         wh["path"] = str(Path(data["state_dir"]) / "warehouse.duckdb")
         data["warehouse"] = wh
     for src in data.get("sources") or []:

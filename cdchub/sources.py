@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 import pymysql
 from psycopg import sql
+from psycopg.types.string import TextLoader
 from sqlglot import exp
 
 from cdchub.config import SourceConfig
@@ -38,6 +39,11 @@ def connect(source: SourceConfig) -> Iterator[Any]:
             init_command="SET time_zone = '+00:00'",
             connect_timeout=10,
         )
+    if source.kind == "postgres":
+        # Read json/jsonb as text: psycopg would parse the JSON document `null` into Python None,
+        # indistinguishable from SQL NULL.
+        for name in ("json", "jsonb"):
+            conn.adapters.register_loader(name, TextLoader)
     try:
         yield conn
     finally:

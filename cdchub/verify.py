@@ -104,7 +104,10 @@ def normalize(value: Any, wh_type: str = "") -> Any:
     if isinstance(value, Decimal):
         return value if value.is_finite() else str(value)
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC) if value.tzinfo else value
+        if value.tzinfo:
+            return value.astimezone(dt.UTC)
+        # Sources are read in a UTC session, so a naive instant from one (MariaDB TIMESTAMP) is UTC.
+        return value.replace(tzinfo=dt.UTC) if "TIME ZONE" in wh_type else value
     if isinstance(value, dt.timedelta):
         if dt.timedelta(0) <= value < dt.timedelta(days=1):
             return (dt.datetime.min + value).time()

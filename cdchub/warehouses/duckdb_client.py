@@ -102,7 +102,10 @@ class DuckDBSession:
         try:
             self.execute(plan.stage_from(name, view, columns, self.dialect))
         finally:
-            self.conn.unregister(view)
+            try:
+                self.conn.unregister(view)
+            except duckdb.Error:
+                pass  # the transaction failed already; the first error is the one to report
 
     def table_columns(self, schema: str, table: str) -> list[str] | None:
         """Column names of `schema.table` in order, or None."""
