@@ -9,6 +9,7 @@ killed at any point therefore resumes exactly where the warehouse says it stoppe
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -94,6 +95,9 @@ class Runner:
             # New tables appear as new topics; find them within seconds, not the default 5 minutes.
             metadata_max_age_ms=5000,
             fetch_max_wait_ms=200,
+            # A killed consumer's partitions move to its successor after this long.
+            session_timeout_ms=10000,
+            heartbeat_interval_ms=3000,
         )
 
     def request_stop(self, *_: Any) -> None:
@@ -180,9 +184,12 @@ class Runner:
         return records
 
     def _caught_up(self, consumer: KafkaConsumer) -> bool:
+        """Every assigned partition read to its end; no assignment counts only if no topic exists."""
         assignment = consumer.assignment()
         if not assignment:
-            return True
+            # Still joining the group (e.g. waiting for a killed member's session to expire)?
+            pattern = re.compile(data_topic_pattern(self.sources))
+            return not any(pattern.match(t) for t in consumer.topics())
         ends = consumer.end_offsets(list(assignment))
         return all(consumer.position(tp) >= ends.get(tp, 0) for tp in assignment)
 

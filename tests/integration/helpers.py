@@ -1,0 +1,76 @@
+"""Helpers for the integration tests: run the consumer, read tables, compare histories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from cdc_consumers.runner import Runner, RunResult
+from cdchub.config import DuckDBWarehouse, HubConfig
+from cdchub.verify import verify_all
+from cdchub.warehouses import open_session
+
+
+def with_warehouse(config: HubConfig, path: Path, group: str) -> HubConfig:
+    """The same stack and sources, another warehouse file and consumer group."""
+    return config.model_copy(
+        update={
+            "warehouse": DuckDBWarehouse(path=path),
+            "kafka": config.kafka.model_copy(update={"group_id": group}),
+        }
+    )
+
+
+def run_until_idle(config: HubConfig, idle: float = 4.0) -> RunResult:
+    """Consume everything there is, in this process."""
+    session = open_session(config)
+    try:
+        return Runner(config, session, progress=lambda _m: None).run(
+            until_idle=idle, max_seconds=600, handle_signals=False
+        )
+    finally:
+        session.close()
+
+
+def verify(config: HubConfig) -> dict[str, Any]:
+    """`cdchub verify` as a function."""
+    session = open_session(config, read_only=True)
+    try:
+        return verify_all(session, config)
+    finally:
+        session.close()
+
+
+def failures(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The failing tables of a verify report (for assertion messages)."""
+    return [t for t in report["tables"] if not t["ok"]]
+
+
+def histories(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every history table, all columns but `_cdc_ingested_at`, in key/position order."""
+    conn = duckdb.connect(str(path), read_only=True)
+    try:
+        out = {}
+        tables = conn.execute(
+            "SELECT warehouse_schema, history_table FROM _cdchub.tables ORDER BY 1, 2"
+        ).fetchall()
+        for schema, table in tables:
+            cols = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = ? "
+                    "AND table_name = ? AND column_name <> '_cdc_ingested_at' "
+                    "ORDER BY ordinal_position",
+                    [schema, table],
+                ).fetchall()
+            ]
+            select = ", ".join(f'"{c}"' for c in cols)
+            rows = conn.execute(
+                f'SELECT {select} FROM "{schema}"."{table}" ORDER BY ALL'
+            ).fetchall()
+            out[f"{schema}.{table}"] = rows
+        return out
+    finally:
+        conn.close()
