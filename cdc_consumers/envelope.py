@@ -47,7 +47,7 @@ class _RowShape:
 def _split(raw: bytes) -> tuple[bytes, bytes]:
     """Split a JSON-converter record into its schema bytes and payload bytes."""
     if not raw.startswith(b'{"schema":'):
-        raise ValueError("not a JSON-converter record with schemas (expected {\"schema\":...})")
+        raise ValueError('not a JSON-converter record with schemas (expected {"schema":...})')
     cut = raw.find(_PAYLOAD_MARK)
     if cut < 0:
         raise ValueError("record has no payload")

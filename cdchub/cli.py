@@ -107,8 +107,10 @@ def stack_status(obj: _Context, as_json: bool) -> None:
     else:
         for name, info in status.items():
             if isinstance(info, dict) and "running" in info:
-                where = info.get("url") or info.get("bootstrap_servers") or (
-                    f"{info.get('host')}:{info.get('port')}"
+                where = (
+                    info.get("url")
+                    or info.get("bootstrap_servers")
+                    or (f"{info.get('host')}:{info.get('port')}")
                 )
                 click.echo(f"{name:10} {'running' if info['running'] else 'stopped':8} {where}")
             elif isinstance(info, dict):

@@ -265,6 +265,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> HubConfig:
         return HubConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<top>'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or '<top>'}: {err['msg']}"
+            for err in exc.errors()
         )
         raise ConfigError(f"invalid config: {problems}", path=str(location)) from exc

@@ -138,11 +138,13 @@ def describe(summary: dict[str, Any]) -> str:
     ]
     for t in summary["tables"]:
         mark = "ok" if t["ok"] else "MISMATCH"
-        lines.append(f"    {t['source']}.{t['table']:28} -> {t['warehouse_table']:28} {t['rows']:6} rows  {mark}")
+        lines.append(
+            f"    {t['source']}.{t['table']:28} -> {t['warehouse_table']:28} {t['rows']:6} rows  {mark}"
+        )
     path = summary["warehouse"]["path"]
     lines += [
         f"  warehouse: {path}",
-        "  query it:  .venv/bin/python -c \"import duckdb; c = duckdb.connect("
+        '  query it:  .venv/bin/python -c "import duckdb; c = duckdb.connect('
         f"'{path}', read_only=True); print(c.sql('SELECT * FROM shop.orders_history "
         "ORDER BY order_id, _cdc_source_pos LIMIT 10'))\"",
     ]

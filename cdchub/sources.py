@@ -55,7 +55,9 @@ def read_table(
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """All rows of a source table with its column names (one consistent read)."""
     if source.kind == "postgres":
-        query = sql.SQL("SELECT * FROM {}.{}").format(sql.Identifier(namespace), sql.Identifier(table))
+        query = sql.SQL("SELECT * FROM {}.{}").format(
+            sql.Identifier(namespace), sql.Identifier(table)
+        )
         with conn.transaction(), conn.cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cur.execute(query)

@@ -174,10 +174,14 @@ def verify_table(
     wh_rows = session.query(query)
     report.source_rows, report.warehouse_rows = len(source_rows), len(wh_rows)
 
-    def keyed(rows: list[tuple[Any, ...]], positions: list[int]) -> dict[tuple[Any, ...], list[Any]]:
+    def keyed(
+        rows: list[tuple[Any, ...]], positions: list[int]
+    ) -> dict[tuple[Any, ...], list[Any]]:
         out = {}
         for row in rows:
-            values = [normalize(row[i], wh_types.get(present[j], "")) for j, i in enumerate(positions)]
+            values = [
+                normalize(row[i], wh_types.get(present[j], "")) for j, i in enumerate(positions)
+            ]
             out[tuple(str(values[i]) for i in key_index)] = values
         return out
 
@@ -195,7 +199,11 @@ def verify_table(
                 if src[k][i] != wh[k][i]
             }
             different.append({"key": list(k), "columns": cols})
-    report.counts = {"missing": len(missing), "unexpected": len(unexpected), "different": len(different)}
+    report.counts = {
+        "missing": len(missing),
+        "unexpected": len(unexpected),
+        "different": len(different),
+    }
     report.missing, report.unexpected = missing[:MAX_SAMPLES], unexpected[:MAX_SAMPLES]
     report.different = different[:MAX_SAMPLES]
     target = plan.MergeTarget(table.names, (), tuple(table.key_columns))

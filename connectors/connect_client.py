@@ -39,7 +39,9 @@ class ConnectClient:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise ConnectUnavailable(f"Kafka Connect is not reachable: {exc}", url=self.url) from exc
+            raise ConnectUnavailable(
+                f"Kafka Connect is not reachable: {exc}", url=self.url
+            ) from exc
         # 409: a rebalance is in progress; Connect asks the caller to retry.
         if response.status_code in (409, 503):
             raise ConnectUnavailable(
@@ -59,9 +61,7 @@ class ConnectClient:
     def validate(self, connector_class: str, config: dict[str, str]) -> list[str]:
         """Errors Connect's validator reports for a config (empty when valid)."""
         plugin = connector_class.rsplit(".", 1)[-1]
-        response = self._request(
-            "PUT", f"/connector-plugins/{plugin}/config/validate", json=config
-        )
+        response = self._request("PUT", f"/connector-plugins/{plugin}/config/validate", json=config)
         if response.status_code != 200:
             raise ConnectorError(f"cannot validate config: {_message(response)}", plugin=plugin)
         errors = []

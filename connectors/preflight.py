@@ -76,9 +76,7 @@ def _check_binlog(source: SourceConfig) -> None:
     except pymysql.MySQLError as exc:
         raise ConnectorError(f"cannot connect as the CDC user: {exc}", source=source.name) from exc
     with conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT @@GLOBAL.log_bin, @@GLOBAL.binlog_format, @@GLOBAL.binlog_row_image"
-        )
+        cur.execute("SELECT @@GLOBAL.log_bin, @@GLOBAL.binlog_format, @@GLOBAL.binlog_row_image")
         log_bin, fmt, image = cur.fetchone()
         if str(log_bin) not in ("1", "ON"):
             raise ConnectorError(

@@ -233,12 +233,16 @@ def insert_versions(target: MergeTarget) -> exp.Expression:
         exp.CurrentTimestamp(),
     ).from_(table(STAGE))
     columns = [*names, *(n for n, _ in HISTORY_META)]
-    return exp.insert(select, exp.Schema(this=target.history, expressions=[ident(c) for c in columns]))
+    return exp.insert(
+        select, exp.Schema(this=target.history, expressions=[ident(c) for c in columns])
+    )
 
 
 def _touched(target: MergeTarget, alias: str) -> exp.Expression:
-    probe = exp.select(exp.Literal.number(1)).from_(table(KEYS)).where(
-        _key_match(target.key, KEYS, alias)
+    probe = (
+        exp.select(exp.Literal.number(1))
+        .from_(table(KEYS))
+        .where(_key_match(target.key, KEYS, alias))
     )
     return exp.Exists(this=probe)
 
@@ -382,7 +386,7 @@ def stage_truncate(
 
 
 def merge_statements(target: MergeTarget) -> list[exp.Expression]:
-    """Steps 1–6 for one staged segment, in order (the staging table must exist and be loaded)."""
+    """Steps 1-6 for one staged segment, in order (the staging table must exist and be loaded)."""
     statements: list[exp.Expression] = [
         remove_applied(target),
         drop_table(table(KEYS)),

@@ -204,7 +204,9 @@ class Scd2Engine:
         self.ensure_control()
         targets = {}
         for table, events in events_by_table.items():
-            for schema in {id(e.schema): e.schema for e in events if e.op is not Op.TRUNCATE}.values():
+            for schema in {
+                id(e.schema): e.schema for e in events if e.op is not Op.TRUNCATE
+            }.values():
                 targets[table] = self._target(table, schema, infos[table])
             if table not in targets:
                 known = self._targets.get(table)
@@ -255,7 +257,9 @@ class Scd2Engine:
         self.session.load_stage(plan.STAGE, plan.stage_columns(target), rows)
 
     def _count_stage(self) -> int:
-        rows = self.session.query(exp.select(exp.Count(this=exp.Star())).from_(plan.table(plan.STAGE)))
+        rows = self.session.query(
+            exp.select(exp.Count(this=exp.Star())).from_(plan.table(plan.STAGE))
+        )
         return int(rows[0][0])
 
     def _store_checkpoints(self, checkpoints: Iterable[Checkpoint]) -> None:
@@ -309,7 +313,9 @@ class Scd2Engine:
             )
         if rows:
             columns = [c for c, _ in plan.BATCHES_COLUMNS]
-            self.session.executemany(plan.insert_rows(plan.control_table(plan.BATCHES), columns), rows)
+            self.session.executemany(
+                plan.insert_rows(plan.control_table(plan.BATCHES), columns), rows
+            )
 
 
 def _segments(events: list[ChangeEvent]) -> list[list[ChangeEvent]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
@@ -102,10 +103,9 @@ class DuckDBSession:
         try:
             self.execute(plan.stage_from(name, view, columns, self.dialect))
         finally:
-            try:
+            # If the transaction failed already, the first error is the one to report.
+            with contextlib.suppress(duckdb.Error):
                 self.conn.unregister(view)
-            except duckdb.Error:
-                pass  # the transaction failed already; the first error is the one to report
 
     def table_columns(self, schema: str, table: str) -> list[str] | None:
         """Column names of `schema.table` in order, or None."""

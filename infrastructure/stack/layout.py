@@ -71,7 +71,10 @@ class StackLayout:
     @property
     def pg_admin(self) -> Credentials:
         return Credentials(
-            HOST, self.config.stack.ports.postgres, PG_ADMIN_USER, self.secret_file("postgres_admin")
+            HOST,
+            self.config.stack.ports.postgres,
+            PG_ADMIN_USER,
+            self.secret_file("postgres_admin"),
         )
 
     @property
@@ -83,7 +86,10 @@ class StackLayout:
     @property
     def mariadb_admin(self) -> Credentials:
         return Credentials(
-            HOST, self.config.stack.ports.mariadb, MARIADB_ADMIN_USER, self.secret_file("mariadb_admin")
+            HOST,
+            self.config.stack.ports.mariadb,
+            MARIADB_ADMIN_USER,
+            self.secret_file("mariadb_admin"),
         )
 
     @property

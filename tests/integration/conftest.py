@@ -44,7 +44,9 @@ class Stack:
     layout: StackLayout
 
 
-def write_config(path: Path, state: Path, ports: dict[str, int], warehouse: Path, group: str) -> Path:
+def write_config(
+    path: Path, state: Path, ports: dict[str, int], warehouse: Path, group: str
+) -> Path:
     """A cdchub.yaml for the test stack (the same shape users write)."""
     doc = {
         "state_dir": str(state),

@@ -83,7 +83,12 @@ def test_snapshot_replicates_every_seed_row(stack: Stack) -> None:
 
 def test_inserts_updates_deletes_from_both_sources(stack: Stack) -> None:
     workload = run_workload(
-        stack.layout, list(stack.config.sources), rate=None, duration=None, events=1200, seed=3,
+        stack.layout,
+        list(stack.config.sources),
+        rate=None,
+        duration=None,
+        events=1200,
+        seed=3,
         progress=lambda _m: None,
     )
     assert workload.changes == 1200
@@ -129,8 +134,13 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(stack: Stack, tmp_path:
 
     def produce() -> None:
         run_workload(
-            stack.layout, list(stack.config.sources), rate=250, duration=None, events=2500,
-            seed=11, progress=lambda _m: None,
+            stack.layout,
+            list(stack.config.sources),
+            rate=250,
+            duration=None,
+            events=2500,
+            seed=11,
+            progress=lambda _m: None,
         )
         workload_done.set()
 

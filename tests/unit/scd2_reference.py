@@ -26,7 +26,7 @@ def reference_history(events: list[ChangeEvent]) -> list[tuple[Any, ...]]:
         by_key.setdefault(key, []).append((pos, e.commit_time, e.op.value, e.image))
     # A truncate closes every key that is live just before it (in position order).
     for pos, t in sorted(truncates.items()):
-        for key, versions in by_key.items():
+        for versions in by_key.values():
             before = sorted(v for v in versions if v[0] < pos)
             if before and before[-1][2] not in ("d", "t"):
                 versions.append((pos, t.commit_time, "t", dict(before[-1][3] or {})))

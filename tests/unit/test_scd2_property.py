@@ -37,23 +37,39 @@ def source_stream(rng: random.Random, length: int) -> list[ChangeEvent]:
         when = T0 + dt.timedelta(seconds=step // 3)  # several changes share one commit time
         choice = rng.random()
         if choice < 0.05 and live:
-            events.append(ChangeEvent(TABLE, Op.TRUNCATE, (), None, None, pos, when, f"t{step}", SCHEMA))
+            events.append(
+                ChangeEvent(TABLE, Op.TRUNCATE, (), None, None, pos, when, f"t{step}", SCHEMA)
+            )
             live.clear()
             continue
         key = rng.randrange(6)
         if key not in live:
-            row = {"id": key, "name": rng.choice(["a", "b", "", None, "é🙂"]), "qty": rng.randrange(-5, 5)}
+            row = {
+                "id": key,
+                "name": rng.choice(["a", "b", "", None, "é🙂"]),
+                "qty": rng.randrange(-5, 5),
+            }
             live[key] = row
-            events.append(ChangeEvent(TABLE, Op.CREATE, (key,), None, dict(row), pos, when, f"t{step}", SCHEMA))
+            events.append(
+                ChangeEvent(
+                    TABLE, Op.CREATE, (key,), None, dict(row), pos, when, f"t{step}", SCHEMA
+                )
+            )
         elif choice < 0.7:
             row = dict(live[key], qty=rng.randrange(100), name=rng.choice(["x", "y", None]))
             live[key] = row
-            events.append(ChangeEvent(TABLE, Op.UPDATE, (key,), None, dict(row), pos, when, f"t{step}", SCHEMA))
+            events.append(
+                ChangeEvent(
+                    TABLE, Op.UPDATE, (key,), None, dict(row), pos, when, f"t{step}", SCHEMA
+                )
+            )
         else:
             del live[key]
             # Key-only before image, as PostgreSQL sends with REPLICA IDENTITY DEFAULT.
             before = {"id": key, "name": None, "qty": None}
-            events.append(ChangeEvent(TABLE, Op.DELETE, (key,), before, None, pos, when, f"t{step}", SCHEMA))
+            events.append(
+                ChangeEvent(TABLE, Op.DELETE, (key,), before, None, pos, when, f"t{step}", SCHEMA)
+            )
     return events
 
 
@@ -76,13 +92,15 @@ def deliveries(rng: random.Random, events: list[ChangeEvent]) -> list[list[Chang
 
 def warehouse_history(session: DuckDBSession) -> list[tuple[object, ...]]:
     rows = session.query(
-        'SELECT id, name, qty, _cdc_valid_from, _cdc_valid_to, _cdc_is_current, _cdc_is_deleted, '
+        "SELECT id, name, qty, _cdc_valid_from, _cdc_valid_to, _cdc_is_current, _cdc_is_deleted, "
         '_cdc_op, _cdc_source_pos FROM "src"."items_history" ORDER BY id, _cdc_source_pos'
     )
     return [((r[0],), *r[1:]) for r in rows]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(seed=st.integers(0, 10_000), length=st.integers(1, 40))
 def test_history_matches_reference_model(tmp_path: Path, seed: int, length: int) -> None:
     rng = random.Random(seed)
