@@ -3,8 +3,6 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-CACHE ?= $(or $(CDCHUB_CACHE),$(HOME)/.cache/cdchub)
-JARS_STAMP := $(CACHE)/.jars-$(shell sha1sum infrastructure/java/pom.xml | cut -c1-12)
 
 .PHONY: setup system-packages venv jars demo test test-unit test-integration lint clean down
 
@@ -22,12 +20,8 @@ $(BIN)/cdchub: requirements.txt requirements-dev.txt pyproject.toml
 
 venv: $(BIN)/cdchub
 
-$(JARS_STAMP): infrastructure/java/pom.xml
-	@echo "resolving Kafka and Debezium jars from Maven Central into $(CACHE) ..."
-	@mvn -B -q -f infrastructure/java/pom.xml -Dmaven.repo.local=$(CACHE)/m2 -Dcdchub.cache=$(CACHE) package
-	@touch $@
-
-jars: $(JARS_STAMP)
+jars: venv  ## Kafka + Debezium jars from Maven Central into ~/.cache/cdchub (skipped when present)
+	@$(BIN)/python -c "from infrastructure.stack.jars import ensure_jars; ensure_jars()"
 
 demo: setup  ## Stack up, schemas, connectors, workload, replicate, verify
 	$(BIN)/cdchub demo
