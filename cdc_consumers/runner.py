@@ -184,12 +184,18 @@ class Runner:
         return records
 
     def _caught_up(self, consumer: KafkaConsumer) -> bool:
-        """Every assigned partition read to its end; no assignment counts only if no topic exists."""
+        """Every data topic assigned, and every assigned partition read to its end.
+
+        A topic Debezium created since the last rebalance (a table whose snapshot just started) is
+        not assigned yet: that is not caught up, whatever the assigned partitions say.
+        """
+        pattern = re.compile(data_topic_pattern(self.sources))
+        existing = {t for t in consumer.topics() if pattern.match(t)}
         assignment = consumer.assignment()
+        if existing - {tp.topic for tp in assignment}:
+            return False
         if not assignment:
-            # Still joining the group (e.g. waiting for a killed member's session to expire)?
-            pattern = re.compile(data_topic_pattern(self.sources))
-            return not any(pattern.match(t) for t in consumer.topics())
+            return True
         ends = consumer.end_offsets(list(assignment))
         return all(consumer.position(tp) >= ends.get(tp, 0) for tp in assignment)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,21 @@ def run_until_idle(config: HubConfig, idle: float = 4.0) -> RunResult:
         )
     finally:
         session.close()
+
+
+def replicate_until_verified(config: HubConfig, timeout: float = 240.0) -> dict[str, Any]:
+    """Consume until `verify` passes or `timeout` runs out; return the last report.
+
+    Debezium's initial snapshot runs in the background after `connectors apply`: a consumer that is
+    caught up may still see more tables arrive. The final report must be exact either way.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        run_until_idle(config)
+        report = verify(config)
+        if report["ok"] or time.monotonic() > deadline:
+            return report
+        time.sleep(2)
 
 
 def verify(config: HubConfig) -> dict[str, Any]:

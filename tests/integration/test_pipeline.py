@@ -24,6 +24,7 @@ from tests.integration.conftest import Stack
 from tests.integration.helpers import (
     failures,
     histories,
+    replicate_until_verified,
     run_until_idle,
     verify,
     with_warehouse,
@@ -70,9 +71,7 @@ def op_counts(path: Path) -> dict[str, dict[str, int]]:
 
 
 def test_snapshot_replicates_every_seed_row(stack: Stack) -> None:
-    result = run_until_idle(stack.config)
-    assert result.events > 0
-    report = verify(stack.config)
+    report = replicate_until_verified(stack.config)
     assert report["ok"], failures(report)
     seen = {f"{t['source']}.{t['table']}" for t in report["tables"]}
     assert seen == ALL_TABLES
