@@ -71,3 +71,23 @@ def read_table(
         cur.execute(query_text)
         rows = cur.fetchall()
         return [d[0] for d in cur.description], list(rows)
+
+
+def list_tables(conn: Any, source: SourceConfig) -> list[tuple[str, str]]:
+    """(namespace, table) of every base table the source captures: its `tables`, or all of them."""
+    if source.tables:
+        return [tuple(t.split(".", 1)) for t in source.tables]  # type: ignore[misc]
+    if source.kind == "postgres":
+        rows = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_type = 'BASE TABLE' "
+            "AND table_schema NOT IN ('pg_catalog', 'information_schema')"
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_type = 'BASE TABLE' AND table_schema = %s",
+            (source.database,),
+        )
+        return [(r[0], r[1]) for r in cur.fetchall()]

@@ -19,7 +19,7 @@ from sqlglot import exp
 
 from cdchub.catalog import ReplicatedTable, replicated_tables
 from cdchub.config import HubConfig
-from cdchub.sources import connect, read_table
+from cdchub.sources import connect, list_tables, read_table
 from merge import checks, plan
 from merge.session import WarehouseSession
 
@@ -212,11 +212,32 @@ def verify_table(
     return report
 
 
+def _unreplicated(config: HubConfig, known: set[tuple[str, str, str]]) -> list[TableReport]:
+    """A failing entry for each captured source table that has no warehouse table."""
+    reports = []
+    for source in config.sources:
+        try:
+            with connect(source) as conn:
+                captured = list_tables(conn, source)
+        except Exception as exc:  # reported, not raised: the other sources are still checked
+            reports.append(TableReport(source.name, "*", "-", error=f"cannot list tables: {exc}"))
+            continue
+        for namespace, table in captured:
+            if (source.name, namespace, table) not in known:
+                report = TableReport(source.name, f"{namespace}.{table}", "-")
+                report.error = "captured by the source but not replicated to the warehouse"
+                reports.append(report)
+    return reports
+
+
 def verify_all(session: WarehouseSession, config: HubConfig) -> dict[str, Any]:
     """Verify every replicated table; the dict is what `verify --json` prints."""
     tables = replicated_tables(session)
     configured = {s.name for s in config.sources}
     reports = [verify_table(session, config, t) for t in tables if t.source in configured]
+    reports.extend(
+        _unreplicated(config, {(t.source, t.source_schema, t.source_table) for t in tables})
+    )
     return {
         "ok": bool(reports) and all(r.ok for r in reports),
         "tables": [r.to_json() for r in reports],
