@@ -15,9 +15,12 @@ from sqlglot import exp
 from cdchub.config import SourceConfig
 
 
-@contextmanager
-def connect(source: SourceConfig) -> Iterator[Any]:
-    """A read connection to a source, in UTC so instants compare as instants."""
+def open_connection(source: SourceConfig) -> Any:
+    """A read connection to a source, in UTC so instants compare as instants.
+
+    Raises:
+        psycopg.OperationalError | pymysql.MySQLError: the driver's error when the login fails.
+    """
     if source.kind == "postgres":
         conn = psycopg.connect(
             host=source.host,
@@ -28,22 +31,27 @@ def connect(source: SourceConfig) -> Iterator[Any]:
             connect_timeout=10,
             options="-c TimeZone=UTC",
         )
-    else:
-        conn = pymysql.connect(
-            host=source.host,
-            port=source.port,
-            user=source.user,
-            password=source.secret(),
-            database=source.database,
-            charset="utf8mb4",
-            init_command="SET time_zone = '+00:00'",
-            connect_timeout=10,
-        )
-    if source.kind == "postgres":
         # Read json/jsonb as text: psycopg would parse the JSON document `null` into Python None,
         # indistinguishable from SQL NULL.
         for name in ("json", "jsonb"):
             conn.adapters.register_loader(name, TextLoader)
+        return conn
+    return pymysql.connect(
+        host=source.host,
+        port=source.port,
+        user=source.user,
+        password=source.secret(),
+        database=source.database,
+        charset="utf8mb4",
+        init_command="SET time_zone = '+00:00'",
+        connect_timeout=10,
+    )
+
+
+@contextmanager
+def connect(source: SourceConfig) -> Iterator[Any]:
+    """`open_connection` as a context manager that always closes."""
+    conn = open_connection(source)
     try:
         yield conn
     finally:

@@ -3,11 +3,15 @@ instead of a FAILED task buried in the Connect log."""
 
 from __future__ import annotations
 
+from contextlib import closing
+from typing import Any
+
 import psycopg
 import pymysql
 
 from cdchub.config import SourceConfig
 from cdchub.errors import ConnectorError
+from cdchub.sources import open_connection
 
 
 def check_source(source: SourceConfig) -> None:
@@ -16,66 +20,49 @@ def check_source(source: SourceConfig) -> None:
     Raises:
         ConnectorError: with the exact statement an admin must run.
     """
-    if source.kind == "postgres":
-        _check_postgres(source)
-    else:
-        _check_binlog(source)
-
-
-def _check_postgres(source: SourceConfig) -> None:
     try:
-        conn = psycopg.connect(
-            host=source.host,
-            port=source.port,
-            dbname=source.database,
-            user=source.user,
-            password=source.secret(),
-            connect_timeout=10,
-        )
-    except psycopg.OperationalError as exc:
+        conn = open_connection(source)
+    except (psycopg.OperationalError, pymysql.MySQLError) as exc:
         raise ConnectorError(
             f"cannot connect as the CDC user: {str(exc).strip()}", source=source.name
         ) from exc
-    with conn:
-        level = conn.execute("SHOW wal_level").fetchone()
-        if not level or level[0] != "logical":
-            raise ConnectorError(
-                "wal_level must be 'logical' (ALTER SYSTEM SET wal_level = logical; then restart)",
-                source=source.name,
-            )
-        row = conn.execute(
-            "SELECT rolreplication FROM pg_roles WHERE rolname = current_user"
-        ).fetchone()
-        if not row or not row[0]:
-            raise ConnectorError(
-                f'the CDC user needs REPLICATION: ALTER ROLE "{source.user}" REPLICATION;',
-                source=source.name,
-            )
-        pub = conn.execute(
-            "SELECT 1 FROM pg_publication WHERE pubname = %s", (source.publication,)
-        ).fetchone()
-        if pub is None:
-            tables = ", ".join(source.tables or []) or "<your tables>"
-            raise ConnectorError(
-                f"publication {source.publication!r} does not exist; as an admin run: "
-                f'CREATE PUBLICATION "{source.publication}" FOR TABLE {tables} '
-                "WITH (publish_via_partition_root = true);",
-                source=source.name,
-            )
+    with closing(conn):
+        if source.kind == "postgres":
+            _check_postgres(conn, source)
+        else:
+            _check_binlog(conn, source)
 
 
-def _check_binlog(source: SourceConfig) -> None:
-    try:
-        conn = pymysql.connect(
-            host=source.host,
-            port=source.port,
-            user=source.user,
-            password=source.secret(),
-            connect_timeout=10,
+def _check_postgres(conn: Any, source: SourceConfig) -> None:
+    level = conn.execute("SHOW wal_level").fetchone()
+    if not level or level[0] != "logical":
+        raise ConnectorError(
+            "wal_level must be 'logical' (ALTER SYSTEM SET wal_level = logical; then restart)",
+            source=source.name,
         )
-    except pymysql.MySQLError as exc:
-        raise ConnectorError(f"cannot connect as the CDC user: {exc}", source=source.name) from exc
-    with conn, conn.cursor() as cur:
+    row = conn.execute(
+        "SELECT rolreplication FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()
+    if not row or not row[0]:
+        raise ConnectorError(
+            f'the CDC user needs REPLICATION: ALTER ROLE "{source.user}" REPLICATION;',
+            source=source.name,
+        )
+    pub = conn.execute(
+        "SELECT 1 FROM pg_publication WHERE pubname = %s", (source.publication,)
+    ).fetchone()
+    if pub is None:
+        tables = ", ".join(source.tables or []) or "<your tables>"
+        raise ConnectorError(
+            f"publication {source.publication!r} does not exist; as an admin run: "
+            f'CREATE PUBLICATION "{source.publication}" FOR TABLE {tables} '
+            "WITH (publish_via_partition_root = true);",
+            source=source.name,
+        )
+
+
+def _check_binlog(conn: Any, source: SourceConfig) -> None:
+    with conn.cursor() as cur:
         cur.execute("SELECT @@GLOBAL.log_bin, @@GLOBAL.binlog_format, @@GLOBAL.binlog_row_image")
         log_bin, fmt, image = cur.fetchone()
         if str(log_bin) not in ("1", "ON"):
