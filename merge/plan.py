@@ -255,27 +255,68 @@ def _window(target: MergeTarget, func: str, column: str) -> exp.Expression:
     )
 
 
+def _suffix_min(target: MergeTarget, column: str) -> exp.Expression:
+    """MIN(column) over this version and every later one of its key (by position)."""
+    return exp.Window(
+        this=exp.Min(this=col(column)),
+        partition_by=[col(k) for k in target.key],
+        order=exp.Order(expressions=[exp.Ordered(this=col(SOURCE_POS))]),
+        spec=exp.WindowSpec(
+            kind="ROWS", start="CURRENT ROW", end="UNBOUNDED", end_side="FOLLOWING"
+        ),
+    )
+
+
 def relink(target: MergeTarget) -> exp.Expression:
-    """Step 4: set valid_to = next version's valid_from and is_current = no next version."""
-    links = (
+    """Step 4: set valid_from/valid_to/is_current of every version of the touched keys.
+
+    Validity must never run backwards along positions. Source clocks can disagree with source order:
+    a snapshot row is stamped with the time it was *read*, later than changes committed (and streamed
+    at later positions) while the snapshot ran; a clock step on the source does the same. So a
+    version's `valid_from` is the earliest commit time among itself and its successors (a superseded
+    snapshot row becomes a zero-length version), and `valid_to` is the next version's `valid_from`.
+    Both derive from the stored values only, so relinking twice changes nothing.
+    """
+    clamped = (
         exp.select(
             *(col(k) for k in target.key),
             col(SOURCE_POS),
-            _window(target, "LEAD", VALID_FROM).as_("next_from"),
-            _window(target, "LEAD", SOURCE_POS).as_("next_pos"),
+            _suffix_min(target, VALID_FROM).as_("eff_from"),
         )
         .from_(target.history.as_("h"))
         .where(_touched(target, "h"))
     )
+    lead = exp.Window(
+        this=exp.Anonymous(this="LEAD", expressions=[col("eff_from")]),
+        partition_by=[col(k) for k in target.key],
+        order=exp.Order(expressions=[exp.Ordered(this=col(SOURCE_POS))]),
+    )
+    lead_pos = exp.Window(
+        this=exp.Anonymous(this="LEAD", expressions=[col(SOURCE_POS)]),
+        partition_by=[col(k) for k in target.key],
+        order=exp.Order(expressions=[exp.Ordered(this=col(SOURCE_POS))]),
+    )
+    links = exp.select(
+        *(col(k) for k in target.key),
+        col(SOURCE_POS),
+        col("eff_from"),
+        lead.as_("next_from"),
+        lead_pos.as_("next_pos"),
+    ).from_(exp.Subquery(this=clamped, alias=exp.TableAlias(this=ident("c"))))
     hist = target.names.history
     is_last = exp.Is(this=col("next_pos", "w"), expression=exp.null())
     changed = exp.or_(
+        exp.NullSafeNEQ(this=col(VALID_FROM, hist), expression=col("eff_from", "w")),
         exp.NullSafeNEQ(this=col(VALID_TO, hist), expression=col("next_from", "w")),
         exp.NEQ(this=col(IS_CURRENT, hist), expression=exp.paren(is_last.copy())),
     )
     return update(
         target.history,
-        [(VALID_TO, col("next_from", "w")), (IS_CURRENT, is_last)],
+        [
+            (VALID_FROM, col("eff_from", "w")),
+            (VALID_TO, col("next_from", "w")),
+            (IS_CURRENT, is_last),
+        ],
         where=_and(
             [
                 _key_match(target.key, hist, "w"),

@@ -33,6 +33,13 @@ def reference_history(events: list[ChangeEvent]) -> list[tuple[Any, ...]]:
     rows = []
     for key, versions in by_key.items():
         versions.sort(key=lambda v: v[0])
+        # Validity never runs backwards along positions: a version starts at the earliest commit time
+        # of itself and its successors (a snapshot row read after later commits is superseded at once).
+        earliest: dt.datetime | None = None
+        for i in range(len(versions) - 1, -1, -1):
+            pos, when, op, image = versions[i]
+            earliest = when if earliest is None else min(when, earliest)
+            versions[i] = (pos, earliest, op, image)
         previous: dict[str, Any] | None = None
         for i, (pos, when, op, image) in enumerate(versions):
             nxt = versions[i + 1] if i + 1 < len(versions) else None

@@ -50,10 +50,12 @@ def source_stream(rng: random.Random, length: int) -> list[ChangeEvent]:
                 "qty": rng.randrange(-5, 5),
             }
             live[key] = row
+            op = Op.CREATE
+            if rng.random() < 0.2:
+                # A snapshot row: stamped with its read time, later than changes streamed after it.
+                op, when = Op.READ, when + dt.timedelta(seconds=rng.randrange(1, 20))
             events.append(
-                ChangeEvent(
-                    TABLE, Op.CREATE, (key,), None, dict(row), pos, when, f"t{step}", SCHEMA
-                )
+                ChangeEvent(TABLE, op, (key,), None, dict(row), pos, when, f"t{step}", SCHEMA)
             )
         elif choice < 0.7:
             row = dict(live[key], qty=rng.randrange(100), name=rng.choice(["x", "y", None]))
