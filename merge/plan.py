@@ -447,6 +447,7 @@ def merge_statements(target: MergeTarget) -> list[exp.Expression]:
 OFFSETS = "kafka_offsets"
 TABLES = "tables"
 BATCHES = "batches"
+PARKED = "parked_records"
 
 OFFSETS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("consumer_group", "string"),
@@ -484,6 +485,20 @@ BATCHES_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+# Stream records held back until their source transaction is complete (transaction-consistent mode),
+# stored raw with the offsets so a restart resumes with them (see cdc_consumers/transactions.py).
+PARKED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("consumer_group", "string"),
+    ("topic", "string"),
+    ("partition", "int32"),
+    ("record_offset", "int64"),
+    ("record_timestamp", "int64"),
+    ("record_key", "bytes"),
+    ("record_value", "bytes"),
+    ("parked_at", "timestamptz"),
+)
+
+
 def control_table(name: str) -> exp.Table:
     """A table of cdchub's own control schema."""
     return table(name, CONTROL_SCHEMA)
@@ -499,6 +514,7 @@ def control_ddl(dialect: Dialect) -> list[exp.Expression]:
                 (OFFSETS, OFFSETS_COLUMNS),
                 (TABLES, TABLES_COLUMNS),
                 (BATCHES, BATCHES_COLUMNS),
+                (PARKED, PARKED_COLUMNS),
             )
         ),
     ]
@@ -531,4 +547,31 @@ def select_offsets(group: str) -> exp.Expression:
         exp.select(col("topic"), col("partition"), col("next_offset"))
         .from_(control_table(OFFSETS))
         .where(exp.EQ(this=col("consumer_group"), expression=exp.Literal.string(group)))
+    )
+
+
+def delete_parked(group: str, topic: str, partition: int, offsets: Sequence[int]) -> exp.Expression:
+    """Remove parked records that were applied (their transaction completed)."""
+    return exp.delete(
+        control_table(PARKED),
+        where=exp.and_(
+            exp.EQ(this=col("consumer_group"), expression=exp.Literal.string(group)),
+            exp.EQ(this=col("topic"), expression=exp.Literal.string(topic)),
+            exp.EQ(this=col("partition"), expression=exp.Literal.number(partition)),
+            exp.In(this=col("record_offset"), expressions=[exp.Literal.number(o) for o in offsets]),
+        ),
+    )
+
+
+def select_parked(group: str) -> exp.Expression:
+    """The parked records of a consumer group, in stream order."""
+    return (
+        exp.select(
+            *(col(c) for c in ("topic", "partition", "record_offset", "record_timestamp")),
+            col("record_key"),
+            col("record_value"),
+        )
+        .from_(control_table(PARKED))
+        .where(exp.EQ(this=col("consumer_group"), expression=exp.Literal.string(group)))
+        .order_by(col("topic"), col("partition"), col("record_offset"))
     )

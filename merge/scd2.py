@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from cdc_consumers.model import ChangeEvent, ColumnType, Op, TableId, TableSchema
+from cdc_consumers.model import ChangeEvent, ColumnType, Op, StreamRecord, TableId, TableSchema
 from cdchub.errors import MergeError
 from merge import plan
 from merge.naming import TableNames, check_column_names, table_names
@@ -39,6 +39,14 @@ class Checkpoint:
     stream: str
     partition: int
     next_offset: int
+
+
+@dataclass
+class ParkedChanges:
+    """Parked records to add and to drop, stored in the batch's transaction with the checkpoints."""
+
+    added: list[StreamRecord] = field(default_factory=list)
+    removed: list[StreamRecord] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -199,8 +207,9 @@ class Scd2Engine:
         events_by_table: dict[TableId, list[ChangeEvent]],
         infos: dict[TableId, TableInfo],
         checkpoints: Iterable[Checkpoint],
+        parked: ParkedChanges | None = None,
     ) -> BatchResult:
-        """Merge every table's events and store the checkpoints, in one transaction."""
+        """Merge every table's events and store the checkpoints (and parked records), in one transaction."""
         self.ensure_control()
         targets = {}
         for table, events in events_by_table.items():
@@ -220,6 +229,8 @@ class Scd2Engine:
                 if table in targets:
                     results.append(self._apply_table(targets[table], table, events))
             self._store_checkpoints(checkpoints)
+            if parked is not None:
+                self._store_parked(parked)
             committed_at = dt.datetime.now(dt.UTC)
             for result in results:
                 result.lags_ms = [
@@ -278,6 +289,45 @@ class Scd2Engine:
                 [(self.consumer_group, stream, c.partition, c.next_offset, now) for c in cps],
             )
 
+    def parked_records(self) -> list[StreamRecord]:
+        """Records parked by earlier batches of this consumer group, in stream order."""
+        self.ensure_control()
+        rows = self.session.query(plan.select_parked(self.consumer_group))
+        return [
+            StreamRecord(t, int(p), int(o), int(ts), _bytes(k), _bytes(v))
+            for t, p, o, ts, k, v in rows
+        ]
+
+    def _store_parked(self, parked: ParkedChanges) -> None:
+        added = {(r.stream, r.partition, r.offset): r for r in parked.added}
+        removed: dict[tuple[str, int], list[int]] = {}
+        for r in parked.removed:
+            if added.pop((r.stream, r.partition, r.offset), None) is None:
+                removed.setdefault((r.stream, r.partition), []).append(r.offset)
+        for (stream, partition), offsets in removed.items():
+            self.session.execute(
+                plan.delete_parked(self.consumer_group, stream, partition, offsets)
+            )
+        if added:
+            now = dt.datetime.now(dt.UTC)
+            columns = [c for c, _ in plan.PARKED_COLUMNS]
+            self.session.executemany(
+                plan.insert_rows(plan.control_table(plan.PARKED), columns),
+                [
+                    (
+                        self.consumer_group,
+                        r.stream,
+                        r.partition,
+                        r.offset,
+                        r.timestamp,
+                        r.key,
+                        r.value,
+                        now,
+                    )
+                    for r in added.values()
+                ],
+            )
+
     def _log_batch(
         self,
         batch_id: str,
@@ -316,6 +366,11 @@ class Scd2Engine:
             self.session.executemany(
                 plan.insert_rows(plan.control_table(plan.BATCHES), columns), rows
             )
+
+
+def _bytes(value: Any) -> bytes | None:
+    """A binary column value as bytes (drivers return bytes, bytearray or memoryview)."""
+    return None if value is None else bytes(value)
 
 
 def _segments(events: list[ChangeEvent]) -> list[list[ChangeEvent]]:
