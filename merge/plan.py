@@ -182,6 +182,17 @@ def add_column(tbl: exp.Table, name: str, ctype: ColumnType, dialect: Dialect) -
     )
 
 
+def alter_column_type(
+    tbl: exp.Table, name: str, ctype: ColumnType, dialect: Dialect
+) -> exp.Expression:
+    """`ALTER TABLE … ALTER COLUMN … SET DATA TYPE` for a column the source widened."""
+    return exp.Alter(
+        this=tbl.copy(),
+        kind="TABLE",
+        actions=[exp.AlterColumn(this=ident(name), dtype=dialect.column_type(ctype))],
+    )
+
+
 def drop_table(tbl: exp.Table) -> exp.Expression:
     """`DROP TABLE IF EXISTS`."""
     return exp.Drop(tables=[tbl], kind="TABLE", exists=True)
@@ -448,6 +459,7 @@ OFFSETS = "kafka_offsets"
 TABLES = "tables"
 BATCHES = "batches"
 PARKED = "parked_records"
+SCHEMAS = "schema_log"
 
 OFFSETS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("consumer_group", "string"),
@@ -499,6 +511,18 @@ PARKED_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+# Every distinct source schema a table has had, in the order first seen (schema evolution audit).
+SCHEMAS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("source", "string"),
+    ("source_schema", "string"),
+    ("source_table", "string"),
+    ("columns", "string"),
+    ("key_columns", "string"),
+    ("first_position", "string"),
+    ("first_seen_at", "timestamptz"),
+)
+
+
 def control_table(name: str) -> exp.Table:
     """A table of cdchub's own control schema."""
     return table(name, CONTROL_SCHEMA)
@@ -515,6 +539,7 @@ def control_ddl(dialect: Dialect) -> list[exp.Expression]:
                 (TABLES, TABLES_COLUMNS),
                 (BATCHES, BATCHES_COLUMNS),
                 (PARKED, PARKED_COLUMNS),
+                (SCHEMAS, SCHEMAS_COLUMNS),
             )
         ),
     ]
@@ -574,4 +599,25 @@ def select_parked(group: str) -> exp.Expression:
         .from_(control_table(PARKED))
         .where(exp.EQ(this=col("consumer_group"), expression=exp.Literal.string(group)))
         .order_by(col("topic"), col("partition"), col("record_offset"))
+    )
+
+
+def select_schema_logged(source: str, namespace: str, name: str, columns: str) -> exp.Expression:
+    """Whether one schema of a table is in the schema log already."""
+    return (
+        exp.select(exp.Literal.number(1))
+        .from_(control_table(SCHEMAS))
+        .where(
+            exp.and_(
+                *(
+                    exp.EQ(this=col(c), expression=exp.Literal.string(v))
+                    for c, v in (
+                        ("source", source),
+                        ("source_schema", namespace),
+                        ("source_table", name),
+                        ("columns", columns),
+                    )
+                )
+            )
+        )
     )

@@ -28,6 +28,7 @@ from sqlglot import exp
 from cdc_consumers.model import ChangeEvent, ColumnType, Op, StreamRecord, TableId, TableSchema
 from cdchub.errors import MergeError
 from merge import plan
+from merge.evolution import Change, evolve
 from merge.naming import TableNames, check_column_names, table_names
 from merge.session import WarehouseSession
 
@@ -99,6 +100,8 @@ class Scd2Engine:
         self.dialect = session.dialect
         self.consumer_group = consumer_group
         self._targets: dict[TableId, plan.MergeTarget] = {}
+        # (table, schema) pairs already checked against the warehouse columns.
+        self._fitted: set[tuple[TableId, TableSchema]] = set()
         self._control_ready = False
 
     # -- setup ----------------------------------------------------------------------------------
@@ -118,10 +121,17 @@ class Scd2Engine:
         rows = self.session.query(plan.select_offsets(self.consumer_group))
         return {(topic, int(partition)): int(offset) for topic, partition, offset in rows}
 
-    def _target(self, table: TableId, schema: TableSchema, info: TableInfo) -> plan.MergeTarget:
-        """The merge target of a table, creating or widening its warehouse tables as needed."""
+    def _target(
+        self, table: TableId, schema: TableSchema, info: TableInfo, position: str
+    ) -> plan.MergeTarget:
+        """The merge target of a table, creating, widening or evolving its warehouse tables.
+
+        Raises:
+            MergeError: the table has no key, uses a reserved column name, or a column changed type
+                in a way the warehouse column cannot follow (see `merge.evolution`).
+        """
         known = self._targets.get(table)
-        if known is not None and all(name in dict(known.columns) for name in schema.names):
+        if known is not None and (table, schema) in self._fitted:
             return known
         names = table_names(table, info.default_namespace)
         check_column_names(table, schema.names)
@@ -132,22 +142,46 @@ class Scd2Engine:
                 table=str(table),
             )
         existing = self.session.table_columns(names.schema, names.history)
-        columns = self._merge_columns(known, schema, existing)
+        columns, widened = self._merge_columns(table, known, schema, existing)
         target = plan.MergeTarget(names, tuple(columns), schema.key)
         if existing is None:
             self._create(target, table, info)
         else:
-            self._widen(target, existing)
+            self._widen(target, existing, widened)
         self._targets[table] = target
+        self._fitted.add((table, schema))
+        self._log_schema(table, schema, position)
         return target
 
-    @staticmethod
+    def _log_schema(self, table: TableId, schema: TableSchema, position: str) -> None:
+        """Record a schema in `_cdchub.schema_log` the first time it is seen."""
+        columns = json.dumps([[c.name, _describe(c.type)] for c in schema.columns])
+        query = plan.select_schema_logged(table.source, table.namespace, table.table, columns)
+        if self.session.query(query):
+            return
+        row = (
+            table.source,
+            table.namespace,
+            table.table,
+            columns,
+            json.dumps(list(schema.key)),
+            position,
+            dt.datetime.now(dt.UTC),
+        )
+        insert = plan.insert_rows(
+            plan.control_table(plan.SCHEMAS), [c for c, _ in plan.SCHEMAS_COLUMNS]
+        )
+        with self.session.transaction():
+            self.session.executemany(insert, [row])
+
     def _merge_columns(
+        self,
+        table: TableId,
         known: plan.MergeTarget | None,
         schema: TableSchema,
         existing: list[str] | None,
-    ) -> list[tuple[str, ColumnType]]:
-        """Warehouse columns after this schema: the known ones in order, then the new ones.
+    ) -> tuple[list[tuple[str, ColumnType]], list[str]]:
+        """Warehouse columns after this schema (known ones in order, then new ones) and the widened.
 
         Columns the source dropped stay (NULL from then on): history never loses a column.
         """
@@ -159,9 +193,26 @@ class Scd2Engine:
                     columns[name] = schema.column(name).type
                 elif not name.startswith("_cdc_"):
                     columns[name] = ColumnType("string")
+        widened = []
         for column in schema.columns:
-            columns.setdefault(column.name, column.type)
-        return list(columns.items())
+            old = columns.get(column.name)
+            if old is None:
+                columns[column.name] = column.type
+                continue
+            verdict = evolve(old, column.type, self.dialect)
+            if verdict.change is Change.INCOMPATIBLE:
+                raise MergeError(
+                    f"column {column.name!r} changed type from {_describe(old)} to "
+                    f"{_describe(column.type)}, which its warehouse column cannot hold without "
+                    "losing data. Alter the warehouse column by hand (history and current table) to "
+                    "a type that holds both, or rename the source column, then restart",
+                    table=str(table),
+                    column=column.name,
+                )
+            if verdict.change is Change.WIDEN:
+                columns[column.name] = verdict.column_type
+                widened.append(column.name)
+        return list(columns.items()), widened
 
     def _create(self, target: plan.MergeTarget, table: TableId, info: TableInfo) -> None:
         with self.session.transaction():
@@ -174,14 +225,18 @@ class Scd2Engine:
             )
             self._register(target, table, info)
 
-    def _widen(self, target: plan.MergeTarget, existing: list[str]) -> None:
+    def _widen(self, target: plan.MergeTarget, existing: list[str], widened: list[str]) -> None:
+        """Add the columns the source gained; alter the ones it widened (both tables)."""
         missing = [(n, t) for n, t in target.columns if n not in existing]
-        if not missing:
+        altered = [(n, t) for n, t in target.columns if n in widened and n in existing]
+        if not missing and not altered:
             return
         with self.session.transaction():
-            for name, ctype in missing:
-                for tbl in (target.history, target.current):
+            for tbl in (target.history, target.current):
+                for name, ctype in missing:
                     self.session.execute(plan.add_column(tbl, name, ctype, self.dialect))
+                for name, ctype in altered:
+                    self.session.execute(plan.alter_column_type(tbl, name, ctype, self.dialect))
 
     def _register(self, target: plan.MergeTarget, table: TableId, info: TableInfo) -> None:
         names: TableNames = target.names
@@ -213,10 +268,13 @@ class Scd2Engine:
         self.ensure_control()
         targets = {}
         for table, events in events_by_table.items():
-            for schema in {
-                id(e.schema): e.schema for e in events if e.op is not Op.TRUNCATE
-            }.values():
-                targets[table] = self._target(table, schema, infos[table])
+            # Each distinct schema in the batch, with the position where it first appears.
+            first_seen: dict[int, ChangeEvent] = {}
+            for e in events:
+                if e.op is not Op.TRUNCATE:
+                    first_seen.setdefault(id(e.schema), e)
+            for e in first_seen.values():
+                targets[table] = self._target(table, e.schema, infos[table], e.position)
             if table not in targets:
                 known = self._targets.get(table)
                 if known is None:
@@ -366,6 +424,12 @@ class Scd2Engine:
             self.session.executemany(
                 plan.insert_rows(plan.control_table(plan.BATCHES), columns), rows
             )
+
+
+def _describe(ctype: ColumnType) -> str:
+    if ctype.kind == "decimal":
+        return f"decimal({ctype.precision}, {ctype.scale or 0})"
+    return ctype.logical or ctype.kind
 
 
 def _bytes(value: Any) -> bytes | None:
