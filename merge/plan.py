@@ -460,6 +460,7 @@ TABLES = "tables"
 BATCHES = "batches"
 PARKED = "parked_records"
 SCHEMAS = "schema_log"
+COLUMNS = "columns"
 
 OFFSETS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("consumer_group", "string"),
@@ -523,6 +524,17 @@ SCHEMAS_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+# The source type each warehouse column was created or last altered for: after a restart the engine
+# judges type changes against these, not against whatever the first event says.
+COLUMNS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("warehouse_schema", "string"),
+    ("history_table", "string"),
+    ("column_name", "string"),
+    ("column_type", "string"),
+    ("updated_at", "timestamptz"),
+)
+
+
 def control_table(name: str) -> exp.Table:
     """A table of cdchub's own control schema."""
     return table(name, CONTROL_SCHEMA)
@@ -540,6 +552,7 @@ def control_ddl(dialect: Dialect) -> list[exp.Expression]:
                 (BATCHES, BATCHES_COLUMNS),
                 (PARKED, PARKED_COLUMNS),
                 (SCHEMAS, SCHEMAS_COLUMNS),
+                (COLUMNS, COLUMNS_COLUMNS),
             )
         ),
     ]
@@ -620,4 +633,31 @@ def select_schema_logged(source: str, namespace: str, name: str, columns: str) -
                 )
             )
         )
+    )
+
+
+def _table_match(schema: str, history: str) -> exp.Expression:
+    return exp.and_(
+        exp.EQ(this=col("warehouse_schema"), expression=exp.Literal.string(schema)),
+        exp.EQ(this=col("history_table"), expression=exp.Literal.string(history)),
+    )
+
+
+def select_column_types(schema: str, history: str) -> exp.Expression:
+    """The recorded source types of one table's warehouse columns."""
+    return (
+        exp.select(col("column_name"), col("column_type"))
+        .from_(control_table(COLUMNS))
+        .where(_table_match(schema, history))
+    )
+
+
+def delete_column_types(schema: str, history: str, names: Sequence[str]) -> exp.Expression:
+    """Forget the recorded types of some columns (before recording new ones)."""
+    return exp.delete(
+        control_table(COLUMNS),
+        where=exp.and_(
+            _table_match(schema, history),
+            exp.In(this=col("column_name"), expressions=[exp.Literal.string(n) for n in names]),
+        ),
     )

@@ -15,6 +15,7 @@ The rules (documented in docs/scd2.md):
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import statistics
@@ -142,7 +143,7 @@ class Scd2Engine:
                 table=str(table),
             )
         existing = self.session.table_columns(names.schema, names.history)
-        columns, widened = self._merge_columns(table, known, schema, existing)
+        columns, widened = self._merge_columns(table, names, known, schema, existing)
         target = plan.MergeTarget(names, tuple(columns), schema.key)
         if existing is None:
             self._create(target, table, info)
@@ -177,6 +178,7 @@ class Scd2Engine:
     def _merge_columns(
         self,
         table: TableId,
+        names: TableNames,
         known: plan.MergeTarget | None,
         schema: TableSchema,
         existing: list[str] | None,
@@ -187,9 +189,13 @@ class Scd2Engine:
         """
         columns: dict[str, ColumnType] = dict(known.columns) if known else {}
         if not columns and existing:
-            # A restart: the warehouse has the table; keep its order, types come from the schema.
+            # A restart: the warehouse has the table; keep its order and the recorded types (tables
+            # made before types were recorded take them from the schema).
+            recorded = self._recorded_types(names)
             for name in existing:
-                if name in schema.names:
+                if name in recorded:
+                    columns[name] = recorded[name]
+                elif name in schema.names:
                     columns[name] = schema.column(name).type
                 elif not name.startswith("_cdc_"):
                     columns[name] = ColumnType("string")
@@ -224,6 +230,27 @@ class Scd2Engine:
                 plan.create_table(target.current, plan.current_columns(target), self.dialect)
             )
             self._register(target, table, info)
+            self._record_types(target, target.column_names)
+
+    def _recorded_types(self, names: TableNames) -> dict[str, ColumnType]:
+        rows = self.session.query(plan.select_column_types(names.schema, names.history))
+        return {name: column_type_from_json(text) for name, text in rows}
+
+    def _record_types(self, target: plan.MergeTarget, changed: list[str]) -> None:
+        """Remember the source type each changed column now has in the warehouse."""
+        if not changed:
+            return
+        types = dict(target.columns)
+        schema, history = target.names.schema, target.names.history
+        self.session.execute(plan.delete_column_types(schema, history, changed))
+        now = dt.datetime.now(dt.UTC)
+        insert = plan.insert_rows(
+            plan.control_table(plan.COLUMNS), [c for c, _ in plan.COLUMNS_COLUMNS]
+        )
+        self.session.executemany(
+            insert,
+            [(schema, history, n, column_type_to_json(types[n]), now) for n in changed],
+        )
 
     def _widen(self, target: plan.MergeTarget, existing: list[str], widened: list[str]) -> None:
         """Add the columns the source gained; alter the ones it widened (both tables)."""
@@ -237,6 +264,7 @@ class Scd2Engine:
                     self.session.execute(plan.add_column(tbl, name, ctype, self.dialect))
                 for name, ctype in altered:
                     self.session.execute(plan.alter_column_type(tbl, name, ctype, self.dialect))
+            self._record_types(target, [n for n, _ in [*missing, *altered]])
 
     def _register(self, target: plan.MergeTarget, table: TableId, info: TableInfo) -> None:
         names: TableNames = target.names
@@ -424,6 +452,23 @@ class Scd2Engine:
             self.session.executemany(
                 plan.insert_rows(plan.control_table(plan.BATCHES), columns), rows
             )
+
+
+def column_type_to_json(ctype: ColumnType) -> str:
+    """A ColumnType as JSON text (for the control schema)."""
+    return json.dumps(dataclasses.asdict(ctype), sort_keys=True)
+
+
+def column_type_from_json(text: str) -> ColumnType:
+    """The ColumnType stored by `column_type_to_json`."""
+
+    def build(doc: dict[str, Any]) -> ColumnType:
+        element = doc.pop("element", None)
+        known = {f.name for f in dataclasses.fields(ColumnType)}
+        args = {k: v for k, v in doc.items() if k in known}
+        return ColumnType(**args, element=build(element) if element else None)
+
+    return build(json.loads(text))
 
 
 def _describe(ctype: ColumnType) -> str:
