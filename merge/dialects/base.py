@@ -23,6 +23,8 @@ class Dialect:
     MAX_DECIMAL_PRECISION: ClassVar[int] = 38
     MAX_IDENTIFIER_LENGTH: ClassVar[int] = 63
     SUPPORTS_UPDATE_FROM: ClassVar[bool] = True
+    # False where DDL (CREATE/DROP of the temporary stage) commits the open transaction (Snowflake).
+    TRANSACTIONAL_DDL: ClassVar[bool] = True
     FALLBACK_TYPE: ClassVar[str] = "TEXT"
     TYPES: ClassVar[dict[str, str]] = {}
 

@@ -1,0 +1,99 @@
+"""Exactly-once effect under a failure mid-batch, shared by every warehouse's tests.
+
+A real session is wrapped so that one chosen statement raises after the statements before it ran
+inside the batch's transaction; the warehouse must then hold neither the batch's data nor its offsets,
+and a redelivery of the batch must apply it once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlglot import exp
+
+from cdc_consumers.model import ChangeEvent, Op
+from merge import plan
+from merge.scd2 import Checkpoint, Scd2Engine
+from merge.session import WarehouseSession
+from tests.scd2_cases import INFO, SCHEMA, T0, TABLE, warehouse_history
+
+
+class Injected(RuntimeError):
+    """The failure the test injects."""
+
+
+class FailingSession:
+    """Delegates to a real session; raises before the first statement `fails(statement)` matches."""
+
+    def __init__(self, inner: WarehouseSession, fails: Any) -> None:
+        self.inner = inner
+        self.dialect = inner.dialect
+        self.fails = fails
+        self.armed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def execute(self, statement: exp.Expression, params: dict[str, Any] | None = None) -> None:
+        if self.armed and self.fails(statement):
+            raise Injected(type(statement).__name__)
+        self.inner.execute(statement, params)
+
+    def executemany(self, statement: exp.Expression, rows: Sequence[Sequence[Any]]) -> None:
+        if self.armed and self.fails(statement):
+            raise Injected(type(statement).__name__)
+        self.inner.executemany(statement, rows)
+
+
+def _events(first: int, count: int) -> list[ChangeEvent]:
+    return [
+        ChangeEvent(
+            TABLE,
+            Op.CREATE if i == first else Op.UPDATE,
+            (1,),
+            None,
+            {"id": 1, "name": f"v{i}", "qty": i},
+            f"{i:08d}",
+            T0 + dt.timedelta(seconds=i),
+            f"t{i}",
+            SCHEMA,
+        )
+        for i in range(first, first + count)
+    ]
+
+
+def is_offsets_write(statement: exp.Expression) -> bool:
+    """The insert of the new offsets: the last write of a batch."""
+    target = statement.find(exp.Table)
+    return isinstance(statement, exp.Insert) and target is not None and target.name == plan.OFFSETS
+
+
+def is_relink(statement: exp.Expression) -> bool:
+    """The relink UPDATE of the history table: the middle of a table's merge."""
+    return isinstance(statement, exp.Update) and statement.this.name.endswith("_history")
+
+
+def check_failure_leaves_nothing(session: WarehouseSession, fails: Any) -> None:
+    """Batch 1 commits; batch 2 fails at `fails`; then batch 2 is redelivered and applied once."""
+    failing = FailingSession(session, fails)
+    engine = Scd2Engine(failing, "g")  # type: ignore[arg-type]
+    engine.apply({TABLE: _events(0, 2)}, INFO, [Checkpoint("topic", 0, 2)])
+    before = warehouse_history(session)
+    failing.armed = True
+    try:
+        engine.apply({TABLE: _events(2, 3)}, INFO, [Checkpoint("topic", 0, 5)])
+    except Injected:
+        pass
+    else:
+        raise AssertionError("the injected failure did not fire")
+    failing.armed = False
+    assert warehouse_history(session) == before
+    assert Scd2Engine(session, "g").stored_checkpoints() == {("topic", 0): 2}
+    # The consumer resumes at offset 2 and gets batch 2 again: applied exactly once.
+    engine.apply({TABLE: _events(2, 3)}, INFO, [Checkpoint("topic", 0, 5)])
+    history = warehouse_history(session)
+    assert [r[8] for r in history] == [f"{i:08d}" for i in range(5)]
+    assert [r[5] for r in history] == [False] * 4 + [True]
+    assert Scd2Engine(session, "g").stored_checkpoints() == {("topic", 0): 5}
