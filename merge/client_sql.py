@@ -35,3 +35,8 @@ def table_columns(schema: str, name: str) -> exp.Select:
         )
         .order_by(col("ordinal_position"))
     )
+
+
+def drop_schema(name: str) -> exp.Expression:
+    """`DROP SCHEMA IF EXISTS "name" CASCADE` (benchmarks and tests start from an empty schema)."""
+    return exp.Drop(tables=[exp.Table(db=ident(name))], kind="SCHEMA", exists=True, cascade=True)

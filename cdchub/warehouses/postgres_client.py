@@ -103,16 +103,25 @@ class PostgresSession:
         self, name: str, columns: Sequence[tuple[str, ColumnType]], rows: Sequence[Sequence[Any]]
     ) -> None:
         """Create the temporary stage, then stream every row through one `COPY … FROM STDIN`."""
-        self.execute(plan.create_table(plan.table(name), columns, self.dialect, temporary=True))
+        create, copy_from = self.stage_sql(name, columns)
+        self.execute(create)
         if not rows:
             return
-        copy_sql = self.dialect.render(client_sql.copy_from_stdin(name, [c for c, _ in columns]))
+        copy_sql = self.dialect.render(copy_from)
         shapes = [(t, falls_back_to_text(t, self.dialect)) for _, t in columns]
         with self.conn.cursor() as cur, cur.copy(copy_sql) as copy:
             for row in rows:
                 copy.write_row(
                     [_copy_value(v, t, f) for v, (t, f) in zip(row, shapes, strict=True)]
                 )
+
+    @staticmethod
+    def stage_sql(name: str, columns: Sequence[tuple[str, ColumnType]]) -> list[exp.Expression]:
+        """The staging statements: a typed temp table, then `COPY … FROM STDIN` into it."""
+        return [
+            plan.create_table(plan.table(name), columns, PostgresDialect(), temporary=True),
+            client_sql.copy_from_stdin(name, [c for c, _ in columns]),
+        ]
 
     def table_columns(self, schema: str, table: str) -> list[str] | None:
         """Column names of `schema.table` in order, or None."""

@@ -124,14 +124,23 @@ class SnowflakeSession:
         self, name: str, columns: Sequence[tuple[str, ColumnType]], rows: Sequence[Sequence[Any]]
     ) -> None:
         """Create the temporary stage and insert every row with one `executemany`."""
-        self.execute(plan.create_table(plan.table(name), columns, self.dialect, temporary=True))
+        create, insert = self.stage_sql(name, columns)
+        self.execute(create)
         if not rows:
             return
         shapes = [(t, falls_back_to_text(t, self.dialect)) for _, t in columns]
         bound = [
             [_bind_value(v, t, f) for v, (t, f) in zip(row, shapes, strict=True)] for row in rows
         ]
-        self.executemany(plan.insert_rows(plan.table(name), [c for c, _ in columns]), bound)
+        self.executemany(insert, bound)
+
+    @staticmethod
+    def stage_sql(name: str, columns: Sequence[tuple[str, ColumnType]]) -> list[exp.Expression]:
+        """The staging statements: a typed temp table, then one array-bound `INSERT … VALUES`."""
+        return [
+            plan.create_table(plan.table(name), columns, SnowflakeDialect(), temporary=True),
+            plan.insert_rows(plan.table(name), [c for c, _ in columns]),
+        ]
 
     def table_columns(self, schema: str, table: str) -> list[str] | None:
         """Column names of `schema.table` in order, or None."""

@@ -49,10 +49,13 @@ class Dialect:
         """Parse a type spelt in this dialect."""
         return exp.DataType.build(type_sql, dialect=self.SQLGLOT_DIALECT)
 
-    def render(self, expression: exp.Expression) -> str:
+    def render(self, expression: exp.Expression, *, pretty: bool = False) -> str:
         """Render a tree; a construct the dialect cannot express raises here, not in production."""
         return expression.sql(
-            dialect=self.SQLGLOT_DIALECT, unsupported_level=ErrorLevel.RAISE, identify=True
+            dialect=self.SQLGLOT_DIALECT,
+            unsupported_level=ErrorLevel.RAISE,
+            identify=True,
+            pretty=pretty,
         )
 
     def parse(self, sql: str) -> exp.Expression:

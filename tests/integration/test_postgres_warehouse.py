@@ -1,0 +1,89 @@
+"""The PostgreSQL warehouse on the real stack: the SCD2 property, exactly-once, and the pipeline.
+
+The warehouse database is the one `stack up` creates on the stack's PostgreSQL (`cdchub_warehouse`,
+owned by the `cdchub_warehouse` user). Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cdchub.config import HubConfig, PostgresWarehouse
+from cdchub.warehouses.postgres_client import PostgresSession
+from infrastructure.stack.layout import PG_WAREHOUSE_DB
+from merge import client_sql
+from merge.naming import CONTROL_SCHEMA
+from tests.exactly_once_cases import check_failure_leaves_nothing, is_offsets_write, is_relink
+from tests.integration.conftest import Stack
+from tests.integration.helpers import failures, replicate_until_verified
+from tests.scd2_cases import TABLE, check_history_matches_reference
+
+pytestmark = pytest.mark.integration
+
+
+def warehouse_config(stack: Stack) -> PostgresWarehouse:
+    """The stack's warehouse database, as a user would configure it."""
+    creds = stack.layout.pg_warehouse
+    return PostgresWarehouse(
+        kind="postgres",
+        host=creds.host,
+        port=creds.port,
+        database=PG_WAREHOUSE_DB,
+        user=creds.user,
+        password_file=creds.password_file,
+    )
+
+
+def _drop_schemas(session: PostgresSession, *names: str) -> None:
+    for name in names:
+        session.execute(client_sql.drop_schema(name))
+
+
+@pytest.fixture
+def pg_session(stack: Stack) -> Iterator[PostgresSession]:
+    """A session on the warehouse database, cleared of the test table and the control schema."""
+    session = PostgresSession(warehouse_config(stack))
+    try:
+        _drop_schemas(session, TABLE.source, CONTROL_SCHEMA)
+        yield session
+    finally:
+        session.close()
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(seed=st.integers(0, 10_000), length=st.integers(1, 40))
+def test_postgres_history_matches_reference_model(
+    pg_session: PostgresSession, seed: int, length: int
+) -> None:
+    _drop_schemas(pg_session, TABLE.source, CONTROL_SCHEMA)
+    check_history_matches_reference(pg_session, seed, length)
+
+
+@pytest.mark.parametrize("fails", [is_relink, is_offsets_write], ids=["relink", "offsets"])
+def test_postgres_failure_mid_batch_leaves_neither_data_nor_offsets(
+    pg_session: PostgresSession, fails: object
+) -> None:
+    check_failure_leaves_nothing(pg_session, fails)
+
+
+def test_pipeline_into_postgres_warehouse_verifies(stack: Stack) -> None:
+    config: HubConfig = stack.config.model_copy(
+        update={
+            "warehouse": warehouse_config(stack),
+            "kafka": stack.config.kafka.model_copy(update={"group_id": "cdchub-it-postgres"}),
+        }
+    )
+    session = PostgresSession(config.warehouse)  # type: ignore[arg-type]
+    try:
+        _drop_schemas(session, "shop", "inventory", CONTROL_SCHEMA)
+    finally:
+        session.close()
+    report = replicate_until_verified(config)
+    assert report["ok"], failures(report)
+    assert {t["table"] for t in report["tables"]} >= {"public.orders", "inventory.shipments"}
