@@ -160,7 +160,7 @@ def _snowflake(config: HubConfig) -> Iterator[WarehouseSession]:
                 "account": "fakesnow",
                 "user": "bench",
                 "password": "-",
-                "database": "bench",
+                "database": "cdchub_bench",
             }
         )
         session = SnowflakeSession(fake)
