@@ -39,8 +39,10 @@ def _labels(target: plan.MergeTarget) -> list[tuple[exp.Expression, str]]:
     """Each builder's statement with its name, to label what `merge_statements` returns."""
     named: list[tuple[exp.Expression | None, str]] = [
         (plan.remove_applied(target), "1. remove_applied: drop versions history already has"),
-        (plan.drop_table(plan.table(plan.KEYS)), "2. collect_keys: the keys this segment touches"),
+        (plan.drop_table(target.keys), "2. collect_keys: the keys this segment touches"),
         (plan.collect_keys(target), "2. collect_keys"),
+        (plan.empty_table(target.keys), "2. collect_keys: the keys this segment touches"),
+        (plan.fill_keys(target), "2. collect_keys"),
         (plan.insert_versions(target), "3. insert_versions: append the new versions, open"),
         (plan.relink(target), "4. relink: valid_from/valid_to/is_current of touched keys"),
         (plan.carry_forward(target), "5. carry_forward: deletes take the values they close"),
@@ -56,22 +58,27 @@ def render_plan(kind: str, shape: TableShape) -> str:
     # A shape's namespace is its source's default one (public, or the MariaDB database): bare names.
     names = table_names(shape.table, shape.table.namespace)
     target = plan.MergeTarget(names, shape.columns, shape.key)
+    if not dialect.TRANSACTIONAL_DDL:
+        target = target.with_own_scratch()
+    stage_sql = _stage_sql(kind)(target.stage_name, plan.stage_columns(target))
+    prepare: list[exp.Expression] = []
+    if target.reuse_scratch:
+        # Created once per table before the batch's transaction, then emptied and refilled with DML.
+        prepare = [
+            plan.drop_table(target.stage),
+            stage_sql[0],
+            plan.drop_table(target.keys),
+            plan.create_table(target.keys, plan.key_columns(target), dialect, temporary=True),
+        ]
+        loading = [plan.empty_table(target.stage), *stage_sql[1:]]
+    else:
+        loading = [plan.drop_table(target.stage), *stage_sql]
+    truncate = plan.stage_truncate(
+        target, "<position>", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "tx"
+    )
     sections: list[tuple[str, list[exp.Expression]]] = [
-        (
-            "stage: load the segment's rows (the client's bulk path)",
-            [
-                plan.drop_table(plan.table(plan.STAGE)),
-                *_stage_sql(kind)(plan.STAGE, plan.stage_columns(target)),
-            ],
-        ),
-        (
-            "stage, for a truncate segment instead: one deleted version per live key",
-            [
-                plan.stage_truncate(
-                    target, "<position>", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "tx"
-                ),
-            ],
-        ),
+        ("stage: load the segment's rows (the client's bulk path)", loading),
+        ("stage, for a truncate segment instead: one deleted version per live key", [truncate]),
     ]
     labels = _labels(target)
     for statement in plan.merge_statements(target):
@@ -99,12 +106,13 @@ def render_plan(kind: str, shape: TableShape) -> str:
         f"{target.names.schema}.{target.names.history}, rendered for {kind}",
         f"-- key: {', '.join(shape.key)}",
     ]
-    if not dialect.TRANSACTIONAL_DDL:
+    if prepare:
         out.append(
-            f"-- {kind}: DDL commits the open transaction; the client commits before and begins "
-            "after each CREATE/DROP (docs/warehouses.md)"
+            f"\n-- prepare, once per table and before any transaction: on {kind} DDL commits "
+            "the open transaction (docs/warehouses.md)"
         )
-    out.append(dialect.render(exp.Transaction()) + ";")
+        out.extend(dialect.render(s, pretty=True) + ";" for s in prepare)
+    out.append("\n" + dialect.render(exp.Transaction()) + ";")
     for title, statements in sections:
         out.append(f"\n-- {title}")
         out.extend(dialect.render(s, pretty=True) + ";" for s in statements)

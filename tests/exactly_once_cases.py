@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from cdc_consumers.model import ChangeEvent, Op
+from cdc_consumers.model import ChangeEvent, Op, TableId
 from merge import plan
 from merge.scd2 import Checkpoint, Scd2Engine
 from merge.session import WarehouseSession
@@ -47,10 +47,14 @@ class FailingSession:
         self.inner.executemany(statement, rows)
 
 
-def _events(first: int, count: int) -> list[ChangeEvent]:
+# A second table of the same source: a batch that spans two tables commits both or neither.
+TABLE_B = TableId(TABLE.source, TABLE.namespace, "items_b")
+
+
+def _events(first: int, count: int, table: TableId = TABLE) -> list[ChangeEvent]:
     return [
         ChangeEvent(
-            TABLE,
+            table,
             Op.CREATE if i == first else Op.UPDATE,
             (1,),
             None,
@@ -97,3 +101,41 @@ def check_failure_leaves_nothing(session: WarehouseSession, fails: Any) -> None:
     assert [r[8] for r in history] == [f"{i:08d}" for i in range(5)]
     assert [r[5] for r in history] == [False] * 4 + [True]
     assert Scd2Engine(session, "g").stored_checkpoints() == {("topic", 0): 5}
+
+
+def _history_b(session: WarehouseSession) -> list[tuple[Any, ...]]:
+    query = (
+        exp.select(plan.col("id"), plan.col("_cdc_source_pos"), plan.col("_cdc_is_current"))
+        .from_(plan.table("items_b_history", TABLE_B.source))
+        .order_by(plan.col("id"), plan.col("_cdc_source_pos"))
+    )
+    return [tuple(r) for r in session.query(query)]
+
+
+def check_two_tables_fail_together(session: WarehouseSession) -> None:
+    """A batch of two tables failing in the second table's merge leaves nothing of the first.
+
+    On a warehouse whose DDL commits the open transaction (Snowflake), creating the second table's
+    stage inside the batch would commit the first table's merge; this is the test for that.
+    """
+    failing = FailingSession(
+        session, lambda s: isinstance(s, exp.Update) and s.this.name == "items_b_history"
+    )
+    engine = Scd2Engine(failing, "g")  # type: ignore[arg-type]
+    infos = {**INFO, TABLE_B: INFO[TABLE]}
+    first = {TABLE: _events(0, 2), TABLE_B: _events(0, 2, TABLE_B)}
+    engine.apply(first, infos, [Checkpoint("topic", 0, 2)])
+    before = (warehouse_history(session), _history_b(session))
+    failing.armed = True
+    second = {TABLE: _events(2, 3), TABLE_B: _events(2, 3, TABLE_B)}
+    try:
+        engine.apply(second, infos, [Checkpoint("topic", 0, 5)])
+    except Injected:
+        pass
+    else:
+        raise AssertionError("the injected failure did not fire")
+    failing.armed = False
+    assert (warehouse_history(session), _history_b(session)) == before
+    assert Scd2Engine(session, "g").stored_checkpoints() == {("topic", 0): 2}
+    engine.apply(second, infos, [Checkpoint("topic", 0, 5)])
+    assert len(warehouse_history(session)) == len(_history_b(session)) == 5

@@ -61,6 +61,8 @@ class SnowflakeSession:
         except snowflake.connector.errors.Error as exc:
             raise MergeError(f"cannot connect to Snowflake: {exc}", account=config.account) from exc
         self._depth = 0
+        # Stage tables this session created, by name, with their columns (reused across batches).
+        self._stages: dict[str, tuple[tuple[str, ColumnType], ...]] = {}
 
     def _run(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         cur = self.conn.cursor()
@@ -71,10 +73,8 @@ class SnowflakeSession:
     def transaction(self) -> Iterator[None]:
         """BEGIN … COMMIT, rolled back on error; nested blocks join the outer transaction.
 
-        Snowflake commits an open transaction before any DDL (the engine's temporary stage is
-        created inside the batch), so on Snowflake a batch is atomic per table segment, and the
-        offsets always commit with the last segment; replays of what was committed earlier are
-        absorbed by `remove_applied` (docs/warehouses.md).
+        The engine creates each table's stage and key tables before the batch's transaction
+        (`TRANSACTIONAL_DDL = False`), so a batch runs only DML and commits, offsets included, as one.
         """
         if self._depth:
             self._depth += 1
@@ -123,9 +123,20 @@ class SnowflakeSession:
     def load_stage(
         self, name: str, columns: Sequence[tuple[str, ColumnType]], rows: Sequence[Sequence[Any]]
     ) -> None:
-        """Create the temporary stage and insert every row with one `executemany`."""
+        """Create (or, when this session made it already, empty) the stage; one `executemany`.
+
+        Emptying is a DELETE, so a stage the engine prepared before the batch is reloaded without DDL
+        inside the batch's transaction.
+        """
         create, insert = self.stage_sql(name, columns)
-        self.execute(create)
+        shape = tuple(columns)
+        if self._stages.get(name) == shape:
+            # The engine created this table before the batch: empty it with DML, inside the batch.
+            self.execute(plan.empty_table(plan.table(name)))
+        else:
+            self.execute(plan.drop_table(plan.table(name)))
+            self.execute(create)
+            self._stages[name] = shape
         if not rows:
             return
         shapes = [(t, falls_back_to_text(t, self.dialect)) for _, t in columns]

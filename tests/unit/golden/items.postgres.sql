@@ -1,5 +1,6 @@
 -- src.public.items -> src.items and src.items_history, rendered for postgres
 -- key: id
+
 BEGIN;
 
 -- stage: load the segment's rows (the client's bulk path)

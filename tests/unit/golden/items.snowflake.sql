@@ -1,11 +1,9 @@
 -- src.public.items -> src.items and src.items_history, rendered for snowflake
 -- key: id
--- snowflake: DDL commits the open transaction; the client commits before and begins after each CREATE/DROP (docs/warehouses.md)
-BEGIN;
 
--- stage: load the segment's rows (the client's bulk path)
-DROP TABLE IF EXISTS "_cdc_stage";
-CREATE TEMPORARY TABLE IF NOT EXISTS "_cdc_stage" (
+-- prepare, once per table and before any transaction: on snowflake DDL commits the open transaction (docs/warehouses.md)
+DROP TABLE IF EXISTS "_cdc_stage__src__items";
+CREATE TEMPORARY TABLE IF NOT EXISTS "_cdc_stage__src__items" (
   "id" BIGINT,
   "name" VARCHAR,
   "price" DECIMAL(12, 2),
@@ -15,7 +13,16 @@ CREATE TEMPORARY TABLE IF NOT EXISTS "_cdc_stage" (
   "_cdc_source_pos" VARCHAR,
   "_cdc_tx_id" VARCHAR
 );
-INSERT INTO "_cdc_stage" (
+DROP TABLE IF EXISTS "_cdc_keys__src__items";
+CREATE TEMPORARY TABLE IF NOT EXISTS "_cdc_keys__src__items" (
+  "id" BIGINT
+);
+
+BEGIN;
+
+-- stage: load the segment's rows (the client's bulk path)
+DELETE FROM "_cdc_stage__src__items";
+INSERT INTO "_cdc_stage__src__items" (
   "id",
   "name",
   "price",
@@ -29,7 +36,7 @@ VALUES
   (?, ?, ?, ?, ?, ?, ?, ?);
 
 -- stage, for a truncate segment instead: one deleted version per live key
-INSERT INTO "_cdc_stage" (
+INSERT INTO "_cdc_stage__src__items" (
   "id",
   "name",
   "price",
@@ -63,25 +70,27 @@ WHERE
   "h"."_cdc_rank" = 1 AND NOT "h"."_cdc_is_deleted";
 
 -- 1. remove_applied: drop versions history already has
-DELETE FROM "_cdc_stage"
+DELETE FROM "_cdc_stage__src__items"
 WHERE
   EXISTS(
     SELECT
       1
     FROM "src"."items_history" AS "h"
     WHERE
-      "h"."id" = "_cdc_stage"."id"
-      AND "h"."_cdc_source_pos" = "_cdc_stage"."_cdc_source_pos"
+      "h"."id" = "_cdc_stage__src__items"."id"
+      AND "h"."_cdc_source_pos" = "_cdc_stage__src__items"."_cdc_source_pos"
   );
 
 -- 2. collect_keys: the keys this segment touches
-DROP TABLE IF EXISTS "_cdc_keys";
+DELETE FROM "_cdc_keys__src__items";
 
 -- 2. collect_keys
-CREATE TEMPORARY TABLE "_cdc_keys" AS
+INSERT INTO "_cdc_keys__src__items" (
+  "id"
+)
 SELECT DISTINCT
   "id"
-FROM "_cdc_stage";
+FROM "_cdc_stage__src__items";
 
 -- 3. insert_versions: append the new versions, open
 INSERT INTO "src"."items_history" (
@@ -109,7 +118,7 @@ SELECT
   "_cdc_source_pos",
   "_cdc_tx_id",
   CURRENT_TIMESTAMP()
-FROM "_cdc_stage";
+FROM "_cdc_stage__src__items";
 
 -- 4. relink: valid_from/valid_to/is_current of touched keys
 UPDATE "src"."items_history" SET "_cdc_valid_from" = "w"."eff_from", "_cdc_valid_to" = "w"."next_from", "_cdc_is_current" = "w"."next_pos" IS NULL
@@ -134,9 +143,9 @@ FROM (
       EXISTS(
         SELECT
           1
-        FROM "_cdc_keys"
+        FROM "_cdc_keys__src__items"
         WHERE
-          "_cdc_keys"."id" = "h"."id"
+          "_cdc_keys__src__items"."id" = "h"."id"
       )
   ) AS "c"
 ) AS "w"
@@ -165,9 +174,9 @@ FROM (
     EXISTS(
       SELECT
         1
-      FROM "_cdc_keys"
+      FROM "_cdc_keys__src__items"
       WHERE
-        "_cdc_keys"."id" = "h"."id"
+        "_cdc_keys__src__items"."id" = "h"."id"
     )
 ) AS "p"
 WHERE
@@ -182,9 +191,9 @@ WHERE
   EXISTS(
     SELECT
       1
-    FROM "_cdc_keys"
+    FROM "_cdc_keys__src__items"
     WHERE
-      "_cdc_keys"."id" = "items"."id"
+      "_cdc_keys__src__items"."id" = "items"."id"
   );
 
 -- 6. refresh_current
@@ -214,9 +223,9 @@ WHERE
   AND EXISTS(
     SELECT
       1
-    FROM "_cdc_keys"
+    FROM "_cdc_keys__src__items"
     WHERE
-      "_cdc_keys"."id" = "h"."id"
+      "_cdc_keys__src__items"."id" = "h"."id"
   );
 
 -- offsets: the next Kafka offsets, in the same transaction
