@@ -17,7 +17,12 @@ from cdchub.warehouses.postgres_client import PostgresSession
 from infrastructure.stack.layout import PG_WAREHOUSE_DB
 from merge import client_sql
 from merge.naming import CONTROL_SCHEMA
-from tests.exactly_once_cases import check_failure_leaves_nothing, is_offsets_write, is_relink
+from tests.exactly_once_cases import (
+    check_failure_leaves_nothing,
+    check_two_tables_fail_together,
+    is_offsets_write,
+    is_relink,
+)
 from tests.integration.conftest import Stack
 from tests.integration.helpers import failures, replicate_until_verified
 from tests.scd2_cases import TABLE, check_history_matches_reference
@@ -70,6 +75,10 @@ def test_postgres_failure_mid_batch_leaves_neither_data_nor_offsets(
     pg_session: PostgresSession, fails: object
 ) -> None:
     check_failure_leaves_nothing(pg_session, fails)
+
+
+def test_postgres_batch_of_two_tables_commits_both_or_neither(pg_session: PostgresSession) -> None:
+    check_two_tables_fail_together(pg_session)
 
 
 def test_pipeline_into_postgres_warehouse_verifies(stack: Stack) -> None:
