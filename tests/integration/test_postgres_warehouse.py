@@ -6,16 +6,19 @@ owned by the `cdchub_warehouse` user). Nothing is mocked.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlglot import exp
 
 from cdchub.config import HubConfig, PostgresWarehouse
 from cdchub.warehouses.postgres_client import PostgresSession
 from infrastructure.stack.layout import PG_WAREHOUSE_DB
-from merge import client_sql
+from merge import client_sql, plan
 from merge.naming import CONTROL_SCHEMA
 from tests.exactly_once_cases import (
     check_failure_leaves_nothing,
@@ -25,6 +28,7 @@ from tests.exactly_once_cases import (
 )
 from tests.integration.conftest import Stack
 from tests.integration.helpers import failures, replicate_until_verified
+from tests.integration.pg_kinds import KINDS, expected
 from tests.scd2_cases import TABLE, check_history_matches_reference
 
 pytestmark = pytest.mark.integration
@@ -96,3 +100,25 @@ def test_pipeline_into_postgres_warehouse_verifies(stack: Stack) -> None:
     report = replicate_until_verified(config)
     assert report["ok"], failures(report)
     assert {t["table"] for t in report["tables"]} >= {"public.orders", "inventory.shipments"}
+
+
+def test_postgres_stage_keeps_every_kind_exactly(pg_session: PostgresSession) -> None:
+    """COPY staging round-trips each kind: NaN and 1000-digit numerics, bytes, arrays, JSON, NULLs."""
+    columns = [(name, ctype) for name, ctype, _ in KINDS]
+    with pg_session.transaction():
+        pg_session.execute(plan.drop_table(plan.table("_cdc_kinds")))
+        values = tuple(v for _, _, v in KINDS)
+        pg_session.load_stage("_cdc_kinds", columns, [values, tuple(None for _ in KINDS)])
+        rows = pg_session.query(
+            exp.select(*(plan.col(n) for n, _ in columns)).from_(plan.table("_cdc_kinds"))
+        )
+    full, empty = (rows[0], rows[1]) if rows[0][0] is not None else (rows[1], rows[0])
+    assert empty == tuple(None for _ in KINDS)
+    for (name, _, value), got in zip(KINDS, full, strict=True):
+        want = expected(name, value)
+        if name == "doc":
+            assert json.loads(got) == json.loads(want)
+        elif isinstance(want, float | Decimal) and want != want:  # NaN
+            assert got != got, name
+        else:
+            assert got == want, name
