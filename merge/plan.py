@@ -19,6 +19,7 @@ transaction together with the Kafka offsets:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -202,6 +203,28 @@ def add_column(tbl: exp.Table, name: str, ctype: ColumnType, dialect: Dialect) -
         this=tbl.copy(),
         kind="TABLE",
         actions=[exp.ColumnDef(this=ident(name), kind=dialect.column_type(ctype))],
+    )
+
+
+def history_index(target: MergeTarget, max_identifier_length: int) -> exp.Expression:
+    """`CREATE INDEX IF NOT EXISTS` on history (key…, `_cdc_source_pos`): a version's identity.
+
+    remove_applied probes it for (key, position) and relink/carry_forward read every version of the
+    touched keys; the name is shortened with a hash when it would pass the identifier limit.
+    """
+    name = f"{target.names.history}_cdc_key_pos"
+    if len(name) > max_identifier_length:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+        name = f"{name[: max_identifier_length - 9]}_{digest}"
+    columns = [exp.Ordered(this=col(c)) for c in [*target.key, SOURCE_POS]]
+    return exp.Create(
+        this=exp.Index(
+            this=ident(name),
+            table=target.history,
+            params=exp.IndexParameters(columns=columns),
+        ),
+        kind="INDEX",
+        exists=True,
     )
 
 

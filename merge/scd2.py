@@ -167,6 +167,9 @@ class Scd2Engine:
             self.session.execute(
                 plan.create_table(target.current, plan.current_columns(target), self.dialect)
             )
+            if self.dialect.INDEXES_HISTORY:
+                index = plan.history_index(target, self.dialect.MAX_IDENTIFIER_LENGTH)
+                self.session.execute(index)
             self._register(target, table, info)
 
     def _widen(self, target: plan.MergeTarget, existing: list[str]) -> None:

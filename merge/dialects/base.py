@@ -25,6 +25,8 @@ class Dialect:
     SUPPORTS_UPDATE_FROM: ClassVar[bool] = True
     # False where DDL (CREATE/DROP of the temporary stage) commits the open transaction (Snowflake).
     TRANSACTIONAL_DDL: ClassVar[bool] = True
+    # True where history needs a btree on (key, position) for the merge's probes to stay cheap.
+    INDEXES_HISTORY: ClassVar[bool] = False
     FALLBACK_TYPE: ClassVar[str] = "TEXT"
     TYPES: ClassVar[dict[str, str]] = {}
 

@@ -19,6 +19,9 @@ class PostgresDialect(Dialect):
     MAX_DECIMAL_PRECISION = 1000
     MAX_IDENTIFIER_LENGTH = 63
     FALLBACK_TYPE = "TEXT"
+    # remove_applied and relink look up history by (key, position); without an index PostgreSQL
+    # hash-joins the whole history on every batch.
+    INDEXES_HISTORY = True
     # A decimal without a declared precision (Debezium's VariableScaleDecimal, `numeric` with no
     # typmod) goes to the unconstrained NUMERIC, which also stores NaN and ±Infinity exactly.
     UNBOUNDED_DECIMAL_TYPE: ClassVar[str] = "NUMERIC"
