@@ -317,6 +317,57 @@ def verify(obj: _Context, as_json: bool) -> None:
         sys.exit(1)
 
 
+@cli.command("render-sql")
+@click.option(
+    "--warehouse",
+    "kind",
+    type=click.Choice(["duckdb", "postgres", "snowflake"]),
+    default="duckdb",
+    show_default=True,
+)
+@click.option("--table", "table", required=True, help="source.namespace.table or schema.table.")
+@click.option("--columns", help='Instead of the demo schemas: "id:int64, price:decimal(12,2)".')
+@click.option("--key", help="Key columns of --columns, comma-separated.")
+@_guard
+def render_sql(kind: str, table: str, columns: str | None, key: str | None) -> None:
+    """Print the statements of one batch for one table, rendered for a warehouse (no database)."""
+    from cdchub.demo_tables import find_demo_table, parse_columns
+    from cdchub.render_sql import render_plan
+
+    shape = parse_columns(table, columns, key or "") if columns else find_demo_table(table)
+    click.echo(render_plan(kind, shape))
+
+
+@cli.group()
+def bench() -> None:
+    """Benchmarks that print figures (they assert nothing)."""
+
+
+@bench.command("merge")
+@click.option(
+    "--warehouse",
+    "kind",
+    type=click.Choice(["duckdb", "postgres", "snowflake"]),
+    default="duckdb",
+    show_default=True,
+)
+@click.option("--events", type=click.IntRange(1), default=10_000, show_default=True)
+@click.option("--batch", type=click.IntRange(1), default=1_000, show_default=True)
+@click.option("--keys", type=click.IntRange(1), default=2_000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def bench_merge(
+    obj: _Context, kind: str, events: int, batch: int, keys: int, seed: int, as_json: bool
+) -> None:
+    """Merge throughput on synthetic inserts/updates/deletes: events/s, batch p50/p95, peak RSS."""
+    from cdchub.bench import bench_merge as run_bench
+
+    result = run_bench(obj.config, kind, events=events, batch=batch, keys=keys, seed=seed)
+    click.echo(json.dumps(result.to_json()) if as_json else result.describe())
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (last line).")
 @click.option("--events", type=int, default=3000, show_default=True, help="Workload row changes.")

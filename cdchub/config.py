@@ -160,7 +160,74 @@ class DuckDBWarehouse(_Model):
     path: Path = Path(".cdchub/warehouse.duckdb")
 
 
-WarehouseConfig = Annotated[DuckDBWarehouse, Field(discriminator="kind")]
+def _read_secret(password: SecretStr | None, password_file: Path | None, **facts: str) -> str:
+    """A password given inline or in a file (the file wins only when no inline value is set)."""
+    if password is not None:
+        return password.get_secret_value()
+    assert password_file is not None
+    try:
+        return password_file.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read password_file: {exc.strerror}", path=str(password_file), **facts
+        ) from exc
+
+
+class PostgresWarehouse(_Model):
+    """A PostgreSQL database as the warehouse (the local stack creates `cdchub_warehouse`)."""
+
+    kind: Literal["postgres"]
+    host: str = "127.0.0.1"
+    port: int = 5432
+    database: str
+    user: str
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    connect_timeout_s: int = Field(10, gt=0)
+
+    @model_validator(mode="after")
+    def _check_secret(self) -> PostgresWarehouse:
+        if self.password is None and self.password_file is None:
+            raise ValueError(
+                "set either 'password' (e.g. ${WAREHOUSE_PASSWORD}) or 'password_file'"
+            )
+        return self
+
+    def secret(self) -> str:
+        """The warehouse user's password."""
+        return _read_secret(self.password, self.password_file, warehouse="postgres")
+
+
+class SnowflakeWarehouse(_Model):
+    """A Snowflake database as the warehouse (`snowflake-connector-python`)."""
+
+    kind: Literal["snowflake"]
+    account: str
+    user: str
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    database: str
+    # Temporary staging tables are created in this schema (they are session-private).
+    schema_: str = Field("PUBLIC", alias="schema")
+    compute_warehouse: str | None = None
+    role: str | None = None
+
+    @model_validator(mode="after")
+    def _check_secret(self) -> SnowflakeWarehouse:
+        if self.password is None and self.password_file is None:
+            raise ValueError(
+                "set either 'password' (e.g. ${SNOWFLAKE_PASSWORD}) or 'password_file'"
+            )
+        return self
+
+    def secret(self) -> str:
+        """The Snowflake user's password."""
+        return _read_secret(self.password, self.password_file, warehouse="snowflake")
+
+
+WarehouseConfig = Annotated[
+    DuckDBWarehouse | PostgresWarehouse | SnowflakeWarehouse, Field(discriminator="kind")
+]
 
 
 class HubConfig(_Model):
@@ -232,6 +299,8 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         wh.setdefault("kind", "duckdb")
         wh["path"] = str(Path(data["state_dir"]) / "warehouse.duckdb")
         data["warehouse"] = wh
+    if isinstance(wh, dict) and "password_file" in wh:
+        wh["password_file"] = fix(wh["password_file"])
     for src in data.get("sources") or []:
         if isinstance(src, dict) and "password_file" in src:
             src["password_file"] = fix(src["password_file"])

@@ -92,7 +92,7 @@ def normalize(value: Any, wh_type: str = "") -> Any:
     if value is None:
         return None
     wh_type = wh_type.upper()
-    if wh_type == "JSON":
+    if wh_type in ("JSON", "JSONB"):  # JSONB: the PostgreSQL warehouse
         parsed = json.loads(value) if isinstance(value, str | bytes) else value
         return json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     if isinstance(value, bool):

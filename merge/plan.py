@@ -19,8 +19,9 @@ transaction together with the Kafka offsets:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlglot import exp
 
@@ -97,6 +98,29 @@ class MergeTarget:
     names: TableNames
     columns: tuple[tuple[str, ColumnType], ...]
     key: tuple[str, ...]
+    # Where a segment is staged. Dialects whose DDL commits the open transaction (Snowflake) get a
+    # pair per table, created before the batch's transaction and emptied with DELETE inside it.
+    stage_name: str = STAGE
+    keys_name: str = KEYS
+    reuse_scratch: bool = False
+
+    def with_own_scratch(self) -> MergeTarget:
+        """This target with its own long-lived stage and key tables (no DDL inside a batch)."""
+        suffix = f"{self.names.schema}__{self.names.current}"
+        return replace(
+            self,
+            stage_name=f"{STAGE}__{suffix}",
+            keys_name=f"{KEYS}__{suffix}",
+            reuse_scratch=True,
+        )
+
+    @property
+    def stage(self) -> exp.Table:
+        return table(self.stage_name)
+
+    @property
+    def keys(self) -> exp.Table:
+        return table(self.keys_name)
 
     @property
     def column_names(self) -> list[str]:
@@ -193,6 +217,28 @@ def alter_column_type(
     )
 
 
+def history_index(target: MergeTarget, max_identifier_length: int) -> exp.Expression:
+    """`CREATE INDEX IF NOT EXISTS` on history (key…, `_cdc_source_pos`): a version's identity.
+
+    remove_applied probes it for (key, position) and relink/carry_forward read every version of the
+    touched keys; the name is shortened with a hash when it would pass the identifier limit.
+    """
+    name = f"{target.names.history}_cdc_key_pos"
+    if len(name) > max_identifier_length:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+        name = f"{name[: max_identifier_length - 9]}_{digest}"
+    columns = [exp.Ordered(this=col(c)) for c in [*target.key, SOURCE_POS]]
+    return exp.Create(
+        this=exp.Index(
+            this=ident(name),
+            table=target.history,
+            params=exp.IndexParameters(columns=columns),
+        ),
+        kind="INDEX",
+        exists=True,
+    )
+
+
 def drop_table(tbl: exp.Table) -> exp.Expression:
     """`DROP TABLE IF EXISTS`."""
     return exp.Drop(tables=[tbl], kind="TABLE", exists=True)
@@ -209,24 +255,45 @@ def remove_applied(target: MergeTarget) -> exp.Expression:
         .where(
             _and(
                 [
-                    _key_match(target.key, "h", STAGE),
-                    exp.EQ(this=col(SOURCE_POS, "h"), expression=col(SOURCE_POS, STAGE)),
+                    _key_match(target.key, "h", target.stage_name),
+                    exp.EQ(
+                        this=col(SOURCE_POS, "h"), expression=col(SOURCE_POS, target.stage_name)
+                    ),
                 ]
             )
         )
     )
-    return exp.delete(table(STAGE), where=exp.Exists(this=probe))
+    return exp.delete(target.stage, where=exp.Exists(this=probe))
 
 
 def collect_keys(target: MergeTarget, source: exp.Expression | None = None) -> exp.Expression:
     """Step 2: `CREATE TEMP TABLE _cdc_keys AS SELECT DISTINCT <key> FROM _cdc_stage`."""
-    select = exp.select(*(col(k) for k in target.key)).distinct().from_(source or table(STAGE))
+    select = exp.select(*(col(k) for k in target.key)).distinct().from_(source or target.stage)
     return exp.Create(
-        this=table(KEYS),
+        this=target.keys,
         kind="TABLE",
         expression=select,
         properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
     )
+
+
+def fill_keys(target: MergeTarget) -> exp.Expression:
+    """Step 2 without DDL: `INSERT INTO <keys> SELECT DISTINCT <key> FROM <stage>` (reused tables)."""
+    select = exp.select(*(col(k) for k in target.key)).distinct().from_(target.stage)
+    return exp.insert(
+        select, exp.Schema(this=target.keys, expressions=[ident(k) for k in target.key])
+    )
+
+
+def key_columns(target: MergeTarget) -> list[tuple[str, ColumnType]]:
+    """The key columns with their types (the key table's columns)."""
+    types = dict(target.columns)
+    return [(k, types[k]) for k in target.key]
+
+
+def empty_table(tbl: exp.Table) -> exp.Expression:
+    """`DELETE FROM tbl`: DML, so it stays inside the batch's transaction (unlike TRUNCATE/DROP)."""
+    return exp.delete(tbl.copy())
 
 
 def insert_versions(target: MergeTarget) -> exp.Expression:
@@ -242,7 +309,7 @@ def insert_versions(target: MergeTarget) -> exp.Expression:
         col(SOURCE_POS),
         col(TX_ID),
         exp.CurrentTimestamp(),
-    ).from_(table(STAGE))
+    ).from_(target.stage)
     columns = [*names, *(n for n, _ in HISTORY_META)]
     return exp.insert(
         select, exp.Schema(this=target.history, expressions=[ident(c) for c in columns])
@@ -252,8 +319,8 @@ def insert_versions(target: MergeTarget) -> exp.Expression:
 def _touched(target: MergeTarget, alias: str) -> exp.Expression:
     probe = (
         exp.select(exp.Literal.number(1))
-        .from_(table(KEYS))
-        .where(_key_match(target.key, KEYS, alias))
+        .from_(target.keys)
+        .where(_key_match(target.key, target.keys_name, alias))
     )
     return exp.Exists(this=probe)
 
@@ -433,7 +500,7 @@ def stage_truncate(
     )
     columns = [*names, *(n for n, _ in STAGE_META)]
     return exp.insert(
-        select, exp.Schema(this=table(STAGE), expressions=[ident(c) for c in columns])
+        select, exp.Schema(this=target.stage, expressions=[ident(c) for c in columns])
     )
 
 
@@ -441,8 +508,11 @@ def merge_statements(target: MergeTarget) -> list[exp.Expression]:
     """Steps 1-6 for one staged segment, in order (the staging table must exist and be loaded)."""
     statements: list[exp.Expression] = [
         remove_applied(target),
-        drop_table(table(KEYS)),
-        collect_keys(target),
+        *(
+            [empty_table(target.keys), fill_keys(target)]
+            if target.reuse_scratch
+            else [drop_table(target.keys), collect_keys(target)]
+        ),
         insert_versions(target),
         relink(target),
     ]

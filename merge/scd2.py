@@ -103,6 +103,7 @@ class Scd2Engine:
         self._targets: dict[TableId, plan.MergeTarget] = {}
         # (table, schema) pairs already checked against the warehouse columns.
         self._fitted: set[tuple[TableId, TableSchema]] = set()
+        self._scratch_ready: set[plan.MergeTarget] = set()
         self._control_ready = False
 
     # -- setup ----------------------------------------------------------------------------------
@@ -145,6 +146,8 @@ class Scd2Engine:
         existing = self.session.table_columns(names.schema, names.history)
         columns, widened = self._merge_columns(table, names, known, schema, existing)
         target = plan.MergeTarget(names, tuple(columns), schema.key)
+        if not self.dialect.TRANSACTIONAL_DDL:
+            target = target.with_own_scratch()
         if existing is None:
             self._create(target, table, info)
         else:
@@ -229,6 +232,9 @@ class Scd2Engine:
             self.session.execute(
                 plan.create_table(target.current, plan.current_columns(target), self.dialect)
             )
+            if self.dialect.INDEXES_HISTORY:
+                index = plan.history_index(target, self.dialect.MAX_IDENTIFIER_LENGTH)
+                self.session.execute(index)
             self._register(target, table, info)
             self._record_types(target, target.column_names)
 
@@ -308,6 +314,9 @@ class Scd2Engine:
                 if known is None:
                     continue  # a truncate of a table never seen: nothing to close
                 targets[table] = known
+        for target in targets.values():
+            if target.reuse_scratch:
+                self._prepare_scratch(target)
         batch_id = uuid.uuid4().hex
         results: list[TableResult] = []
         with self.session.transaction():
@@ -344,19 +353,33 @@ class Scd2Engine:
                 self._load_stage(target, _stage_rows(target, segment))
             for statement in plan.merge_statements(target)[:3]:
                 self.session.execute(statement)
-            versions += self._count_stage()
+            versions += self._count_stage(target)
             for statement in plan.merge_statements(target)[3:]:
                 self.session.execute(statement)
         return TableResult(table, len(events), versions)
 
-    def _load_stage(self, target: plan.MergeTarget, rows: list[tuple[Any, ...]]) -> None:
-        self.session.execute(plan.drop_table(plan.table(plan.STAGE)))
-        self.session.load_stage(plan.STAGE, plan.stage_columns(target), rows)
+    def _prepare_scratch(self, target: plan.MergeTarget) -> None:
+        """Create a target's own stage and key tables before the batch's transaction, once.
 
-    def _count_stage(self) -> int:
-        rows = self.session.query(
-            exp.select(exp.Count(this=exp.Star())).from_(plan.table(plan.STAGE))
+        Where DDL commits the open transaction (Snowflake), creating them inside the batch would
+        commit half of it; created here, the batch only empties and fills them (DML).
+        """
+        if target in self._scratch_ready:
+            return
+        self.session.load_stage(target.stage_name, plan.stage_columns(target), [])
+        self.session.execute(plan.drop_table(target.keys))
+        self.session.execute(
+            plan.create_table(target.keys, plan.key_columns(target), self.dialect, temporary=True)
         )
+        self._scratch_ready.add(target)
+
+    def _load_stage(self, target: plan.MergeTarget, rows: list[tuple[Any, ...]]) -> None:
+        if not target.reuse_scratch:
+            self.session.execute(plan.drop_table(target.stage))
+        self.session.load_stage(target.stage_name, plan.stage_columns(target), rows)
+
+    def _count_stage(self, target: plan.MergeTarget) -> int:
+        rows = self.session.query(exp.select(exp.Count(this=exp.Star())).from_(target.stage))
         return int(rows[0][0])
 
     def _store_checkpoints(self, checkpoints: Iterable[Checkpoint]) -> None:

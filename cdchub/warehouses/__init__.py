@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from cdchub.config import HubConfig
+from cdchub.config import DuckDBWarehouse, HubConfig, PostgresWarehouse, SnowflakeWarehouse
 from merge.session import WarehouseSession
 
 
 def open_session(config: HubConfig, *, read_only: bool = False) -> WarehouseSession:
-    """Open a session on the configured warehouse."""
-    kind = config.warehouse.kind
-    if kind == "duckdb":
+    """Open a session on the configured warehouse (drivers are imported only when used)."""
+    warehouse = config.warehouse
+    if isinstance(warehouse, DuckDBWarehouse):
         from cdchub.warehouses.duckdb_client import DuckDBSession
 
-        return DuckDBSession(config.warehouse.path, read_only=read_only)
-    raise ValueError(f"warehouse kind {kind!r} is not supported yet")
+        return DuckDBSession(warehouse.path, read_only=read_only)
+    if isinstance(warehouse, PostgresWarehouse):
+        from cdchub.warehouses.postgres_client import PostgresSession
+
+        return PostgresSession(warehouse, read_only=read_only)
+    if isinstance(warehouse, SnowflakeWarehouse):
+        from cdchub.warehouses.snowflake_client import SnowflakeSession
+
+        return SnowflakeSession(warehouse)
+    raise ValueError(f"warehouse kind {warehouse.kind!r} is not supported")

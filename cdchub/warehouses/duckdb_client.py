@@ -101,11 +101,17 @@ class DuckDBSession:
         view = f"{name}_arrow"
         self.conn.register(view, staged)
         try:
-            self.execute(plan.stage_from(name, view, columns, self.dialect))
+            for statement in self.stage_sql(name, columns):
+                self.execute(statement)
         finally:
             # If the transaction failed already, the first error is the one to report.
             with contextlib.suppress(duckdb.Error):
                 self.conn.unregister(view)
+
+    @staticmethod
+    def stage_sql(name: str, columns: Sequence[tuple[str, ColumnType]]) -> list[exp.Expression]:
+        """The staging statements: a typed temp table from the registered Arrow view."""
+        return [plan.stage_from(name, f"{name}_arrow", columns, DuckDBDialect())]
 
     def table_columns(self, schema: str, table: str) -> list[str] | None:
         """Column names of `schema.table` in order, or None."""

@@ -15,6 +15,9 @@ from cdchub.config import HubConfig
 HOST = "127.0.0.1"
 PG_ADMIN_USER = "cdchub_admin"
 PG_CDC_USER = "cdc_reader"
+# The PostgreSQL warehouse (warehouse.kind: postgres): a database owned by its own user.
+PG_WAREHOUSE_USER = "cdchub_warehouse"
+PG_WAREHOUSE_DB = "cdchub_warehouse"
 MARIADB_ADMIN_USER = "cdchub_admin"
 MARIADB_CDC_USER = "cdc_reader"
 
@@ -81,6 +84,15 @@ class StackLayout:
     def pg_cdc(self) -> Credentials:
         return Credentials(
             HOST, self.config.stack.ports.postgres, PG_CDC_USER, self.secret_file("postgres_cdc")
+        )
+
+    @property
+    def pg_warehouse(self) -> Credentials:
+        return Credentials(
+            HOST,
+            self.config.stack.ports.postgres,
+            PG_WAREHOUSE_USER,
+            self.secret_file("postgres_warehouse"),
         )
 
     @property

@@ -13,7 +13,13 @@ from psycopg import sql
 
 from infrastructure.stack import process
 from infrastructure.stack.component import Component, Launch, Progress
-from infrastructure.stack.layout import HOST, PG_CDC_USER, Credentials
+from infrastructure.stack.layout import (
+    HOST,
+    PG_CDC_USER,
+    PG_WAREHOUSE_DB,
+    PG_WAREHOUSE_USER,
+    Credentials,
+)
 
 # The Debian binaries; /usr/local/bin may hold wrappers that pick another cluster or version.
 PG_BIN = Path(os.environ.get("CDCHUB_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -57,6 +63,7 @@ class Postgres(Component):
         """Create the cluster once (initdb with the admin password) and the socket directory."""
         admin_pw = self.layout.ensure_secret("postgres_admin")
         self.layout.ensure_secret("postgres_cdc")
+        self.layout.ensure_secret("postgres_warehouse")
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         process.chown_tree(self.socket_dir, self.user)
         if (self.datadir / "PG_VERSION").exists():
@@ -153,3 +160,31 @@ class Postgres(Component):
                     verb, sql.Identifier(PG_CDC_USER), sql.Literal(password)
                 )
             )
+        self._ensure_warehouse(progress)
+
+    def _ensure_warehouse(self, progress: Progress) -> None:
+        """The warehouse database for `warehouse.kind: postgres`, owned by its own login user.
+
+        The warehouse user owns only that database: it creates the per-source schemas and the
+        `_cdchub` control schema there, and has no rights on the source databases.
+        """
+        password = self.layout.pg_warehouse.password()
+        with self.connect() as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (PG_WAREHOUSE_USER,)
+            ).fetchone()
+            verb = sql.SQL("ALTER ROLE" if exists else "CREATE ROLE")
+            conn.execute(
+                sql.SQL("{} {} WITH LOGIN PASSWORD {}").format(
+                    verb, sql.Identifier(PG_WAREHOUSE_USER), sql.Literal(password)
+                )
+            )
+            if not conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (PG_WAREHOUSE_DB,)
+            ).fetchone():
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(PG_WAREHOUSE_DB), sql.Identifier(PG_WAREHOUSE_USER)
+                    )
+                )
+                progress(f"postgres: created warehouse database {PG_WAREHOUSE_DB}")

@@ -2,8 +2,14 @@
 
 from merge.dialects.base import Dialect
 from merge.dialects.duckdb import DuckDBDialect
+from merge.dialects.postgres import PostgresDialect
+from merge.dialects.snowflake import SnowflakeDialect
 
-DIALECTS: dict[str, type[Dialect]] = {"duckdb": DuckDBDialect}
+DIALECTS: dict[str, type[Dialect]] = {
+    "duckdb": DuckDBDialect,
+    "postgres": PostgresDialect,
+    "snowflake": SnowflakeDialect,
+}
 
 
 def dialect_for(kind: str) -> Dialect:

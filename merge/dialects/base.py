@@ -23,6 +23,10 @@ class Dialect:
     MAX_DECIMAL_PRECISION: ClassVar[int] = 38
     MAX_IDENTIFIER_LENGTH: ClassVar[int] = 63
     SUPPORTS_UPDATE_FROM: ClassVar[bool] = True
+    # False where DDL (CREATE/DROP of the temporary stage) commits the open transaction (Snowflake).
+    TRANSACTIONAL_DDL: ClassVar[bool] = True
+    # True where history needs a btree on (key, position) for the merge's probes to stay cheap.
+    INDEXES_HISTORY: ClassVar[bool] = False
     FALLBACK_TYPE: ClassVar[str] = "TEXT"
     TYPES: ClassVar[dict[str, str]] = {}
 
@@ -47,10 +51,13 @@ class Dialect:
         """Parse a type spelt in this dialect."""
         return exp.DataType.build(type_sql, dialect=self.SQLGLOT_DIALECT)
 
-    def render(self, expression: exp.Expression) -> str:
+    def render(self, expression: exp.Expression, *, pretty: bool = False) -> str:
         """Render a tree; a construct the dialect cannot express raises here, not in production."""
         return expression.sql(
-            dialect=self.SQLGLOT_DIALECT, unsupported_level=ErrorLevel.RAISE, identify=True
+            dialect=self.SQLGLOT_DIALECT,
+            unsupported_level=ErrorLevel.RAISE,
+            identify=True,
+            pretty=pretty,
         )
 
     def parse(self, sql: str) -> exp.Expression:

@@ -1,0 +1,51 @@
+"""PostgreSQL as a warehouse: exact numerics, jsonb, uuid, arrays, transactional DDL."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from sqlglot import exp
+
+from cdc_consumers.model import ColumnType
+from merge.dialects.base import Dialect
+
+
+class PostgresDialect(Dialect):
+    """PostgreSQL 13+: NUMERIC up to 1000 digits (and NaN), jsonb, uuid, typed arrays, bytea."""
+
+    NAME = "postgres"
+    SQLGLOT_DIALECT = "postgres"
+    # NUMERIC(p, s) takes p up to 1000; beyond that the unconstrained NUMERIC still holds every digit.
+    MAX_DECIMAL_PRECISION = 1000
+    MAX_IDENTIFIER_LENGTH = 63
+    FALLBACK_TYPE = "TEXT"
+    # remove_applied and relink look up history by (key, position); without an index PostgreSQL
+    # hash-joins the whole history on every batch.
+    INDEXES_HISTORY = True
+    # A decimal without a declared precision (Debezium's VariableScaleDecimal, `numeric` with no
+    # typmod) goes to the unconstrained NUMERIC, which also stores NaN and ±Infinity exactly.
+    UNBOUNDED_DECIMAL_TYPE: ClassVar[str] = "NUMERIC"
+    TYPES: ClassVar[dict[str, str]] = {
+        "int16": "SMALLINT",
+        "int32": "INTEGER",
+        "int64": "BIGINT",
+        "float32": "REAL",
+        "float64": "DOUBLE PRECISION",
+        "boolean": "BOOLEAN",
+        "string": "TEXT",
+        "bytes": "BYTEA",
+        "date": "DATE",
+        "time": "TIME",
+        "timestamp": "TIMESTAMP",
+        "timestamptz": "TIMESTAMPTZ",
+        "json": "JSONB",
+        "uuid": "UUID",
+    }
+
+    def column_type(self, ctype: ColumnType) -> exp.DataType:
+        """As the base, but decimals without a precision (or wider than 1000) stay numeric."""
+        if ctype.kind == "decimal" and (
+            ctype.precision is None or ctype.precision > self.MAX_DECIMAL_PRECISION
+        ):
+            return self.build(self.UNBOUNDED_DECIMAL_TYPE)
+        return super().column_type(ctype)

@@ -1,0 +1,141 @@
+"""Exactly-once effect under a failure mid-batch, shared by every warehouse's tests.
+
+A real session is wrapped so that one chosen statement raises after the statements before it ran
+inside the batch's transaction; the warehouse must then hold neither the batch's data nor its offsets,
+and a redelivery of the batch must apply it once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlglot import exp
+
+from cdc_consumers.model import ChangeEvent, Op, TableId
+from merge import plan
+from merge.scd2 import Checkpoint, Scd2Engine
+from merge.session import WarehouseSession
+from tests.scd2_cases import INFO, SCHEMA, T0, TABLE, warehouse_history
+
+
+class Injected(RuntimeError):
+    """The failure the test injects."""
+
+
+class FailingSession:
+    """Delegates to a real session; raises before the first statement `fails(statement)` matches."""
+
+    def __init__(self, inner: WarehouseSession, fails: Any) -> None:
+        self.inner = inner
+        self.dialect = inner.dialect
+        self.fails = fails
+        self.armed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def execute(self, statement: exp.Expression, params: dict[str, Any] | None = None) -> None:
+        if self.armed and self.fails(statement):
+            raise Injected(type(statement).__name__)
+        self.inner.execute(statement, params)
+
+    def executemany(self, statement: exp.Expression, rows: Sequence[Sequence[Any]]) -> None:
+        if self.armed and self.fails(statement):
+            raise Injected(type(statement).__name__)
+        self.inner.executemany(statement, rows)
+
+
+# A second table of the same source: a batch that spans two tables commits both or neither.
+TABLE_B = TableId(TABLE.source, TABLE.namespace, "items_b")
+
+
+def _events(first: int, count: int, table: TableId = TABLE) -> list[ChangeEvent]:
+    return [
+        ChangeEvent(
+            table,
+            Op.CREATE if i == first else Op.UPDATE,
+            (1,),
+            None,
+            {"id": 1, "name": f"v{i}", "qty": i},
+            f"{i:08d}",
+            T0 + dt.timedelta(seconds=i),
+            f"t{i}",
+            SCHEMA,
+        )
+        for i in range(first, first + count)
+    ]
+
+
+def is_offsets_write(statement: exp.Expression) -> bool:
+    """The insert of the new offsets: the last write of a batch."""
+    target = statement.find(exp.Table)
+    return isinstance(statement, exp.Insert) and target is not None and target.name == plan.OFFSETS
+
+
+def is_relink(statement: exp.Expression) -> bool:
+    """The relink UPDATE of the history table: the middle of a table's merge."""
+    return isinstance(statement, exp.Update) and statement.this.name.endswith("_history")
+
+
+def check_failure_leaves_nothing(session: WarehouseSession, fails: Any) -> None:
+    """Batch 1 commits; batch 2 fails at `fails`; then batch 2 is redelivered and applied once."""
+    failing = FailingSession(session, fails)
+    engine = Scd2Engine(failing, "g")  # type: ignore[arg-type]
+    engine.apply({TABLE: _events(0, 2)}, INFO, [Checkpoint("topic", 0, 2)])
+    before = warehouse_history(session)
+    failing.armed = True
+    try:
+        engine.apply({TABLE: _events(2, 3)}, INFO, [Checkpoint("topic", 0, 5)])
+    except Injected:
+        pass
+    else:
+        raise AssertionError("the injected failure did not fire")
+    failing.armed = False
+    assert warehouse_history(session) == before
+    assert Scd2Engine(session, "g").stored_checkpoints() == {("topic", 0): 2}
+    # The consumer resumes at offset 2 and gets batch 2 again: applied exactly once.
+    engine.apply({TABLE: _events(2, 3)}, INFO, [Checkpoint("topic", 0, 5)])
+    history = warehouse_history(session)
+    assert [r[8] for r in history] == [f"{i:08d}" for i in range(5)]
+    assert [r[5] for r in history] == [False] * 4 + [True]
+    assert Scd2Engine(session, "g").stored_checkpoints() == {("topic", 0): 5}
+
+
+def _history_b(session: WarehouseSession) -> list[tuple[Any, ...]]:
+    query = (
+        exp.select(plan.col("id"), plan.col("_cdc_source_pos"), plan.col("_cdc_is_current"))
+        .from_(plan.table("items_b_history", TABLE_B.source))
+        .order_by(plan.col("id"), plan.col("_cdc_source_pos"))
+    )
+    return [tuple(r) for r in session.query(query)]
+
+
+def check_two_tables_fail_together(session: WarehouseSession) -> None:
+    """A batch of two tables failing in the second table's merge leaves nothing of the first.
+
+    On a warehouse whose DDL commits the open transaction (Snowflake), creating the second table's
+    stage inside the batch would commit the first table's merge; this is the test for that.
+    """
+    failing = FailingSession(
+        session, lambda s: isinstance(s, exp.Update) and s.this.name == "items_b_history"
+    )
+    engine = Scd2Engine(failing, "g")  # type: ignore[arg-type]
+    infos = {**INFO, TABLE_B: INFO[TABLE]}
+    first = {TABLE: _events(0, 2), TABLE_B: _events(0, 2, TABLE_B)}
+    engine.apply(first, infos, [Checkpoint("topic", 0, 2)])
+    before = (warehouse_history(session), _history_b(session))
+    failing.armed = True
+    second = {TABLE: _events(2, 3), TABLE_B: _events(2, 3, TABLE_B)}
+    try:
+        engine.apply(second, infos, [Checkpoint("topic", 0, 5)])
+    except Injected:
+        pass
+    else:
+        raise AssertionError("the injected failure did not fire")
+    failing.armed = False
+    assert (warehouse_history(session), _history_b(session)) == before
+    assert Scd2Engine(session, "g").stored_checkpoints() == {("topic", 0): 2}
+    engine.apply(second, infos, [Checkpoint("topic", 0, 5)])
+    assert len(warehouse_history(session)) == len(_history_b(session)) == 5

@@ -1,0 +1,145 @@
+"""The SCD2 behaviour case shared by every warehouse: a random stream, delivered badly, against the
+reference model. Unit tests run it on DuckDB and fakesnow, integration tests on PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from typing import Any
+
+from sqlglot import exp
+
+from cdc_consumers.model import ChangeEvent, Column, ColumnType, Op, TableId, TableSchema
+from merge import plan
+from merge.scd2 import Checkpoint, Scd2Engine, TableInfo
+from merge.session import WarehouseSession
+from tests.unit.scd2_reference import reference_history
+
+TABLE = TableId("src", "public", "items")
+SCHEMA = TableSchema(
+    (
+        Column("id", ColumnType("int32"), False),
+        Column("name", ColumnType("string")),
+        Column("qty", ColumnType("int64")),
+    ),
+    ("id",),
+)
+INFO = {TABLE: TableInfo("postgres", "db", "public")}
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+HISTORY_COLUMNS = [
+    "id",
+    "name",
+    "qty",
+    "_cdc_valid_from",
+    "_cdc_valid_to",
+    "_cdc_is_current",
+    "_cdc_is_deleted",
+    "_cdc_op",
+    "_cdc_source_pos",
+]
+
+
+def source_stream(rng: random.Random, length: int) -> list[ChangeEvent]:
+    """A legal source history: inserts of absent keys, updates/deletes of live keys, truncates."""
+    live: dict[int, dict[str, object]] = {}
+    events: list[ChangeEvent] = []
+    for step in range(length):
+        pos = f"{step:08d}"
+        when = T0 + dt.timedelta(seconds=step // 3)  # several changes share one commit time
+        choice = rng.random()
+        if choice < 0.05 and live:
+            events.append(
+                ChangeEvent(TABLE, Op.TRUNCATE, (), None, None, pos, when, f"t{step}", SCHEMA)
+            )
+            live.clear()
+            continue
+        key = rng.randrange(6)
+        if key not in live:
+            row = {
+                "id": key,
+                "name": rng.choice(["a", "b", "", None, "é🙂"]),
+                "qty": rng.randrange(-5, 5),
+            }
+            live[key] = row
+            op = Op.CREATE
+            if rng.random() < 0.2:
+                # A snapshot row: stamped with its read time, later than changes streamed after it.
+                op, when = Op.READ, when + dt.timedelta(seconds=rng.randrange(1, 20))
+            events.append(
+                ChangeEvent(TABLE, op, (key,), None, dict(row), pos, when, f"t{step}", SCHEMA)
+            )
+        elif choice < 0.7:
+            row = dict(live[key], qty=rng.randrange(100), name=rng.choice(["x", "y", None]))
+            live[key] = row
+            events.append(
+                ChangeEvent(
+                    TABLE, Op.UPDATE, (key,), None, dict(row), pos, when, f"t{step}", SCHEMA
+                )
+            )
+        else:
+            del live[key]
+            # Key-only before image, as PostgreSQL sends with REPLICA IDENTITY DEFAULT.
+            before = {"id": key, "name": None, "qty": None}
+            events.append(
+                ChangeEvent(TABLE, Op.DELETE, (key,), before, None, pos, when, f"t{step}", SCHEMA)
+            )
+    return events
+
+
+def deliveries(rng: random.Random, events: list[ChangeEvent]) -> list[list[ChangeEvent]]:
+    """Batches as a faulty pipeline delivers them: duplicates, a replayed range, shuffled batches."""
+    stream = list(events)
+    for _ in range(rng.randrange(4)):
+        start = rng.randrange(len(stream))
+        stream.extend(stream[start : start + rng.randrange(1, 6)])  # redelivery of a range
+    batches = []
+    i = 0
+    while i < len(stream):
+        size = rng.randrange(1, 8)
+        batches.append(stream[i : i + size])
+        i += size
+    if rng.random() < 0.5:
+        rng.shuffle(batches)  # late batches: out-of-order arrival, spliced by position
+    return batches
+
+
+def _select(session: WarehouseSession, columns: list[str], tbl: exp.Table) -> list[tuple[Any, ...]]:
+    # Built as a tree so every identifier is quoted (Snowflake folds unquoted names to upper case).
+    query = exp.select(*(plan.col(c) for c in columns)).from_(tbl).order_by(plan.col("id"))
+    if "_cdc_source_pos" in columns:
+        query = query.order_by(plan.col("_cdc_source_pos"), append=True)
+    return [tuple(r) for r in session.query(query)]
+
+
+def warehouse_history(session: WarehouseSession) -> list[tuple[Any, ...]]:
+    """The history table in the reference model's row shape."""
+    rows = _select(session, HISTORY_COLUMNS, plan.table("items_history", "src"))
+    return [((int(r[0]),), *r[1:]) for r in rows]
+
+
+def warehouse_current(session: WarehouseSession) -> list[tuple[Any, ...]]:
+    """The current table: (id, name, qty) by id."""
+    return [
+        (int(r[0]), *r[1:])
+        for r in _select(session, ["id", "name", "qty"], plan.table("items", "src"))
+    ]
+
+
+def check_history_matches_reference(session: WarehouseSession, seed: int, length: int) -> None:
+    """Apply a badly delivered random stream; history and current must equal the reference model."""
+    rng = random.Random(seed)
+    events = source_stream(rng, length)
+    batches = deliveries(rng, events)
+    if any(e.op is Op.TRUNCATE for e in events):
+        # Known limit (docs/scd2.md): a change older than an already-applied truncate is not closed by
+        # it. Kafka keeps a table's changes in order on its partition, so streams with truncates are
+        # delivered in order here, still with duplicates and replayed ranges.
+        ordered = sorted((e for b in batches for e in b), key=lambda e: e.position)
+        batches = [ordered[i : i + 5] for i in range(0, len(ordered), 5)]
+    engine = Scd2Engine(session, "g")
+    for offset, batch in enumerate(batches):
+        engine.apply({TABLE: batch}, INFO, [Checkpoint("topic", 0, offset)])
+    expected = reference_history(events)
+    assert warehouse_history(session) == expected
+    live = [(r[0][0], r[1], r[2]) for r in expected if r[5] and not r[6]]
+    assert warehouse_current(session) == sorted(live)

@@ -1,0 +1,254 @@
+-- src.public.items -> src.items and src.items_history, rendered for postgres
+-- key: id
+
+BEGIN;
+
+-- stage: load the segment's rows (the client's bulk path)
+DROP TABLE IF EXISTS "_cdc_stage";
+CREATE TEMPORARY TABLE IF NOT EXISTS "_cdc_stage" (
+  "id" BIGINT,
+  "name" TEXT,
+  "price" DECIMAL(12, 2),
+  "_cdc_valid_from" TIMESTAMPTZ,
+  "_cdc_is_deleted" BOOLEAN,
+  "_cdc_op" TEXT,
+  "_cdc_source_pos" TEXT,
+  "_cdc_tx_id" TEXT
+);
+COPY "_cdc_stage" (
+  "id",
+  "name",
+  "price",
+  "_cdc_valid_from",
+  "_cdc_is_deleted",
+  "_cdc_op",
+  "_cdc_source_pos",
+  "_cdc_tx_id"
+)
+FROM STDIN;
+
+-- stage, for a truncate segment instead: one deleted version per live key
+INSERT INTO "_cdc_stage" (
+  "id",
+  "name",
+  "price",
+  "_cdc_valid_from",
+  "_cdc_is_deleted",
+  "_cdc_op",
+  "_cdc_source_pos",
+  "_cdc_tx_id"
+)
+SELECT
+  "id",
+  "name",
+  "price",
+  CAST('2026-01-01T00:00:00+00:00' AS TIMESTAMPTZ),
+  TRUE,
+  't',
+  '<position>',
+  'tx'
+FROM (
+  SELECT
+    "id",
+    "name",
+    "price",
+    "_cdc_is_deleted",
+    ROW_NUMBER() OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos" DESC NULLS LAST) AS "_cdc_rank"
+  FROM "src"."items_history"
+  WHERE
+    "_cdc_source_pos" < '<position>'
+) AS "h"
+WHERE
+  "h"."_cdc_rank" = 1 AND NOT "h"."_cdc_is_deleted";
+
+-- 1. remove_applied: drop versions history already has
+DELETE FROM "_cdc_stage"
+WHERE
+  EXISTS(
+    SELECT
+      1
+    FROM "src"."items_history" AS "h"
+    WHERE
+      "h"."id" = "_cdc_stage"."id"
+      AND "h"."_cdc_source_pos" = "_cdc_stage"."_cdc_source_pos"
+  );
+
+-- 2. collect_keys: the keys this segment touches
+DROP TABLE IF EXISTS "_cdc_keys";
+
+-- 2. collect_keys
+CREATE TEMPORARY TABLE "_cdc_keys" AS
+SELECT DISTINCT
+  "id"
+FROM "_cdc_stage";
+
+-- 3. insert_versions: append the new versions, open
+INSERT INTO "src"."items_history" (
+  "id",
+  "name",
+  "price",
+  "_cdc_valid_from",
+  "_cdc_valid_to",
+  "_cdc_is_current",
+  "_cdc_is_deleted",
+  "_cdc_op",
+  "_cdc_source_pos",
+  "_cdc_tx_id",
+  "_cdc_ingested_at"
+)
+SELECT
+  "id",
+  "name",
+  "price",
+  "_cdc_valid_from",
+  CAST(NULL AS TIMESTAMPTZ),
+  FALSE,
+  "_cdc_is_deleted",
+  "_cdc_op",
+  "_cdc_source_pos",
+  "_cdc_tx_id",
+  CURRENT_TIMESTAMP
+FROM "_cdc_stage";
+
+-- 4. relink: valid_from/valid_to/is_current of touched keys
+UPDATE "src"."items_history" SET "_cdc_valid_from" = "w"."eff_from", "_cdc_valid_to" = "w"."next_from", "_cdc_is_current" = "w"."next_pos" IS NULL
+FROM (
+  SELECT
+    "id",
+    "_cdc_source_pos",
+    "eff_from",
+    LEAD("eff_from") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "next_from",
+    LEAD("_cdc_source_pos") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "next_pos"
+  FROM (
+    SELECT
+      "id",
+      "_cdc_source_pos",
+      MIN("_cdc_valid_from") OVER (
+        PARTITION BY "id"
+        ORDER BY "_cdc_source_pos"
+        ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING
+      ) AS "eff_from"
+    FROM "src"."items_history" AS "h"
+    WHERE
+      EXISTS(
+        SELECT
+          1
+        FROM "_cdc_keys"
+        WHERE
+          "_cdc_keys"."id" = "h"."id"
+      )
+  ) AS "c"
+) AS "w"
+WHERE
+  "items_history"."id" = "w"."id"
+  AND "items_history"."_cdc_source_pos" = "w"."_cdc_source_pos"
+  AND (
+    "items_history"."_cdc_valid_from" IS DISTINCT FROM "w"."eff_from"
+    OR "items_history"."_cdc_valid_to" IS DISTINCT FROM "w"."next_from"
+    OR "items_history"."_cdc_is_current" <> (
+      "w"."next_pos" IS NULL
+    )
+  );
+
+-- 5. carry_forward: deletes take the values they close
+UPDATE "src"."items_history" SET "name" = "p"."_prev_0", "price" = "p"."_prev_1"
+FROM (
+  SELECT
+    "id",
+    "_cdc_source_pos",
+    LAG("_cdc_source_pos") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "_prev_pos",
+    LAG("name") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "_prev_0",
+    LAG("price") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "_prev_1"
+  FROM "src"."items_history" AS "h"
+  WHERE
+    EXISTS(
+      SELECT
+        1
+      FROM "_cdc_keys"
+      WHERE
+        "_cdc_keys"."id" = "h"."id"
+    )
+) AS "p"
+WHERE
+  "items_history"."id" = "p"."id"
+  AND "items_history"."_cdc_source_pos" = "p"."_cdc_source_pos"
+  AND "items_history"."_cdc_op" = 'd'
+  AND NOT "p"."_prev_pos" IS NULL;
+
+-- 6. refresh_current: replace touched keys
+DELETE FROM "src"."items"
+WHERE
+  EXISTS(
+    SELECT
+      1
+    FROM "_cdc_keys"
+    WHERE
+      "_cdc_keys"."id" = "items"."id"
+  );
+
+-- 6. refresh_current
+INSERT INTO "src"."items" (
+  "id",
+  "name",
+  "price",
+  "_cdc_valid_from",
+  "_cdc_op",
+  "_cdc_source_pos",
+  "_cdc_tx_id",
+  "_cdc_ingested_at"
+)
+SELECT
+  "id",
+  "name",
+  "price",
+  "_cdc_valid_from",
+  "_cdc_op",
+  "_cdc_source_pos",
+  "_cdc_tx_id",
+  "_cdc_ingested_at"
+FROM "src"."items_history" AS "h"
+WHERE
+  "h"."_cdc_is_current"
+  AND NOT "h"."_cdc_is_deleted"
+  AND EXISTS(
+    SELECT
+      1
+    FROM "_cdc_keys"
+    WHERE
+      "_cdc_keys"."id" = "h"."id"
+  );
+
+-- offsets: the next Kafka offsets, in the same transaction
+DELETE FROM "_cdchub"."kafka_offsets"
+WHERE
+  "consumer_group" = '<group>' AND "topic" = '<topic>' AND "partition" IN (0);
+INSERT INTO "_cdchub"."kafka_offsets" (
+  "consumer_group",
+  "topic",
+  "partition",
+  "next_offset",
+  "updated_at"
+)
+VALUES
+  (%s, %s, %s, %s, %s);
+
+-- batch log: one row per table
+INSERT INTO "_cdchub"."batches" (
+  "batch_id",
+  "source",
+  "table_name",
+  "events",
+  "versions",
+  "lag_min_ms",
+  "lag_p50_ms",
+  "lag_p95_ms",
+  "lag_p99_ms",
+  "lag_max_ms",
+  "first_commit_time",
+  "last_commit_time",
+  "committed_at"
+)
+VALUES
+  (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);
+
+COMMIT;
