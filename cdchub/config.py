@@ -92,6 +92,9 @@ class SourceConfig(_Model):
     server_id: int | None = None
     heartbeat_interval_ms: int = Field(10000, ge=0)
     snapshot_mode: str = "initial"
+    # Key columns of tables without a primary key (`schema.table` → columns); PostgreSQL tables also
+    # need REPLICA IDENTITY FULL. Becomes Debezium's `message.key.columns`.
+    key_columns: dict[str, list[str]] = Field(default_factory=dict)
     extra: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("name")

@@ -63,11 +63,26 @@ def read_table(
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """All rows of a source table with its column names (one consistent read)."""
     if source.kind == "postgres":
-        query = sql.SQL("SELECT * FROM {}.{}").format(
-            sql.Identifier(namespace), sql.Identifier(table)
-        )
         with conn.transaction(), conn.cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute(
+                "SELECT c.relkind, array_agg(a.attname ORDER BY a.attnum) FILTER (WHERE "
+                "a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') "
+                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "JOIN pg_attribute a ON a.attrelid = c.oid "
+                "WHERE n.nspname = %s AND c.relname = %s GROUP BY c.relkind",
+                (namespace, table),
+            )
+            relkind, names = cur.fetchone() or ("r", [])
+            # Logical replication publishes a table's own rows: ONLY leaves out rows of tables that
+            # INHERIT it (they are captured as tables of their own). A partitioned table ('p') has no
+            # rows of its own; its partitions are published through it. Generated columns are not
+            # published by PostgreSQL < 18 (docs/types.md), so they are not compared.
+            query = sql.SQL("SELECT {} FROM {}{}").format(
+                sql.SQL(", ").join(map(sql.Identifier, names)),
+                sql.SQL("" if relkind == "p" else "ONLY "),
+                sql.Identifier(namespace, table),
+            )
             cur.execute(query)
             return [d.name for d in cur.description], cur.fetchall()
     with conn.cursor() as cur:
@@ -81,15 +96,23 @@ def read_table(
         return [d[0] for d in cur.description], list(rows)
 
 
+def table_is_empty(conn: Any, source: SourceConfig, namespace: str, table: str) -> bool:
+    """True when the source table has no rows (an empty table produces no change events)."""
+    _, rows = read_table(conn, source, namespace, table)
+    return not rows
+
+
 def list_tables(conn: Any, source: SourceConfig) -> list[tuple[str, str]]:
     """(namespace, table) of every base table the source captures: its `tables`, or all of them."""
     if source.tables:
         return [tuple(t.split(".", 1)) for t in source.tables]  # type: ignore[misc]
     if source.kind == "postgres":
         rows = conn.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_type = 'BASE TABLE' "
-            "AND table_schema NOT IN ('pg_catalog', 'information_schema')"
+            "SELECT n.nspname, c.relname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "  # partitions come via the root
+            "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+            "AND n.nspname NOT LIKE 'pg\\_%'"
         ).fetchall()
         return [(r[0], r[1]) for r in rows]
     with conn.cursor() as cur:

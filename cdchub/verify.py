@@ -19,7 +19,7 @@ from sqlglot import exp
 
 from cdchub.catalog import ReplicatedTable, replicated_tables
 from cdchub.config import HubConfig
-from cdchub.sources import connect, list_tables, read_table
+from cdchub.sources import connect, list_tables, read_table, table_is_empty
 from merge import checks, plan
 from merge.session import WarehouseSession
 
@@ -213,20 +213,27 @@ def verify_table(
 
 
 def _unreplicated(config: HubConfig, known: set[tuple[str, str, str]]) -> list[TableReport]:
-    """A failing entry for each captured source table that has no warehouse table."""
+    """A failing entry for each captured, non-empty source table that has no warehouse table.
+
+    An empty source table produces no change event, so it has no warehouse table yet; that is exact.
+    """
     reports = []
     for source in config.sources:
         try:
             with connect(source) as conn:
-                captured = list_tables(conn, source)
+                missing = [
+                    (namespace, table)
+                    for namespace, table in list_tables(conn, source)
+                    if (source.name, namespace, table) not in known
+                    and not table_is_empty(conn, source, namespace, table)
+                ]
         except Exception as exc:  # reported, not raised: the other sources are still checked
             reports.append(TableReport(source.name, "*", "-", error=f"cannot list tables: {exc}"))
             continue
-        for namespace, table in captured:
-            if (source.name, namespace, table) not in known:
-                report = TableReport(source.name, f"{namespace}.{table}", "-")
-                report.error = "captured by the source but not replicated to the warehouse"
-                reports.append(report)
+        for namespace, table in missing:
+            report = TableReport(source.name, f"{namespace}.{table}", "-")
+            report.error = "captured by the source but not replicated to the warehouse"
+            reports.append(report)
     return reports
 
 

@@ -89,6 +89,11 @@ def connector_config(source: SourceConfig, hub: HubConfig) -> dict[str, str]:
         )
     if source.tables:
         config["table.include.list"] = _include_list(source.tables)
+    if source.key_columns:
+        # Debezium keys records of a key-less table by these columns (its record key is null otherwise).
+        config["message.key.columns"] = ";".join(
+            f"{re.escape(t)}:{','.join(cols)}" for t, cols in sorted(source.key_columns.items())
+        )
     config.update(source.extra)
     return {k: str(v) for k, v in config.items()}
 
