@@ -245,10 +245,12 @@ class Scd2Engine:
                 )
             else:
                 self._load_stage(target, _stage_rows(target, segment))
-            for statement in plan.merge_statements(target)[:3]:
+            unavailable = sorted({c for e in segment for c in e.unavailable})
+            statements = plan.merge_statements(target, unavailable)
+            for statement in statements[:3]:
                 self.session.execute(statement)
             versions += self._count_stage()
-            for statement in plan.merge_statements(target)[3:]:
+            for statement in statements[3:]:
                 self.session.execute(statement)
         return TableResult(table, len(events), versions)
 
@@ -354,6 +356,7 @@ def _stage_rows(target: plan.MergeTarget, events: list[ChangeEvent]) -> list[tup
                 event.op.value,
                 event.position,
                 event.tx_id,
+                plan.unavailable_marker(target, [c for c in event.unavailable if c in names]),
             )
         )
     return rows

@@ -43,7 +43,7 @@ def _sample_config(stack: Stack, name: str, warehouse: Path) -> tuple[HubConfig,
 @pytest.mark.skipif(DATASETS is None, reason="../shared/datasets not found (set CDCHUB_DATASETS)")
 @pytest.mark.parametrize("name", ["pagila", "northwind", "sakila-mysql", "sakila-pg"])
 def test_sample_replicates_whole(stack: Stack, tmp_path: Path, name: str) -> None:
-    config, tables = _sample_config(stack, name, tmp_path / f"{name}.duckdb")
+    config, tables = _sample_config(stack, name, tmp_path / f"warehouse-{name}.duckdb")
     apply_connectors(config, progress=print)
 
     report = replicate_until_verified(config, timeout=400)
