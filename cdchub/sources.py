@@ -29,11 +29,12 @@ def open_connection(source: SourceConfig) -> Any:
             user=source.user,
             password=source.secret(),
             connect_timeout=10,
-            options="-c TimeZone=UTC",
+            options="-c TimeZone=UTC -c IntervalStyle=iso_8601",
         )
         # Read json/jsonb as text: psycopg would parse the JSON document `null` into Python None,
-        # indistinguishable from SQL NULL.
-        for name in ("json", "jsonb"):
+        # indistinguishable from SQL NULL. Intervals as ISO-8601 text: psycopg's timedelta folds
+        # months into 30-day blocks.
+        for name in ("json", "jsonb", "interval"):
             conn.adapters.register_loader(name, TextLoader)
         return conn
     return pymysql.connect(

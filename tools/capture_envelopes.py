@@ -150,7 +150,10 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(args.config)
     layout = StackLayout(config)
-    sources = [s for s in config.sources if s.name in ("typespg", "typesmy")]
+    keys = {"typespg": {"public.keyless": ["a"]}, "typesmy": {"typesmy.keyless": ["a"]}}
+    sources = [
+        s.model_copy(update={"key_columns": keys[s.name]}) for s in config.sources if s.name in keys
+    ]
     reset(config, sources, layout)
     load_postgres(layout)
     load_mariadb(layout)
