@@ -133,6 +133,40 @@ class Scd2Engine:
         self._targets[table] = target
         return target
 
+    def _stored_target(
+        self, table: TableId, schema: TableSchema, info: TableInfo
+    ) -> plan.MergeTarget | None:
+        """The target of a table this engine has not merged yet but the warehouse holds.
+
+        A batch may open with a truncate of such a table (a restarted consumer). Truncate records
+        carry no key, so the key comes from the table registry.
+        """
+        names = table_names(table, info.default_namespace)
+        if self.session.table_columns(names.schema, names.history) is None:
+            return None
+        registry = plan.control_table(plan.TABLES)
+        query = (
+            exp.select(plan.col("key_columns"))
+            .from_(registry)
+            .where(
+                exp.and_(
+                    *(
+                        exp.EQ(this=plan.col(column), expression=exp.Literal.string(value))
+                        for column, value in (
+                            ("source", table.source),
+                            ("source_schema", table.namespace),
+                            ("source_table", table.table),
+                        )
+                    )
+                )
+            )
+        )
+        rows = self.session.query(query)
+        if not rows:
+            return None
+        key = tuple(json.loads(rows[0][0]))
+        return self._target(table, TableSchema(schema.columns, key), info)
+
     @staticmethod
     def _merge_columns(
         known: plan.MergeTarget | None,
@@ -209,7 +243,9 @@ class Scd2Engine:
             }.values():
                 targets[table] = self._target(table, schema, infos[table])
             if table not in targets:
-                known = self._targets.get(table)
+                known = self._targets.get(table) or self._stored_target(
+                    table, events[0].schema, infos[table]
+                )
                 if known is None:
                     continue  # a truncate of a table never seen: nothing to close
                 targets[table] = known

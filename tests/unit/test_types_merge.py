@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from cdc_consumers.model import ChangeEvent, TableId
+from cdc_consumers.model import ChangeEvent, Op, TableId
 from cdchub.warehouses.duckdb_client import DuckDBSession
 from merge.scd2 import Scd2Engine, TableInfo
 from tests.unit.test_types import MY, PG
@@ -111,3 +111,17 @@ def test_mariadb_matrix_lands_in_exact_duckdb_types(tmp_path: Path) -> None:
     assert _rows(path, 'SELECT count(*) FROM "typesmy"."matrix"') == [(0,)]
     ops = _rows(path, 'SELECT DISTINCT _cdc_op FROM "typesmy"."matrix_history" ORDER BY 1')
     assert ("t",) in ops
+
+
+def test_truncate_first_in_a_restarted_consumer_still_closes_every_key(tmp_path: Path) -> None:
+    path = tmp_path / "wh.duckdb"
+    matrix = [e for e in MY if e.table.table == "matrix"]
+    truncate = [e for e in matrix if e.op is Op.TRUNCATE]
+    assert len(truncate) == 1
+    _merge(path, [e for e in matrix if e.op is not Op.TRUNCATE], "mariadb", 100)
+    live = _rows(path, 'SELECT count(*) FROM "typesmy"."matrix"')[0][0]
+    assert live > 0
+    _merge(path, truncate, "mariadb", 100)  # a new engine: the table is known only to the warehouse
+    assert _rows(path, 'SELECT count(*) FROM "typesmy"."matrix"') == [(0,)]
+    closed = _rows(path, 'SELECT count(*) FROM "typesmy"."matrix_history" WHERE _cdc_op = \'t\'')
+    assert closed == [(live,)]
