@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pymysql
 from psycopg import sql
+from psycopg.adapt import Loader
+from psycopg.types import TypeInfo
+from psycopg.types.hstore import register_hstore
 from psycopg.types.string import TextLoader
 from sqlglot import exp
 
@@ -36,6 +40,10 @@ def open_connection(source: SourceConfig) -> Any:
         # months into 30-day blocks.
         for name in ("json", "jsonb", "interval"):
             conn.adapters.register_loader(name, TextLoader)
+        conn.adapters.register_loader("money", _MoneyLoader)
+        hstore = TypeInfo.fetch(conn, "hstore")
+        if hstore is not None:  # as a dict, compared with the warehouse's JSON document
+            register_hstore(hstore, conn)
         return conn
     return pymysql.connect(
         host=source.host,
@@ -47,6 +55,17 @@ def open_connection(source: SourceConfig) -> Any:
         init_command="SET time_zone = '+00:00'",
         connect_timeout=10,
     )
+
+
+class _MoneyLoader(Loader):
+    """money as a Decimal: PostgreSQL prints it with the locale's symbol and separators."""
+
+    def load(self, data: Any) -> Decimal:
+        text = bytes(data).decode()
+        negative = text.startswith("-") or text.startswith("(")
+        digits = "".join(ch for ch in text if ch.isdigit() or ch == ".")
+        value = Decimal(digits)
+        return -value if negative else value
 
 
 @contextmanager
