@@ -9,6 +9,7 @@ so the delete path sees them too.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from cdchub.config import HubConfig, SourceConfig
@@ -56,7 +57,7 @@ def test_type_matrix_round_trips_exactly(stack: Stack, tmp_path: Path) -> None:
     config = config.model_copy(update={"sources": _sources(stack)})
     apply_connectors(config, progress=print)
     report = replicate_until_verified(config)
-    assert report["ok"], failures(report)
+    assert report["ok"], json.dumps(failures(report), default=str)[:4000]
 
     pgserver.run_script(
         layout,
@@ -72,7 +73,7 @@ def test_type_matrix_round_trips_exactly(stack: Stack, tmp_path: Path) -> None:
         + "DELETE FROM matrix WHERE id IN (12, 15);",
     )
     report = replicate_until_verified(config, timeout=120)
-    assert report["ok"], failures(report)
+    assert report["ok"], json.dumps(failures(report), default=str)[:4000]
     tables = {t["table"]: t for t in report["tables"]}
     assert tables["public.matrix"]["source_rows"] == 3
     assert tables["typesmy.matrix"]["source_rows"] == 3
