@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cdc_consumers.converters import row_decoder
+from cdc_consumers.converters import UNAVAILABLE, row_decoder
 from cdc_consumers.model import (
     ChangeEvent,
     KafkaCoordinates,
@@ -125,6 +125,14 @@ class EnvelopeDecoder:
             # the rest with type defaults); the merge carries the closed version's values forward.
             before = {k: (v if k in shape.schema.key else None) for k, v in before.items()}
         after = shape.decode(payload["after"], False) if payload.get("after") is not None else None
+        unavailable: frozenset[str] = frozenset()
+        if after is not None:
+            # Unchanged TOAST columns: the merge carries the previous version's value forward.
+            unavailable = frozenset(k for k, v in after.items() if v is UNAVAILABLE)
+            for name in unavailable:
+                after[name] = None
+        if before is not None:
+            before = {k: (None if v is UNAVAILABLE else v) for k, v in before.items()}
         image = before if op is Op.DELETE else after
         row_key = tuple(image[k] for k in shape.schema.key) if image is not None else ()
         snapshot = str(source.get("snapshot", "false")).lower() not in ("false", "none", "")
@@ -140,6 +148,7 @@ class EnvelopeDecoder:
             schema=shape.schema,
             kafka=coordinates,
             snapshot=snapshot or op is Op.READ,
+            unavailable=unavailable,
         )
 
     def _tx_id(self, tx: dict[str, Any], source: dict[str, Any]) -> str | None:
@@ -166,7 +175,7 @@ class EnvelopeDecoder:
         row_struct = fields.get("after") or fields.get("before")
         if row_struct is None:
             raise ValueError("envelope schema has neither 'before' nor 'after'")
-        columns, decode = row_decoder(row_struct["fields"])
+        columns, decode = row_decoder(row_struct["fields"], self.kind.value)
         shape = _RowShape(TableSchema(columns, key_columns), decode)
         self._shapes[schema_bytes + b"|" + ",".join(key_columns).encode()] = shape
         return shape

@@ -52,8 +52,11 @@ class ColumnType:
     """The semantic type of a column, derived from Debezium's Connect schema.
 
     `kind` is one of: int8, int16, int32, int64, float32, float64, boolean, string, bytes, decimal,
-    date, time, timestamp, timestamptz, json, uuid, array. `params` holds precision/scale for decimals
-    and the element type for arrays; `logical` keeps Debezium's logical name for diagnostics.
+    numeric (PostgreSQL numeric as canonical text: it may be NaN/±Infinity), date, time, timetz,
+    duration (MySQL TIME), interval (ISO-8601 text), timestamp, timestamptz, json, uuid, bits,
+    geometry (MySQL WKB with SRID), point (PostgreSQL text), array. docs/types.md maps each.
+    `precision`/`scale` belong to decimals, `element` to arrays; `logical` keeps Debezium's logical
+    name for diagnostics.
     """
 
     kind: str
@@ -138,6 +141,8 @@ class ChangeEvent:
         schema: the table's columns and key as of this event.
         kafka: the record's Kafka coordinates.
         snapshot: true for rows read by the initial snapshot.
+        unavailable: columns whose value the source did not send (PostgreSQL unchanged TOAST); they
+            are None in `after`, and the merge carries the previous version's value forward.
     """
 
     table: TableId
@@ -151,6 +156,7 @@ class ChangeEvent:
     schema: TableSchema
     kafka: KafkaCoordinates | None = None
     snapshot: bool = False
+    unavailable: frozenset[str] = frozenset()
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

@@ -94,6 +94,18 @@ def stack_down(obj: _Context, purge: bool) -> None:
     LocalStack(obj.config).down(purge=purge, progress=_progress)
 
 
+@stack.command("load-sample")
+@click.argument("name", type=click.Choice(["pagila", "sakila-pg", "sakila-mysql", "northwind"]))
+@click.option("--datasets", envvar="CDCHUB_DATASETS", help="Datasets dir (../shared/datasets).")
+@click.pass_obj
+@_guard
+def stack_load_sample(obj: _Context, name: str, datasets: str | None) -> None:
+    """Load a sample database into the local stack (idempotent); print its `sources:` entry."""
+    from dbschemas.samples import load_sample_and_describe
+
+    click.echo(load_sample_and_describe(obj.config, name, datasets, progress=_progress))
+
+
 @stack.command("status")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @click.pass_obj

@@ -98,6 +98,9 @@ class SourceConfig(_Model):
     snapshot_mode: str = "initial"
     # Apply each source transaction atomically across its tables (needs Debezium transaction metadata).
     transaction_consistent: bool = True
+    # Key columns of tables without a primary key (`schema.table` → columns); PostgreSQL tables also
+    # need REPLICA IDENTITY FULL. Becomes Debezium's `message.key.columns`.
+    key_columns: dict[str, list[str]] = Field(default_factory=dict)
     extra: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("name")

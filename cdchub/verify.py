@@ -1,14 +1,17 @@
 """`cdchub verify`: the warehouse against the source, value for value, and the history invariants.
 
 The source database is the oracle. Values are compared after a documented normalisation
-(docs/verify.md): instants as UTC instants, decimals by numeric value, JSON as parsed documents,
-REAL as 32-bit floats, binary as bytes, UUIDs as text. Anything else must be equal as is.
+(docs/verify.md): instants as UTC instants, decimals by numeric value (or canonical text where the
+warehouse keeps them as text), JSON as parsed documents, REAL as 32-bit floats, NaN as 'NaN', binary
+as bytes, UUIDs as text, bit strings without leading zeros, ISO intervals as (months, days, µs).
+Anything else must be equal as is.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import struct
 import uuid
 from dataclasses import dataclass, field
@@ -17,9 +20,11 @@ from typing import Any
 
 from sqlglot import exp
 
+from cdc_consumers.converters.numeric import decimal_text
+from cdc_consumers.converters.temporal import interval_parts
 from cdchub.catalog import ReplicatedTable, replicated_tables
 from cdchub.config import HubConfig
-from cdchub.sources import connect, list_tables, read_table
+from cdchub.sources import connect, list_tables, read_table, table_is_empty
 from merge import checks, plan
 from merge.session import WarehouseSession
 
@@ -87,6 +92,34 @@ def _float32(value: float) -> float:
     return struct.unpack("f", struct.pack("f", value))[0]
 
 
+def _text_form(value: Any) -> Any:
+    """Text in a VARCHAR warehouse column that carries a typed source value (docs/verify.md)."""
+    if isinstance(value, str):
+        if _BITS.match(value):
+            return ("bits", value.lstrip("0"))
+        if _INTERVAL.match(value):
+            try:
+                return ("interval", interval_parts(value))
+            except ValueError:
+                return value
+        return value
+    if isinstance(value, Decimal):
+        return decimal_text(value)
+    if isinstance(value, bytes | memoryview | bytearray):  # MySQL BIT(n), big-endian
+        number = int.from_bytes(bytes(value), "big")
+        return ("bits", format(number, "b").lstrip("0") if number else "")
+    if isinstance(value, dt.time) and value.tzinfo is not None:
+        # timetz: Debezium sends the UTC time of day (`11:14:15.123456Z`).
+        offset = value.utcoffset() or dt.timedelta(0)
+        utc = (dt.datetime.combine(dt.date(2000, 1, 1), value.replace(tzinfo=None)) - offset).time()
+        return utc.isoformat() + "Z"
+    return value
+
+
+_BITS = re.compile(r"^[01]+$")
+_INTERVAL = re.compile(r"^P(?=.*\d)[-\d.YMWDTHS]*$")
+
+
 def normalize(value: Any, wh_type: str = "") -> Any:
     """A comparable form of a value read from either side (see the module docstring)."""
     if value is None:
@@ -95,9 +128,13 @@ def normalize(value: Any, wh_type: str = "") -> Any:
     if wh_type in ("JSON", "JSONB"):  # JSONB: the PostgreSQL warehouse
         parsed = json.loads(value) if isinstance(value, str | bytes) else value
         return json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if wh_type == "VARCHAR" and not isinstance(value, list | tuple | float | bool | int):
+        return _text_form(value)
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, float):
+        if value != value:  # NaN equals nothing, not even itself
+            return "NaN"
         if wh_type in ("REAL", "FLOAT", "FLOAT4"):
             return _float32(value)
         return value
@@ -244,20 +281,27 @@ def verify_table(
 
 
 def _unreplicated(config: HubConfig, known: set[tuple[str, str, str]]) -> list[TableReport]:
-    """A failing entry for each captured source table that has no warehouse table."""
+    """A failing entry for each captured, non-empty source table that has no warehouse table.
+
+    An empty source table produces no change event, so it has no warehouse table yet; that is exact.
+    """
     reports = []
     for source in config.sources:
         try:
             with connect(source) as conn:
-                captured = list_tables(conn, source)
+                missing = [
+                    (namespace, table)
+                    for namespace, table in list_tables(conn, source)
+                    if (source.name, namespace, table) not in known
+                    and not table_is_empty(conn, source, namespace, table)
+                ]
         except Exception as exc:  # reported, not raised: the other sources are still checked
             reports.append(TableReport(source.name, "*", "-", error=f"cannot list tables: {exc}"))
             continue
-        for namespace, table in captured:
-            if (source.name, namespace, table) not in known:
-                report = TableReport(source.name, f"{namespace}.{table}", "-")
-                report.error = "captured by the source but not replicated to the warehouse"
-                reports.append(report)
+        for namespace, table in missing:
+            report = TableReport(source.name, f"{namespace}.{table}", "-")
+            report.error = "captured by the source but not replicated to the warehouse"
+            reports.append(report)
     return reports
 
 

@@ -2,7 +2,17 @@
 
 Settings every source gets, and why:
 - JSON converter with schemas: the consumer needs the Connect schema to decode logical types.
-- `decimal.handling.mode=precise`: exact decimals (base64 unscaled bytes + scale), never doubles.
+- decimals are never doubles. PostgreSQL: `decimal.handling.mode=string`, because `precise` STOPS
+  the connector on a NaN/±Infinity numeric (docs/facts.md); the text keeps every digit. MariaDB/MySQL:
+  `precise` (base64 unscaled bytes + scale; their DECIMAL has no NaN).
+- `column.propagate.source.type=.*`: each field carries its source type name, length and scale
+  (`__debezium.source.column.*`), so a converter can tell a PostgreSQL numeric(p,s) sent as text from
+  text, and a MySQL TIME (a duration up to ±838 h) from a time of day.
+- `interval.handling.mode=string` (PostgreSQL): ISO-8601 durations keep months apart from days;
+  the default microsecond count assumes 30-day months.
+- `bigint.unsigned.handling.mode=precise` (MariaDB/MySQL): BIGINT UNSIGNED above 2^63-1 would wrap
+  to a negative long otherwise.
+- `enable.time.adjuster=false` (MariaDB/MySQL): the adjuster reads years 0-69 as 2000-2069.
 - `provide.transaction.metadata=true`: transaction ids and `total_order` for ordering inside a
   transaction, and BEGIN/END records for transaction-consistent apply.
 - `skipped.operations=none`: PostgreSQL skips TRUNCATE by default; a hub that misses truncates diverges.
@@ -58,7 +68,8 @@ def connector_config(source: SourceConfig, hub: HubConfig) -> dict[str, str]:
         "key.converter.schemas.enable": "true",
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
         "value.converter.schemas.enable": "true",
-        "decimal.handling.mode": "precise",
+        "decimal.handling.mode": "string" if source.kind == "postgres" else "precise",
+        "column.propagate.source.type": ".*",
         "provide.transaction.metadata": "true",
         "skipped.operations": "none",
         "tombstones.on.delete": "true",
@@ -74,6 +85,7 @@ def connector_config(source: SourceConfig, hub: HubConfig) -> dict[str, str]:
                 "publication.name": source.publication,
                 # The publication is created by an admin (see docs); the CDC user needs no ownership.
                 "publication.autocreate.mode": "disabled",
+                "interval.handling.mode": "string",
             }
         )
     else:
@@ -83,12 +95,20 @@ def connector_config(source: SourceConfig, hub: HubConfig) -> dict[str, str]:
                 "database.include.list": re.escape(source.database),
                 "database.ssl.mode": "disable",
                 "include.schema.changes": "false",
+                "bigint.unsigned.handling.mode": "precise",
+                # On by default, it rewrites years 0-69 to 2000-2069 (`0001-01-01` → `2001-01-01`).
+                "enable.time.adjuster": "false",
                 "schema.history.internal.kafka.bootstrap.servers": hub.kafka.bootstrap_servers,
                 "schema.history.internal.kafka.topic": f"_cdchub.schema-history.{source.name}",
             }
         )
     if source.tables:
         config["table.include.list"] = _include_list(source.tables)
+    if source.key_columns:
+        # Debezium keys records of a key-less table by these columns (its record key is null otherwise).
+        config["message.key.columns"] = ";".join(
+            f"{re.escape(t)}:{','.join(cols)}" for t, cols in sorted(source.key_columns.items())
+        )
     config.update(source.extra)
     return {k: str(v) for k, v in config.items()}
 

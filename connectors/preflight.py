@@ -29,8 +29,10 @@ def check_source(source: SourceConfig) -> None:
     with closing(conn):
         if source.kind == "postgres":
             _check_postgres(conn, source)
+            _check_keys_postgres(conn, source)
         else:
             _check_binlog(conn, source)
+            _check_keys_binlog(conn, source)
 
 
 def _check_postgres(conn: Any, source: SourceConfig) -> None:
@@ -59,6 +61,59 @@ def _check_postgres(conn: Any, source: SourceConfig) -> None:
             "WITH (publish_via_partition_root = true);",
             source=source.name,
         )
+
+
+def _keyless_message(source: SourceConfig, tables: list[str]) -> str:
+    listed = ", ".join(tables)
+    fix = "ALTER TABLE <table> REPLICA IDENTITY FULL; and " if source.kind == "postgres" else ""
+    return (
+        f"tables without a primary key: {listed}. Add a primary key, or {fix}name the key columns "
+        f'in cdchub.yaml under this source: key_columns: {{"{tables[0]}": [<column>, ...]}}'
+    )
+
+
+def _check_keys_postgres(conn: Any, source: SourceConfig) -> None:
+    """Published tables need a key: their own, or `key_columns` plus REPLICA IDENTITY FULL."""
+    rows = conn.execute(
+        "SELECT n.nspname || '.' || c.relname, c.relreplident FROM pg_publication_tables p "
+        "JOIN pg_namespace n ON n.nspname = p.schemaname "
+        "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename "
+        "WHERE p.pubname = %s AND NOT EXISTS (SELECT 1 FROM pg_constraint k "
+        "  WHERE k.conrelid = c.oid AND k.contype = 'p') ORDER BY 1",
+        (source.publication,),
+    ).fetchall()
+    wanted = set(source.tables) if source.tables else None
+    keyless = [r[0] for r in rows if wanted is None or r[0] in wanted]
+    missing = [t for t in keyless if t not in source.key_columns]
+    if missing:
+        raise ConnectorError(_keyless_message(source, missing), source=source.name)
+    not_full = [r[0] for r in rows if r[0] in keyless and r[1] != "f"]
+    if not_full:
+        raise ConnectorError(
+            f"tables with configured key_columns need full before-images: "
+            f"ALTER TABLE {not_full[0]} REPLICA IDENTITY FULL; (for each of {', '.join(not_full)})",
+            source=source.name,
+        )
+
+
+def _check_keys_binlog(conn: Any, source: SourceConfig) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT CONCAT(t.table_schema, '.', t.table_name) FROM information_schema.tables t "
+            "WHERE t.table_schema = %s AND t.table_type = 'BASE TABLE' AND NOT EXISTS ("
+            # columns.column_key, not table_constraints: the latter is empty for the CDC user.
+            "  SELECT 1 FROM information_schema.columns k WHERE k.table_schema = "
+            "  t.table_schema AND k.table_name = t.table_name AND k.column_key = 'PRI')"
+            " ORDER BY 1",
+            (source.database,),
+        )
+        keyless = [r[0] for r in cur.fetchall()]
+    wanted = set(source.tables) if source.tables else None
+    missing = [
+        t for t in keyless if (wanted is None or t in wanted) and t not in source.key_columns
+    ]
+    if missing:
+        raise ConnectorError(_keyless_message(source, missing), source=source.name)
 
 
 def _check_binlog(conn: Any, source: SourceConfig) -> None:

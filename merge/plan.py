@@ -10,6 +10,9 @@ transaction together with the Kafka offsets:
 4. `relink`           — recompute `_cdc_valid_to` / `_cdc_is_current` of every version of the touched keys
                         from the order of `_cdc_source_pos`; a late or out-of-order change is thereby spliced
                         into its place, and running it twice changes nothing.
+4b. `carry_unavailable` — a column the source did not send (PostgreSQL unchanged TOAST, staged with
+                        a per-column marker) takes the value of the key's latest earlier version that
+                        had one.
 5. `carry_forward`    — a delete version takes the values of the version it closes (a delete may arrive
                         with only the key: PostgreSQL's REPLICA IDENTITY DEFAULT).
 6. `refresh_current`  — replace the touched keys in the current table with their current, live version.
@@ -43,6 +46,8 @@ from merge.naming import (
 
 STAGE = "_cdc_stage"
 KEYS = "_cdc_keys"
+# ",3,7," — positions (in MergeTarget.columns) of the columns a staged change did not carry.
+UNAVAILABLE = "_cdc_unavailable"
 # Staged rows carry these besides the source columns.
 STAGE_META: tuple[tuple[str, str], ...] = (
     (VALID_FROM, "timestamptz"),
@@ -50,6 +55,7 @@ STAGE_META: tuple[tuple[str, str], ...] = (
     (OP, "string"),
     (SOURCE_POS, "string"),
     (TX_ID, "string"),
+    (UNAVAILABLE, "string"),
 )
 
 
@@ -437,6 +443,117 @@ def carry_forward(target: MergeTarget) -> exp.Expression | None:
     )
 
 
+def unavailable_marker(target: MergeTarget, columns: Sequence[str]) -> str | None:
+    """The staged marker value for a change that did not carry `columns` (None: it carried all)."""
+    if not columns:
+        return None
+    names = target.column_names
+    return "," + ",".join(str(names.index(c)) for c in sorted(columns, key=names.index)) + ","
+
+
+def carry_unavailable(target: MergeTarget, columns: Sequence[str]) -> exp.Expression | None:
+    """Step 4b: fill the columns staged as unavailable from the key's latest earlier version.
+
+    PostgreSQL does not log an unchanged TOASTed value (REPLICA IDENTITY DEFAULT), and Debezium sends
+    a placeholder for it; the staged row holds NULL and a marker. Set-based: per column, a running
+    count of versions that *had* the value splits each key's versions into groups that start with
+    such a version, and FIRST_VALUE of the group is the value to carry. Several unavailable updates
+    in a row (in one batch or across batches) all get it; a real NULL is carried like any value.
+    Idempotent: a filled version is no longer marked once its batch commits, and re-running fills
+    the same values.
+    """
+    names = target.column_names
+    wanted = [c for c in names if c in set(columns)]
+    if not wanted:
+        return None
+    index = {c: names.index(c) for c in wanted}
+    hist = target.names.history
+    marked = {
+        c: exp.func(
+            "COALESCE",
+            exp.GT(
+                this=exp.StrPosition(
+                    this=col(UNAVAILABLE, STAGE), substr=exp.Literal.string(f",{index[c]},")
+                ),
+                expression=exp.Literal.number(0),
+            ),
+            exp.false(),
+        )
+        for c in wanted
+    }
+    joined = (
+        exp.select(
+            *(col(k, "h") for k in target.key),
+            col(SOURCE_POS, "h"),
+            *(col(c, "h").as_(f"_v{index[c]}") for c in wanted),
+            *(marked[c].as_(f"_m{index[c]}") for c in wanted),
+        )
+        .from_(target.history.as_("h"))
+        .join(
+            table(STAGE),
+            on=_and([_key_match(target.key, "h", STAGE), exp.EQ(
+                this=col(SOURCE_POS, "h"), expression=col(SOURCE_POS, STAGE)
+            )]),
+            join_type="LEFT",
+        )
+        .where(_touched(target, "h"))
+    )  # fmt: skip
+    running = exp.WindowSpec(
+        kind="ROWS", start="UNBOUNDED", start_side="PRECEDING", end="CURRENT ROW"
+    )
+    grouped = exp.select(
+        exp.Star(),
+        *(
+            exp.Window(
+                this=exp.Sum(
+                    this=exp.Case(
+                        ifs=[exp.If(this=col(f"_m{index[c]}"), true=exp.Literal.number(0))],
+                        default=exp.Literal.number(1),
+                    )
+                ),
+                partition_by=[col(k) for k in target.key],
+                order=exp.Order(expressions=[exp.Ordered(this=col(SOURCE_POS))]),
+                spec=running.copy(),
+            ).as_(f"_g{index[c]}")
+            for c in wanted
+        ),
+    ).from_(exp.Subquery(this=joined, alias=exp.TableAlias(this=ident("j"))))
+    filled = exp.select(
+        *(col(k) for k in target.key),
+        col(SOURCE_POS),
+        *(col(f"_m{index[c]}") for c in wanted),
+        *(
+            exp.Window(
+                this=exp.FirstValue(this=col(f"_v{index[c]}")),
+                partition_by=[*(col(k) for k in target.key), col(f"_g{index[c]}")],
+                order=exp.Order(expressions=[exp.Ordered(this=col(SOURCE_POS))]),
+            ).as_(f"_f{index[c]}")
+            for c in wanted
+        ),
+    ).from_(exp.Subquery(this=grouped, alias=exp.TableAlias(this=ident("g"))))
+    return update(
+        target.history,
+        [
+            (
+                c,
+                exp.Case(
+                    ifs=[exp.If(this=col(f"_m{index[c]}", "w"), true=col(f"_f{index[c]}", "w"))],
+                    default=col(c, hist),
+                ),
+            )
+            for c in wanted
+        ],
+        where=_and(
+            [
+                _key_match(target.key, hist, "w"),
+                exp.EQ(this=col(SOURCE_POS, hist), expression=col(SOURCE_POS, "w")),
+                exp.paren(exp.or_(*(col(f"_m{index[c]}", "w") for c in wanted))),
+            ]
+        ),
+        from_=exp.Subquery(this=filled, alias=exp.TableAlias(this=ident("w"))),
+    )
+
+
 def refresh_current(target: MergeTarget) -> list[exp.Expression]:
     """Step 6: replace the touched keys of the current table with their live current versions."""
     delete = exp.delete(target.current, where=_touched(target, target.names.current))
@@ -489,6 +606,7 @@ def stage_truncate(
             exp.Literal.string("t"),
             exp.Literal.string(position),
             exp.Literal.string(tx_id) if tx_id is not None else exp.null(),
+            exp.null(),
         )
         .from_(exp.Subquery(this=before, alias=exp.TableAlias(this=ident("h"))))
         .where(
@@ -504,8 +622,11 @@ def stage_truncate(
     )
 
 
-def merge_statements(target: MergeTarget) -> list[exp.Expression]:
-    """Steps 1-6 for one staged segment, in order (the staging table must exist and be loaded)."""
+def merge_statements(target: MergeTarget, unavailable: Sequence[str] = ()) -> list[exp.Expression]:
+    """Steps 1-6 for one staged segment, in order (the staging table must exist and be loaded).
+
+    `unavailable` names the columns some staged change did not carry (step 4b runs for them).
+    """
     statements: list[exp.Expression] = [
         remove_applied(target),
         *(
@@ -516,6 +637,9 @@ def merge_statements(target: MergeTarget) -> list[exp.Expression]:
         insert_versions(target),
         relink(target),
     ]
+    fill = carry_unavailable(target, unavailable)
+    if fill is not None:
+        statements.append(fill)
     forward = carry_forward(target)
     if forward is not None:
         statements.append(forward)

@@ -159,6 +159,8 @@ class Scd2Engine:
 
     def _log_schema(self, table: TableId, schema: TableSchema, position: str) -> None:
         """Record a schema in `_cdchub.schema_log` the first time it is seen."""
+        if not schema.columns:
+            return  # a truncate's placeholder schema
         columns = json.dumps([[c.name, _describe(c.type)] for c in schema.columns])
         query = plan.select_schema_logged(table.source, table.namespace, table.table, columns)
         if self.session.query(query):
@@ -177,6 +179,40 @@ class Scd2Engine:
         )
         with self.session.transaction():
             self.session.executemany(insert, [row])
+
+    def _stored_target(
+        self, table: TableId, schema: TableSchema, info: TableInfo
+    ) -> plan.MergeTarget | None:
+        """The target of a table this engine has not merged yet but the warehouse holds.
+
+        A batch may open with a truncate of such a table (a restarted consumer). Truncate records
+        carry no key, so the key comes from the table registry.
+        """
+        names = table_names(table, info.default_namespace)
+        if self.session.table_columns(names.schema, names.history) is None:
+            return None
+        registry = plan.control_table(plan.TABLES)
+        query = (
+            exp.select(plan.col("key_columns"))
+            .from_(registry)
+            .where(
+                exp.and_(
+                    *(
+                        exp.EQ(this=plan.col(column), expression=exp.Literal.string(value))
+                        for column, value in (
+                            ("source", table.source),
+                            ("source_schema", table.namespace),
+                            ("source_table", table.table),
+                        )
+                    )
+                )
+            )
+        )
+        rows = self.session.query(query)
+        if not rows:
+            return None
+        key = tuple(json.loads(rows[0][0]))
+        return self._target(table, TableSchema(schema.columns, key), info, "")
 
     def _merge_columns(
         self,
@@ -310,7 +346,9 @@ class Scd2Engine:
             for e in first_seen.values():
                 targets[table] = self._target(table, e.schema, infos[table], e.position)
             if table not in targets:
-                known = self._targets.get(table)
+                known = self._targets.get(table) or self._stored_target(
+                    table, events[0].schema, infos[table]
+                )
                 if known is None:
                     continue  # a truncate of a table never seen: nothing to close
                 targets[table] = known
@@ -351,10 +389,12 @@ class Scd2Engine:
                 )
             else:
                 self._load_stage(target, _stage_rows(target, segment))
-            for statement in plan.merge_statements(target)[:3]:
+            unavailable = sorted({c for e in segment for c in e.unavailable})
+            statements = plan.merge_statements(target, unavailable)
+            for statement in statements[:3]:
                 self.session.execute(statement)
             versions += self._count_stage(target)
-            for statement in plan.merge_statements(target)[3:]:
+            for statement in statements[3:]:
                 self.session.execute(statement)
         return TableResult(table, len(events), versions)
 
@@ -541,6 +581,7 @@ def _stage_rows(target: plan.MergeTarget, events: list[ChangeEvent]) -> list[tup
                 event.op.value,
                 event.position,
                 event.tx_id,
+                plan.unavailable_marker(target, [c for c in event.unavailable if c in names]),
             )
         )
     return rows

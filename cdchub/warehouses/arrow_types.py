@@ -21,6 +21,8 @@ _SIMPLE: dict[str, pa.DataType] = {
     "timestamptz": pa.timestamp("us", tz="UTC"),
     "json": pa.string(),
     "uuid": pa.string(),
+    "duration": pa.duration("us"),
+    "geometry": pa.binary(),
 }
 
 

@@ -29,4 +29,12 @@ class DuckDBDialect(Dialect):
         "timestamptz": "TIMESTAMPTZ",
         "json": "JSON",
         "uuid": "UUID",
+        # Lossless homes for values DuckDB has no exact native type for (docs/types.md):
+        "numeric": "VARCHAR",  # PostgreSQL numeric: canonical digits, or NaN / ±Infinity
+        "timetz": "VARCHAR",  # UTC time of day as Debezium sends it (the offset is already gone)
+        "interval": "VARCHAR",  # ISO-8601; DuckDB INTERVAL would normalise months/days/µs
+        "bits": "VARCHAR",  # '1010…'
+        "point": "VARCHAR",  # PostgreSQL point text '(x,y)'
+        "duration": "INTERVAL",  # MySQL TIME, up to ±838:59:59
+        "geometry": "BLOB",  # MySQL internal format: 4-byte SRID + WKB
     }

@@ -14,7 +14,8 @@ SELECT
   CAST("_cdc_is_deleted" AS BOOLEAN) AS "_cdc_is_deleted",
   CAST("_cdc_op" AS TEXT) AS "_cdc_op",
   CAST("_cdc_source_pos" AS TEXT) AS "_cdc_source_pos",
-  CAST("_cdc_tx_id" AS TEXT) AS "_cdc_tx_id"
+  CAST("_cdc_tx_id" AS TEXT) AS "_cdc_tx_id",
+  CAST("_cdc_unavailable" AS TEXT) AS "_cdc_unavailable"
 FROM "_cdc_stage_arrow";
 
 -- stage, for a truncate segment instead: one deleted version per live key
@@ -26,7 +27,8 @@ INSERT INTO "_cdc_stage" (
   "_cdc_is_deleted",
   "_cdc_op",
   "_cdc_source_pos",
-  "_cdc_tx_id"
+  "_cdc_tx_id",
+  "_cdc_unavailable"
 )
 SELECT
   "id",
@@ -36,7 +38,8 @@ SELECT
   TRUE,
   't',
   '<position>',
-  'tx'
+  'tx',
+  NULL
 FROM (
   SELECT
     "id",

@@ -13,7 +13,8 @@ CREATE TEMPORARY TABLE IF NOT EXISTS "_cdc_stage" (
   "_cdc_is_deleted" BOOLEAN,
   "_cdc_op" TEXT,
   "_cdc_source_pos" TEXT,
-  "_cdc_tx_id" TEXT
+  "_cdc_tx_id" TEXT,
+  "_cdc_unavailable" TEXT
 );
 COPY "_cdc_stage" (
   "id",
@@ -23,7 +24,8 @@ COPY "_cdc_stage" (
   "_cdc_is_deleted",
   "_cdc_op",
   "_cdc_source_pos",
-  "_cdc_tx_id"
+  "_cdc_tx_id",
+  "_cdc_unavailable"
 )
 FROM STDIN;
 
@@ -36,7 +38,8 @@ INSERT INTO "_cdc_stage" (
   "_cdc_is_deleted",
   "_cdc_op",
   "_cdc_source_pos",
-  "_cdc_tx_id"
+  "_cdc_tx_id",
+  "_cdc_unavailable"
 )
 SELECT
   "id",
@@ -46,7 +49,8 @@ SELECT
   TRUE,
   't',
   '<position>',
-  'tx'
+  'tx',
+  NULL
 FROM (
   SELECT
     "id",

@@ -11,7 +11,8 @@ CREATE TEMPORARY TABLE IF NOT EXISTS "_cdc_stage__src__items" (
   "_cdc_is_deleted" BOOLEAN,
   "_cdc_op" VARCHAR,
   "_cdc_source_pos" VARCHAR,
-  "_cdc_tx_id" VARCHAR
+  "_cdc_tx_id" VARCHAR,
+  "_cdc_unavailable" VARCHAR
 );
 DROP TABLE IF EXISTS "_cdc_keys__src__items";
 CREATE TEMPORARY TABLE IF NOT EXISTS "_cdc_keys__src__items" (
@@ -30,10 +31,11 @@ INSERT INTO "_cdc_stage__src__items" (
   "_cdc_is_deleted",
   "_cdc_op",
   "_cdc_source_pos",
-  "_cdc_tx_id"
+  "_cdc_tx_id",
+  "_cdc_unavailable"
 )
 VALUES
-  (?, ?, ?, ?, ?, ?, ?, ?);
+  (?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- stage, for a truncate segment instead: one deleted version per live key
 INSERT INTO "_cdc_stage__src__items" (
@@ -44,7 +46,8 @@ INSERT INTO "_cdc_stage__src__items" (
   "_cdc_is_deleted",
   "_cdc_op",
   "_cdc_source_pos",
-  "_cdc_tx_id"
+  "_cdc_tx_id",
+  "_cdc_unavailable"
 )
 SELECT
   "id",
@@ -54,7 +57,8 @@ SELECT
   TRUE,
   't',
   '<position>',
-  'tx'
+  'tx',
+  NULL
 FROM (
   SELECT
     "id",

@@ -1,0 +1,157 @@
+"""Dates, times, durations and instants in every Debezium encoding, at microsecond precision.
+
+Values Python's `datetime` cannot hold (BC dates, PostgreSQL `infinity`, the time `24:00:00`) stay
+integers in the Connect unit (days or microseconds): the Arrow staging writes them to the warehouse
+as they are, so DuckDB stores `4713-01-01 (BC)`, `infinity` and `24:00:00` exactly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+
+EPOCH_DATE = dt.date(1970, 1, 1)
+EPOCH = dt.datetime(1970, 1, 1)
+UTC = dt.UTC
+DAY_US = 86_400_000_000
+# DuckDB's ±infinity timestamps, and the sentinels Debezium sends for PostgreSQL's ±infinity
+# (`infinity` → 9223372036825200000, `-infinity` → -9223372036832400000: docs/facts.md).
+INFINITY_US = 2**63 - 1
+_PG_INFINITY_US = 9_223_372_036_825_200_000
+_PG_NEG_INFINITY_US = -9_223_372_036_832_400_000
+_MIN_DAYS = (dt.date.min - EPOCH_DATE).days
+_MAX_DAYS = (dt.date.max - EPOCH_DATE).days
+_MIN_US = _MIN_DAYS * DAY_US
+_MAX_US = (_MAX_DAYS + 1) * DAY_US - 1
+
+
+def date_from_days(days: int) -> dt.date | int:
+    """`io.debezium.time.Date`: days since the epoch (an int when outside years 1-9999)."""
+    if _MIN_DAYS <= days <= _MAX_DAYS:
+        return EPOCH_DATE + dt.timedelta(days=days)
+    return days
+
+
+def time_ms(ms: int) -> dt.time | int:
+    """`io.debezium.time.Time`: milliseconds past midnight."""
+    return time_us(ms * 1000)
+
+
+def time_us(us: int) -> dt.time | int:
+    """`io.debezium.time.MicroTime` of a PostgreSQL time: µs past midnight (`24:00:00` stays an int)."""
+    if 0 <= us < DAY_US:
+        return (EPOCH + dt.timedelta(microseconds=us)).time()
+    return us
+
+
+def time_ns(ns: int) -> dt.time | int:
+    """`io.debezium.time.NanoTime`, truncated to microseconds."""
+    return time_us(ns // 1000)
+
+
+def duration_us(us: int) -> dt.timedelta:
+    """A MySQL/MariaDB TIME (`MicroTime`): a signed duration up to ±838:59:59, not a time of day."""
+    return dt.timedelta(microseconds=us)
+
+
+def timestamp_us(us: int) -> dt.datetime | int:
+    """`io.debezium.time.MicroTimestamp`: naive µs since the epoch; ±infinity as DuckDB's."""
+    if us >= _PG_INFINITY_US:
+        return INFINITY_US
+    if us <= _PG_NEG_INFINITY_US:
+        return -INFINITY_US
+    if _MIN_US <= us <= _MAX_US:
+        return EPOCH + dt.timedelta(microseconds=us)
+    return us
+
+
+def timestamp_ms(ms: int) -> dt.datetime | int:
+    """`io.debezium.time.Timestamp`: naive ms since the epoch."""
+    return timestamp_us(ms * 1000)
+
+
+def timestamp_ns(ns: int) -> dt.datetime | int:
+    """`io.debezium.time.NanoTimestamp`, truncated to microseconds."""
+    return timestamp_us(ns // 1000)
+
+
+def parse_zoned_timestamp(text: str) -> dt.datetime | int:
+    """`io.debezium.time.ZonedTimestamp` (ISO-8601 with `Z` or an offset) → an aware UTC datetime;
+    PostgreSQL's `infinity`/`-infinity` → DuckDB's ±infinity."""
+    if text == "infinity":
+        return INFINITY_US
+    if text == "-infinity":
+        return -INFINITY_US
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        # A year Python cannot hold (0 or BC, e.g. `0000-12-30T00:00:00Z` from a snapshot): µs.
+        return _iso_to_us(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+_ISO_INSTANT = re.compile(
+    r"^(?P<y>[+-]?\d{4,})-(?P<mo>\d\d)-(?P<d>\d\d)T(?P<h>\d\d):(?P<mi>\d\d):(?P<s>\d\d)"
+    r"(?:\.(?P<f>\d{1,6}))?Z$"
+)
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date, for any year (H. Hinnant's algorithm)."""
+    year -= month <= 2
+    era = (year if year >= 0 else year - 399) // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def _iso_to_us(text: str) -> int:
+    match = _ISO_INSTANT.match(text)
+    if match is None:
+        raise ValueError(f"not an ISO-8601 UTC instant: {text!r}")
+    p = match.groupdict()
+    days = _days_from_civil(int(p["y"]), int(p["mo"]), int(p["d"]))
+    seconds = int(p["h"]) * 3600 + int(p["mi"]) * 60 + int(p["s"])
+    return (days * 86400 + seconds) * 1_000_000 + int((p["f"] or "0").ljust(6, "0"))
+
+
+def zoned_time(text: str) -> str:
+    """`io.debezium.time.ZonedTime`: Debezium has already moved the time to UTC (`11:14:15.123456Z`
+    for `13:14:15.123456+02`), so the original offset is gone; the UTC time of day is kept as text."""
+    return text
+
+
+_ISO_INTERVAL = re.compile(
+    r"^P(?:(?P<y>-?\d+)Y)?(?:(?P<mo>-?\d+)M)?(?:(?P<w>-?\d+)W)?(?:(?P<d>-?\d+)D)?"
+    r"(?:T(?:(?P<h>-?\d+)H)?(?:(?P<mi>-?\d+)M)?(?:(?P<s>-?\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+def interval_parts(text: str) -> tuple[int, int, int]:
+    """An ISO-8601 duration (Debezium `Interval` text, or PostgreSQL's `iso_8601` IntervalStyle) as
+    (months, days, microseconds): the three fields a PostgreSQL interval really has.
+
+    Raises:
+        ValueError: not an ISO-8601 duration.
+    """
+    match = _ISO_INTERVAL.match(text)
+    if match is None:
+        raise ValueError(f"not an ISO-8601 interval: {text!r}")
+    part = {k: v or "0" for k, v in match.groupdict().items()}
+    months = int(part["y"]) * 12 + int(part["mo"])
+    days = int(part["w"]) * 7 + int(part["d"])
+    micros = (int(part["h"]) * 3600 + int(part["mi"]) * 60) * 1_000_000 + int(
+        Decimal(part["s"]) * 1_000_000
+    )
+    return months, days, micros
+
+
+def interval_text(text: str) -> str:
+    """`io.debezium.time.Interval` (`interval.handling.mode=string`): ISO-8601 text, kept as sent
+    (months, days and time stay apart; the default microsecond mode assumes 30-day months)."""
+    interval_parts(text)  # reject anything that is not an ISO duration, at decode time
+    return text
