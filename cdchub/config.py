@@ -162,6 +162,11 @@ class DuckDBWarehouse(_Model):
     kind: Literal["duckdb"] = "duckdb"
     path: Path = Path(".cdchub/warehouse.duckdb")
 
+    @property
+    def location(self) -> str:
+        """Where the warehouse is, for status lines (no secret)."""
+        return str(self.path)
+
 
 def _read_secret(password: SecretStr | None, password_file: Path | None, **facts: str) -> str:
     """A password given inline or in a file (the file wins only when no inline value is set)."""
@@ -200,6 +205,11 @@ class PostgresWarehouse(_Model):
         """The warehouse user's password."""
         return _read_secret(self.password, self.password_file, warehouse="postgres")
 
+    @property
+    def location(self) -> str:
+        """Where the warehouse is, for status lines (no secret)."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
+
 
 class SnowflakeWarehouse(_Model):
     """A Snowflake database as the warehouse (`snowflake-connector-python`)."""
@@ -226,6 +236,11 @@ class SnowflakeWarehouse(_Model):
     def secret(self) -> str:
         """The Snowflake user's password."""
         return _read_secret(self.password, self.password_file, warehouse="snowflake")
+
+    @property
+    def location(self) -> str:
+        """Where the warehouse is, for status lines (no secret)."""
+        return f"snowflake://{self.user}@{self.account}/{self.database}/{self.schema_}"
 
 
 WarehouseConfig = Annotated[

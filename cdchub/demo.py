@@ -118,7 +118,7 @@ def run_demo(
         ],
         "lag_ms": _percentiles(lags),
         "lag_events": len(lags),
-        "warehouse": {"kind": config.warehouse.kind, "path": str(config.warehouse.path)},
+        "warehouse": {"kind": config.warehouse.kind, "path": config.warehouse.location},
         "elapsed_s": round(time.monotonic() - started, 1),
         "verify": report,
     }
@@ -142,10 +142,11 @@ def describe(summary: dict[str, Any]) -> str:
             f"    {t['source']}.{t['table']:28} -> {t['warehouse_table']:28} {t['rows']:6} rows  {mark}"
         )
     path = summary["warehouse"]["path"]
-    lines += [
-        f"  warehouse: {path}",
-        '  query it:  .venv/bin/python -c "import duckdb; c = duckdb.connect('
-        f"'{path}', read_only=True); print(c.sql('SELECT * FROM shop.orders_history "
-        "ORDER BY order_id, _cdc_source_pos LIMIT 10'))\"",
-    ]
+    lines.append(f"  warehouse: {path}")
+    if summary["warehouse"]["kind"] == "duckdb":  # the one-liner below opens a DuckDB file
+        lines.append(
+            '  query it:  .venv/bin/python -c "import duckdb; c = duckdb.connect('
+            f"'{path}', read_only=True); print(c.sql('SELECT * FROM shop.orders_history "
+            "ORDER BY order_id, _cdc_source_pos LIMIT 10'))\""
+        )
     return "\n".join(lines)

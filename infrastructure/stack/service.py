@@ -6,7 +6,7 @@ import shutil
 from collections.abc import Callable
 from typing import Any
 
-from cdchub.config import HubConfig
+from cdchub.config import DuckDBWarehouse, HubConfig
 from infrastructure.stack.component import Component
 from infrastructure.stack.connect import Connect
 from infrastructure.stack.jars import JarPaths, ensure_jars, jar_paths
@@ -77,10 +77,11 @@ class LocalStack:
                 self.layout.secrets,
             ):
                 shutil.rmtree(path, ignore_errors=True)
-            warehouse = self.config.warehouse.path
-            # DuckDB keeps a write-ahead log next to the database file.
-            for path in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
-                path.unlink(missing_ok=True)
+            if isinstance(self.config.warehouse, DuckDBWarehouse):
+                warehouse = self.config.warehouse.path
+                # DuckDB keeps a write-ahead log next to the database file.
+                for path in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
+                    path.unlink(missing_ok=True)
             progress(f"purged {self.layout.root}")
 
     def status(self) -> dict[str, Any]:
@@ -110,7 +111,7 @@ class LocalStack:
             "connect": {"url": self.connect.url, **common(self.connect)},
             "warehouse": {
                 "kind": self.config.warehouse.kind,
-                "path": str(self.config.warehouse.path),
+                "path": self.config.warehouse.location,
             },
             "versions": versions,
         }

@@ -28,6 +28,10 @@ def test_postgres_warehouse_reads_password_file_relative_to_config(tmp_path: Pat
     assert isinstance(config.warehouse, PostgresWarehouse)
     assert config.warehouse.secret() == "pw-from-file"
     assert config.warehouse.password_file == tmp_path / "wh.pw"
+    # status and demo lines name the warehouse without its secret
+    assert config.warehouse.location == (
+        "postgresql://cdchub_warehouse@127.0.0.1:25432/cdchub_warehouse"
+    )
 
 
 def test_snowflake_warehouse_password_from_env(
