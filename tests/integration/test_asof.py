@@ -1,5 +1,6 @@
 """As-of correctness against the source itself: for instants T between workload bursts, the history
-queried as of T (`cdchub asof`'s query) returns exactly the rows each source table held at T.
+queried as of T (`cdchub asof`'s query) returns exactly the rows each source table held at T, on the
+DuckDB and on the PostgreSQL warehouse.
 
 The oracle is independent of the merge: the test reads every source table at T while the workload is
 paused. MariaDB commit times have 1 s resolution, so the next burst starts only after the second that
@@ -16,31 +17,55 @@ from typing import Any
 import pytest
 
 from cdchub.catalog import replicated_tables
+from cdchub.config import HubConfig
 from cdchub.history import rows_as_of
 from cdchub.sources import connect, read_table
 from cdchub.verify import diff_rows, warehouse_types
 from cdchub.warehouses import open_session
+from cdchub.warehouses.postgres_client import PostgresSession
 from cdchub.workload import run_workload
+from merge import client_sql
+from merge.naming import CONTROL_SCHEMA
 from tests.integration.conftest import Stack
 from tests.integration.helpers import replicate_until_verified, run_until_idle
+from tests.integration.test_postgres_warehouse import warehouse_config
 
 pytestmark = pytest.mark.integration
 
 BURSTS = 3
 
 
+def warehouse(stack: Stack, kind: str) -> HubConfig:
+    """The stack's config on a DuckDB file or on the stack's PostgreSQL warehouse database (emptied)."""
+    if kind == "duckdb":
+        return stack.config
+    config = stack.config.model_copy(
+        update={
+            "warehouse": warehouse_config(stack),
+            "kafka": stack.config.kafka.model_copy(update={"group_id": "cdchub-it-asof-pg"}),
+        }
+    )
+    session = PostgresSession(config.warehouse)  # type: ignore[arg-type]
+    try:
+        for schema in ("shop", "inventory", CONTROL_SCHEMA):
+            session.execute(client_sql.drop_schema(schema))
+    finally:
+        session.close()
+    return config
+
+
 def source_state(
-    stack: Stack,
+    config: HubConfig,
 ) -> dict[tuple[str, str, str], tuple[list[str], list[tuple[Any, ...]]]]:
     """Every captured source table, read now."""
     state = {}
-    session = open_session(stack.config, read_only=True)
+    session = open_session(config, read_only=True)
     try:
         tables = replicated_tables(session)
     finally:
         session.close()
     for t in tables:
-        source = stack.config.source(t.source)
+        source = config.source(t.source)
         with connect(source) as conn:
             state[(t.source, t.source_schema, t.source_table)] = read_table(
                 conn, source, t.source_schema, t.source_table
@@ -48,8 +73,10 @@ def source_state(
     return state
 
 
-def test_history_as_of_any_instant_equals_the_source_then(stack: Stack) -> None:
-    assert replicate_until_verified(stack.config)["ok"]
+@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+def test_history_as_of_any_instant_equals_the_source_then(stack: Stack, kind: str) -> None:
+    config = warehouse(stack, kind)
+    assert replicate_until_verified(config)["ok"]
     instants: list[tuple[dt.datetime, dict]] = []
     for burst in range(BURSTS):
         run_workload(
@@ -62,12 +89,12 @@ def test_history_as_of_any_instant_equals_the_source_then(stack: Stack) -> None:
             progress=lambda _m: None,
         )
         at = dt.datetime.now(dt.UTC)
-        instants.append((at, source_state(stack)))
+        instants.append((at, source_state(config)))
         # Wait out the second holding `at` (MariaDB commit times are whole seconds).
         time.sleep(math.ceil(at.timestamp()) - at.timestamp() + 0.2)
-    run_until_idle(stack.config)
+    run_until_idle(config)
 
-    session = open_session(stack.config, read_only=True)
+    session = open_session(config, read_only=True)
     try:
         tables = replicated_tables(session)
         compared = 0
