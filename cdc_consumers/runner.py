@@ -28,8 +28,16 @@ from cdc_consumers.transactions import (
     raw_record,
 )
 from cdchub.config import HubConfig, SourceConfig
+from cdchub.errors import SchemaChangeError
 from merge.naming import default_namespace
-from merge.scd2 import BatchResult, Checkpoint, ParkedChanges, Scd2Engine, TableInfo
+from merge.scd2 import (
+    HELD_FOR_SCHEMA,
+    BatchResult,
+    Checkpoint,
+    ParkedChanges,
+    Scd2Engine,
+    TableInfo,
+)
 from merge.session import WarehouseSession
 
 log = logging.getLogger(__name__)
@@ -55,13 +63,19 @@ class _Batch:
 
     events: dict[TableId, list[ChangeEvent]] = field(default_factory=dict)
     infos: dict[TableId, TableInfo] = field(default_factory=dict)
+    records: dict[TableId, list[StreamRecord]] = field(default_factory=dict)
 
-    def add(self, event: ChangeEvent, source: SourceConfig) -> None:
+    def add(self, event: ChangeEvent, source: SourceConfig, record: StreamRecord) -> None:
         self.events.setdefault(event.table, []).append(event)
+        self.records.setdefault(event.table, []).append(record)
         if event.table not in self.infos:
             self.infos[event.table] = TableInfo(
                 source.kind, source.database, default_namespace(source.kind, source.database)
             )
+
+
+def _address(record: StreamRecord) -> tuple[str, int, int]:
+    return (record.stream, record.partition, record.offset)
 
 
 class _SeekToWarehouse(ConsumerRebalanceListener):
@@ -113,6 +127,10 @@ class Runner:
         }
         self.client_id = client_id
         self._stop = False
+        # Tables stopped by an incompatible schema change: their changes are held in the warehouse.
+        self.blocked: dict[TableId, str] = {}
+        self._held_stored: set[tuple[str, int, int]] = set()
+        self._restored_held: list[tuple[ChangeEvent, SourceConfig, StreamRecord]] = []
 
     def _consumer(self) -> KafkaConsumer:
         return KafkaConsumer(
@@ -242,13 +260,22 @@ class Runner:
         return sum(a.parked_events for a in self.assemblers.values())
 
     def _restore_parked(self) -> None:
-        """Reload the records a previous run parked (its offsets already point past them)."""
-        for record in self.engine.parked_records():
+        """Reload the records a previous run parked or held (its offsets already point past them)."""
+        for record, reason in self.engine.parked_records():
             source = self.sources.get(source_of(record.stream))
-            assembler = self.assemblers.get(source.name) if source else None
-            if source is None or assembler is None:
-                continue  # the source left the config or dropped the mode: its records are replayed
-            self._route(source, record, None, restored=True)
+            if source is None:
+                continue  # the source left the config: its records stay stored
+            if reason == HELD_FOR_SCHEMA:
+                # Retried in the first batch: the operator may have fixed the warehouse column.
+                event = self.decoders[source.name].decode(
+                    record.key, record.value, record.coordinates
+                )
+                if event is not None:
+                    self._restored_held.append((event, source, record))
+                    self._held_stored.add(_address(record))
+                continue
+            if source.name in self.assemblers:
+                self._route(source, record, None, restored=True)
 
     def _route(
         self,
@@ -274,10 +301,14 @@ class Runner:
         if assembler is not None and assembler.add_event(event, record, restored=restored):
             return
         if batch is not None:
-            batch.add(event, source)
+            batch.add(event, source, record)
 
     def _apply(self, records: list[Any], idle_s: float = 0.0) -> BatchResult | None:
         batch = _Batch()
+        retried = [(event.table, record) for event, _, record in self._restored_held]
+        for event, source, record in self._restored_held:
+            batch.add(event, source, record)
+        self._restored_held = []
         next_offsets: dict[TopicPartition, int] = {}
         for record in records:
             next_offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
@@ -286,15 +317,45 @@ class Runner:
                 self._route(source, raw_record(record), batch)
         parked = ParkedChanges()
         for name, assembler in self.assemblers.items():
-            for event in assembler.release(idle_s):
-                batch.add(event, self.sources[name])
+            for event, record in assembler.release(idle_s):
+                batch.add(event, self.sources[name], record)
             delta = assembler.take_delta()
             parked.added.extend(delta.added)
             parked.removed.extend(delta.removed)
-        if not next_offsets and not batch.events and not parked.added and not parked.removed:
+        for table in [t for t in batch.events if t in self.blocked]:
+            self._hold(batch, table, parked)
+        if not (next_offsets or batch.events or parked.added or parked.removed or parked.held):
             return None
         checkpoints = [Checkpoint(tp.topic, tp.partition, off) for tp, off in next_offsets.items()]
-        return self.engine.apply(batch.events, batch.infos, checkpoints, parked)
+        removed = list(parked.removed)
+        while True:
+            # Retried held records of tables that are not stopped leave the store with this batch.
+            parked.removed = removed + [r for t, r in retried if t not in self.blocked]
+            try:
+                result = self.engine.apply(batch.events, batch.infos, checkpoints, parked)
+            except SchemaChangeError as exc:
+                table = exc.table_id
+                if not isinstance(table, TableId) or table not in batch.events:
+                    raise
+                self.blocked[table] = str(exc)
+                log.error("%s (table %s stopped; its changes are held)", exc, table)
+                self.progress(f"run: table {table} stopped: {exc}")
+                self._hold(batch, table, parked)
+                continue
+            for table, record in retried:
+                if table not in self.blocked:
+                    self._held_stored.discard(_address(record))
+            return result
+
+    def _hold(self, batch: _Batch, table: TableId, parked: ParkedChanges) -> None:
+        """Move a stopped table's events out of the batch into the warehouse's held records."""
+        batch.events.pop(table, None)
+        batch.infos.pop(table, None)
+        for record in batch.records.pop(table, []):
+            address = _address(record)
+            if address not in self._held_stored:  # a retried record is stored already
+                parked.held.append(record)
+                self._held_stored.add(address)
 
     @staticmethod
     def _account(result: RunResult, batch: BatchResult) -> None:

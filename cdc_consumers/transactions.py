@@ -146,7 +146,7 @@ class TransactionAssembler:
         if not restored:
             self._delta.added.append(raw)
 
-    def release(self, idle_s: float = 0.0) -> list[ChangeEvent]:
+    def release(self, idle_s: float = 0.0) -> list[tuple[ChangeEvent, StreamRecord]]:
         """Events of every transaction that is complete, in commit order, whole.
 
         A transaction blocks the ones that ended after it (so the warehouse never shows a later state
@@ -155,7 +155,7 @@ class TransactionAssembler:
         long) so its missing events are not in flight, or the buffer overflows. Wall-clock age alone
         proves nothing: a consumer catching up on a backlog reads one table's topic far ahead of another.
         """
-        out: list[ChangeEvent] = []
+        out: list[tuple[ChangeEvent, StreamRecord]] = []
         stalled = idle_s >= self.timeout_s
         while self._ended:
             tx = next(iter(self._ended.values()))
@@ -180,7 +180,7 @@ class TransactionAssembler:
         delta, self._delta = self._delta, ParkedDelta()
         return delta
 
-    def _finish(self, tx: _Transaction) -> list[ChangeEvent]:
+    def _finish(self, tx: _Transaction) -> list[tuple[ChangeEvent, StreamRecord]]:
         self._parked_events -= len(tx.events)
         self._delta.removed.extend(raw for _, raw in tx.events)
         if tx.end is not None:
@@ -189,7 +189,7 @@ class TransactionAssembler:
         while len(self._finished) > _FINISHED_MEMORY:
             self._finished.popitem(last=False)
         self.stats.released_transactions += 1
-        return [event for event, _ in tx.events]
+        return list(tx.events)
 
     def _warn_forced(self, tx: _Transaction, why: str) -> None:
         self.stats.forced_transactions += 1

@@ -261,6 +261,31 @@ def tables(obj: _Context, as_json: bool) -> None:
         )
 
 
+@cli.group()
+def schema() -> None:
+    """Schema evolution: resume a table stopped by an incompatible column type change."""
+
+
+@schema.command("accept")
+@click.argument("table")
+@click.pass_obj
+@_guard
+def schema_accept(obj: _Context, table: str) -> None:
+    """Accept TABLE's warehouse columns as altered by hand; its held changes apply on the next run."""
+    from cdchub.schema_admin import accept_schema
+    from cdchub.warehouses import open_session
+
+    session = open_session(obj.config)
+    try:
+        found = accept_schema(session, table)
+    finally:
+        session.close()
+    click.echo(
+        f"accepted {found.warehouse_schema}.{found.current_table}: restart `cdchub run` to apply "
+        "its held changes"
+    )
+
+
 @cli.command()
 @click.argument("table")
 @click.option(

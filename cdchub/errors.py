@@ -51,3 +51,14 @@ class DecodeError(Terminal):
 
 class MergeError(CdcHubError):
     """A batch could not be applied to the warehouse."""
+
+
+class SchemaChangeError(MergeError):
+    """A source column changed type in a way its warehouse column cannot follow.
+
+    Only the table named by `table_id` must stop; the runner holds its changes and goes on.
+    """
+
+    def __init__(self, message: str, table_id: object, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.table_id = table_id

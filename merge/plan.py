@@ -703,6 +703,7 @@ PARKED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("record_key", "bytes"),
     ("record_value", "bytes"),
     ("parked_at", "timestamptz"),
+    ("reason", "string"),
 )
 
 
@@ -802,6 +803,7 @@ def select_parked(group: str) -> exp.Expression:
             *(col(c) for c in ("topic", "partition", "record_offset", "record_timestamp")),
             col("record_key"),
             col("record_value"),
+            col("reason"),
         )
         .from_(control_table(PARKED))
         .where(exp.EQ(this=col("consumer_group"), expression=exp.Literal.string(group)))

@@ -27,7 +27,7 @@ from typing import Any
 from sqlglot import exp
 
 from cdc_consumers.model import ChangeEvent, ColumnType, Op, StreamRecord, TableId, TableSchema
-from cdchub.errors import MergeError
+from cdchub.errors import MergeError, SchemaChangeError
 from merge import plan
 from merge.evolution import Change, evolve
 from merge.naming import TableNames, check_column_names, table_names
@@ -43,12 +43,21 @@ class Checkpoint:
     next_offset: int
 
 
+PARKED_FOR_TRANSACTION = "transaction"
+HELD_FOR_SCHEMA = "held"
+
+
 @dataclass
 class ParkedChanges:
-    """Parked records to add and to drop, stored in the batch's transaction with the checkpoints."""
+    """Parked records to add and to drop, stored in the batch's transaction with the checkpoints.
+
+    `added` wait for their source transaction to complete; `held` belong to a table stopped by an
+    incompatible schema change and wait for the operator.
+    """
 
     added: list[StreamRecord] = field(default_factory=list)
     removed: list[StreamRecord] = field(default_factory=list)
+    held: list[StreamRecord] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -246,11 +255,14 @@ class Scd2Engine:
                 continue
             verdict = evolve(old, column.type, self.dialect)
             if verdict.change is Change.INCOMPATIBLE:
-                raise MergeError(
+                raise SchemaChangeError(
                     f"column {column.name!r} changed type from {_describe(old)} to "
                     f"{_describe(column.type)}, which its warehouse column cannot hold without "
-                    "losing data. Alter the warehouse column by hand (history and current table) to "
-                    "a type that holds both, or rename the source column, then restart",
+                    "losing data. The table is stopped and its changes are held in the warehouse; "
+                    "the other tables go on. Alter the warehouse column by hand (history and "
+                    "current table) to a type that holds both, run `cdchub schema accept "
+                    f"{table.source}.{table.namespace}.{table.table}`, then restart `cdchub run`",
+                    table,
                     table=str(table),
                     column=column.name,
                 )
@@ -438,21 +450,26 @@ class Scd2Engine:
                 [(self.consumer_group, stream, c.partition, c.next_offset, now) for c in cps],
             )
 
-    def parked_records(self) -> list[StreamRecord]:
-        """Records parked by earlier batches of this consumer group, in stream order."""
+    def parked_records(self) -> list[tuple[StreamRecord, str]]:
+        """Records parked by earlier batches of this consumer group, with why, in stream order."""
         self.ensure_control()
         rows = self.session.query(plan.select_parked(self.consumer_group))
         return [
-            StreamRecord(t, int(p), int(o), int(ts), _bytes(k), _bytes(v))
-            for t, p, o, ts, k, v in rows
+            (StreamRecord(t, int(p), int(o), int(ts), _bytes(k), _bytes(v)), reason)
+            for t, p, o, ts, k, v, reason in rows
         ]
 
     def _store_parked(self, parked: ParkedChanges) -> None:
-        added = {(r.stream, r.partition, r.offset): r for r in parked.added}
+        added = {
+            (r.stream, r.partition, r.offset): (r, PARKED_FOR_TRANSACTION) for r in parked.added
+        }
         removed: dict[tuple[str, int], list[int]] = {}
         for r in parked.removed:
+            # Parked and released within this batch: it never needs to reach the store.
             if added.pop((r.stream, r.partition, r.offset), None) is None:
                 removed.setdefault((r.stream, r.partition), []).append(r.offset)
+        # Held after the removals, so a record released by its transaction and then held stays.
+        added.update({(r.stream, r.partition, r.offset): (r, HELD_FOR_SCHEMA) for r in parked.held})
         for (stream, partition), offsets in removed.items():
             self.session.execute(
                 plan.delete_parked(self.consumer_group, stream, partition, offsets)
@@ -472,8 +489,9 @@ class Scd2Engine:
                         r.key,
                         r.value,
                         now,
+                        reason,
                     )
-                    for r in added.values()
+                    for r, reason in added.values()
                 ],
             )
 

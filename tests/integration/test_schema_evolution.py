@@ -3,12 +3,24 @@ and the warehouse still equals the source value for value (`verify` is the oracl
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import pytest
 
+from cdchub.schema_admin import accept_schema
+from cdchub.warehouses import open_session
+from connectors.service import apply_connectors
 from dbschemas.loader import source_connection
+from dbschemas.samples.mariadbserver import run_script
 from tests.integration.conftest import Stack
-from tests.integration.helpers import failures, replicate_until_verified
+from tests.integration.helpers import (
+    failures,
+    replicate_until_verified,
+    run_until_idle,
+    verify,
+    with_warehouse,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -81,3 +93,71 @@ def test_added_columns_and_widened_types_replicate(stack: Stack) -> None:
         assert dict(logged) == {"products": 2, "customers": 2, "stock_levels": 2}
     finally:
         conn.close()
+
+
+def test_an_incompatible_change_stops_only_its_table_until_accepted(
+    stack: Stack, tmp_path: Path
+) -> None:
+    # A source of its own, so other tests' replays never meet this deliberately incompatible DDL.
+    run_script(
+        stack.layout,
+        "CREATE DATABASE gadgets_db; USE gadgets_db; "
+        "CREATE TABLE gadgets (id INT PRIMARY KEY, label VARCHAR(20) NOT NULL); "
+        "CREATE TABLE widgets (id INT PRIMARY KEY, note VARCHAR(40) NOT NULL); "
+        "INSERT INTO gadgets VALUES (1, '7'), (2, '8'); INSERT INTO widgets VALUES (1, 'a');",
+    )
+    base = {s.name: s for s in stack.config.sources}["inventory"]
+    source = base.model_copy(
+        update={"name": "gadgets", "database": "gadgets_db", "server_id": 184177}
+    )
+    config = with_warehouse(stack.config, tmp_path / "gadgets.duckdb", "it-gadgets")
+    config = config.model_copy(update={"sources": [source]})
+    apply_connectors(config, progress=lambda _m: None)
+    assert replicate_until_verified(config)["ok"]
+
+    run_script(
+        stack.layout,
+        "USE gadgets_db; ALTER TABLE gadgets MODIFY label INT NOT NULL; "
+        "UPDATE gadgets SET label = label + 100 WHERE id = 1; "
+        "UPDATE widgets SET note = 'after the DDL' WHERE id = 1;",
+    )
+    run_until_idle(config)  # must not raise: only gadgets stops
+    bad = {t["table"] for t in failures(verify(config))}
+    assert bad == {"gadgets_db.gadgets"}  # widgets kept flowing
+    warehouse = str(config.warehouse.path)
+
+    def held() -> tuple[int, int]:
+        conn = duckdb.connect(warehouse, read_only=True)
+        try:
+            row = conn.execute(
+                "SELECT count(*), count(DISTINCT record_offset) FROM _cdchub.parked_records "
+                "WHERE reason = 'held'"
+            ).fetchone()
+            assert conn.execute("SELECT label FROM gadgets.gadgets WHERE id = 1").fetchone() in (
+                ("7",),
+                (107,),
+            )
+            return row
+        finally:
+            conn.close()
+
+    assert held()[0] >= 1
+    run_until_idle(config)  # a restarted run retries, holds them again, stores them once
+    count, distinct = held()
+    assert count == distinct >= 1
+
+    # The operator's fix: a warehouse type that holds the old and the new values, then accept.
+    conn = duckdb.connect(warehouse)
+    try:
+        for name in ("gadgets", "gadgets_history"):
+            conn.execute(f"ALTER TABLE gadgets.{name} ALTER label TYPE INTEGER")
+    finally:
+        conn.close()
+    session = open_session(config)
+    try:
+        accept_schema(session, "gadgets.gadgets")
+    finally:
+        session.close()
+    report = replicate_until_verified(config)
+    assert report["ok"], failures(report)
+    assert held() == (0, 0)

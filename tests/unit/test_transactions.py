@@ -54,7 +54,7 @@ def test_a_transaction_is_released_whole_once_its_end_and_all_events_arrived() -
     assert asm.release() == []  # END says 3 events, 2 arrived
     assert asm.add_event(event(ITEMS, 11, "tx1", 3), record("shop.public.order_items", 1))
     released = asm.release()
-    assert [e.key for e in released] == [(1,), (10,), (11,)]
+    assert [e.key for e, _ in released] == [(1,), (10,), (11,)]
     assert asm.parked_events == 0
     # A straggler of a finished transaction, and a snapshot row, are not parked.
     assert not asm.add_event(event(ITEMS, 12, "tx1", 4), record("shop.public.order_items", 2))
@@ -83,7 +83,7 @@ def test_a_later_complete_transaction_waits_for_an_earlier_incomplete_one() -> N
     asm.add_event(event(ORDERS, 1, "tx1", 1), record("shop.public.orders", 1))
     assert asm.release() == []  # tx1 (committed first) still misses an event
     asm.add_event(event(ITEMS, 1, "tx1", 2), record("shop.public.order_items", 0))
-    assert [e.tx_id for e in asm.release()] == ["tx1", "tx1", "tx2"]
+    assert [e.tx_id for e, _ in asm.release()] == ["tx1", "tx1", "tx2"]
 
 
 def test_an_oversized_transaction_is_released_with_a_warning(
@@ -122,7 +122,7 @@ def test_parked_records_survive_a_restart_in_the_warehouse(tmp_path: Path) -> No
         asm.add_event(event(ORDERS, 1, "tx1", 1), first)
         delta = asm.take_delta()
         engine.apply({}, {}, [], ParkedChanges(delta.added, delta.removed))
-        stored = Scd2Engine(session, "g").parked_records()
+        stored = [r for r, _reason in Scd2Engine(session, "g").parked_records()]
         assert stored == [first]
         # After the restart the transaction completes; its records leave the store.
         again = TransactionAssembler("shop", max_events=100, timeout_s=60)
