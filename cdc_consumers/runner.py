@@ -25,6 +25,7 @@ from cdchub.config import HubConfig
 from merge.naming import default_namespace
 from merge.scd2 import BatchResult, Checkpoint, Scd2Engine, TableInfo
 from merge.session import WarehouseSession
+from observability.instrumentation import NoInstrumentation
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -72,11 +73,14 @@ class Runner:
         session: WarehouseSession,
         progress: Progress = print,
         client_id: str = "cdchub-run",
+        instrumentation: NoInstrumentation | None = None,
     ) -> None:
         self.config = config
-        self.session = session
+        # Spans and metrics (observability.tracing); the default records nothing.
+        self.instrumentation = instrumentation or NoInstrumentation()
+        self.session = self.instrumentation.wrap_session(session)
         self.progress = progress
-        self.engine = Scd2Engine(session, config.kafka.group_id)
+        self.engine = Scd2Engine(self.session, config.kafka.group_id, self.instrumentation)
         self.decoders = {
             s.name: EnvelopeDecoder(s.name, SourceKind(s.kind)) for s in config.sources
         }
@@ -129,16 +133,20 @@ class Runner:
         last_report = 0.0
         try:
             while not self._stop:
+                polled_at = time.time_ns()
                 records = self._poll_batch(consumer)
                 now = time.monotonic()
                 if records:
                     last_data = now
-                    batch = self._apply(records)
+                    with self.instrumentation.batch(records, polled_at) as watch:
+                        batch = self._apply(records)
+                        watch.applied(batch)
                     self._account(result, batch)
                     try:
                         consumer.commit()
                     except Exception as exc:  # courtesy commit only; the warehouse holds the truth
                         log.debug("kafka commit failed: %s", exc)
+                self.instrumentation.sample(consumer)
                 if now - last_report > 2 and result.batches:
                     last_report = now
                     self.progress(
@@ -203,6 +211,18 @@ class Runner:
         events: dict[TableId, list[ChangeEvent]] = {}
         infos: dict[TableId, TableInfo] = {}
         next_offsets: dict[TopicPartition, int] = {}
+        with self.instrumentation.decode(len(records)):
+            self._decode(records, events, infos, next_offsets)
+        checkpoints = [Checkpoint(tp.topic, tp.partition, off) for tp, off in next_offsets.items()]
+        return self.engine.apply(events, infos, checkpoints)
+
+    def _decode(
+        self,
+        records: list[Any],
+        events: dict[TableId, list[ChangeEvent]],
+        infos: dict[TableId, TableInfo],
+        next_offsets: dict[TopicPartition, int],
+    ) -> None:
         for record in records:
             coords = KafkaCoordinates(
                 record.topic, record.partition, record.offset, record.timestamp
@@ -220,8 +240,6 @@ class Runner:
                 infos[event.table] = TableInfo(
                     source.kind, source.database, default_namespace(source.kind, source.database)
                 )
-        checkpoints = [Checkpoint(tp.topic, tp.partition, off) for tp, off in next_offsets.items()]
-        return self.engine.apply(events, infos, checkpoints)
 
     @staticmethod
     def _account(result: RunResult, batch: BatchResult) -> None:

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from cdchub.errors import ConfigError
+from observability.config import ChecksConfig, ObservabilityConfig
 
 DEFAULT_CONFIG_NAME = "cdchub.yaml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -166,6 +167,8 @@ class HubConfig(_Model):
     connect: ConnectConfig = ConnectConfig()
     sources: list[SourceConfig] = Field(default_factory=list)
     warehouse: WarehouseConfig = DuckDBWarehouse()
+    observability: ObservabilityConfig = ObservabilityConfig()
+    checks: ChecksConfig = ChecksConfig()
     # Where the file was read from; relative paths in it are resolved against its folder.
     config_path: Path | None = None
 

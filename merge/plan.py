@@ -447,6 +447,8 @@ def merge_statements(target: MergeTarget) -> list[exp.Expression]:
 OFFSETS = "kafka_offsets"
 TABLES = "tables"
 BATCHES = "batches"
+BATCH_OFFSETS = "batch_offsets"
+CHECKS = "checks"
 
 OFFSETS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("consumer_group", "string"),
@@ -483,6 +485,27 @@ BATCHES_COLUMNS: tuple[tuple[str, str], ...] = (
     ("committed_at", "timestamptz"),
 )
 
+# The next offset of every partition a batch read, so a batch row leads back to its Kafka records.
+BATCH_OFFSETS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("batch_id", "string"),
+    ("consumer_group", "string"),
+    ("topic", "string"),
+    ("partition", "int32"),
+    ("next_offset", "int64"),
+    ("committed_at", "timestamptz"),
+)
+# One row per check per table per run of `cdchub verify` (or of the checks inside `cdchub run`).
+CHECKS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("run_id", "string"),
+    ("checked_at", "timestamptz"),
+    ("source", "string"),
+    ("table_name", "string"),
+    ("check_name", "string"),
+    ("ok", "boolean"),
+    ("observed", "float64"),
+    ("detail", "string"),
+)
+
 
 def control_table(name: str) -> exp.Table:
     """A table of cdchub's own control schema."""
@@ -490,7 +513,7 @@ def control_table(name: str) -> exp.Table:
 
 
 def control_ddl(dialect: Dialect) -> list[exp.Expression]:
-    """Create the control schema and its tables (offsets, table registry, batch log)."""
+    """Create the control schema and its tables (offsets, registry, batch log, checks)."""
     return [
         create_schema(CONTROL_SCHEMA),
         *(
@@ -499,6 +522,8 @@ def control_ddl(dialect: Dialect) -> list[exp.Expression]:
                 (OFFSETS, OFFSETS_COLUMNS),
                 (TABLES, TABLES_COLUMNS),
                 (BATCHES, BATCHES_COLUMNS),
+                (BATCH_OFFSETS, BATCH_OFFSETS_COLUMNS),
+                (CHECKS, CHECKS_COLUMNS),
             )
         ),
     ]
