@@ -209,12 +209,15 @@ def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> N
     """Consume every CDC topic and merge into the warehouse (Ctrl-C stops after the batch)."""
     from cdc_consumers.runner import Runner
     from cdchub.warehouses import open_session
+    from observability.service import instrumented
 
     session = open_session(obj.config)
     try:
-        result = Runner(obj.config, session, progress=_progress).run(
-            until_idle=until_idle, max_seconds=max_seconds
-        )
+        with instrumented(obj.config, session, progress=_progress) as instrumentation:
+            runner = Runner(
+                obj.config, session, progress=_progress, instrumentation=instrumentation
+            )
+            result = runner.run(until_idle=until_idle, max_seconds=max_seconds)
     finally:
         session.close()
     click.echo(
@@ -256,10 +259,12 @@ def verify(obj: _Context, as_json: bool) -> None:
     """Compare every replicated table with its source and check history (exit 1 on mismatch)."""
     from cdchub.verify import verify_all
     from cdchub.warehouses import open_session
+    from observability.checks import store_checks
 
-    session = open_session(obj.config, read_only=True)
+    session = open_session(obj.config)  # writable: results are kept in _cdchub.checks
     try:
         report = verify_all(session, obj.config)
+        store_checks(session, report)
     finally:
         session.close()
     if as_json:
@@ -277,6 +282,36 @@ def verify(obj: _Context, as_json: bool) -> None:
         click.echo("verify: " + ("ok" if report["ok"] else "FAILED"))
     if not report["ok"]:
         sys.exit(1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--window", default="15m", show_default=True, help="Percentile window: 90s, 15m, 1h.")
+@click.pass_obj
+@_guard
+def lag(obj: _Context, as_json: bool, window: str) -> None:
+    """Current replication lag per table, percentiles over a window, and Kafka consumer lag."""
+    from observability.access import lag_report, parse_window
+    from observability.service import describe_lag
+
+    report = lag_report(obj.config, parse_window(window))
+    if as_json:
+        for table in report["tables"]:
+            table.pop("series", None)
+        _emit(report)
+    else:
+        click.echo(describe_lag(report))
+
+
+@cli.command()
+@click.option("--port", type=int, help="Port on 127.0.0.1 (default: observability.dashboard.port).")
+@click.pass_obj
+@_guard
+def dashboard(obj: _Context, port: int | None) -> None:
+    """Serve the lag dashboard (per table: lag chart, throughput, consumer lag, checks)."""
+    from observability.service import serve_dashboard
+
+    serve_dashboard(obj.config, port, progress=_progress)
 
 
 @cli.command()

@@ -43,6 +43,15 @@ class ConsoleConfig(_Model):
     export_interval_ms: int = Field(10000, gt=0)
 
 
+class DashboardConfig(_Model):
+    """The lag dashboard; `cdchub run` serves it too, since DuckDB admits no reader beside a writer."""
+
+    serve_in_run: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(29465, ge=0, le=65535)
+    window_s: float = Field(900.0, gt=0)
+
+
 class ObservabilityConfig(_Model):
     """Exporters, the service name and the lag thresholds."""
 
@@ -57,7 +66,7 @@ class ObservabilityConfig(_Model):
     # Freshness SLO: lag (seconds) above which a table is stale; per table `source.namespace.table`.
     freshness_slo_s: float | None = Field(None, gt=0)
     freshness_slo_per_table_s: dict[str, float] = Field(default_factory=dict)
-    dashboard_port: int = Field(29465, ge=0, le=65535)
+    dashboard: DashboardConfig = DashboardConfig()
 
     def slo_for(self, table: str) -> float | None:
         """The freshness SLO of `table` (`source.namespace.table`), or the default, or None."""

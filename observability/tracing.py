@@ -28,6 +28,7 @@ from cdchub.config import HubConfig
 from merge.naming import TableNames
 from merge.scd2 import BatchResult
 from merge.session import WarehouseSession
+from observability.checks import ScheduledChecks
 from observability.instrumentation import BatchWatch, NoInstrumentation
 from observability.kafka_probe import KafkaProbe
 from observability.lagmath import current_lag, distribution
@@ -160,6 +161,8 @@ class RunInstrumentation(NoInstrumentation):
         self._batch: _Batch | None = None
         self._next_sample = 0.0
         self._probe: KafkaProbe | None = None
+        self._session: WarehouseSession | None = None
+        self.checks = ScheduledChecks(config)
 
     def db_attributes(self, operation: str, collection: str | None = None) -> dict[str, Any]:
         """Database client span attributes (OTel semantic conventions)."""
@@ -182,7 +185,8 @@ class RunInstrumentation(NoInstrumentation):
 
     def wrap_session(self, session: WarehouseSession) -> WarehouseSession:
         """The session, with its commits traced."""
-        return cast(WarehouseSession, _TracedSession(session, self))
+        self._session = cast(WarehouseSession, _TracedSession(session, self))
+        return self._session
 
     @contextmanager
     def batch(self, records: Sequence[Any], polled_at_ns: int) -> Iterator[BatchWatch]:
@@ -261,7 +265,16 @@ class RunInstrumentation(NoInstrumentation):
             yield span
 
     def sample(self, consumer: Any) -> None:
-        """Refresh consumer lag, heartbeat ages and current lag (at most every sample interval)."""
+        """Refresh consumer lag, heartbeat ages and current lag (at most every sample interval).
+
+        Also runs the scheduled data-quality checks when they are due (between batches, on the
+        runner's own session, since DuckDB admits no second writer).
+        """
+        if self._session is not None:
+            try:
+                self.checks.maybe_run(self._session)
+            except Exception as exc:  # a failing check run must not stop replication
+                log.warning("scheduled checks could not run: %s", exc)
         now = self.clock()
         if now < self._next_sample:
             return

@@ -24,44 +24,7 @@ from cdchub.config import DuckDBWarehouse, HubConfig, SourceConfig
 from cdchub.warehouses.duckdb_client import DuckDBSession
 from observability.telemetry import build_telemetry
 from observability.tracing import RunInstrumentation
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "debezium_envelopes.json"
-ENVELOPES: dict[str, dict[str, Any]] = json.loads(FIXTURES.read_text())
-
-
-@dataclass(frozen=True)
-class Record:
-    """The fields of a kafka-python ConsumerRecord the runner reads."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: int | None
-
-
-def _record(name: str, shift_commit_s: float | None = None) -> Record:
-    raw = ENVELOPES[name]
-    value = raw["value"]
-    if value is not None and shift_commit_s is not None:
-        doc = json.loads(value)
-        source = doc["payload"]["source"]
-        moved_ms = int((time.time() + shift_commit_s) * 1000)
-        source["ts_ms"], source["ts_us"], source["ts_ns"] = (
-            moved_ms,
-            moved_ms * 1000,
-            moved_ms * 1_000_000,
-        )
-        value = json.dumps(doc, separators=(",", ":"))
-    return Record(
-        raw["topic"],
-        raw["partition"],
-        raw["offset"],
-        raw["key"].encode() if raw["key"] is not None else None,
-        value.encode() if value is not None else None,
-        int(time.time() * 1000),
-    )
+from tests.unit.envelope_records import ENVELOPES, Record, make_record
 
 
 @dataclass
@@ -139,7 +102,7 @@ def _metric_points(reader: InMemoryMetricReader, name: str) -> list[Any]:
 
 
 def test_span_tree_of_one_batch(traced: Traced) -> None:
-    records = [_record(name) for name in STREAMED]
+    records = [make_record(name) for name in STREAMED]
     batch = _apply(traced.runner, records)
     spans = traced.spans.get_finished_spans()
     roots = [s for s in spans if s.parent is None]
@@ -215,7 +178,7 @@ def test_span_tree_of_one_batch(traced: Traced) -> None:
 
 
 def test_metrics_of_one_batch(traced: Traced) -> None:
-    records = [_record(name) for name in STREAMED]
+    records = [make_record(name) for name in STREAMED]
     batch = _apply(traced.runner, records)
     applied = {
         (p.attributes["table"], p.attributes["op"]): p.value
@@ -241,7 +204,7 @@ def test_metrics_of_one_batch(traced: Traced) -> None:
 
 def test_clock_skew_is_counted_and_lag_clamped(traced: Traced) -> None:
     # The source's clock 60 s ahead of the hub's: raw lag about -60 s.
-    records = [_record("shop.public.orders.c", shift_commit_s=60)]
+    records = [make_record("shop.public.orders.c", shift_commit_s=60)]
     batch = _apply(traced.runner, records)
     assert [lag for t in batch.tables for lag in t.lags_ms] == [0.0]
     skew = _metric_points(traced.metrics, "cdchub.replication.lag.negative")
