@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from cdchub.config import HubConfig, SourceConfig
+from connectors.heartbeat import action_query, heartbeat_table
 
 CONNECTOR_CLASSES = {
     "postgres": "io.debezium.connector.postgresql.PostgresConnector",
@@ -89,6 +90,12 @@ def connector_config(source: SourceConfig, hub: HubConfig) -> dict[str, str]:
         )
     if source.tables:
         config["table.include.list"] = _include_list(source.tables)
+    beat = heartbeat_table(source)
+    if beat is not None:
+        config["heartbeat.action.query"] = action_query(source)
+        if not source.tables:
+            # Published so its WAL reaches Debezium, but never captured as a table.
+            config["table.exclude.list"] = _include_list([".".join(beat)])
     config.update(source.extra)
     return {k: str(v) for k, v in config.items()}
 

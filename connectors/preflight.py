@@ -12,6 +12,7 @@ import pymysql
 from cdchub.config import SourceConfig
 from cdchub.errors import ConnectorError
 from cdchub.sources import open_connection
+from connectors import heartbeat
 
 
 def check_source(source: SourceConfig) -> None:
@@ -57,6 +58,13 @@ def _check_postgres(conn: Any, source: SourceConfig) -> None:
             f"publication {source.publication!r} does not exist; as an admin run: "
             f'CREATE PUBLICATION "{source.publication}" FOR TABLE {tables} '
             "WITH (publish_via_partition_root = true);",
+            source=source.name,
+        )
+    missing = heartbeat.check(conn, source)
+    if missing:
+        raise ConnectorError(
+            f"the heartbeat table {source.heartbeat_table} is not ready (set heartbeat_table: null "
+            f"to do without); as an admin run: {missing}",
             source=source.name,
         )
 
