@@ -259,12 +259,15 @@ def verify(obj: _Context, as_json: bool) -> None:
     """Compare every replicated table with its source and check history (exit 1 on mismatch)."""
     from cdchub.verify import verify_all
     from cdchub.warehouses import open_session
-    from observability.checks import store_checks
+    from observability.checks import drift_json, store_checks
+    from observability.schema_drift import schema_drift
 
     session = open_session(obj.config)  # writable: results are kept in _cdchub.checks
     try:
         report = verify_all(session, obj.config)
-        store_checks(session, report)
+        drift = schema_drift(session, obj.config)
+        store_checks(session, report, drift)
+        report["schema_drift"] = drift_json(drift)
     finally:
         session.close()
     if as_json:
@@ -279,6 +282,9 @@ def verify(obj: _Context, as_json: bool) -> None:
                 f"history violations {sum(entry['history'].values())}"
                 + (f"; error: {entry['error']}" if entry["error"] else "")
             )
+        for d in report["schema_drift"]:
+            if not d["ok"]:
+                click.echo(f"DRIFT {d['source']}.{d['table']}: {json.dumps(d, default=str)}")
         click.echo("verify: " + ("ok" if report["ok"] else "FAILED"))
     if not report["ok"]:
         sys.exit(1)

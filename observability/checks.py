@@ -7,7 +7,8 @@ table so the dashboard and SQL users can see the latest verdicts and their histo
   keys + |row count difference|);
 - `history.current`: keys without exactly one current version;
 - `history.links`: versions whose validity does not meet the next one's;
-- `schema_drift`: source columns missing in the warehouse (observed = how many).
+- `schema_drift`: source columns missing in the warehouse, and columns whose warehouse type no
+  longer fits the source's (observability/schema_drift.py; observed = how many columns).
 """
 
 from __future__ import annotations
@@ -22,15 +23,22 @@ from typing import Any
 from cdchub.config import HubConfig
 from merge import plan
 from merge.session import WarehouseSession
+from observability.schema_drift import TableDrift, schema_drift
 
 log = logging.getLogger(__name__)
 
 
-def check_rows(report: dict[str, Any], run_id: str) -> list[tuple[Any, ...]]:
-    """`_cdchub.checks` rows (see `plan.CHECKS_COLUMNS`) for one verify report."""
+def check_rows(
+    report: dict[str, Any], run_id: str, drift: list[TableDrift] | None = None
+) -> list[tuple[Any, ...]]:
+    """`_cdchub.checks` rows (see `plan.CHECKS_COLUMNS`) for one verify report and its drift."""
     checked_at = dt.datetime.fromisoformat(report["checked_at"])
+    drifts = {(d.source, d.table): d for d in drift or []}
     rows = []
     for t in report["tables"]:
+        d = drifts.get((t["source"], t["table"]))
+        missing = d.missing if d else t.get("missing_columns", [])
+        mismatched = d.mismatched if d else []
         counts = t.get("missing_keys", 0) + t.get("unexpected_keys", 0) + t.get("different_rows", 0)
         rows_off = abs(t.get("source_rows", 0) - t.get("warehouse_rows", 0))
         history = t.get("history", {})
@@ -62,9 +70,13 @@ def check_rows(report: dict[str, Any], run_id: str) -> list[tuple[Any, ...]]:
             ),
             (
                 "schema_drift",
-                not t.get("missing_columns"),
-                len(t.get("missing_columns", [])),
-                {"missing_in_warehouse": t.get("missing_columns", [])},
+                not (missing or mismatched or (d and d.error)),
+                len(missing) + len(mismatched),
+                {
+                    "missing_in_warehouse": missing,
+                    "type_mismatch": mismatched,
+                    "error": d.error if d else None,
+                },
             ),
         ]
         for name, ok, observed, detail in verdicts:
@@ -83,10 +95,27 @@ def check_rows(report: dict[str, Any], run_id: str) -> list[tuple[Any, ...]]:
     return rows
 
 
-def store_checks(session: WarehouseSession, report: dict[str, Any]) -> str:
-    """Append a verify report to `_cdchub.checks` in one transaction; returns its run id."""
+def drift_json(drift: list[TableDrift]) -> list[dict[str, Any]]:
+    """The `schema_drift` entries added to `verify --json`."""
+    return [
+        {
+            "source": d.source,
+            "table": d.table,
+            "ok": d.ok,
+            "missing_in_warehouse": d.missing,
+            "type_mismatch": d.mismatched,
+            "error": d.error,
+        }
+        for d in drift
+    ]
+
+
+def store_checks(
+    session: WarehouseSession, report: dict[str, Any], drift: list[TableDrift] | None = None
+) -> str:
+    """Append a verify report (and its schema drift) to `_cdchub.checks` in one transaction."""
     run_id = uuid.uuid4().hex
-    rows = check_rows(report, run_id)
+    rows = check_rows(report, run_id, drift)
     columns = [c for c, _ in plan.CHECKS_COLUMNS]
     with session.transaction():
         for statement in plan.control_ddl(session.dialect):
@@ -112,7 +141,11 @@ class ScheduledChecks:
         from cdchub.verify import verify_all
 
         report = verify_all(session, self.config)
-        store_checks(session, report)
+        drift = schema_drift(session, self.config)
+        store_checks(session, report, drift)
+        for d in drift:
+            if not d.ok:
+                log.warning("schema drift in %s.%s: %s", d.source, d.table, drift_json([d])[0])
         if not report["ok"]:
             failed = [f"{t['source']}.{t['table']}" for t in report["tables"] if not t["ok"]]
             log.warning("scheduled checks failed for %s", ", ".join(failed))

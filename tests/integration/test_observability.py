@@ -260,11 +260,23 @@ def _chromium() -> str:
     return found
 
 
-def test_dashboard_in_headless_chromium(running: Running, tmp_path: Path) -> None:
+def test_dashboard_in_headless_chromium(stack: Stack, running: Running, tmp_path: Path) -> None:
     browser = _chromium()
+    workload = run_workload(
+        stack.layout,
+        list(stack.config.sources),
+        rate=100,
+        duration=None,
+        events=300,
+        seed=23,
+        progress=lambda _m: None,
+    )
+    assert workload.changes == 300
+    _wait_caught_up(running)
+    url = running.dashboard_url + "?window=300"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000"]
     dom = subprocess.run(
-        [browser, *flags, "--dump-dom", running.dashboard_url],
+        [browser, *flags, "--dump-dom", url],
         capture_output=True,
         text=True,
         timeout=120,
@@ -274,12 +286,13 @@ def test_dashboard_in_headless_chromium(running: Running, tmp_path: Path) -> Non
     charts.feed(dom.stdout)
     assert charts.loaded == str(len(ALL_TABLES)), dom.stdout[-2000:]
     assert len(charts.charts) == len(ALL_TABLES)
-    # The workload above wrote to the demo tables: their charts have points, drawn as polylines.
-    assert sum(1 for n in charts.charts if n > 0) >= 2, charts.charts
-    assert any(len(p.split()) >= 1 for p in charts.polylines)
+    # The workload wrote to tables of both sources: their charts have points, drawn as polylines.
+    written = {t for s in workload.sources.values() for t in s.tables}
+    assert sum(1 for n in charts.charts if n > 0) >= min(2, len(written)), charts.charts
+    assert charts.polylines and all(len(p.split()) >= 1 for p in charts.polylines)
     shot = tmp_path / "dashboard.png"
     done = subprocess.run(
-        [browser, *flags, "--window-size=1400,1100", f"--screenshot={shot}", running.dashboard_url],
+        [browser, *flags, "--window-size=1400,1100", f"--screenshot={shot}", url],
         capture_output=True,
         text=True,
         timeout=120,
@@ -310,3 +323,18 @@ def test_lag_json_reports_every_table(running: Running) -> None:
     assert all(t["current_lag_s"] <= stopped["heartbeat_age_s"]["shop"] + 1 for t in shop), shop
     human = cli(running.config_path, "lag")
     assert human.returncode == 0 and "public.orders" in human.stdout
+
+    # verify stores its verdicts; the demo's types raise no schema drift; the report shows them.
+    verified = cli(running.config_path, "verify", "--json")
+    assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
+    drift = json.loads(verified.stdout)["schema_drift"]
+    assert {f"{d['source']}.{d['table']}" for d in drift} == ALL_TABLES
+    assert all(d["ok"] for d in drift), [d for d in drift if not d["ok"]]
+    checked = _lag_json(running.config_path)
+    assert all(t["checks_ok"] is True for t in checked["tables"]), checked["tables"]
+    assert {c["check"] for c in checked["tables"][0]["checks"]} == {
+        "reconciliation",
+        "history.current",
+        "history.links",
+        "schema_drift",
+    }
