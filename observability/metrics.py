@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
@@ -85,7 +86,7 @@ class HubMetrics:
             description="Current lag estimate per table (see docs/observability.md)",
         )
 
-    def _snapshot(self, values: dict) -> list:  # type: ignore[type-arg]
+    def _snapshot(self, values: dict[Any, Any]) -> list[tuple[Any, Any]]:
         with self.state.lock:
             return list(values.items())
 
