@@ -93,8 +93,9 @@ class SourceConfig(_Model):
     server_id: int | None = None
     heartbeat_interval_ms: int = Field(10000, ge=0)
     # PostgreSQL only: the table Debezium's heartbeat action query upserts, so the slot advances
-    # while the captured tables are idle (connectors/heartbeat.py); null turns it off.
-    heartbeat_table: str | None = "public.cdchub_heartbeat"
+    # while the captured tables are idle (connectors/heartbeat.py); `public.` unless qualified;
+    # null turns it off.
+    heartbeat_table: str | None = "cdchub_heartbeat"
     snapshot_mode: str = "initial"
     extra: dict[str, str] = Field(default_factory=dict)
 

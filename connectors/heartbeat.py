@@ -1,12 +1,17 @@
 """The PostgreSQL heartbeat table that Debezium's `heartbeat.action.query` writes to.
 
-Why: a replication slot only advances when Debezium acknowledges an LSN, and it acknowledges only
+Why: a replication slot advances only when Debezium acknowledges an LSN, and it acknowledges only
 LSNs of changes it received. When the captured tables are idle but the server is not, WAL piles up
 behind the slot. Every heartbeat, Debezium runs the action query (an upsert of one row per source),
 which writes WAL in the captured database; the table is in the publication, so the change reaches
-Debezium, is filtered out (it is not in `table.include.list`) and its LSN is acknowledged.
+Debezium, is filtered out (it is never captured) and its LSN is acknowledged. Observed: PostgreSQL
+heartbeats then arrive every `heartbeat_interval_ms` while the source is idle.
 
-All SQL here is built with sqlglot and rendered for PostgreSQL with every identifier quoted.
+MariaDB/MySQL get no action query: their binlog position needs no slot, and an upsert does not make
+the MariaDB connector's heartbeats more frequent (observed every ~48-57 s when idle with a 10 s
+interval, with or without it; docs/facts.md).
+
+All SQL here is built with sqlglot and rendered for PostgreSQL, identifiers quoted.
 """
 
 from __future__ import annotations
@@ -17,28 +22,36 @@ from sqlglot import exp
 
 from cdchub.config import SourceConfig
 
-DIALECT = "postgres"
-
 
 def heartbeat_table(source: SourceConfig) -> tuple[str, str] | None:
-    """(schema, table) of the source's heartbeat table, None when not used (non-PostgreSQL/off)."""
+    """(schema, table) of a PostgreSQL source's heartbeat table; None when off or not PostgreSQL.
+
+    A bare name lives in `public`.
+    """
     if source.kind != "postgres" or not source.heartbeat_table:
         return None
-    schema, table = source.heartbeat_table.split(".", 1)
-    return schema, table
+    if "." in source.heartbeat_table:
+        schema, table = source.heartbeat_table.split(".", 1)
+        return schema, table
+    return "public", source.heartbeat_table
 
 
 def _table(source: SourceConfig) -> exp.Table:
-    schema, table = heartbeat_table(source) or ("", "")
-    return exp.table_(table, db=schema, quoted=True)
+    namespace, table = heartbeat_table(source) or ("", "")
+    return exp.table_(table, db=namespace, quoted=True)
 
 
-def _render(expression: exp.Expression) -> str:
-    return expression.sql(dialect=DIALECT, identify=True)
+def _render(source: SourceConfig, expression: exp.Expression) -> str:
+    return expression.sql(dialect="postgres", identify=True)
+
+
+def qualified_name(source: SourceConfig) -> str:
+    """The heartbeat table's quoted, schema-qualified name."""
+    return _render(source, _table(source))
 
 
 def action_query(source: SourceConfig) -> str:
-    """`INSERT … ON CONFLICT (source) DO UPDATE SET beat_at = now()`: one row per source."""
+    """`INSERT … ON CONFLICT (source) DO UPDATE SET beat_at = excluded.beat_at`: one row per source."""
     statement = exp.insert(
         exp.Values(
             expressions=[
@@ -63,7 +76,7 @@ def action_query(source: SourceConfig) -> str:
             ],
         ),
     )
-    return _render(statement)
+    return _render(source, statement)
 
 
 def create_statement(source: SourceConfig) -> str:
@@ -87,14 +100,14 @@ def create_statement(source: SourceConfig) -> str:
         kind="TABLE",
         exists=True,
     )
-    return _render(create)
+    return _render(source, create)
 
 
 def admin_statements(source: SourceConfig) -> list[str]:
     """What an admin runs once so the action query can work (table, grants, publication)."""
-    table = _render(_table(source))
-    user = _render(exp.to_identifier(source.user))
-    publication = _render(exp.to_identifier(source.publication))
+    table = qualified_name(source)
+    user = _render(source, exp.to_identifier(source.user))
+    publication = _render(source, exp.to_identifier(source.publication))
     return [
         create_statement(source) + ";",
         f"GRANT SELECT, INSERT, UPDATE ON {table} TO {user};",
@@ -103,22 +116,22 @@ def admin_statements(source: SourceConfig) -> list[str]:
 
 
 def check(conn: Any, source: SourceConfig) -> str | None:
-    """What is missing for the heartbeat action query, as the admin's statements; None when ready."""
+    """The admin's statements when the heartbeat table is not ready, None when it is.
+
+    Read-only on purpose: an upsert here would be captured by a connector still running with an
+    older config (one that captures every table).
+    """
     found = heartbeat_table(source)
     if found is None:
         return None
-    schema, table = found
-    qualified = _render(_table(source))
-    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified,)).fetchone()
-    ready = bool(row and row[0])
-    if ready:
-        row = conn.execute(
-            "SELECT has_table_privilege(%s, 'INSERT') AND has_table_privilege(%s, 'UPDATE') "
-            "AND EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = %s "
-            "AND schemaname = %s AND tablename = %s)",
-            (qualified, qualified, source.publication, schema, table),
-        ).fetchone()
-        ready = bool(row and row[0])
-    if ready:
+    qualified = qualified_name(source)
+    row = conn.execute(
+        "SELECT to_regclass(%s) IS NOT NULL AND has_table_privilege(%s, 'INSERT') "
+        "AND has_table_privilege(%s, 'UPDATE') "
+        "AND EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = %s "
+        "AND schemaname = %s AND tablename = %s)",
+        (qualified, qualified, qualified, source.publication, *found),
+    ).fetchone()
+    if row and row[0]:
         return None
     return " ".join(admin_statements(source))

@@ -32,6 +32,13 @@ def check_source(source: SourceConfig) -> None:
             _check_postgres(conn, source)
         else:
             _check_binlog(conn, source)
+        missing = heartbeat.check(conn, source)
+        if missing:
+            raise ConnectorError(
+                f"the heartbeat table {heartbeat.qualified_name(source)} is not ready (or set "
+                f"heartbeat_table: null to do without); as an admin run: {missing}",
+                source=source.name,
+            )
 
 
 def _check_postgres(conn: Any, source: SourceConfig) -> None:
@@ -58,13 +65,6 @@ def _check_postgres(conn: Any, source: SourceConfig) -> None:
             f"publication {source.publication!r} does not exist; as an admin run: "
             f'CREATE PUBLICATION "{source.publication}" FOR TABLE {tables} '
             "WITH (publish_via_partition_root = true);",
-            source=source.name,
-        )
-    missing = heartbeat.check(conn, source)
-    if missing:
-        raise ConnectorError(
-            f"the heartbeat table {source.heartbeat_table} is not ready (set heartbeat_table: null "
-            f"to do without); as an admin run: {missing}",
             source=source.name,
         )
 

@@ -67,3 +67,14 @@ def test_postgres_connector_gets_the_heartbeat_action_query(tmp_path: Path) -> N
     assert generated["table.exclude.list"] == r"public\.cdchub_heartbeat"
     off = load_config(write(tmp_path, BASE + "    heartbeat_table: null\n"))
     assert "heartbeat.action.query" not in connector_config(off.sources[0], off)
+
+
+def test_mariadb_connector_gets_no_action_query(tmp_path: Path) -> None:
+    # No slot to advance, and the upsert does not make MariaDB heartbeats more frequent.
+    text = (
+        "sources:\n  - {name: inventory, kind: mariadb, port: 3306, database: inventory, "
+        "user: reader, password: pw}\n"
+    )
+    config = load_config(write(tmp_path, text))
+    generated = connector_config(config.sources[0], config)
+    assert "heartbeat.action.query" not in generated and "table.exclude.list" not in generated
