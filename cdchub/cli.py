@@ -253,20 +253,23 @@ def tables(obj: _Context, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--ranges", type=click.IntRange(min=1), help="Also checksum N primary-key ranges.")
 @click.pass_obj
 @_guard
-def verify(obj: _Context, as_json: bool) -> None:
+def verify(obj: _Context, as_json: bool, ranges: int | None) -> None:
     """Compare every replicated table with its source and check history (exit 1 on mismatch)."""
     from cdchub.verify import verify_all
     from cdchub.warehouses import open_session
     from observability.checks import drift_json, store_checks
+    from observability.range_checksum import all_ranges
     from observability.schema_drift import schema_drift
 
     session = open_session(obj.config)  # writable: results are kept in _cdchub.checks
     try:
         report = verify_all(session, obj.config)
         drift = schema_drift(session, obj.config)
-        store_checks(session, report, drift)
+        report["ranges"] = all_ranges(session, obj.config, ranges) if ranges else []
+        store_checks(session, report, drift, report["ranges"])
         report["schema_drift"] = drift_json(drift)
     finally:
         session.close()
@@ -285,6 +288,9 @@ def verify(obj: _Context, as_json: bool) -> None:
         for d in report["schema_drift"]:
             if not d["ok"]:
                 click.echo(f"DRIFT {d['source']}.{d['table']}: {json.dumps(d, default=str)}")
+        for r in report["ranges"]:
+            for m in r["mismatched"]:
+                click.echo(f"RANGE {r['source']}.{r['table']}: keys {m['from']}..{m['to']} differ")
         click.echo("verify: " + ("ok" if report["ok"] else "FAILED"))
     if not report["ok"]:
         sys.exit(1)

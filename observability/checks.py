@@ -8,7 +8,9 @@ table so the dashboard and SQL users can see the latest verdicts and their histo
 - `history.current`: keys without exactly one current version;
 - `history.links`: versions whose validity does not meet the next one's;
 - `schema_drift`: source columns missing in the warehouse, and columns whose warehouse type no
-  longer fits the source's (observability/schema_drift.py; observed = how many columns).
+  longer fits the source's (observability/schema_drift.py; observed = how many columns);
+- `range_checksum` (with `verify --ranges N`): key ranges whose count or checksum differ
+  (observability/range_checksum.py; observed = how many ranges).
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ log = logging.getLogger(__name__)
 
 
 def check_rows(
-    report: dict[str, Any], run_id: str, drift: list[TableDrift] | None = None
+    report: dict[str, Any],
+    run_id: str,
+    drift: list[TableDrift] | None = None,
+    ranges: list[dict[str, Any]] | None = None,
 ) -> list[tuple[Any, ...]]:
     """`_cdchub.checks` rows (see `plan.CHECKS_COLUMNS`) for one verify report and its drift."""
     checked_at = dt.datetime.fromisoformat(report["checked_at"])
@@ -79,6 +84,20 @@ def check_rows(
                 },
             ),
         ]
+        for r in ranges or []:
+            if (r["source"], r["table"]) == (t["source"], t["table"]):
+                verdicts.append(
+                    (
+                        "range_checksum",
+                        not (r["mismatched"] or r["error"]),
+                        len(r["mismatched"]),
+                        {
+                            "ranges": r["ranges"],
+                            "mismatched": r["mismatched"][:20],
+                            "error": r["error"],
+                        },
+                    )
+                )
         for name, ok, observed, detail in verdicts:
             rows.append(
                 (
@@ -111,11 +130,14 @@ def drift_json(drift: list[TableDrift]) -> list[dict[str, Any]]:
 
 
 def store_checks(
-    session: WarehouseSession, report: dict[str, Any], drift: list[TableDrift] | None = None
+    session: WarehouseSession,
+    report: dict[str, Any],
+    drift: list[TableDrift] | None = None,
+    ranges: list[dict[str, Any]] | None = None,
 ) -> str:
-    """Append a verify report (and its schema drift) to `_cdchub.checks` in one transaction."""
+    """Append a verify report (its schema drift, its ranges) to `_cdchub.checks`, atomically."""
     run_id = uuid.uuid4().hex
-    rows = check_rows(report, run_id, drift)
+    rows = check_rows(report, run_id, drift, ranges)
     columns = [c for c, _ in plan.CHECKS_COLUMNS]
     with session.transaction():
         for statement in plan.control_ddl(session.dialect):

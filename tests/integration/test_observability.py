@@ -22,6 +22,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import httpx
 import pytest
 import yaml
@@ -345,3 +346,30 @@ def test_lag_json_reports_every_table(running: Running) -> None:
         "history.links",
         "schema_drift",
     }
+
+
+def test_verify_ranges_localise_a_tampered_row(running: Running, tmp_path: Path) -> None:
+    if running.proc.poll() is None:  # the warehouse file must be free to copy
+        running.proc.send_signal(signal.SIGINT)
+        running.proc.wait(timeout=60)
+    doc = yaml.safe_load(running.config_path.read_text())
+    copy = tmp_path / "tampered.duckdb"
+    shutil.copy(doc["warehouse"]["path"], copy)
+    conn = duckdb.connect(str(copy))
+    try:
+        (key,) = conn.execute("SELECT max(order_id) FROM shop.orders").fetchone() or (None,)
+        conn.execute("UPDATE shop.orders SET notes = 'tampered' WHERE order_id = ?", [key])
+    finally:
+        conn.close()
+    doc["warehouse"]["path"] = str(copy)
+    config_path = tmp_path / "tampered.yaml"
+    config_path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    done = cli(config_path, "verify", "--json", "--ranges", "4")
+    assert done.returncode == 1, done.stderr[-2000:]
+    ranges = {f"{r['source']}.{r['table']}": r for r in json.loads(done.stdout)["ranges"]}
+    assert set(ranges) == ALL_TABLES
+    orders = ranges["shop.public.orders"]
+    assert orders["ranges"] == 4 and len(orders["mismatched"]) == 1, orders
+    (bad,) = orders["mismatched"]
+    assert int(bad["from"][0]) <= key <= int(bad["to"][0])
+    assert all(not r["mismatched"] for name, r in ranges.items() if name != "shop.public.orders")
