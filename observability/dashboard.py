@@ -80,7 +80,7 @@ class DashboardServer:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host!s}:{port}/"
 
     def start(self) -> DashboardServer:
         """Serve in the background."""

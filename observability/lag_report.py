@@ -109,7 +109,9 @@ def build_report(
                 {"checked_at": _iso(r[2]), "check": r[3], "ok": bool(r[4]), "observed": r[5]}
                 | {"detail": r[6]}
             )
-    consumer_lag, heartbeats, kafka_error = ({}, {}, None)
+    consumer_lag: dict[str, int] = {}
+    heartbeats: dict[str, float] = {}
+    kafka_error: str | None = None
     if with_kafka:
         consumer_lag, heartbeats, kafka_error = _kafka_side(config)
     bucket_s = max(5.0, window_s / SERIES_POINTS)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +55,7 @@ def row_hash(values: Sequence[Any]) -> int:
 
 def _sort_key(key: Key) -> tuple[tuple[int, Any], ...]:
     # Numbers in numeric order, everything else as text: keys of one table share one type.
-    out = []
+    out: list[tuple[int, Any]] = []
     for part in key:
         try:
             out.append((0, float(part)))
@@ -65,7 +65,7 @@ def _sort_key(key: Key) -> tuple[tuple[int, Any], ...]:
 
 
 def range_sums(
-    source: dict[Key, Sequence[Any]], warehouse: dict[Key, Sequence[Any]], ranges: int
+    source: Mapping[Key, Sequence[Any]], warehouse: Mapping[Key, Sequence[Any]], ranges: int
 ) -> list[RangeSum]:
     """Split the union of keys into `ranges` equal ranges and checksum both sides per range."""
     keys = sorted(source.keys() | warehouse.keys(), key=_sort_key)

@@ -303,21 +303,21 @@ class RunInstrumentation(NoInstrumentation):
         current: dict[tuple[str, str], float] = {}
         for table, commit in self.last_commit.items():
             pending = any(n > 0 for (topic, _), n in messages.items() if topic == str(table))
-            lag = current_lag(now, commit, pending, heartbeats.get(table.source))
-            if lag.seconds is None:
+            estimate = current_lag(now, commit, pending, heartbeats.get(table.source))
+            if estimate.seconds is None:
                 continue
-            current[(table.source, table_label(table))] = lag.seconds
+            current[(table.source, table_label(table))] = estimate.seconds
             slo = self.config.observability.slo_for(str(table))
-            if slo is not None and lag.seconds > slo:
+            if slo is not None and estimate.seconds > slo:
                 self.metrics.slo_breaches.add(
                     1, {"source": table.source, "table": table_label(table)}
                 )
                 log.warning(
                     "freshness SLO breached: %s lags %.1f s (SLO %.1f s, %s)",
                     table,
-                    lag.seconds,
+                    estimate.seconds,
                     slo,
-                    lag.basis,
+                    estimate.basis,
                 )
         state = self.metrics.state
         with state.lock:
