@@ -136,11 +136,17 @@ class EnvelopeDecoder:
             after=after,
             position=self._position(source, tx.get("total_order")),
             commit_time=commit_time(source),
-            tx_id=str(tx["id"]) if tx.get("id") is not None else _source_tx_id(source),
+            tx_id=self._tx_id(tx, source),
             schema=shape.schema,
             kafka=coordinates,
             snapshot=snapshot or op is Op.READ,
         )
+
+    def _tx_id(self, tx: dict[str, Any], source: dict[str, Any]) -> str | None:
+        """One id per source transaction, equal on every event of it and on its BEGIN/END records."""
+        if tx.get("id") is not None:
+            return transaction_key(self.kind, str(tx["id"]))
+        return _source_tx_id(source)
 
     def _key_columns(self, key: bytes | None) -> tuple[str, ...]:
         """Primary-key column names, from the record key's schema (cached by its bytes)."""
@@ -164,6 +170,18 @@ class EnvelopeDecoder:
         shape = _RowShape(TableSchema(columns, key_columns), decode)
         self._shapes[schema_bytes + b"|" + ",".join(key_columns).encode()] = shape
         return shape
+
+
+def transaction_key(kind: SourceKind, debezium_id: str) -> str:
+    """The stable id of a source transaction from Debezium's `transaction.id`.
+
+    The PostgreSQL connector writes `"<xid>:<lsn>"` with the LSN of the record at hand, so the events of
+    one transaction, its BEGIN and its END all carry different ids; the xid is what they share. MariaDB
+    and MySQL ids (a GTID, or binlog file and position) are the same on all of them already.
+    """
+    if kind is SourceKind.POSTGRES:
+        return debezium_id.split(":", 1)[0]
+    return debezium_id
 
 
 def _source_tx_id(source: dict[str, Any]) -> str | None:

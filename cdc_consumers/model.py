@@ -95,6 +95,22 @@ class TableSchema:
 
 
 @dataclass(frozen=True)
+class StreamRecord:
+    """A stream record as received (raw bytes), enough to decode it again after a restart."""
+
+    stream: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+
+    @property
+    def coordinates(self) -> KafkaCoordinates:
+        return KafkaCoordinates(self.stream, self.partition, self.offset, self.timestamp)
+
+
+@dataclass(frozen=True)
 class KafkaCoordinates:
     """Where the record was read from, for offsets, error context and tracing."""
 

@@ -19,11 +19,17 @@ from typing import Any
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from cdc_consumers.envelope import EnvelopeDecoder
-from cdc_consumers.model import ChangeEvent, KafkaCoordinates, SourceKind, TableId
-from cdc_consumers.topics import data_topic_pattern, source_of
-from cdchub.config import HubConfig
+from cdc_consumers.model import ChangeEvent, SourceKind, StreamRecord, TableId
+from cdc_consumers.topics import data_topic_pattern, source_of, subscription_pattern
+from cdc_consumers.transactions import (
+    TransactionAssembler,
+    decode_boundary,
+    is_transaction_topic,
+    raw_record,
+)
+from cdchub.config import HubConfig, SourceConfig
 from merge.naming import default_namespace
-from merge.scd2 import BatchResult, Checkpoint, Scd2Engine, TableInfo
+from merge.scd2 import BatchResult, Checkpoint, ParkedChanges, Scd2Engine, TableInfo
 from merge.session import WarehouseSession
 from observability.instrumentation import NoInstrumentation
 
@@ -42,6 +48,21 @@ class RunResult:
     lags_ms: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
     stopped_by: str = ""
+
+
+@dataclass
+class _Batch:
+    """Events of one batch grouped per table, with what the engine needs to know of each table."""
+
+    events: dict[TableId, list[ChangeEvent]] = field(default_factory=dict)
+    infos: dict[TableId, TableInfo] = field(default_factory=dict)
+
+    def add(self, event: ChangeEvent, source: SourceConfig) -> None:
+        self.events.setdefault(event.table, []).append(event)
+        if event.table not in self.infos:
+            self.infos[event.table] = TableInfo(
+                source.kind, source.database, default_namespace(source.kind, source.database)
+            )
 
 
 class _SeekToWarehouse(ConsumerRebalanceListener):
@@ -85,6 +106,15 @@ class Runner:
             s.name: EnvelopeDecoder(s.name, SourceKind(s.kind)) for s in config.sources
         }
         self.sources = {s.name: s for s in config.sources}
+        self.assemblers = {
+            s.name: TransactionAssembler(
+                s.name,
+                config.kafka.transaction_buffer_max_events,
+                config.kafka.transaction_timeout_s,
+            )
+            for s in config.sources
+            if s.transaction_consistent
+        }
         self.client_id = client_id
         self._stop = False
 
@@ -113,18 +143,21 @@ class Runner:
         until_idle: float | None = None,
         max_seconds: float | None = None,
         handle_signals: bool = True,
+        on_batch: Callable[[BatchResult], None] | None = None,
     ) -> RunResult:
         """Consume and apply until stopped, or until caught up and idle for `until_idle` seconds.
 
         With `handle_signals` (main thread only), SIGTERM/SIGINT finish the batch in hand and return.
+        `on_batch` is called after each committed batch (tests use it to watch the warehouse).
         """
         result = RunResult()
         started = time.monotonic()
         self._stop = False
         self.engine.ensure_control()
+        self._restore_parked()
         consumer = self._consumer()
         consumer.subscribe(
-            pattern=data_topic_pattern(self.sources),
+            pattern=subscription_pattern(self.sources, self.assemblers),
             listener=_SeekToWarehouse(consumer, self.engine),
         )
         signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
@@ -138,10 +171,15 @@ class Runner:
                 now = time.monotonic()
                 if records:
                     last_data = now
+                if records or self._parked():
                     with self.instrumentation.batch(records, polled_at) as watch:
-                        batch = self._apply(records)
-                        watch.applied(batch)
-                    self._account(result, batch)
+                        batch = self._apply(records, idle_s=now - last_data)
+                        if batch is not None:
+                            watch.applied(batch)
+                    if batch is not None:
+                        self._account(result, batch)
+                        if on_batch is not None:
+                            on_batch(batch)
                     try:
                         consumer.commit()
                     except Exception as exc:  # courtesy commit only; the warehouse holds the truth
@@ -202,44 +240,71 @@ class Runner:
         assignment = consumer.assignment()
         if existing - {tp.topic for tp in assignment}:
             return False
+        if self._parked():
+            return False  # a transaction is still incomplete
         if not assignment:
             return True
         ends = consumer.end_offsets(list(assignment))
         return all(consumer.position(tp) >= ends.get(tp, 0) for tp in assignment)
 
-    def _apply(self, records: list[Any]) -> BatchResult:
-        events: dict[TableId, list[ChangeEvent]] = {}
-        infos: dict[TableId, TableInfo] = {}
+    def _parked(self) -> int:
+        return sum(a.parked_events for a in self.assemblers.values())
+
+    def _restore_parked(self) -> None:
+        """Reload the records a previous run parked (its offsets already point past them)."""
+        for record in self.engine.parked_records():
+            source = self.sources.get(source_of(record.stream))
+            assembler = self.assemblers.get(source.name) if source else None
+            if source is None or assembler is None:
+                continue  # the source left the config or dropped the mode: its records are replayed
+            self._route(source, record, None, restored=True)
+
+    def _route(
+        self,
+        source: SourceConfig,
+        record: StreamRecord,
+        batch: _Batch | None,
+        *,
+        restored: bool = False,
+    ) -> None:
+        """Decode one record and hand it to its transaction assembler or straight to the batch."""
+        assembler = self.assemblers.get(source.name)
+        if is_transaction_topic(record.stream):
+            boundary = (
+                decode_boundary(record, SourceKind(source.kind)) if assembler is not None else None
+            )
+            if boundary is not None and assembler is not None:
+                assembler.add_boundary(boundary, record, restored=restored)
+            return
+        # A DecodeError propagates: nothing of this batch is committed, so nothing is lost.
+        event = self.decoders[source.name].decode(record.key, record.value, record.coordinates)
+        if event is None:
+            return
+        if assembler is not None and assembler.add_event(event, record, restored=restored):
+            return
+        if batch is not None:
+            batch.add(event, source)
+
+    def _apply(self, records: list[Any], idle_s: float = 0.0) -> BatchResult | None:
+        batch = _Batch()
         next_offsets: dict[TopicPartition, int] = {}
         with self.instrumentation.decode(len(records)):
-            self._decode(records, events, infos, next_offsets)
+            for record in records:
+                next_offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+                source = self.sources.get(source_of(record.topic))
+                if source is not None:
+                    self._route(source, raw_record(record), batch)
+        parked = ParkedChanges()
+        for name, assembler in self.assemblers.items():
+            for event in assembler.release(idle_s):
+                batch.add(event, self.sources[name])
+            delta = assembler.take_delta()
+            parked.added.extend(delta.added)
+            parked.removed.extend(delta.removed)
+        if not next_offsets and not batch.events and not parked.added and not parked.removed:
+            return None
         checkpoints = [Checkpoint(tp.topic, tp.partition, off) for tp, off in next_offsets.items()]
-        return self.engine.apply(events, infos, checkpoints)
-
-    def _decode(
-        self,
-        records: list[Any],
-        events: dict[TableId, list[ChangeEvent]],
-        infos: dict[TableId, TableInfo],
-        next_offsets: dict[TopicPartition, int],
-    ) -> None:
-        for record in records:
-            coords = KafkaCoordinates(
-                record.topic, record.partition, record.offset, record.timestamp
-            )
-            next_offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
-            source = self.sources.get(source_of(record.topic))
-            if source is None:
-                continue
-            # A DecodeError propagates: nothing of this batch is committed, so nothing is lost.
-            event = self.decoders[source.name].decode(record.key, record.value, coords)
-            if event is None:
-                continue
-            events.setdefault(event.table, []).append(event)
-            if event.table not in infos:
-                infos[event.table] = TableInfo(
-                    source.kind, source.database, default_namespace(source.kind, source.database)
-                )
+        return self.engine.apply(batch.events, batch.infos, checkpoints, parked)
 
     @staticmethod
     def _account(result: RunResult, batch: BatchResult) -> None:

@@ -17,6 +17,14 @@ def data_topic_pattern(source_names: Iterable[str]) -> str:
     return rf"^({names})\.(?!transaction$).+$"
 
 
+def subscription_pattern(source_names: Iterable[str], transaction_sources: Iterable[str]) -> str:
+    """Data topics of every source, plus `<prefix>.transaction` of transaction-consistent ones."""
+    names = "|".join(re.escape(n) for n in sorted(source_names))
+    tx_names = "|".join(re.escape(n) for n in sorted(transaction_sources))
+    data = rf"({names})\.(?!transaction$).+"
+    return rf"^(?:{data}|({tx_names})\.transaction)$" if tx_names else rf"^{data}$"
+
+
 def source_of(topic: str) -> str:
     """The source name owning a data topic."""
     return topic.split(".", 1)[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import sys
@@ -12,7 +13,7 @@ from typing import Any
 import click
 
 from cdchub.config import HubConfig, load_config
-from cdchub.errors import CdcHubError
+from cdchub.errors import CdcHubError, ConfigError
 
 
 class _Context:
@@ -249,6 +250,43 @@ def tables(obj: _Context, as_json: bool) -> None:
             f"{t.warehouse_schema}.{t.current_table}, {t.warehouse_schema}.{t.history_table} "
             f"(key: {', '.join(t.key_columns)})"
         )
+
+
+@cli.command()
+@click.argument("table")
+@click.option(
+    "--at",
+    "at",
+    required=True,
+    help="The instant, ISO 8601 (e.g. 2026-11-25T18:00:00Z); without a zone it is UTC.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per row.")
+@click.option("--limit", type=int, default=None, help="Print at most this many rows.")
+@click.pass_obj
+@_guard
+def asof(obj: _Context, table: str, at: str, as_json: bool, limit: int | None) -> None:
+    """Print the rows TABLE held at an instant, from its history (e.g. `asof shop.orders --at …`)."""
+    from cdchub.history import find_table, rows_as_of
+    from cdchub.warehouses import open_session
+
+    try:
+        instant = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(f"--at {at!r} is not an ISO 8601 instant: {exc}") from exc
+    session = open_session(obj.config, read_only=True)
+    try:
+        columns, rows = rows_as_of(session, find_table(session, table), instant)
+    finally:
+        session.close()
+    rows = rows[:limit] if limit is not None else rows
+    if as_json:
+        for row in rows:
+            _emit(dict(zip(columns, row, strict=True)))
+        return
+    click.echo("\t".join(columns))
+    for row in rows:
+        click.echo("\t".join("" if v is None else str(v) for v in row))
+    _progress(f"{len(rows)} rows of {table} as of {instant.isoformat()}")
 
 
 @cli.command()

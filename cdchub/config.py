@@ -63,6 +63,10 @@ class KafkaConfig(_Model):
     # Records fetched per poll; a batch is cut at this many events or after `batch_max_wait_ms`.
     batch_max_events: int = Field(5000, gt=0)
     batch_max_wait_ms: int = Field(500, ge=0)
+    # Transaction-consistent sources park events until their transaction is whole (see
+    # docs/transactions.md); past these bounds a transaction is applied without that guarantee.
+    transaction_buffer_max_events: int = Field(100_000, gt=0)
+    transaction_timeout_s: float = Field(30.0, gt=0)
 
 
 class ConnectConfig(_Model):
@@ -97,6 +101,8 @@ class SourceConfig(_Model):
     # null turns it off.
     heartbeat_table: str | None = "cdchub_heartbeat"
     snapshot_mode: str = "initial"
+    # Apply each source transaction atomically across its tables (needs Debezium transaction metadata).
+    transaction_consistent: bool = True
     extra: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("name")

@@ -134,7 +134,7 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _warehouse_types(session: WarehouseSession, schema: str, table: str) -> dict[str, str]:
+def warehouse_types(session: WarehouseSession, schema: str, table: str) -> dict[str, str]:
     query = (
         exp.select(exp.column("column_name"), exp.column("data_type"))
         .from_(exp.table_("columns", db="information_schema"))
@@ -146,6 +146,57 @@ def _warehouse_types(session: WarehouseSession, schema: str, table: str) -> dict
         )
     )
     return {name: str(kind) for name, kind in session.query(query)}
+
+
+@dataclass
+class RowDiff:
+    """How two row sets keyed alike differ: counts, and a few samples of each kind."""
+
+    counts: dict[str, int]
+    missing: list[Any]
+    unexpected: list[Any]
+    different: list[dict[str, Any]]
+
+    @property
+    def equal(self) -> bool:
+        return not any(self.counts.values())
+
+
+def diff_rows(
+    columns: list[str],
+    expected: list[tuple[Any, ...]],
+    actual: list[tuple[Any, ...]],
+    key_columns: list[str],
+    wh_types: dict[str, str],
+) -> RowDiff:
+    """Compare `expected` (the source) with `actual` (the warehouse), both in `columns` order."""
+    key_index = [columns.index(k) for k in key_columns]
+
+    def keyed(rows: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], list[Any]]:
+        out = {}
+        for row in rows:
+            values = [normalize(v, wh_types.get(c, "")) for c, v in zip(columns, row, strict=True)]
+            out[tuple(str(values[i]) for i in key_index)] = values
+        return out
+
+    src, wh = keyed(expected), keyed(actual)
+    missing = [k for k in src if k not in wh]
+    unexpected = [k for k in wh if k not in src]
+    different = []
+    for k in src.keys() & wh.keys():
+        if src[k] != wh[k]:
+            cols = {
+                columns[i]: {"source": src[k][i], "warehouse": wh[k][i]}
+                for i in range(len(columns))
+                if src[k][i] != wh[k][i]
+            }
+            different.append({"key": list(k), "columns": cols})
+    return RowDiff(
+        {"missing": len(missing), "unexpected": len(unexpected), "different": len(different)},
+        missing[:MAX_SAMPLES],
+        unexpected[:MAX_SAMPLES],
+        different[:MAX_SAMPLES],
+    )
 
 
 def verify_table(
@@ -164,48 +215,28 @@ def verify_table(
     except Exception as exc:  # report per table; one unreachable source must not hide the others
         report.error = f"cannot read source table: {exc}"
         return report
-    wh_types = _warehouse_types(session, table.warehouse_schema, table.current_table)
+    wh_types = warehouse_types(session, table.warehouse_schema, table.current_table)
     report.missing_columns = [c for c in columns if c not in wh_types]
     present = [c for c in columns if c in wh_types]
-    key_index = [present.index(k) for k in table.key_columns]
     query = exp.select(*(plan.col(c) for c in present)).from_(
         plan.table(table.current_table, table.warehouse_schema)
     )
     wh_rows = session.query(query)
-    report.source_rows, report.warehouse_rows = len(source_rows), len(wh_rows)
-
-    def keyed(
-        rows: list[tuple[Any, ...]], positions: list[int]
-    ) -> dict[tuple[Any, ...], list[Any]]:
-        out = {}
-        for row in rows:
-            values = [
-                normalize(row[i], wh_types.get(present[j], "")) for j, i in enumerate(positions)
-            ]
-            out[tuple(str(values[i]) for i in key_index)] = values
-        return out
-
     src_positions = [columns.index(c) for c in present]
-    src = keyed(source_rows, src_positions)
-    wh = keyed(wh_rows, list(range(len(present))))
-    missing = [k for k in src if k not in wh]
-    unexpected = [k for k in wh if k not in src]
-    different = []
-    for k in src.keys() & wh.keys():
-        if src[k] != wh[k]:
-            cols = {
-                present[i]: {"source": src[k][i], "warehouse": wh[k][i]}
-                for i in range(len(present))
-                if src[k][i] != wh[k][i]
-            }
-            different.append({"key": list(k), "columns": cols})
-    report.counts = {
-        "missing": len(missing),
-        "unexpected": len(unexpected),
-        "different": len(different),
-    }
-    report.missing, report.unexpected = missing[:MAX_SAMPLES], unexpected[:MAX_SAMPLES]
-    report.different = different[:MAX_SAMPLES]
+    diff = diff_rows(
+        present,
+        [tuple(row[i] for i in src_positions) for row in source_rows],
+        wh_rows,
+        table.key_columns,
+        wh_types,
+    )
+    report.source_rows, report.warehouse_rows = len(source_rows), len(wh_rows)
+    report.counts = diff.counts
+    report.missing, report.unexpected, report.different = (
+        diff.missing,
+        diff.unexpected,
+        diff.different,
+    )
     target = plan.MergeTarget(table.names, (), tuple(table.key_columns))
     report.current_violations = int(session.query(checks.current_violations(target))[0][0])
     report.link_violations = int(session.query(checks.link_violations(target))[0][0])

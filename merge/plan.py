@@ -182,6 +182,17 @@ def add_column(tbl: exp.Table, name: str, ctype: ColumnType, dialect: Dialect) -
     )
 
 
+def alter_column_type(
+    tbl: exp.Table, name: str, ctype: ColumnType, dialect: Dialect
+) -> exp.Expression:
+    """`ALTER TABLE … ALTER COLUMN … SET DATA TYPE` for a column the source widened."""
+    return exp.Alter(
+        this=tbl.copy(),
+        kind="TABLE",
+        actions=[exp.AlterColumn(this=ident(name), dtype=dialect.column_type(ctype))],
+    )
+
+
 def drop_table(tbl: exp.Table) -> exp.Expression:
     """`DROP TABLE IF EXISTS`."""
     return exp.Drop(tables=[tbl], kind="TABLE", exists=True)
@@ -449,6 +460,9 @@ TABLES = "tables"
 BATCHES = "batches"
 BATCH_OFFSETS = "batch_offsets"
 CHECKS = "checks"
+PARKED = "parked_records"
+SCHEMAS = "schema_log"
+COLUMNS = "columns"
 
 OFFSETS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("consumer_group", "string"),
@@ -507,6 +521,43 @@ CHECKS_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+# Stream records held back until their source transaction is complete (transaction-consistent mode),
+# stored raw with the offsets so a restart resumes with them (see cdc_consumers/transactions.py).
+PARKED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("consumer_group", "string"),
+    ("topic", "string"),
+    ("partition", "int32"),
+    ("record_offset", "int64"),
+    ("record_timestamp", "int64"),
+    ("record_key", "bytes"),
+    ("record_value", "bytes"),
+    ("parked_at", "timestamptz"),
+)
+
+
+# Every distinct source schema a table has had, in the order first seen (schema evolution audit).
+SCHEMAS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("source", "string"),
+    ("source_schema", "string"),
+    ("source_table", "string"),
+    ("columns", "string"),
+    ("key_columns", "string"),
+    ("first_position", "string"),
+    ("first_seen_at", "timestamptz"),
+)
+
+
+# The source type each warehouse column was created or last altered for: after a restart the engine
+# judges type changes against these, not against whatever the first event says.
+COLUMNS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("warehouse_schema", "string"),
+    ("history_table", "string"),
+    ("column_name", "string"),
+    ("column_type", "string"),
+    ("updated_at", "timestamptz"),
+)
+
+
 def control_table(name: str) -> exp.Table:
     """A table of cdchub's own control schema."""
     return table(name, CONTROL_SCHEMA)
@@ -524,6 +575,9 @@ def control_ddl(dialect: Dialect) -> list[exp.Expression]:
                 (BATCHES, BATCHES_COLUMNS),
                 (BATCH_OFFSETS, BATCH_OFFSETS_COLUMNS),
                 (CHECKS, CHECKS_COLUMNS),
+                (PARKED, PARKED_COLUMNS),
+                (SCHEMAS, SCHEMAS_COLUMNS),
+                (COLUMNS, COLUMNS_COLUMNS),
             )
         ),
     ]
@@ -556,4 +610,79 @@ def select_offsets(group: str) -> exp.Expression:
         exp.select(col("topic"), col("partition"), col("next_offset"))
         .from_(control_table(OFFSETS))
         .where(exp.EQ(this=col("consumer_group"), expression=exp.Literal.string(group)))
+    )
+
+
+def delete_parked(group: str, topic: str, partition: int, offsets: Sequence[int]) -> exp.Expression:
+    """Remove parked records that were applied (their transaction completed)."""
+    return exp.delete(
+        control_table(PARKED),
+        where=exp.and_(
+            exp.EQ(this=col("consumer_group"), expression=exp.Literal.string(group)),
+            exp.EQ(this=col("topic"), expression=exp.Literal.string(topic)),
+            exp.EQ(this=col("partition"), expression=exp.Literal.number(partition)),
+            exp.In(this=col("record_offset"), expressions=[exp.Literal.number(o) for o in offsets]),
+        ),
+    )
+
+
+def select_parked(group: str) -> exp.Expression:
+    """The parked records of a consumer group, in stream order."""
+    return (
+        exp.select(
+            *(col(c) for c in ("topic", "partition", "record_offset", "record_timestamp")),
+            col("record_key"),
+            col("record_value"),
+        )
+        .from_(control_table(PARKED))
+        .where(exp.EQ(this=col("consumer_group"), expression=exp.Literal.string(group)))
+        .order_by(col("topic"), col("partition"), col("record_offset"))
+    )
+
+
+def select_schema_logged(source: str, namespace: str, name: str, columns: str) -> exp.Expression:
+    """Whether one schema of a table is in the schema log already."""
+    return (
+        exp.select(exp.Literal.number(1))
+        .from_(control_table(SCHEMAS))
+        .where(
+            exp.and_(
+                *(
+                    exp.EQ(this=col(c), expression=exp.Literal.string(v))
+                    for c, v in (
+                        ("source", source),
+                        ("source_schema", namespace),
+                        ("source_table", name),
+                        ("columns", columns),
+                    )
+                )
+            )
+        )
+    )
+
+
+def _table_match(schema: str, history: str) -> exp.Expression:
+    return exp.and_(
+        exp.EQ(this=col("warehouse_schema"), expression=exp.Literal.string(schema)),
+        exp.EQ(this=col("history_table"), expression=exp.Literal.string(history)),
+    )
+
+
+def select_column_types(schema: str, history: str) -> exp.Expression:
+    """The recorded source types of one table's warehouse columns."""
+    return (
+        exp.select(col("column_name"), col("column_type"))
+        .from_(control_table(COLUMNS))
+        .where(_table_match(schema, history))
+    )
+
+
+def delete_column_types(schema: str, history: str, names: Sequence[str]) -> exp.Expression:
+    """Forget the recorded types of some columns (before recording new ones)."""
+    return exp.delete(
+        control_table(COLUMNS),
+        where=exp.and_(
+            _table_match(schema, history),
+            exp.In(this=col("column_name"), expressions=[exp.Literal.string(n) for n in names]),
+        ),
     )

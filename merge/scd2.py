@@ -15,6 +15,7 @@ The rules (documented in docs/scd2.md):
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import statistics
@@ -25,9 +26,10 @@ from typing import Any
 
 from sqlglot import exp
 
-from cdc_consumers.model import ChangeEvent, ColumnType, Op, TableId, TableSchema
+from cdc_consumers.model import ChangeEvent, ColumnType, Op, StreamRecord, TableId, TableSchema
 from cdchub.errors import MergeError
 from merge import plan
+from merge.evolution import Change, evolve
 from merge.naming import TableNames, check_column_names, table_names
 from merge.observer import ApplyObserver, NullObserver
 from merge.session import WarehouseSession
@@ -40,6 +42,14 @@ class Checkpoint:
     stream: str
     partition: int
     next_offset: int
+
+
+@dataclass
+class ParkedChanges:
+    """Parked records to add and to drop, stored in the batch's transaction with the checkpoints."""
+
+    added: list[StreamRecord] = field(default_factory=list)
+    removed: list[StreamRecord] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,8 @@ class Scd2Engine:
         self.dialect = session.dialect
         self.consumer_group = consumer_group
         self._targets: dict[TableId, plan.MergeTarget] = {}
+        # (table, schema) pairs already checked against the warehouse columns.
+        self._fitted: set[tuple[TableId, TableSchema]] = set()
         self._control_ready = False
 
     # -- setup ----------------------------------------------------------------------------------
@@ -117,10 +129,17 @@ class Scd2Engine:
         rows = self.session.query(plan.select_offsets(self.consumer_group))
         return {(topic, int(partition)): int(offset) for topic, partition, offset in rows}
 
-    def _target(self, table: TableId, schema: TableSchema, info: TableInfo) -> plan.MergeTarget:
-        """The merge target of a table, creating or widening its warehouse tables as needed."""
+    def _target(
+        self, table: TableId, schema: TableSchema, info: TableInfo, position: str
+    ) -> plan.MergeTarget:
+        """The merge target of a table, creating, widening or evolving its warehouse tables.
+
+        Raises:
+            MergeError: the table has no key, uses a reserved column name, or a column changed type
+                in a way the warehouse column cannot follow (see `merge.evolution`).
+        """
         known = self._targets.get(table)
-        if known is not None and all(name in dict(known.columns) for name in schema.names):
+        if known is not None and (table, schema) in self._fitted:
             return known
         names = table_names(table, info.default_namespace)
         check_column_names(table, schema.names)
@@ -131,36 +150,82 @@ class Scd2Engine:
                 table=str(table),
             )
         existing = self.session.table_columns(names.schema, names.history)
-        columns = self._merge_columns(known, schema, existing)
+        columns, widened = self._merge_columns(table, names, known, schema, existing)
         target = plan.MergeTarget(names, tuple(columns), schema.key)
         if existing is None:
             self._create(target, table, info)
         else:
-            self._widen(target, existing)
+            self._widen(target, existing, widened)
         self._targets[table] = target
+        self._fitted.add((table, schema))
+        self._log_schema(table, schema, position)
         return target
 
-    @staticmethod
+    def _log_schema(self, table: TableId, schema: TableSchema, position: str) -> None:
+        """Record a schema in `_cdchub.schema_log` the first time it is seen."""
+        columns = json.dumps([[c.name, _describe(c.type)] for c in schema.columns])
+        query = plan.select_schema_logged(table.source, table.namespace, table.table, columns)
+        if self.session.query(query):
+            return
+        row = (
+            table.source,
+            table.namespace,
+            table.table,
+            columns,
+            json.dumps(list(schema.key)),
+            position,
+            dt.datetime.now(dt.UTC),
+        )
+        insert = plan.insert_rows(
+            plan.control_table(plan.SCHEMAS), [c for c, _ in plan.SCHEMAS_COLUMNS]
+        )
+        with self.session.transaction():
+            self.session.executemany(insert, [row])
+
     def _merge_columns(
+        self,
+        table: TableId,
+        names: TableNames,
         known: plan.MergeTarget | None,
         schema: TableSchema,
         existing: list[str] | None,
-    ) -> list[tuple[str, ColumnType]]:
-        """Warehouse columns after this schema: the known ones in order, then the new ones.
+    ) -> tuple[list[tuple[str, ColumnType]], list[str]]:
+        """Warehouse columns after this schema (known ones in order, then new ones) and the widened.
 
         Columns the source dropped stay (NULL from then on): history never loses a column.
         """
         columns: dict[str, ColumnType] = dict(known.columns) if known else {}
         if not columns and existing:
-            # A restart: the warehouse has the table; keep its order, types come from the schema.
+            # A restart: the warehouse has the table; keep its order and the recorded types (tables
+            # made before types were recorded take them from the schema).
+            recorded = self._recorded_types(names)
             for name in existing:
-                if name in schema.names:
+                if name in recorded:
+                    columns[name] = recorded[name]
+                elif name in schema.names:
                     columns[name] = schema.column(name).type
                 elif not name.startswith("_cdc_"):
                     columns[name] = ColumnType("string")
+        widened = []
         for column in schema.columns:
-            columns.setdefault(column.name, column.type)
-        return list(columns.items())
+            old = columns.get(column.name)
+            if old is None:
+                columns[column.name] = column.type
+                continue
+            verdict = evolve(old, column.type, self.dialect)
+            if verdict.change is Change.INCOMPATIBLE:
+                raise MergeError(
+                    f"column {column.name!r} changed type from {_describe(old)} to "
+                    f"{_describe(column.type)}, which its warehouse column cannot hold without "
+                    "losing data. Alter the warehouse column by hand (history and current table) to "
+                    "a type that holds both, or rename the source column, then restart",
+                    table=str(table),
+                    column=column.name,
+                )
+            if verdict.change is Change.WIDEN:
+                columns[column.name] = verdict.column_type
+                widened.append(column.name)
+        return list(columns.items()), widened
 
     def _create(self, target: plan.MergeTarget, table: TableId, info: TableInfo) -> None:
         with self.session.transaction():
@@ -172,15 +237,41 @@ class Scd2Engine:
                 plan.create_table(target.current, plan.current_columns(target), self.dialect)
             )
             self._register(target, table, info)
+            self._record_types(target, target.column_names)
 
-    def _widen(self, target: plan.MergeTarget, existing: list[str]) -> None:
+    def _recorded_types(self, names: TableNames) -> dict[str, ColumnType]:
+        rows = self.session.query(plan.select_column_types(names.schema, names.history))
+        return {name: column_type_from_json(text) for name, text in rows}
+
+    def _record_types(self, target: plan.MergeTarget, changed: list[str]) -> None:
+        """Remember the source type each changed column now has in the warehouse."""
+        if not changed:
+            return
+        types = dict(target.columns)
+        schema, history = target.names.schema, target.names.history
+        self.session.execute(plan.delete_column_types(schema, history, changed))
+        now = dt.datetime.now(dt.UTC)
+        insert = plan.insert_rows(
+            plan.control_table(plan.COLUMNS), [c for c, _ in plan.COLUMNS_COLUMNS]
+        )
+        self.session.executemany(
+            insert,
+            [(schema, history, n, column_type_to_json(types[n]), now) for n in changed],
+        )
+
+    def _widen(self, target: plan.MergeTarget, existing: list[str], widened: list[str]) -> None:
+        """Add the columns the source gained; alter the ones it widened (both tables)."""
         missing = [(n, t) for n, t in target.columns if n not in existing]
-        if not missing:
+        altered = [(n, t) for n, t in target.columns if n in widened and n in existing]
+        if not missing and not altered:
             return
         with self.session.transaction():
-            for name, ctype in missing:
-                for tbl in (target.history, target.current):
+            for tbl in (target.history, target.current):
+                for name, ctype in missing:
                     self.session.execute(plan.add_column(tbl, name, ctype, self.dialect))
+                for name, ctype in altered:
+                    self.session.execute(plan.alter_column_type(tbl, name, ctype, self.dialect))
+            self._record_types(target, [n for n, _ in [*missing, *altered]])
 
     def _register(self, target: plan.MergeTarget, table: TableId, info: TableInfo) -> None:
         names: TableNames = target.names
@@ -206,15 +297,19 @@ class Scd2Engine:
         events_by_table: dict[TableId, list[ChangeEvent]],
         infos: dict[TableId, TableInfo],
         checkpoints: Iterable[Checkpoint],
+        parked: ParkedChanges | None = None,
     ) -> BatchResult:
-        """Merge every table's events and store the checkpoints, in one transaction."""
+        """Merge every table's events and store the checkpoints (and parked records), in one transaction."""
         self.ensure_control()
         targets = {}
         for table, events in events_by_table.items():
-            for schema in {
-                id(e.schema): e.schema for e in events if e.op is not Op.TRUNCATE
-            }.values():
-                targets[table] = self._target(table, schema, infos[table])
+            # Each distinct schema in the batch, with the position where it first appears.
+            first_seen: dict[int, ChangeEvent] = {}
+            for e in events:
+                if e.op is not Op.TRUNCATE:
+                    first_seen.setdefault(id(e.schema), e)
+            for e in first_seen.values():
+                targets[table] = self._target(table, e.schema, infos[table], e.position)
             if table not in targets:
                 known = self._targets.get(table)
                 if known is None:
@@ -229,6 +324,8 @@ class Scd2Engine:
                         results.append(self._apply_table(targets[table], table, events))
             checkpoints = list(checkpoints)
             self._store_checkpoints(checkpoints)
+            if parked is not None:
+                self._store_parked(parked)
             committed_at = dt.datetime.now(dt.UTC)
             self._log_offsets(batch_id, checkpoints, committed_at)
             for result in results:
@@ -301,6 +398,45 @@ class Scd2Engine:
             plan.insert_rows(plan.control_table(plan.BATCH_OFFSETS), columns), rows
         )
 
+    def parked_records(self) -> list[StreamRecord]:
+        """Records parked by earlier batches of this consumer group, in stream order."""
+        self.ensure_control()
+        rows = self.session.query(plan.select_parked(self.consumer_group))
+        return [
+            StreamRecord(t, int(p), int(o), int(ts), _bytes(k), _bytes(v))
+            for t, p, o, ts, k, v in rows
+        ]
+
+    def _store_parked(self, parked: ParkedChanges) -> None:
+        added = {(r.stream, r.partition, r.offset): r for r in parked.added}
+        removed: dict[tuple[str, int], list[int]] = {}
+        for r in parked.removed:
+            if added.pop((r.stream, r.partition, r.offset), None) is None:
+                removed.setdefault((r.stream, r.partition), []).append(r.offset)
+        for (stream, partition), offsets in removed.items():
+            self.session.execute(
+                plan.delete_parked(self.consumer_group, stream, partition, offsets)
+            )
+        if added:
+            now = dt.datetime.now(dt.UTC)
+            columns = [c for c, _ in plan.PARKED_COLUMNS]
+            self.session.executemany(
+                plan.insert_rows(plan.control_table(plan.PARKED), columns),
+                [
+                    (
+                        self.consumer_group,
+                        r.stream,
+                        r.partition,
+                        r.offset,
+                        r.timestamp,
+                        r.key,
+                        r.value,
+                        now,
+                    )
+                    for r in added.values()
+                ],
+            )
+
     def _log_batch(
         self,
         batch_id: str,
@@ -339,6 +475,34 @@ class Scd2Engine:
             self.session.executemany(
                 plan.insert_rows(plan.control_table(plan.BATCHES), columns), rows
             )
+
+
+def column_type_to_json(ctype: ColumnType) -> str:
+    """A ColumnType as JSON text (for the control schema)."""
+    return json.dumps(dataclasses.asdict(ctype), sort_keys=True)
+
+
+def column_type_from_json(text: str) -> ColumnType:
+    """The ColumnType stored by `column_type_to_json`."""
+
+    def build(doc: dict[str, Any]) -> ColumnType:
+        element = doc.pop("element", None)
+        known = {f.name for f in dataclasses.fields(ColumnType)}
+        args = {k: v for k, v in doc.items() if k in known}
+        return ColumnType(**args, element=build(element) if element else None)
+
+    return build(json.loads(text))
+
+
+def _describe(ctype: ColumnType) -> str:
+    if ctype.kind == "decimal":
+        return f"decimal({ctype.precision}, {ctype.scale or 0})"
+    return ctype.logical or ctype.kind
+
+
+def _bytes(value: Any) -> bytes | None:
+    """A binary column value as bytes (drivers return bytes, bytearray or memoryview)."""
+    return None if value is None else bytes(value)
 
 
 def _segments(events: list[ChangeEvent]) -> list[list[ChangeEvent]]:

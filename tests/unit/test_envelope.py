@@ -44,7 +44,7 @@ def test_postgres_update_types() -> None:
     assert row["notes"] == "Gift wrap 🎁 please"
     assert json.loads(row["shipping_address"])["city"] == "São Paulo"
     assert event.commit_time == dt.datetime.fromtimestamp(1795628428.554422, tz=UTC)
-    assert event.tx_id == "732:27199792"
+    assert event.tx_id == "732"  # the xid: Debezium's "<xid>:<lsn>" differs per record
     # First transaction after the connector started: no previous commit LSN, the change LSN is used.
     assert event.position == f"{27199792:020d}.{27199792:020d}.{2:020d}"
     assert event.kafka is not None and event.kafka.topic == "shop.public.orders"

@@ -29,7 +29,13 @@ def filled(tmp_path: Path) -> Iterator[tuple[HubConfig, DuckDBSession]]:
     config = HubConfig(
         sources=[
             SourceConfig(
-                name="shop", kind="postgres", port=1, database="shop", user="u", password="p"
+                name="shop",
+                kind="postgres",
+                port=1,
+                database="shop",
+                user="u",
+                password="p",
+                transaction_consistent=False,  # the fixtures hold no BEGIN/END records
             )
         ],
         warehouse=DuckDBWarehouse(path=tmp_path / "wh.duckdb"),

@@ -40,7 +40,14 @@ def traced(tmp_path: Path) -> Iterator[Traced]:
     config = HubConfig(
         sources=[
             SourceConfig(
-                name="shop", kind="postgres", port=1, database="shop", user="u", password="p"
+                name="shop",
+                kind="postgres",
+                port=1,
+                database="shop",
+                user="u",
+                password="p",
+                # The fixtures hold data records only (no BEGIN/END): apply them as they come.
+                transaction_consistent=False,
             ),
             SourceConfig(
                 name="inventory",
@@ -49,6 +56,7 @@ def traced(tmp_path: Path) -> Iterator[Traced]:
                 database="inventory",
                 user="u",
                 password="p",
+                transaction_consistent=False,
             ),
         ],
         warehouse=DuckDBWarehouse(path=tmp_path / "wh.duckdb"),
