@@ -39,6 +39,7 @@ from merge.scd2 import (
     TableInfo,
 )
 from merge.session import WarehouseSession
+from observability.instrumentation import NoInstrumentation
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -107,11 +108,14 @@ class Runner:
         session: WarehouseSession,
         progress: Progress = print,
         client_id: str = "cdchub-run",
+        instrumentation: NoInstrumentation | None = None,
     ) -> None:
         self.config = config
-        self.session = session
+        # Spans and metrics (observability.tracing); the default records nothing.
+        self.instrumentation = instrumentation or NoInstrumentation()
+        self.session = self.instrumentation.wrap_session(session)
         self.progress = progress
-        self.engine = Scd2Engine(session, config.kafka.group_id)
+        self.engine = Scd2Engine(self.session, config.kafka.group_id, self.instrumentation)
         self.decoders = {
             s.name: EnvelopeDecoder(s.name, SourceKind(s.kind)) for s in config.sources
         }
@@ -180,12 +184,16 @@ class Runner:
         last_report = 0.0
         try:
             while not self._stop:
+                polled_at = time.time_ns()
                 records = self._poll_batch(consumer)
                 now = time.monotonic()
                 if records:
                     last_data = now
                 if records or self._parked():
-                    batch = self._apply(records, idle_s=now - last_data)
+                    with self.instrumentation.batch(records, polled_at) as watch:
+                        batch = self._apply(records, idle_s=now - last_data)
+                        if batch is not None:
+                            watch.applied(batch)
                     if batch is not None:
                         self._account(result, batch)
                         if on_batch is not None:
@@ -194,6 +202,7 @@ class Runner:
                         consumer.commit()
                     except Exception as exc:  # courtesy commit only; the warehouse holds the truth
                         log.debug("kafka commit failed: %s", exc)
+                self.instrumentation.sample(consumer)
                 if now - last_report > 2 and result.batches:
                     last_report = now
                     self.progress(
@@ -310,11 +319,12 @@ class Runner:
             batch.add(event, source, record)
         self._restored_held = []
         next_offsets: dict[TopicPartition, int] = {}
-        for record in records:
-            next_offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
-            source = self.sources.get(source_of(record.topic))
-            if source is not None:
-                self._route(source, raw_record(record), batch)
+        with self.instrumentation.decode(len(records)):
+            for record in records:
+                next_offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+                source = self.sources.get(source_of(record.topic))
+                if source is not None:
+                    self._route(source, raw_record(record), batch)
         parked = ParkedChanges()
         for name, assembler in self.assemblers.items():
             for event, record in assembler.release(idle_s):

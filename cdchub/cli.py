@@ -222,12 +222,15 @@ def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> N
     """Consume every CDC topic and merge into the warehouse (Ctrl-C stops after the batch)."""
     from cdc_consumers.runner import Runner
     from cdchub.warehouses import open_session
+    from observability.service import instrumented
 
     session = open_session(obj.config)
     try:
-        result = Runner(obj.config, session, progress=_progress).run(
-            until_idle=until_idle, max_seconds=max_seconds
-        )
+        with instrumented(obj.config, session, progress=_progress) as instrumentation:
+            runner = Runner(
+                obj.config, session, progress=_progress, instrumentation=instrumentation
+            )
+            result = runner.run(until_idle=until_idle, max_seconds=max_seconds)
     finally:
         session.close()
     click.echo(
@@ -325,16 +328,24 @@ def asof(obj: _Context, table: str, at: str, as_json: bool, limit: int | None) -
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--ranges", type=click.IntRange(min=1), help="Also checksum N primary-key ranges.")
 @click.pass_obj
 @_guard
-def verify(obj: _Context, as_json: bool) -> None:
+def verify(obj: _Context, as_json: bool, ranges: int | None) -> None:
     """Compare every replicated table with its source and check history (exit 1 on mismatch)."""
     from cdchub.verify import verify_all
     from cdchub.warehouses import open_session
+    from observability.checks import drift_json, store_checks
+    from observability.range_checksum import all_ranges
+    from observability.schema_drift import schema_drift
 
-    session = open_session(obj.config, read_only=True)
+    session = open_session(obj.config)  # writable: results are kept in _cdchub.checks
     try:
         report = verify_all(session, obj.config)
+        drift = schema_drift(session, obj.config)
+        report["ranges"] = all_ranges(session, obj.config, ranges) if ranges else []
+        store_checks(session, report, drift, report["ranges"])
+        report["schema_drift"] = drift_json(drift)
     finally:
         session.close()
     if as_json:
@@ -349,6 +360,12 @@ def verify(obj: _Context, as_json: bool) -> None:
                 f"history violations {sum(entry['history'].values())}"
                 + (f"; error: {entry['error']}" if entry["error"] else "")
             )
+        for d in report["schema_drift"]:
+            if not d["ok"]:
+                click.echo(f"DRIFT {d['source']}.{d['table']}: {json.dumps(d, default=str)}")
+        for r in report["ranges"]:
+            for m in r["mismatched"]:
+                click.echo(f"RANGE {r['source']}.{r['table']}: keys {m['from']}..{m['to']} differ")
         click.echo("verify: " + ("ok" if report["ok"] else "FAILED"))
     if not report["ok"]:
         sys.exit(1)
@@ -403,6 +420,36 @@ def bench_merge(
 
     result = run_bench(obj.config, kind, events=events, batch=batch, keys=keys, seed=seed)
     click.echo(json.dumps(result.to_json()) if as_json else result.describe())
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--window", default="15m", show_default=True, help="Percentile window: 90s, 15m, 1h.")
+@click.pass_obj
+@_guard
+def lag(obj: _Context, as_json: bool, window: str) -> None:
+    """Current replication lag per table, percentiles over a window, and Kafka consumer lag."""
+    from observability.access import lag_report, parse_window
+    from observability.service import describe_lag
+
+    report = lag_report(obj.config, parse_window(window))
+    if as_json:
+        for table in report["tables"]:
+            table.pop("series", None)
+        _emit(report)
+    else:
+        click.echo(describe_lag(report))
+
+
+@cli.command()
+@click.option("--port", type=int, help="Port on 127.0.0.1 (default: observability.dashboard.port).")
+@click.pass_obj
+@_guard
+def dashboard(obj: _Context, port: int | None) -> None:
+    """Serve the lag dashboard (per table: lag chart, throughput, consumer lag, checks)."""
+    from observability.service import serve_dashboard
+
+    serve_dashboard(obj.config, port, progress=_progress)
 
 
 @cli.command()

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from cdchub.errors import ConfigError
+from observability.config import ChecksConfig, ObservabilityConfig
 
 DEFAULT_CONFIG_NAME = "cdchub.yaml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -95,6 +96,10 @@ class SourceConfig(_Model):
     # MariaDB/MySQL only: a server id unique among the replicas of the source.
     server_id: int | None = None
     heartbeat_interval_ms: int = Field(10000, ge=0)
+    # PostgreSQL only: the table Debezium's heartbeat action query upserts, so the slot advances
+    # while the captured tables are idle (connectors/heartbeat.py); `public.` unless qualified;
+    # null turns it off.
+    heartbeat_table: str | None = "cdchub_heartbeat"
     snapshot_mode: str = "initial"
     # Apply each source transaction atomically across its tables (needs Debezium transaction metadata).
     transaction_consistent: bool = True
@@ -257,6 +262,8 @@ class HubConfig(_Model):
     connect: ConnectConfig = ConnectConfig()
     sources: list[SourceConfig] = Field(default_factory=list)
     warehouse: WarehouseConfig = DuckDBWarehouse()
+    observability: ObservabilityConfig = ObservabilityConfig()
+    checks: ChecksConfig = ChecksConfig()
     # Where the file was read from; relative paths in it are resolved against its folder.
     config_path: Path | None = None
 
@@ -266,6 +273,14 @@ class HubConfig(_Model):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
+        if isinstance(self.warehouse, DuckDBWarehouse) and self.warehouse.path.stem in names:
+            # DuckDB names a file's catalog after the file: "shop"."orders" would then be ambiguous
+            # (catalog or schema?) and every statement on the source's tables would fail.
+            raise ValueError(
+                f"warehouse.path {str(self.warehouse.path)!r} is named like the source "
+                f"{self.warehouse.path.stem!r}; DuckDB would confuse the file with the source's "
+                "schema. Rename the file (e.g. warehouse.duckdb)"
+            )
         return self
 
     def source(self, name: str) -> SourceConfig:

@@ -17,6 +17,7 @@ from psycopg.types.string import TextLoader
 from sqlglot import exp
 
 from cdchub.config import SourceConfig
+from connectors.heartbeat import heartbeat_table
 
 
 def open_connection(source: SourceConfig) -> Any:
@@ -123,9 +124,14 @@ def table_is_empty(conn: Any, source: SourceConfig, namespace: str, table: str) 
 
 
 def list_tables(conn: Any, source: SourceConfig) -> list[tuple[str, str]]:
-    """(namespace, table) of every base table the source captures: its `tables`, or all of them."""
+    """(namespace, table) of every base table the source captures: its `tables`, or all of them
+    but the heartbeat table (written by Debezium, never captured)."""
     if source.tables:
         return [tuple(t.split(".", 1)) for t in source.tables]  # type: ignore[misc]
+    return [t for t in _all_tables(conn, source) if t != heartbeat_table(source)]
+
+
+def _all_tables(conn: Any, source: SourceConfig) -> list[tuple[str, str]]:
     if source.kind == "postgres":
         rows = conn.execute(
             "SELECT n.nspname, c.relname FROM pg_class c "

@@ -25,6 +25,7 @@ import re
 from typing import Any
 
 from cdchub.config import HubConfig, SourceConfig
+from connectors.heartbeat import action_query, heartbeat_table
 
 CONNECTOR_CLASSES = {
     "postgres": "io.debezium.connector.postgresql.PostgresConnector",
@@ -109,6 +110,12 @@ def connector_config(source: SourceConfig, hub: HubConfig) -> dict[str, str]:
         config["message.key.columns"] = ";".join(
             f"{re.escape(t)}:{','.join(cols)}" for t, cols in sorted(source.key_columns.items())
         )
+    beat = heartbeat_table(source)
+    if beat is not None:
+        config["heartbeat.action.query"] = action_query(source)
+        if not source.tables:
+            # Published so its WAL reaches Debezium, but never captured as a table.
+            config["table.exclude.list"] = _include_list([".".join(beat)])
     config.update(source.extra)
     return {k: str(v) for k, v in config.items()}
 

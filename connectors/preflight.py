@@ -12,6 +12,7 @@ import pymysql
 from cdchub.config import SourceConfig
 from cdchub.errors import ConnectorError
 from cdchub.sources import open_connection
+from connectors import heartbeat
 
 
 def check_source(source: SourceConfig) -> None:
@@ -33,6 +34,13 @@ def check_source(source: SourceConfig) -> None:
         else:
             _check_binlog(conn, source)
             _check_keys_binlog(conn, source)
+        missing = heartbeat.check(conn, source)
+        if missing:
+            raise ConnectorError(
+                f"the heartbeat table {heartbeat.qualified_name(source)} is not ready (or set "
+                f"heartbeat_table: null to do without); as an admin run: {missing}",
+                source=source.name,
+            )
 
 
 def _check_postgres(conn: Any, source: SourceConfig) -> None:

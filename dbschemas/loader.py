@@ -29,6 +29,7 @@ from psycopg.types.json import Jsonb
 
 from cdchub.config import SourceConfig
 from cdchub.errors import ConfigError, StackError
+from connectors.heartbeat import create_statement, heartbeat_table
 from dbschemas import fakedata as fd
 from infrastructure.stack.layout import Credentials, StackLayout
 
@@ -190,6 +191,7 @@ def _load_postgres(layout: StackLayout, source: SourceConfig, progress: Progress
                 summary = ", ".join(f"{n} {t}" for t, n in seeded.items())
                 progress(f"demo: {where}: seeded {summary}")
             _pg_grant(conn, source.database, layout.pg_cdc.user)
+            _pg_heartbeat_table(conn, source, layout.pg_cdc.user)
             action = _pg_publication(conn, source)
             conn.commit()
             progress(f"demo: {where}: granted SELECT to {layout.pg_cdc.user}; {action}")
@@ -251,8 +253,24 @@ def _pg_grant(conn: psycopg.Connection, dbname: str, cdc_user: str) -> None:
         conn.execute(stmt)
 
 
+def _pg_heartbeat_table(conn: psycopg.Connection, source: SourceConfig, cdc_user: str) -> None:
+    """The table Debezium's heartbeat action query upserts (connectors/heartbeat.py)."""
+    found = heartbeat_table(source)
+    if found is None:
+        return
+    conn.execute(create_statement(source).encode())
+    conn.execute(
+        sql.SQL("GRANT SELECT, INSERT, UPDATE ON {} TO {}").format(
+            sql.Identifier(*found), sql.Identifier(cdc_user)
+        )
+    )
+
+
 def _pg_publication_tables(conn: psycopg.Connection, source: SourceConfig) -> list[tuple[str, str]]:
-    """The (schema, table) pairs to publish: the source's list, else every user table."""
+    """The (schema, table) pairs to publish: the source's list, else every user table.
+
+    The heartbeat table is always published: its changes must reach Debezium to advance the slot.
+    """
     rows = conn.execute(
         "SELECT n.nspname, c.relname FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -261,6 +279,7 @@ def _pg_publication_tables(conn: psycopg.Connection, source: SourceConfig) -> li
         "AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2"
     ).fetchall()
     existing = [(r[0], r[1]) for r in rows]
+    beat = heartbeat_table(source)
     if source.tables is None:
         return existing
     wanted = [tuple(t.split(".", 1)) for t in source.tables]
@@ -271,7 +290,7 @@ def _pg_publication_tables(conn: psycopg.Connection, source: SourceConfig) -> li
             source=source.name,
             database=source.database,
         )
-    return [(s, t) for s, t in wanted]
+    return [(s, t) for s, t in wanted] + ([beat] if beat and beat not in wanted else [])
 
 
 def _pg_publication(conn: psycopg.Connection, source: SourceConfig) -> str:

@@ -652,6 +652,8 @@ def merge_statements(target: MergeTarget, unavailable: Sequence[str] = ()) -> li
 OFFSETS = "kafka_offsets"
 TABLES = "tables"
 BATCHES = "batches"
+BATCH_OFFSETS = "batch_offsets"
+CHECKS = "checks"
 PARKED = "parked_records"
 SCHEMAS = "schema_log"
 COLUMNS = "columns"
@@ -689,6 +691,27 @@ BATCHES_COLUMNS: tuple[tuple[str, str], ...] = (
     ("first_commit_time", "timestamptz"),
     ("last_commit_time", "timestamptz"),
     ("committed_at", "timestamptz"),
+)
+
+# The next offset of every partition a batch read, so a batch row leads back to its Kafka records.
+BATCH_OFFSETS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("batch_id", "string"),
+    ("consumer_group", "string"),
+    ("topic", "string"),
+    ("partition", "int32"),
+    ("next_offset", "int64"),
+    ("committed_at", "timestamptz"),
+)
+# One row per check per table per run of `cdchub verify` (or of the checks inside `cdchub run`).
+CHECKS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("run_id", "string"),
+    ("checked_at", "timestamptz"),
+    ("source", "string"),
+    ("table_name", "string"),
+    ("check_name", "string"),
+    ("ok", "boolean"),
+    ("observed", "float64"),
+    ("detail", "string"),
 )
 
 
@@ -736,7 +759,7 @@ def control_table(name: str) -> exp.Table:
 
 
 def control_ddl(dialect: Dialect) -> list[exp.Expression]:
-    """Create the control schema and its tables (offsets, table registry, batch log)."""
+    """Create the control schema and its tables (offsets, registry, batch log, checks)."""
     return [
         create_schema(CONTROL_SCHEMA),
         *(
@@ -745,6 +768,8 @@ def control_ddl(dialect: Dialect) -> list[exp.Expression]:
                 (OFFSETS, OFFSETS_COLUMNS),
                 (TABLES, TABLES_COLUMNS),
                 (BATCHES, BATCHES_COLUMNS),
+                (BATCH_OFFSETS, BATCH_OFFSETS_COLUMNS),
+                (CHECKS, CHECKS_COLUMNS),
                 (PARKED, PARKED_COLUMNS),
                 (SCHEMAS, SCHEMAS_COLUMNS),
                 (COLUMNS, COLUMNS_COLUMNS),

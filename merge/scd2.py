@@ -31,6 +31,7 @@ from cdchub.errors import MergeError, SchemaChangeError
 from merge import plan
 from merge.evolution import Change, evolve
 from merge.naming import TableNames, check_column_names, table_names
+from merge.observer import ApplyObserver, NullObserver
 from merge.session import WarehouseSession
 
 
@@ -105,8 +106,14 @@ def _percentile(values: Sequence[float], pct: float) -> float:
 class Scd2Engine:
     """Applies batches to one warehouse session, creating and widening tables as sources evolve."""
 
-    def __init__(self, session: WarehouseSession, consumer_group: str) -> None:
+    def __init__(
+        self,
+        session: WarehouseSession,
+        consumer_group: str,
+        observer: ApplyObserver | None = None,
+    ) -> None:
         self.session = session
+        self.observer: ApplyObserver = observer or NullObserver()
         self.dialect = session.dialect
         self.consumer_group = consumer_group
         self._targets: dict[TableId, plan.MergeTarget] = {}
@@ -372,11 +379,14 @@ class Scd2Engine:
         with self.session.transaction():
             for table, events in events_by_table.items():
                 if table in targets:
-                    results.append(self._apply_table(targets[table], table, events))
+                    with self.observer.merge_table(table, targets[table].names, events):
+                        results.append(self._apply_table(targets[table], table, events))
+            checkpoints = list(checkpoints)
             self._store_checkpoints(checkpoints)
             if parked is not None:
                 self._store_parked(parked)
             committed_at = dt.datetime.now(dt.UTC)
+            self._log_offsets(batch_id, checkpoints, committed_at)
             for result in results:
                 result.lags_ms = [
                     max(0.0, (committed_at - e.commit_time).total_seconds() * 1000)
@@ -449,6 +459,19 @@ class Scd2Engine:
                 insert,
                 [(self.consumer_group, stream, c.partition, c.next_offset, now) for c in cps],
             )
+
+    def _log_offsets(
+        self, batch_id: str, checkpoints: list[Checkpoint], committed_at: dt.datetime
+    ) -> None:
+        """The Kafka offsets a batch ends at, next to its lag rows (`_cdchub.batch_offsets`)."""
+        rows = [
+            (batch_id, self.consumer_group, c.stream, c.partition, c.next_offset, committed_at)
+            for c in checkpoints
+        ]
+        columns = [c for c, _ in plan.BATCH_OFFSETS_COLUMNS]
+        self.session.executemany(
+            plan.insert_rows(plan.control_table(plan.BATCH_OFFSETS), columns), rows
+        )
 
     def parked_records(self) -> list[tuple[StreamRecord, str]]:
         """Records parked by earlier batches of this consumer group, with why, in stream order."""

@@ -29,9 +29,6 @@ def _text_fallback(value: Any) -> Any:
     return str(value)
 
 
-CATALOG = "_cdchub_warehouse"
-
-
 class DuckDBSession:
     """A WarehouseSession on a DuckDB file."""
 
@@ -40,19 +37,9 @@ class DuckDBSession:
         self.path = Path(path)
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        # DuckDB names a file's catalog after the file, so `shop.duckdb` would make every
-        # "shop"."orders" ambiguous (catalog or schema?). Attach it under a name no source can take
-        # (source names start with a letter).
-        self.conn = duckdb.connect(":memory:")
-        attach = exp.Attach(
-            this=exp.alias_(exp.Literal.string(str(self.path)), CATALOG, quoted=True),
-            expressions=[exp.AttachOption(this=exp.var("READ_ONLY"))] if read_only else None,
-        )
         try:
-            self.conn.execute(attach.sql(dialect="duckdb"))
-            self.conn.execute(exp.Use(this=exp.to_identifier(CATALOG, quoted=True)).sql("duckdb"))
-        except duckdb.Error as exc:  # a lock held by another process, or a bad path
-            self.conn.close()
+            self.conn = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
             raise MergeError(
                 f"cannot open the DuckDB warehouse: {exc}. Only one writer may hold the file; "
                 "stop `cdchub run` or pass a copy",
@@ -60,6 +47,10 @@ class DuckDBSession:
             ) from exc
         self.conn.execute("SET TimeZone = 'UTC'")
         self._depth = 0
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor on the warehouse catalog: its own snapshot, usable from another thread."""
+        return self.conn.cursor()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

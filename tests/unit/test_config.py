@@ -62,3 +62,12 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_repo_default_config_is_valid() -> None:
     config = load_config(Path(__file__).resolve().parents[2] / "cdchub.yaml")
     assert [s.name for s in config.sources] == ["shop", "inventory"]
+
+
+def test_duckdb_file_named_like_a_source_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOP_PW", "x")
+    text = BASE + "warehouse:\n  kind: duckdb\n  path: shop.duckdb\n"
+    with pytest.raises(ConfigError, match="named like the source 'shop'"):
+        load_config(write(tmp_path, text))

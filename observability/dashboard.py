@@ -1,0 +1,100 @@
+"""`cdchub dashboard`: a small web page of replication lag per table, served on 127.0.0.1.
+
+Standard library only (`http.server`). The page (`static/dashboard.html`) draws its charts as SVG
+with a few lines of plain JavaScript, so it needs no internet and vendors no chart library. It
+refreshes itself from `/api/lag`, the same report `cdchub lag --json` prints.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+log = logging.getLogger(__name__)
+ReportFn = Callable[[float], dict[str, Any]]
+STATIC = {
+    "/": ("dashboard.html", "text/html; charset=utf-8"),
+    "/index.html": ("dashboard.html", "text/html; charset=utf-8"),
+}
+
+
+def _static(name: str) -> bytes:
+    return resources.files("observability").joinpath("static", name).read_bytes()
+
+
+def _handler(report: ReportFn, default_window_s: float) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("dashboard: " + format, *args)
+
+        def _send(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            url = urlparse(self.path)
+            if url.path in STATIC:
+                name, kind = STATIC[url.path]
+                self._send(200, _static(name), kind)
+                return
+            if url.path == "/api/lag":
+                try:
+                    window = float(parse_qs(url.query).get("window", [default_window_s])[0])
+                    body = json.dumps(report(window), default=str).encode()
+                except Exception as exc:  # the page shows the error and keeps refreshing
+                    log.warning("dashboard report failed: %s", exc)
+                    body = json.dumps({"error": str(exc)}).encode()
+                    self._send(500, body, "application/json")
+                    return
+                self._send(200, body, "application/json")
+                return
+            self._send(404, b"not found", "text/plain")
+
+    return Handler
+
+
+class DashboardServer:
+    """The dashboard's HTTP server in a daemon thread."""
+
+    def __init__(
+        self,
+        report: ReportFn,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        default_window_s: float = 900.0,
+    ) -> None:
+        self.server = ThreadingHTTPServer((host, port), _handler(report, default_window_s))
+        self.server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}/"
+
+    def start(self) -> DashboardServer:
+        """Serve in the background."""
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, name="cdchub-dashboard", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until interrupted."""
+        self.server.serve_forever()
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        self.server.shutdown()
+        self.server.server_close()

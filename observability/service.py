@@ -1,0 +1,99 @@
+"""Service functions the CLI calls: instrument a run, print lag, serve the dashboard."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from cdchub.config import HubConfig
+from merge.session import WarehouseSession
+from observability.access import CursorSession, lag_report
+from observability.dashboard import DashboardServer
+from observability.lag_report import build_report
+from observability.telemetry import build_telemetry
+from observability.tracing import RunInstrumentation
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+
+@contextmanager
+def instrumented(
+    config: HubConfig, session: WarehouseSession, progress: Progress = print
+) -> Iterator[RunInstrumentation]:
+    """Telemetry for one `cdchub run`: exporters, and the dashboard served beside the writer."""
+    telemetry = build_telemetry(config.observability)
+    if telemetry.prometheus_address:
+        host, port = telemetry.prometheus_address
+        progress(f"metrics: http://{host}:{port}/metrics")
+    instrumentation = RunInstrumentation(telemetry, config)
+    server = None
+    dash = config.observability.dashboard
+    cursor = getattr(session, "cursor", None)  # DuckDB: a reader beside the writer, same process
+    if dash.serve_in_run and cursor is not None:
+        reader = CursorSession(cursor, session.dialect)
+        try:
+            server = DashboardServer(
+                lambda window: build_report(reader, config, window_s=window),  # type: ignore[arg-type]
+                dash.host,
+                dash.port,
+                dash.window_s,
+            ).start()
+            progress(f"dashboard: {server.url}")
+        except OSError as exc:  # a taken port must not stop replication
+            log.warning("dashboard not served on %s:%s: %s", dash.host, dash.port, exc)
+    try:
+        yield instrumentation
+    finally:
+        if server is not None:
+            server.stop()
+        instrumentation.close()
+        telemetry.shutdown()
+
+
+def serve_dashboard(config: HubConfig, port: int | None, progress: Progress = print) -> None:
+    """`cdchub dashboard`: serve until interrupted."""
+    dash = config.observability.dashboard
+    server = DashboardServer(
+        lambda window: lag_report(config, window),
+        dash.host,
+        dash.port if port is None else port,
+        dash.window_s,
+    )
+    progress(f"dashboard: {server.url} (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server.server_close()
+
+
+def _fmt(value: Any, unit: str = "", scale: float = 1.0) -> str:
+    return "-" if value is None else f"{value / scale:.1f}{unit}"
+
+
+def describe_lag(report: dict[str, Any]) -> str:
+    """The human table printed by `cdchub lag`."""
+    lines = [
+        f"{'table':38} {'now':>8} {'basis':11} {'p50':>8} {'p95':>8} {'p99':>8} "
+        f"{'kafka lag':>9}  last applied commit"
+    ]
+    for t in report["tables"]:
+        lag = t["lag_ms"]
+        lines.append(
+            f"{t['source'] + '.' + t['table']:38} {_fmt(t['current_lag_s'], 's'):>8} "
+            f"{t['current_lag_basis']:11} {_fmt(lag['p50'], 's', 1000):>8} "
+            f"{_fmt(lag['p95'], 's', 1000):>8} {_fmt(lag['p99'], 's', 1000):>8} "
+            f"{'-' if t['consumer_lag_messages'] is None else t['consumer_lag_messages']:>9}  "
+            f"{t['last_applied_commit'] or '-'}"
+        )
+    heartbeats = ", ".join(f"{s} {a:.1f}s ago" for s, a in report["heartbeat_age_s"].items())
+    lines.append(
+        f"window {report['window_s']:.0f}s; heartbeats: {heartbeats or 'none seen'}; "
+        f"DLQ {report['dlq_events']}"
+        + (f"; {report['kafka_error']}" if report["kafka_error"] else "")
+    )
+    return "\n".join(lines)
