@@ -45,6 +45,8 @@ def open_connection(source: SourceConfig) -> Any:
         hstore = TypeInfo.fetch(conn, "hstore")
         if hstore is not None:  # as a dict, compared with the warehouse's JSON document
             register_hstore(hstore, conn)
+        # The lookup opened a transaction; end it so a reader can still choose its isolation level.
+        conn.rollback()
         return conn
     return pymysql.connect(
         host=source.host,

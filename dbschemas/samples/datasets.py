@@ -1,4 +1,5 @@
-"""Where the sample datasets live: `--datasets`, else `$CDCHUB_DATASETS`, else ../shared/datasets."""
+"""Where the sample datasets live: `--datasets`, else `$CDCHUB_DATASETS`, else the copies shipped in
+`dbschemas/datasets/` (each with its licence), else a `shared/datasets` next to the repository."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def datasets_dir(option: str | Path | None = None) -> Path:
     elif os.environ.get(ENV_VAR):
         candidates.append(Path(os.environ[ENV_VAR]))
     else:
+        candidates.append(REPO / "dbschemas" / "datasets")
         candidates.extend(parent / "shared" / "datasets" for parent in REPO.parents)
     for candidate in candidates:
         if candidate.is_dir():
