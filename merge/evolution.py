@@ -6,7 +6,8 @@ whether the *warehouse* type can hold every value of both the old and the new so
 - **same**: the dialect maps both to one warehouse type (e.g. `varchar(20)` → `varchar(40)` both map
   to an unbounded text type). Nothing to do.
 - **widen**: a wider warehouse type holds every old and new value exactly (int → bigint, float →
-  double, a decimal with more integer digits or more scale, an integer into a wide-enough decimal).
+  double, a decimal with more integer digits or more scale, an integer into a wide-enough decimal,
+  a decimal into PostgreSQL's exact `numeric` text).
   The column's type is altered in place, in history and current.
 - **keep**: the source narrowed (bigint → int, double → float, fewer decimal digits). The existing,
   wider warehouse type still holds every new value, so it stays as it is.
@@ -67,6 +68,13 @@ def evolve(old: ColumnType, new: ColumnType, dialect: Dialect) -> Evolution:
         return Evolution(
             Change.KEEP, old
         )  # the lossless text fallback holds any value of the family
+    exact = {"decimal", *_INT_DIGITS}
+    if new.kind == "numeric" and old.kind in exact:
+        # Exact numeric text (any digits, NaN, ±Infinity), e.g. after the connector switched
+        # `decimal.handling.mode` to string: its warehouse type holds every decimal.
+        return Evolution(Change.WIDEN, new)
+    if old.kind == "numeric" and new.kind in exact:
+        return Evolution(Change.KEEP, old)
     if old.kind in _INT_RANK and new.kind in _INT_RANK:
         wider = _INT_RANK[new.kind] > _INT_RANK[old.kind]
         return Evolution(Change.WIDEN, new) if wider else Evolution(Change.KEEP, old)

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from sqlglot import exp
 
-from cdchub.config import HubConfig
+from cdchub.config import DuckDBWarehouse, HubConfig
 from cdchub.errors import CdcHubError, MergeError
 from cdchub.warehouses import open_session
 from merge.dialects.base import Dialect
@@ -83,7 +83,7 @@ def lag_report(config: HubConfig, window_s: float) -> dict[str, Any]:
     Raises:
         ObservabilityError: no warehouse yet, or it is locked and no run answers.
     """
-    if not config.warehouse.path.exists():
+    if isinstance(config.warehouse, DuckDBWarehouse) and not config.warehouse.path.exists():
         raise ObservabilityError(
             "no warehouse yet: run `cdchub run` first", path=str(config.warehouse.path)
         )

@@ -38,6 +38,8 @@ from observability.telemetry import Telemetry
 log = logging.getLogger(__name__)
 MAX_TX_IDS = 1000  # attribute size stays bounded; the batch id leads to the rest in the warehouse
 
+_DB_SYSTEM = {"postgres": "postgresql"}
+
 
 def table_label(table: TableId) -> str:
     """The `table` attribute of metrics: `namespace.table`, as in `_cdchub.batches.table_name`."""
@@ -167,8 +169,11 @@ class RunInstrumentation(NoInstrumentation):
     def db_attributes(self, operation: str, collection: str | None = None) -> dict[str, Any]:
         """Database client span attributes (OTel semantic conventions)."""
         attrs: dict[str, Any] = {
-            "db.system.name": self.config.warehouse.kind,
-            "db.namespace": str(self.config.warehouse.path),
+            # OTel's registered names: duckdb, postgresql, snowflake.
+            "db.system.name": _DB_SYSTEM.get(
+                self.config.warehouse.kind, self.config.warehouse.kind
+            ),
+            "db.namespace": self.config.warehouse.location,
             "db.operation.name": operation,
         }
         if collection:

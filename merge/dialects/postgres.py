@@ -40,6 +40,9 @@ class PostgresDialect(Dialect):
         "timestamptz": "TIMESTAMPTZ",
         "json": "JSONB",
         "uuid": "UUID",
+        # PostgreSQL numeric carried as exact text (decimal.handling.mode=string): the unconstrained
+        # NUMERIC holds every digit, NaN and ±Infinity.
+        "numeric": "NUMERIC",
     }
 
     def column_type(self, ctype: ColumnType) -> exp.DataType:

@@ -56,6 +56,14 @@ D = DuckDBDialect()
             Change.KEEP,
             T("decimal", precision=50, scale=0),
         ),
+        # The connector switched decimal.handling.mode from precise to string: exact text holds all.
+        (
+            T("decimal", precision=12, scale=2),
+            T("numeric"),
+            Change.WIDEN,
+            T("numeric"),
+        ),
+        (T("numeric"), T("decimal", precision=12, scale=2), Change.KEEP, T("numeric")),
         (T("int64"), T("string"), Change.INCOMPATIBLE, T("int64")),
         (T("string"), T("int32"), Change.INCOMPATIBLE, T("string")),
         (T("int64"), T("float64"), Change.INCOMPATIBLE, T("int64")),
