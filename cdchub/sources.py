@@ -44,6 +44,8 @@ def open_connection(source: SourceConfig) -> Any:
         hstore = TypeInfo.fetch(conn, "hstore")
         if hstore is not None:  # as a dict, compared with the warehouse's JSON document
             register_hstore(hstore, conn)
+        # End the transaction the lookup opened: reads start their own REPEATABLE READ one.
+        conn.rollback()
         return conn
     return pymysql.connect(
         host=source.host,
