@@ -136,6 +136,7 @@ def list_tables(conn: Any, source: SourceConfig) -> list[tuple[str, str]]:
             "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
             "AND n.nspname NOT LIKE 'pg\\_%'"
         ).fetchall()
+        conn.rollback()  # so a following read_table can open its REPEATABLE READ transaction
         return [(r[0], r[1]) for r in rows]
     with conn.cursor() as cur:
         cur.execute(
