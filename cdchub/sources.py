@@ -38,7 +38,9 @@ def open_connection(source: SourceConfig) -> Any:
         # Read json/jsonb as text: psycopg would parse the JSON document `null` into Python None,
         # indistinguishable from SQL NULL. Intervals as ISO-8601 text: psycopg's timedelta folds
         # months into 30-day blocks.
-        for name in ("json", "jsonb", "interval"):
+        # inet/cidr and ranges as PostgreSQL's text (psycopg makes ipaddress and Range objects);
+        # Debezium sends these text forms.
+        for name in ("json", "jsonb", "interval", "inet", "cidr", *_RANGES):
             conn.adapters.register_loader(name, TextLoader)
         conn.adapters.register_loader("money", _MoneyLoader)
         hstore = TypeInfo.fetch(conn, "hstore")
@@ -57,6 +59,9 @@ def open_connection(source: SourceConfig) -> Any:
         init_command="SET time_zone = '+00:00'",
         connect_timeout=10,
     )
+
+
+_RANGES = ("int4range", "int8range", "numrange", "tsrange", "tstzrange", "daterange")
 
 
 class _MoneyLoader(Loader):
