@@ -39,7 +39,9 @@ def open_connection(source: SourceConfig) -> Any:
         # Read json/jsonb as text: psycopg would parse the JSON document `null` into Python None,
         # indistinguishable from SQL NULL. Intervals as ISO-8601 text: psycopg's timedelta folds
         # months into 30-day blocks.
-        for name in ("json", "jsonb", "interval"):
+        # inet/cidr and ranges as PostgreSQL's text (psycopg makes ipaddress and Range objects);
+        # Debezium sends these text forms.
+        for name in ("json", "jsonb", "interval", "inet", "cidr", *_RANGES):
             conn.adapters.register_loader(name, TextLoader)
         conn.adapters.register_loader("money", _MoneyLoader)
         hstore = TypeInfo.fetch(conn, "hstore")
@@ -58,6 +60,9 @@ def open_connection(source: SourceConfig) -> Any:
         init_command="SET time_zone = '+00:00'",
         connect_timeout=10,
     )
+
+
+_RANGES = ("int4range", "int8range", "numrange", "tsrange", "tstzrange", "daterange")
 
 
 class _MoneyLoader(Loader):
@@ -142,6 +147,7 @@ def _all_tables(conn: Any, source: SourceConfig) -> list[tuple[str, str]]:
             "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
             "AND n.nspname NOT LIKE 'pg\\_%'"
         ).fetchall()
+        conn.rollback()  # so a following read_table can open its REPEATABLE READ transaction
         return [(r[0], r[1]) for r in rows]
     with conn.cursor() as cur:
         cur.execute(

@@ -132,6 +132,8 @@ def normalize(value: Any, wh_type: str = "") -> Any:
         return _text_form(value)
     if isinstance(value, bool):
         return int(value)
+    if wh_type == "BOOLEAN" and isinstance(value, bytes):  # MySQL BIT(1) read by PyMySQL
+        return int.from_bytes(value, "big")
     if isinstance(value, float):
         if value != value:  # NaN equals nothing, not even itself
             return "NaN"

@@ -64,7 +64,10 @@ def test_type_matrix_round_trips_exactly(stack: Stack, tmp_path: Path) -> None:
         "typespg",
         "\\set base 10\n"
         + (TYPES / "postgres_rows.sql").read_text()
-        + "DELETE FROM matrix WHERE id IN (14, 15);",
+        + "DELETE FROM matrix WHERE id IN (14, 15);"
+        # Lost inside Debezium 3.5 (pinned in tests/unit/test_types.py, docs/types.md):
+        # multi-dimensional arrays arrive as [null, null], a numeric[] holding NaN as NULL.
+        + "UPDATE matrix SET c_int_arr2 = NULL; UPDATE matrix SET c_num_arr = NULL WHERE id = 12;",
     )
     mariadbserver.run_script(
         layout,
