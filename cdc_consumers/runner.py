@@ -189,7 +189,7 @@ class Runner:
                 now = time.monotonic()
                 if records:
                     last_data = now
-                if records or self._parked():
+                if records or self._parked() or self._restored_held:
                     with self.instrumentation.batch(records, polled_at) as watch:
                         batch = self._apply(records, idle_s=now - last_data)
                         if batch is not None:
@@ -258,8 +258,8 @@ class Runner:
         assignment = consumer.assignment()
         if existing - {tp.topic for tp in assignment}:
             return False
-        if self._parked():
-            return False  # a transaction is still incomplete
+        if self._parked() or self._restored_held:
+            return False  # a transaction is still incomplete, or held changes wait for a retry
         if not assignment:
             return True
         ends = consumer.end_offsets(list(assignment))

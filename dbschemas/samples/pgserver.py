@@ -8,7 +8,9 @@ import subprocess
 import psycopg
 from psycopg import sql
 
+from cdchub.config import SourceConfig
 from cdchub.errors import StackError
+from connectors.heartbeat import create_statement, heartbeat_table
 from dbschemas.loader import _pg_create_database, pg_connect
 from infrastructure.stack.layout import StackLayout
 
@@ -62,10 +64,25 @@ def user_tables(conn: psycopg.Connection) -> list[tuple[str, str, bool]]:
 def grant_and_publish(layout: StackLayout, database: str, publication: str) -> list[str]:
     """Grant the CDC user read access, give key-less tables REPLICA IDENTITY FULL, publish all.
 
+    Also creates the heartbeat table Debezium's action query upserts (connectors/heartbeat.py): it is
+    published and granted, but not returned, so it is never captured as a table.
+
     Returns the published tables as `schema.table`.
     """
     cdc = sql.Identifier(layout.pg_cdc.user)
+    # The same defaults a source entry for this database gets (heartbeat_table included).
+    beat_source = SourceConfig(
+        name="sample", kind="postgres", port=0, database=database, user=layout.pg_cdc.user
+    )
+    beat = heartbeat_table(beat_source)
     with pg_connect(layout.pg_admin, database) as conn:
+        if beat is not None:
+            conn.execute(create_statement(beat_source).encode())
+            conn.execute(
+                sql.SQL("GRANT SELECT, INSERT, UPDATE ON {} TO {}").format(
+                    sql.Identifier(*beat), cdc
+                )
+            )
         tables = user_tables(conn)
         conn.execute(
             sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), cdc)
@@ -102,7 +119,7 @@ def grant_and_publish(layout: StackLayout, database: str, publication: str) -> l
                 ).format(name, table_list)
             )
         conn.commit()
-    return [f"{s}.{t}" for s, t, _ in tables]
+    return [f"{s}.{t}" for s, t, _ in tables if (s, t) != beat]
 
 
 def keyless_tables(layout: StackLayout, database: str) -> list[str]:
