@@ -72,7 +72,12 @@ def grant_and_publish(layout: StackLayout, database: str, publication: str) -> l
     cdc = sql.Identifier(layout.pg_cdc.user)
     # The same defaults a source entry for this database gets (heartbeat_table included).
     beat_source = SourceConfig(
-        name="sample", kind="postgres", port=0, database=database, user=layout.pg_cdc.user
+        name="sample",
+        kind="postgres",
+        port=layout.pg_cdc.port,
+        database=database,
+        user=layout.pg_cdc.user,
+        password_file=layout.pg_cdc.password_file,
     )
     beat = heartbeat_table(beat_source)
     with pg_connect(layout.pg_admin, database) as conn:
