@@ -116,20 +116,12 @@ def _duckdb() -> Iterator[WarehouseSession]:
 @contextmanager
 def _postgres(config: HubConfig) -> Iterator[WarehouseSession]:
     from cdchub.warehouses.postgres_client import PostgresSession
-    from infrastructure.stack.layout import PG_WAREHOUSE_DB, StackLayout
+    from infrastructure.stack.layout import StackLayout
 
     warehouse = config.warehouse
     if not isinstance(warehouse, PostgresWarehouse):
         # Not configured: the local stack's warehouse database (`cdchub stack up` creates it).
-        creds = StackLayout(config).pg_warehouse
-        warehouse = PostgresWarehouse(
-            kind="postgres",
-            host=creds.host,
-            port=creds.port,
-            database=PG_WAREHOUSE_DB,
-            user=creds.user,
-            password_file=creds.password_file,
-        )
+        warehouse = StackLayout(config).pg_warehouse_config()
     session = PostgresSession(warehouse)
     drop = client_sql.drop_schema(TABLE.source)
     try:

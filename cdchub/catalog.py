@@ -64,3 +64,18 @@ def replicated_tables(session: WarehouseSession) -> list[ReplicatedTable]:
         seen.add(ident)
         tables.append(ReplicatedTable(*row[:8], key_columns=json.loads(row[8])))
     return tables
+
+
+def warehouse_types(session: WarehouseSession, schema: str, table: str) -> dict[str, str]:
+    """Column name -> type of a warehouse table."""
+    query = (
+        exp.select(exp.column("column_name"), exp.column("data_type"))
+        .from_(exp.table_("columns", db="information_schema"))
+        .where(
+            exp.and_(
+                exp.EQ(this=exp.column("table_schema"), expression=exp.Literal.string(schema)),
+                exp.EQ(this=exp.column("table_name"), expression=exp.Literal.string(table)),
+            )
+        )
+    )
+    return {str(name): str(kind) for name, kind in session.query(query)}

@@ -22,7 +22,7 @@ from sqlglot import exp
 
 from cdc_consumers.converters.numeric import decimal_text
 from cdc_consumers.converters.temporal import interval_parts
-from cdchub.catalog import ReplicatedTable, replicated_tables
+from cdchub.catalog import ReplicatedTable, replicated_tables, warehouse_types
 from cdchub.config import HubConfig
 from cdchub.sources import connect, list_tables, read_table, table_is_empty
 from merge import checks, plan
@@ -171,20 +171,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.hex()
     return str(value)
-
-
-def warehouse_types(session: WarehouseSession, schema: str, table: str) -> dict[str, str]:
-    query = (
-        exp.select(exp.column("column_name"), exp.column("data_type"))
-        .from_(exp.table_("columns", db="information_schema"))
-        .where(
-            exp.and_(
-                exp.EQ(this=exp.column("table_schema"), expression=exp.Literal.string(schema)),
-                exp.EQ(this=exp.column("table_name"), expression=exp.Literal.string(table)),
-            )
-        )
-    )
-    return {name: str(kind) for name, kind in session.query(query)}
 
 
 @dataclass

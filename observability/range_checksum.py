@@ -19,13 +19,12 @@ from typing import Any
 
 from sqlglot import exp
 
-from cdchub.catalog import ReplicatedTable, replicated_tables
+from cdchub.catalog import ReplicatedTable, replicated_tables, warehouse_types
 from cdchub.config import HubConfig
 from cdchub.sources import connect, read_table
 from cdchub.verify import normalize
 from merge import plan
 from merge.session import WarehouseSession
-from observability.schema_drift import warehouse_types
 
 Key = tuple[str, ...]
 MASK = (1 << 64) - 1

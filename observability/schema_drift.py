@@ -17,9 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlglot import exp
-
-from cdchub.catalog import ReplicatedTable, replicated_tables
+from cdchub.catalog import ReplicatedTable, replicated_tables, warehouse_types
 from cdchub.config import HubConfig, SourceConfig
 from cdchub.sources import connect
 from merge.session import WarehouseSession
@@ -162,21 +160,6 @@ def source_types(conn: Any, source: SourceConfig, namespace: str, table: str) ->
             (namespace, table),
         )
         return {r[0]: r[1] for r in cur.fetchall()}
-
-
-def warehouse_types(session: WarehouseSession, schema: str, table: str) -> dict[str, str]:
-    """Column name -> type of a warehouse table."""
-    query = (
-        exp.select(exp.column("column_name"), exp.column("data_type"))
-        .from_(exp.table_("columns", db="information_schema"))
-        .where(
-            exp.and_(
-                exp.EQ(this=exp.column("table_schema"), expression=exp.Literal.string(schema)),
-                exp.EQ(this=exp.column("table_name"), expression=exp.Literal.string(table)),
-            )
-        )
-    )
-    return {str(name): str(kind) for name, kind in session.query(query)}
 
 
 def compare(

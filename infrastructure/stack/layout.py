@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from cdchub.config import HubConfig
+from cdchub.config import HubConfig, PostgresWarehouse
 
 HOST = "127.0.0.1"
 PG_ADMIN_USER = "cdchub_admin"
@@ -93,6 +93,18 @@ class StackLayout:
             self.config.stack.ports.postgres,
             PG_WAREHOUSE_USER,
             self.secret_file("postgres_warehouse"),
+        )
+
+    def pg_warehouse_config(self) -> PostgresWarehouse:
+        """The warehouse database `stack up` creates, as a user would configure it."""
+        creds = self.pg_warehouse
+        return PostgresWarehouse(
+            kind="postgres",
+            host=creds.host,
+            port=creds.port,
+            database=PG_WAREHOUSE_DB,
+            user=creds.user,
+            password_file=creds.password_file,
         )
 
     @property

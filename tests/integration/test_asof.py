@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from cdchub.catalog import replicated_tables
+from cdchub.catalog import replicated_tables, warehouse_types
 from cdchub.config import HubConfig
 from cdchub.history import rows_as_of
 from cdchub.sources import connect, read_table
-from cdchub.verify import diff_rows, warehouse_types
+from cdchub.verify import diff_rows
 from cdchub.warehouses import open_session
 from cdchub.warehouses.postgres_client import PostgresSession
 from cdchub.workload import run_workload

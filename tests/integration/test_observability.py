@@ -30,20 +30,10 @@ import yaml
 from cdchub.workload import run_workload
 from dbschemas.loader import pg_connect
 from tests.integration.conftest import Stack
+from tests.integration.test_pipeline import ALL_TABLES
 
 pytestmark = pytest.mark.integration
 
-ALL_TABLES = {
-    "shop.public.customers",
-    "shop.public.products",
-    "shop.public.orders",
-    "shop.public.order_items",
-    "shop.public.payments",
-    "inventory.inventory.warehouses",
-    "inventory.inventory.suppliers",
-    "inventory.inventory.stock_levels",
-    "inventory.inventory.shipments",
-}
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 

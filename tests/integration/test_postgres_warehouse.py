@@ -17,7 +17,6 @@ from sqlglot import exp
 
 from cdchub.config import HubConfig, PostgresWarehouse
 from cdchub.warehouses.postgres_client import PostgresSession
-from infrastructure.stack.layout import PG_WAREHOUSE_DB
 from merge import client_sql, plan
 from merge.naming import CONTROL_SCHEMA
 from tests.exactly_once_cases import (
@@ -36,15 +35,7 @@ pytestmark = pytest.mark.integration
 
 def warehouse_config(stack: Stack) -> PostgresWarehouse:
     """The stack's warehouse database, as a user would configure it."""
-    creds = stack.layout.pg_warehouse
-    return PostgresWarehouse(
-        kind="postgres",
-        host=creds.host,
-        port=creds.port,
-        database=PG_WAREHOUSE_DB,
-        user=creds.user,
-        password_file=creds.password_file,
-    )
+    return stack.layout.pg_warehouse_config()
 
 
 def _drop_schemas(session: PostgresSession, *names: str) -> None:
