@@ -15,7 +15,7 @@ from cdc_consumers.model import ColumnType
 from cdchub.demo_tables import TableShape
 from merge import plan
 from merge.dialects import dialect_for
-from merge.naming import table_names
+from merge.naming import NameBook
 
 StageSql = Callable[[str, Sequence[tuple[str, ColumnType]]], list[exp.Expression]]
 
@@ -56,7 +56,9 @@ def render_plan(kind: str, shape: TableShape) -> str:
     """Every statement of one batch for `shape`, pretty-printed in the `kind` dialect."""
     dialect = dialect_for(kind)
     # A shape's namespace is its source's default one (public, or the MariaDB database): bare names.
-    names = table_names(shape.table, shape.table.namespace)
+    # A name too long for the warehouse gets the short form `cdchub run` would record.
+    book = NameBook(dialect.fold, dialect.MAX_IDENTIFIER_LENGTH)
+    names, _ = book.resolve(shape.table, shape.table.namespace)
     target = plan.MergeTarget(names, shape.columns, shape.key)
     if not dialect.TRANSACTIONAL_DDL:
         target = target.with_own_scratch()

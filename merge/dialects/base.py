@@ -21,7 +21,10 @@ class Dialect:
     NAME: ClassVar[str] = "base"
     SQLGLOT_DIALECT: ClassVar[str] = ""
     MAX_DECIMAL_PRECISION: ClassVar[int] = 38
-    MAX_IDENTIFIER_LENGTH: ClassVar[int] = 63
+    # Longest identifier in bytes (None: no limit); longer table names get a hashed short form.
+    MAX_IDENTIFIER_LENGTH: ClassVar[int | None] = 63
+    # Whether two quoted identifiers differing only in case name one object.
+    CASE_INSENSITIVE_IDENTIFIERS: ClassVar[bool] = False
     SUPPORTS_UPDATE_FROM: ClassVar[bool] = True
     # False where DDL (CREATE/DROP of the temporary stage) commits the open transaction (Snowflake).
     TRANSACTIONAL_DDL: ClassVar[bool] = True
@@ -29,6 +32,10 @@ class Dialect:
     INDEXES_HISTORY: ClassVar[bool] = False
     FALLBACK_TYPE: ClassVar[str] = "TEXT"
     TYPES: ClassVar[dict[str, str]] = {}
+
+    def fold(self, name: str) -> str:
+        """`name` as the warehouse compares identifiers: equal folds are one object."""
+        return name.lower() if self.CASE_INSENSITIVE_IDENTIFIERS else name
 
     def column_type(self, ctype: ColumnType) -> exp.DataType:
         """The warehouse type that holds every value of `ctype` exactly."""
