@@ -74,7 +74,7 @@ def instants(events: list[Any]) -> list[dt.datetime]:
     times = sorted({e.commit_time for e in events})
     picks = [T0 - dt.timedelta(seconds=5), times[len(times) // 3], times[-1]]
     picks += [times[len(times) // 2] + dt.timedelta(milliseconds=500)]
-    return picks + [times[-1] + dt.timedelta(hours=1)]
+    return [*picks, times[-1] + dt.timedelta(hours=1)]
 
 
 @pytest.fixture(params=["duckdb", "snowflake"])
@@ -349,7 +349,7 @@ def test_cli_asof_fixes(demo_config: tuple[Path, list[Any]]) -> None:
 
 
 def test_cli_views_and_dbt_sources(demo_config: tuple[Path, list[Any]]) -> None:
-    config, events = demo_config
+    config, _events = demo_config
     out = _cli(config, "views")
     assert out.exit_code == 0, out.output
     assert out.stdout.split() == ["src.items_versions", "src.items_changes"]
@@ -386,7 +386,7 @@ def test_views_answer_versions_per_key_and_changes(warehouse: WarehouseSession) 
     expected = []
     last: dict[int, Any] = {}
     for r in reference:
-        key, name, deleted, op = int(r[0][0]), r[1], r[6], r[7]
+        key, name, deleted = int(r[0][0]), r[1], r[6]
         first = key not in last
         if first or deleted or name != last[key]:
             expected.append((key, None if first else last[key], None if deleted else name))
