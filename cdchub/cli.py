@@ -222,6 +222,7 @@ def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> N
     """Consume every CDC topic and merge into the warehouse (Ctrl-C stops after the batch)."""
     from cdc_consumers.runner import Runner
     from cdchub.warehouses import open_session
+    from merge.runstate import stopped_tables
     from observability.service import instrumented
 
     session = open_session(obj.config)
@@ -231,12 +232,19 @@ def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> N
                 obj.config, session, progress=_progress, instrumentation=instrumentation
             )
             result = runner.run(until_idle=until_idle, max_seconds=max_seconds)
+        stops = stopped_tables(session, obj.config.kafka.group_id)
     finally:
         session.close()
     click.echo(
         f"applied {result.events} events ({result.versions} new versions) in {result.batches} "
         f"batches, {result.elapsed_s:.1f}s; stopped by {result.stopped_by}"
     )
+    # A stopped table needs a human: say so in the summary and in the exit status (1).
+    for stop in stops:
+        click.echo(stop.describe())
+    if stops:
+        click.echo(f"run: {len(stops)} table(s) stopped; their changes are held", err=True)
+        sys.exit(1)
 
 
 @cli.command()
@@ -280,7 +288,7 @@ def schema_accept(obj: _Context, table: str) -> None:
 
     session = open_session(obj.config)
     try:
-        found = accept_schema(session, table)
+        found = accept_schema(session, table, obj.config.kafka.group_id)
     finally:
         session.close()
     click.echo(
