@@ -37,17 +37,32 @@ def _emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=None, default=str))
 
 
+def _one_line(exc: BaseException) -> str:
+    """An error as one line: typed errors say it all; others get their type and first line."""
+    if isinstance(exc, CdcHubError):
+        return " ".join(str(exc).split())
+    first = (str(exc).strip().splitlines() or [""])[0].strip()
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Print typed errors as one line (traceback with --debug) and exit non-zero."""
+    """Print every error as one line (traceback with --debug) and exit 2 (README: errors)."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context().find_object(_Context)
+        debug = ctx is not None and ctx.debug
         try:
             return func(*args, **kwargs)
-        except CdcHubError as exc:
-            if ctx is not None and ctx.debug:
+        except click.ClickException:
+            raise  # usage errors: click prints them and exits 2
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            if debug:
                 traceback.print_exc()
-            click.echo(f"error: {exc}", err=True)
+            hint = "" if debug or isinstance(exc, CdcHubError) else " (--debug shows the traceback)"
+            click.echo(f"error: {_one_line(exc)}{hint}", err=True)
             sys.exit(2)
 
     wrapper.__name__ = func.__name__
@@ -62,6 +77,10 @@ def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
 def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     """cdchub: Debezium CDC from PostgreSQL and MariaDB/MySQL into SCD2 warehouse tables."""
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+    if not debug:
+        # kafka-python logs every refused connection; cdchub reports an unreachable Kafka itself,
+        # in one line, so its own warnings would only bury that line.
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
     ctx.obj = _Context(config_path, debug)
 
 
@@ -341,7 +360,7 @@ def asof(obj: _Context, table: str, at: str, as_json: bool, limit: int | None) -
 @_guard
 def verify(obj: _Context, as_json: bool, ranges: int | None) -> None:
     """Compare every replicated table with its source and check history (exit 1 on mismatch)."""
-    from cdchub.verify import verify_all
+    from cdchub.verify import unreachable_sources, verify_all
     from cdchub.warehouses import open_session
     from observability.checks import drift_json, store_checks
     from observability.range_checksum import all_ranges
@@ -349,9 +368,14 @@ def verify(obj: _Context, as_json: bool, ranges: int | None) -> None:
 
     session = open_session(obj.config)  # writable: results are kept in _cdchub.checks
     try:
-        report = verify_all(session, obj.config)
-        drift = schema_drift(session, obj.config)
-        report["ranges"] = all_ranges(session, obj.config, ranges) if ranges else []
+        down = unreachable_sources(obj.config)
+        report = verify_all(session, obj.config, down)
+        # An unreachable source is reported once (by verify_all), not again per table and check.
+        reachable = obj.config.model_copy(
+            update={"sources": [s for s in obj.config.sources if s.name not in down]}
+        )
+        drift = schema_drift(session, reachable)
+        report["ranges"] = all_ranges(session, reachable, ranges) if ranges else []
         store_checks(session, report, drift, report["ranges"])
         report["schema_drift"] = drift_json(drift)
     finally:
@@ -361,12 +385,14 @@ def verify(obj: _Context, as_json: bool, ranges: int | None) -> None:
     else:
         for entry in report["tables"]:
             mark = "OK  " if entry["ok"] else "FAIL"
+            if entry["error"]:
+                click.echo(f"{mark} {entry['source']}.{entry['table']}: {entry['error']}")
+                continue
             click.echo(
                 f"{mark} {entry['source']}.{entry['table']}: source {entry['source_rows']} rows, "
                 f"warehouse {entry['warehouse_rows']}; missing {entry['missing_keys']}, "
                 f"unexpected {entry['unexpected_keys']}, different {entry['different_rows']}; "
                 f"history violations {sum(entry['history'].values())}"
-                + (f"; error: {entry['error']}" if entry["error"] else "")
             )
         for d in report["schema_drift"]:
             if not d["ok"]:
