@@ -39,17 +39,32 @@ def _emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=None, default=str))
 
 
+def _one_line(exc: BaseException) -> str:
+    """An error as one line: typed errors say it all; others get their type and first line."""
+    if isinstance(exc, CdcHubError):
+        return " ".join(str(exc).split())
+    first = (str(exc).strip().splitlines() or [""])[0].strip()
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Print typed errors as one line (traceback with --debug) and exit non-zero."""
+    """Print every error as one line (traceback with --debug) and exit 2 (README: errors)."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context().find_object(_Context)
+        debug = ctx is not None and ctx.debug
         try:
             return func(*args, **kwargs)
-        except CdcHubError as exc:
-            if ctx is not None and ctx.debug:
+        except click.ClickException:
+            raise  # usage errors: click prints them and exits 2
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            if debug:
                 traceback.print_exc()
-            click.echo(f"error: {exc}", err=True)
+            hint = "" if debug or isinstance(exc, CdcHubError) else " (--debug shows the traceback)"
+            click.echo(f"error: {_one_line(exc)}{hint}", err=True)
             sys.exit(2)
 
     wrapper.__name__ = func.__name__
@@ -64,6 +79,10 @@ def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
 def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     """cdchub: Debezium CDC from PostgreSQL and MariaDB/MySQL into SCD2 warehouse tables."""
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+    if not debug:
+        # kafka-python logs every refused connection; cdchub reports an unreachable Kafka itself,
+        # in one line, so its own warnings would only bury that line.
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
     ctx.obj = _Context(config_path, debug)
 
 
@@ -224,6 +243,7 @@ def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> N
     """Consume every CDC topic and merge into the warehouse (Ctrl-C stops after the batch)."""
     from cdc_consumers.runner import Runner
     from cdchub.warehouses import open_session
+    from merge.runstate import stopped_tables
     from observability.service import instrumented
 
     session = open_session(obj.config)
@@ -233,12 +253,19 @@ def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> N
                 obj.config, session, progress=_progress, instrumentation=instrumentation
             )
             result = runner.run(until_idle=until_idle, max_seconds=max_seconds)
+        stops = stopped_tables(session, obj.config.kafka.group_id)
     finally:
         session.close()
     click.echo(
         f"applied {result.events} events ({result.versions} new versions) in {result.batches} "
         f"batches, {result.elapsed_s:.1f}s; stopped by {result.stopped_by}"
     )
+    # A stopped table needs a human: say so in the summary and in the exit status (1).
+    for stop in stops:
+        click.echo(stop.describe())
+    if stops:
+        click.echo(f"run: {len(stops)} table(s) stopped; their changes are held", err=True)
+        sys.exit(1)
 
 
 @cli.command()
@@ -282,7 +309,7 @@ def schema_accept(obj: _Context, table: str) -> None:
 
     session = open_session(obj.config)
     try:
-        found = accept_schema(session, table)
+        found = accept_schema(session, table, obj.config.kafka.group_id)
     finally:
         session.close()
     click.echo(
@@ -448,7 +475,7 @@ def verify(obj: _Context, as_json: bool, ranges: int | None) -> None:
     """Compare every replicated table with its source and check history (exit 1 on mismatch)."""
     from cdchub.config import DuckDBWarehouse
     from cdchub.errors import MergeError
-    from cdchub.verify import verify_all
+    from cdchub.verify import unreachable_sources, verify_all
     from cdchub.warehouses import open_session
     from observability.access import open_reader
     from observability.checks import drift_json, store_checks
@@ -465,9 +492,14 @@ def verify(obj: _Context, as_json: bool, ranges: int | None) -> None:
         session = open_reader(obj.config)  # type: ignore[assignment]
         stored = False
     try:
-        report = verify_all(session, obj.config)
-        drift = schema_drift(session, obj.config)
-        report["ranges"] = all_ranges(session, obj.config, ranges) if ranges else []
+        down = unreachable_sources(obj.config)
+        report = verify_all(session, obj.config, down)
+        # An unreachable source is reported once (by verify_all), not again per table and check.
+        reachable = obj.config.model_copy(
+            update={"sources": [s for s in obj.config.sources if s.name not in down]}
+        )
+        drift = schema_drift(session, reachable)
+        report["ranges"] = all_ranges(session, reachable, ranges) if ranges else []
         if stored:
             store_checks(session, report, drift, report["ranges"])
         else:
@@ -480,12 +512,14 @@ def verify(obj: _Context, as_json: bool, ranges: int | None) -> None:
     else:
         for entry in report["tables"]:
             mark = "OK  " if entry["ok"] else "FAIL"
+            if entry["error"]:
+                click.echo(f"{mark} {entry['source']}.{entry['table']}: {entry['error']}")
+                continue
             click.echo(
                 f"{mark} {entry['source']}.{entry['table']}: source {entry['source_rows']} rows, "
                 f"warehouse {entry['warehouse_rows']}; missing {entry['missing_keys']}, "
                 f"unexpected {entry['unexpected_keys']}, different {entry['different_rows']}; "
                 f"history violations {sum(entry['history'].values())}"
-                + (f"; error: {entry['error']}" if entry["error"] else "")
             )
         for d in report["schema_drift"]:
             if not d["ok"]:

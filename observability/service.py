@@ -103,13 +103,22 @@ def describe_lag(report: dict[str, Any]) -> str:
     ]
     for t in report["tables"]:
         lag = t["lag_ms"]
+        now = "STOPPED" if t.get("state") == "stopped" else _fmt(t["current_lag_s"], "s")
         lines.append(
-            f"{t['source'] + '.' + t['table']:38} {_fmt(t['current_lag_s'], 's'):>8} "
+            f"{t['source'] + '.' + t['table']:38} {now:>8} "
             f"{t['current_lag_basis']:11} {_fmt(lag['p50'], 's', 1000):>8} "
             f"{_fmt(lag['p95'], 's', 1000):>8} {_fmt(lag['p99'], 's', 1000):>8} "
             f"{'-' if t['consumer_lag_messages'] is None else t['consumer_lag_messages']:>9}  "
             f"{t['last_applied_commit'] or '-'}"
         )
+    for t in report["tables"]:
+        stop = t.get("stopped")
+        if stop:
+            lines.append(
+                f"STOPPED {t['source']}.{t['table']}: column {stop['column']!r} changed type from "
+                f"{stop['old_type']} to {stop['new_type']} (since {stop['stopped_at']}); its "
+                f"changes are held. To resume: {stop['resume']}"
+            )
     heartbeats = ", ".join(f"{s} {a:.1f}s ago" for s, a in report["heartbeat_age_s"].items())
     lines.append(
         f"window {report['window_s']:.0f}s; heartbeats: {heartbeats or 'none seen'}; "
