@@ -15,6 +15,7 @@ incomplete transaction is judged by its own source's progress (`transactions.Tra
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import signal
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cdc_consumers.envelope import EnvelopeDecoder
-from cdc_consumers.model import ChangeEvent, SourceKind, StreamRecord, TableId
+from cdc_consumers.model import ChangeEvent, ColumnType, SourceKind, StreamRecord, TableId
 from cdc_consumers.stream import ChangeStream, KafkaChangeStream, Partition
 from cdc_consumers.topics import data_topic_pattern, source_of, subscription_pattern
 from cdc_consumers.transactions import (
@@ -35,6 +36,7 @@ from cdc_consumers.transactions import (
 from cdchub.config import HubConfig, SourceConfig
 from cdchub.errors import SchemaChangeError
 from merge.naming import default_namespace
+from merge.runstate import RunLease, StoppedTable, record_stop, stopped_tables
 from merge.scd2 import (
     HELD_FOR_SCHEMA,
     BatchResult,
@@ -43,6 +45,7 @@ from merge.scd2 import (
     ParkedChanges,
     Scd2Engine,
     TableInfo,
+    column_type_to_json,
 )
 from merge.session import WarehouseSession
 from observability.instrumentation import NoInstrumentation
@@ -65,6 +68,8 @@ class RunResult:
     forced_releases: int = 0
     # What the run still waited for when it stopped (transactions, partitions not read to the end).
     waiting: list[str] = field(default_factory=list)
+    # Tables this run stopped for an incompatible type change, one line each (`StoppedTable.describe`).
+    stopped_tables: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -120,13 +125,19 @@ class Runner:
         self.blocked: dict[TableId, str] = {}
         self._held_stored: set[tuple[str, int, int]] = set()
         self._restored_held: list[tuple[ChangeEvent, SourceConfig, StreamRecord]] = []
+        self._stops: dict[TableId, StoppedTable] = {}
         self.assemblers: dict[str, TransactionAssembler] = {}
+        self._bootstrap_s = 30.0
         self._reset()
 
     def _kafka_stream(self) -> ChangeStream:
         kafka = self.config.kafka
         return KafkaChangeStream.connect(
-            kafka.bootstrap_servers, kafka.group_id, self.client_id, kafka.batch_max_events
+            kafka.bootstrap_servers,
+            kafka.group_id,
+            self.client_id,
+            kafka.batch_max_events,
+            bootstrap_s=self._bootstrap_s,
         )
 
     def _reset(self) -> None:
@@ -168,24 +179,37 @@ class Runner:
         started = time.monotonic()
         self._stop = False
         self.engine.ensure_control()
-        migrated = self.engine.migrate_transaction_parking()
-        if migrated:
-            log.info("%d parked records given back to Kafka (re-read from their offsets)", migrated)
-        self._reset()
-        self._stored = {
-            Partition(t, p): o for (t, p), o in self.engine.stored_checkpoints().items()
-        }
-        self._restore_held()
-        stream = self.stream_factory()
-        stream.subscribe(
-            subscription_pattern(self.sources, self.assemblers), self._on_assign(stream)
-        )
+        # One consumer per group: refuse while another live run holds the lease (merge.runstate).
+        lease = RunLease.acquire(self.session, self.config.kafka.group_id)
+        for stop in stopped_tables(self.session, self.config.kafka.group_id):
+            self.instrumentation.table_stopped(
+                TableId(stop.source, stop.source_schema, stop.source_table)
+            )
+        try:
+            migrated = self.engine.migrate_transaction_parking()
+            if migrated:
+                log.info("%d parked records given back to Kafka (re-read from them)", migrated)
+            self._reset()
+            self._stored = {
+                Partition(t, p): o for (t, p), o in self.engine.stored_checkpoints().items()
+            }
+            self._restore_held()
+            # Without a broker the client gives up after this long: within --max-seconds.
+            self._bootstrap_s = 30.0 if max_seconds is None else max(1.0, min(30.0, max_seconds))
+            stream = self.stream_factory()
+            stream.subscribe(
+                subscription_pattern(self.sources, self.assemblers), self._on_assign(stream)
+            )
+        except BaseException:
+            lease.release()
+            raise
         signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
         previous = {sig: signal.signal(sig, self.request_stop) for sig in signals}
         last_change = time.monotonic()
         last_report = (0.0, -1)
         try:
             while not self._stop:
+                lease.renew()
                 polled_at = time.time_ns()
                 records = self._poll_batch(stream)
                 now = time.monotonic()
@@ -226,6 +250,10 @@ class Runner:
                 signal.signal(sig, handler)
             result.waiting = self.waiting_for()
             stream.close()
+            lease.release()
+        result.stopped_tables = [
+            self._stops[t].describe() for t in self.blocked if t in self._stops
+        ]
         result.forced_releases = sum(a.stats.forced_transactions for a in self.assemblers.values())
         result.elapsed_s = time.monotonic() - started
         return result
@@ -393,8 +421,9 @@ class Runner:
                 if not isinstance(table, TableId) or table not in batch.events:
                     raise
                 self.blocked[table] = str(exc)
+                self._record_stop(table, exc)
                 log.error("%s (table %s stopped; its changes are held)", exc, table)
-                self.progress(f"run: table {table} stopped: {exc}")
+                self.progress(f"run: {self._stops[table].describe()}")
                 self._hold(batch, table, parked)
                 continue
             for table, record in retried:
@@ -403,6 +432,24 @@ class Runner:
             for cp in checkpoints:
                 self._stored[Partition(cp.stream, cp.partition)] = cp.next_offset
             return result
+
+    def _record_stop(self, table: TableId, exc: SchemaChangeError) -> None:
+        """Store the stop in the warehouse, where `lag`, the dashboard and `schema accept` see it."""
+        new_type = exc.new_column_type
+        stop = StoppedTable(
+            table.source,
+            table.namespace,
+            table.table,
+            str(exc.context.get("column", "")),
+            str(exc.context.get("old_type", "")),
+            str(exc.context.get("new_type", "")),
+            column_type_to_json(new_type) if isinstance(new_type, ColumnType) else "",
+            exc.message,
+            dt.datetime.now(dt.UTC),
+        )
+        self._stops[table] = stop
+        record_stop(self.session, self.config.kafka.group_id, stop)
+        self.instrumentation.table_stopped(table)
 
     def _hold(self, batch: _Batch, table: TableId, parked: ParkedChanges) -> None:
         """Move a stopped table's events out of the batch into the warehouse's held records."""

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, Protocol
 
 from cdc_consumers.model import StreamRecord
+from cdchub.errors import KafkaUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +76,16 @@ class KafkaChangeStream:
         max_poll_records: int,
         fetch_max_bytes: int = 64 * 1024 * 1024,
         max_partition_fetch_bytes: int = 8 * 1024 * 1024,
+        bootstrap_s: float = 30.0,
         **extra: Any,
     ) -> KafkaChangeStream:
-        """A consumer in `group_id` that commits nothing by itself (offsets live in the warehouse)."""
+        """A consumer in `group_id` that commits nothing by itself (offsets live in the warehouse).
+
+        Raises:
+            KafkaUnavailable: no broker answered within `bootstrap_s` (retryable).
+        """
         from kafka import KafkaConsumer
+        from kafka.errors import KafkaError
 
         settings: dict[str, Any] = {
             "bootstrap_servers": bootstrap_servers,
@@ -97,8 +104,16 @@ class KafkaChangeStream:
             "session_timeout_ms": 10000,
             "heartbeat_interval_ms": 3000,
         }
+        settings["bootstrap_timeout_ms"] = int(bootstrap_s * 1000)
         settings.update(extra)
-        return cls(KafkaConsumer(**settings))
+        try:
+            return cls(KafkaConsumer(**settings))
+        except KafkaError as exc:
+            raise KafkaUnavailable(
+                f"Kafka is not reachable at {bootstrap_servers} (no broker answered within "
+                f"{bootstrap_s:.0f}s); is the stack up? `cdchub stack status`",
+                bootstrap_servers=bootstrap_servers,
+            ) from exc
 
     def subscribe(self, pattern: str, on_assign: OnAssign) -> None:
         from kafka import ConsumerRebalanceListener
