@@ -6,11 +6,11 @@ than `public`, a MariaDB database other than the configured one) is prefixed wit
 
 That natural name is only a proposal: two source tables can propose one warehouse table (`s.t` and
 `public.s__t` both propose `s__t`; `"Orders"` and `orders` are one table on DuckDB, which compares
-identifiers case-insensitively; `x_history` is the history table of `x`), and a name can exceed the
+identifiers case-insensitively; `x_history` is the history table of `x`, `x_versions` its view), and a name can exceed the
 warehouse's identifier limit (PostgreSQL cuts at 63 bytes, so `<long name>_history` would BE the
 current table). `NameBook` resolves both when a table first reaches the warehouse:
 - a name too long for the warehouse becomes a prefix plus `_` and 8 hex digits of a hash of the natural
-  name, short enough for `<name>_history`;
+  name, short enough for `<name>_history` and the views `<name>_versions`, `<name>_changes`;
 - a name already held (after the warehouse's case folding) by another source table becomes a prefix
   plus `_` and 8 hex digits of a hash of the source table's full name (`source.namespace.table`); the
   table that reached the warehouse first keeps the natural name.
@@ -30,6 +30,12 @@ from cdchub.errors import MergeError
 META_PREFIX = "_cdc_"
 CONTROL_SCHEMA = "_cdchub"
 HISTORY_SUFFIX = "_history"
+# The views `cdchub views` creates next to a table (merge/views.py): their names are the table's too.
+VERSIONS_SUFFIX = "_versions"
+CHANGES_SUFFIX = "_changes"
+SUFFIXES = (HISTORY_SUFFIX, VERSIONS_SUFFIX, CHANGES_SUFFIX)
+# Room a current table's name leaves for the longest suffix.
+SUFFIX_RESERVE = max(len(x.encode()) for x in SUFFIXES)
 
 # History metadata columns, in table order, with their semantic kinds (see docs/scd2.md).
 VALID_FROM = "_cdc_valid_from"
@@ -117,13 +123,15 @@ class NameBook:
         """A book holding the names already recorded in the warehouse."""
         return cls(fold, limit, dict(recorded))
 
-    def holder(self, schema: str, name: str, besides: TableId) -> TableId | None:
-        """The source table (other than `besides`) whose current or history table is `name`."""
-        folded = self.fold(name)
+    def holder(self, schema: str, base: str, besides: TableId) -> TableId | None:
+        """The source table (other than `besides`) already holding one of the names a table
+        called `base` needs: `base`, `base_history` and its views' names."""
+        wanted = _occupied(self.fold, base)
         for table, names in self.recorded.items():
             if table == besides or self.fold(names.schema) != self.fold(schema):
                 continue
-            if folded in (self.fold(names.current), self.fold(names.history)):
+            held = _occupied(self.fold, names.current) | {self.fold(names.history)}
+            if wanted & held:
                 return table
         return None
 
@@ -138,17 +146,15 @@ class NameBook:
         if known is not None:
             return known, None
         natural = table_names(table, default_ns)
-        reserve = len(HISTORY_SUFFIX.encode())
+        reserve = SUFFIX_RESERVE
         base = fit_identifier(natural.current, self.limit, reserve=reserve)
         why = None
         if base != natural.current:
             why = (
                 f"{table}: {natural.current!r} is longer than the warehouse's {self.limit}-byte "
-                f"identifier limit (with {HISTORY_SUFFIX!r}); stored as {natural.schema}.{base}"
+                f"identifier limit (with {VERSIONS_SUFFIX!r}); stored as {natural.schema}.{base}"
             )
-        holder = self.holder(natural.schema, base, table) or self.holder(
-            natural.schema, base + HISTORY_SUFFIX, table
-        )
+        holder = self.holder(natural.schema, base, table)
         if holder is not None:
             base = fit_identifier(natural.current, self.limit, reserve=reserve, identity=str(table))
             why = (
@@ -156,9 +162,7 @@ class NameBook:
                 f"{natural.current}; {table} is stored as {natural.schema}.{base} "
                 "(`cdchub tables` lists every mapping)"
             )
-            clash = self.holder(natural.schema, base, table) or self.holder(
-                natural.schema, base + HISTORY_SUFFIX, table
-            )
+            clash = self.holder(natural.schema, base, table)
             if clash is not None:
                 raise MergeError(
                     f"{table} and {clash} both map to warehouse table {natural.schema}.{base}; "
@@ -168,6 +172,11 @@ class NameBook:
         names = TableNames(natural.schema, base, base + HISTORY_SUFFIX)
         self.recorded[table] = names
         return names, why
+
+
+def _occupied(fold: Callable[[str], str], base: str) -> set[str]:
+    """The folded names a table called `base` occupies: itself, its history, its views."""
+    return {fold(base)} | {fold(base + suffix) for suffix in SUFFIXES}
 
 
 def name_notes(
@@ -180,16 +189,15 @@ def name_notes(
     """
     proposals: dict[tuple[str, str], list[TableId]] = {}
     notes = []
-    reserve = len(HISTORY_SUFFIX.encode())
     for table in sorted(tables, key=str):
         names = table_names(table, default_ns)
-        for name in (names.current, names.history):
-            proposals.setdefault((fold(names.schema), fold(name)), []).append(table)
-        short = fit_identifier(names.current, limit, reserve=reserve)
+        for name in _occupied(fold, names.current):
+            proposals.setdefault((fold(names.schema), name), []).append(table)
+        short = fit_identifier(names.current, limit, reserve=SUFFIX_RESERVE)
         if short != names.current:
             notes.append(
                 f"{table}: {names.current!r} is longer than the warehouse's {limit}-byte identifier "
-                f"limit (with {HISTORY_SUFFIX!r}); it will be stored as {names.schema}.{short}"
+                f"limit (with {VERSIONS_SUFFIX!r}); it will be stored as {names.schema}.{short}"
             )
     seen: set[tuple[TableId, ...]] = set()
     for (schema, name), group in sorted(proposals.items()):

@@ -18,7 +18,14 @@ from cdchub.config import HubConfig, SourceConfig
 from connectors.debezium import connector_config
 from merge import plan
 from merge.dialects import dialect_for
-from merge.naming import HISTORY_SUFFIX, NameBook, fit_identifier, name_notes, table_names
+from merge.naming import (
+    HISTORY_SUFFIX,
+    SUFFIX_RESERVE,
+    NameBook,
+    fit_identifier,
+    name_notes,
+    table_names,
+)
 from merge.scd2 import Checkpoint, Scd2Engine, TableInfo
 from merge.session import WarehouseSession
 from tests.unit.warehouses import duckdb_session, snowflake_session
@@ -31,6 +38,8 @@ CLASHING = [
     TableId("src", "public", "orders"),
     TableId("src", "public", "x"),
     TableId("src", "public", "x_history"),
+    TableId("src", "public", "y"),
+    TableId("src", "public", "y_versions"),
     TableId("src", "public", LONG),
 ]
 SCHEMA = TableSchema(
@@ -85,6 +94,9 @@ def test_clashing_source_tables_land_in_distinct_warehouse_tables(
     assert any("src.s.t" in n and "src.public.s__t" in n for n in notes), notes
     assert any("src.public.orders" in n and "src.public.Orders" in n for n in notes), notes
     assert any("src.public.x_history" in n for n in notes), notes
+    assert any("src.public.y_versions" in n for n in notes), (
+        notes
+    )  # `cdchub views` needs y_versions
 
 
 def test_recorded_names_are_stable_across_restarts(tmp_path: Path) -> None:
@@ -125,7 +137,7 @@ def test_long_names_get_a_stable_short_form_within_the_limit() -> None:
     other, _ = book.resolve(TableId("src", "public", LONG + "y"), "public")
     assert other.current != names.current
     # Multi-byte characters count as bytes and are never cut in half.
-    short = fit_identifier("é" * 40, 63, reserve=len(HISTORY_SUFFIX))
+    short = fit_identifier("é" * 40, 63, reserve=SUFFIX_RESERVE)
     assert len((short + HISTORY_SUFFIX).encode()) <= 63
     short.encode().decode()
     # DuckDB has no limit; PostgreSQL's is 63 bytes, Snowflake's 255.
@@ -152,6 +164,7 @@ def test_preflight_notes_name_both_clashing_tables_per_warehouse() -> None:
     assert "src.public.s__t and src.s.t" in text
     assert "src.public.Orders and src.public.orders" in text
     assert "src.public.x and src.public.x_history" in text
+    assert "src.public.y and src.public.y_versions" in text
     assert LONG not in text  # DuckDB takes long names as they are
     pg = dialect_for("postgres")
     notes = name_notes(CLASHING, "public", pg.fold, pg.MAX_IDENTIFIER_LENGTH)
