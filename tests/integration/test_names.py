@@ -168,8 +168,18 @@ def test_clashing_and_long_names_replicate_into_distinct_tables(
         for table in TABLES:
             namespace, name = table.split(".", 1)
             _, rows = read_table(conn, source, namespace, name)
-            out = _cli(config_file, "asof", f"{DB}.{table}", "--at", now, "--json")
-            got = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+            written = tmp_path / "asof.json"
+            _cli(
+                config_file,
+                "asof",
+                f"{DB}.{table}",
+                "--at",
+                now,
+                "--json",
+                "--output",
+                str(written),
+            )
+            got = json.loads(written.read_text())
             assert [(r["id"], r["v"]) for r in got] == sorted(rows), table
 
 
