@@ -26,6 +26,7 @@ from typing import Any
 
 from cdc_consumers.envelope import EnvelopeDecoder
 from cdc_consumers.model import ChangeEvent, ColumnType, SourceKind, StreamRecord, TableId
+from cdc_consumers.replay import ReplayJobs
 from cdc_consumers.stream import ChangeStream, KafkaChangeStream, Partition
 from cdc_consumers.topics import data_topic_pattern, source_of, subscription_pattern
 from cdc_consumers.transactions import (
@@ -107,8 +108,11 @@ class Runner:
         client_id: str = "cdchub-run",
         instrumentation: NoInstrumentation | None = None,
         stream_factory: Callable[[], ChangeStream] | None = None,
+        jobs: ReplayJobs | None = None,
     ) -> None:
         self.config = config
+        # Work other CLI commands hand to this run (a replay), applied between batches.
+        self.jobs = jobs
         # Spans and metrics (observability.tracing); the default records nothing.
         self.instrumentation = instrumentation or NoInstrumentation()
         self.session = self.instrumentation.wrap_session(session)
@@ -227,6 +231,8 @@ class Runner:
                         self._commit_courtesy(stream)
                 if self._changes_seen != seen:
                     last_change = now
+                if self.jobs is not None:
+                    self.jobs.run_pending(self.session)
                 self.instrumentation.sample(stream)
                 if now - last_report[0] > 2 and result.events != last_report[1]:
                     last_report = (now, result.events)

@@ -241,16 +241,27 @@ def workload(
 @_guard
 def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> None:
     """Consume every CDC topic and merge into the warehouse (Ctrl-C stops after the batch)."""
+    from cdc_consumers.replay import ReplayJobs, replay_in_run
     from cdc_consumers.runner import Runner
     from cdchub.warehouses import open_session
     from merge.runstate import stopped_tables
     from observability.service import instrumented
 
     session = open_session(obj.config)
+    jobs = ReplayJobs()  # `cdchub replay --execute` hands its work to this run
     try:
-        with instrumented(obj.config, session, progress=_progress) as instrumentation:
+        with instrumented(
+            obj.config,
+            session,
+            progress=_progress,
+            replay=lambda doc: replay_in_run(obj.config, jobs, doc),
+        ) as instrumentation:
             runner = Runner(
-                obj.config, session, progress=_progress, instrumentation=instrumentation
+                obj.config,
+                session,
+                progress=_progress,
+                instrumentation=instrumentation,
+                jobs=jobs,
             )
             result = runner.run(until_idle=until_idle, max_seconds=max_seconds)
         stops = stopped_tables(session, obj.config.kafka.group_id)
@@ -275,6 +286,53 @@ def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> N
     if stops:
         click.echo(f"run: {len(stops)} table(s) stopped; their changes are held", err=True)
         sys.exit(1)
+
+
+@cli.command()
+@click.option("--table", "table", required=True, help="shop.orders or shop.public.orders")
+@click.option("--from-offset", type=click.IntRange(min=0), help="First offset to re-read.")
+@click.option("--to-offset", type=click.IntRange(min=0), help="Last offset to re-read (inclusive).")
+@click.option("--from-time", help="Re-read records Kafka received at or after this instant.")
+@click.option("--to-time", help="Stop before records Kafka received at or after this instant.")
+@click.option("--execute", is_flag=True, help="Apply; without it only the plan is printed.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def replay(
+    obj: _Context,
+    table: str,
+    from_offset: int | None,
+    to_offset: int | None,
+    from_time: str | None,
+    to_time: str | None,
+    execute: bool,
+    as_json: bool,
+) -> None:
+    """Re-read a range of a table's topic and re-apply it (history changes only if events were missing)."""
+    from cdchub.replay_service import replay_table
+
+    if from_offset is not None and from_time is not None:
+        raise click.UsageError("give --from-offset or --from-time, not both")
+    if to_offset is not None and to_time is not None:
+        raise click.UsageError("give --to-offset or --to-time, not both")
+    report = replay_table(
+        obj.config,
+        table,
+        from_offset=from_offset,
+        to_offset=to_offset,
+        from_time=_instant(from_time, "--from-time") if from_time else None,
+        to_time=_instant(to_time, "--to-time") if to_time else None,
+        execute=execute,
+        progress=_progress,
+    )
+    if as_json:
+        _emit(report)
+        return
+    click.echo(report["plan_text"])
+    if report.get("summary") is None:
+        click.echo("nothing applied: add --execute to apply this plan")
+    else:
+        click.echo(report["summary_text"])
 
 
 @cli.command()

@@ -26,6 +26,8 @@ ReportFn = Callable[[float], dict[str, Any]]
 # SQL -> (Arrow IPC stream, DuckDB type name per column)
 QueryFn = Callable[[str], tuple[bytes, list[str]]]
 QUERY_PATH = "/api/query"
+# A replay handed to the running hub by `cdchub replay --execute` (same token as queries).
+REPLAY_PATH = "/api/replay"
 TYPES_HEADER = "X-Cdchub-Column-Types"
 MAX_QUERY_BYTES = 1_000_000
 STATIC = {
@@ -43,6 +45,7 @@ def _handler(
     default_window_s: float,
     query: QueryFn | None = None,
     authorized: Callable[[str | None], bool] | None = None,
+    replay: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
@@ -78,7 +81,28 @@ def _handler(
         def _error(self, status: int, message: str) -> None:
             self._send(status, json.dumps({"error": message}).encode(), "application/json")
 
+        def _replay(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                assert replay is not None
+                doc = json.loads(self.rfile.read(length))
+                body = json.dumps(replay(doc), default=str).encode()
+            except CdcHubError as exc:
+                self._error(400, str(exc))
+                return
+            except Exception as exc:  # handed back to the CLI as one line
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                self._error(500, f"the replay failed in the running hub: {first}")
+                return
+            self._send(200, body, "application/json")
+
         def do_POST(self) -> None:
+            if urlparse(self.path).path == REPLAY_PATH and replay is not None and authorized:
+                if not authorized(self.headers.get("Authorization")):
+                    self._error(401, "a valid token is required")
+                    return
+                self._replay()
+                return
             if urlparse(self.path).path != QUERY_PATH or query is None or authorized is None:
                 self._send(404, b"not found", "text/plain")
                 return
@@ -121,9 +145,10 @@ class DashboardServer:
         default_window_s: float = 900.0,
         query: QueryFn | None = None,
         authorized: Callable[[str | None], bool] | None = None,
+        replay: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.server = ThreadingHTTPServer(
-            (host, port), _handler(report, default_window_s, query, authorized)
+            (host, port), _handler(report, default_window_s, query, authorized, replay)
         )
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None

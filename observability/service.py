@@ -29,9 +29,16 @@ Progress = Callable[[str], None]
 
 @contextmanager
 def instrumented(
-    config: HubConfig, session: WarehouseSession, progress: Progress = print
+    config: HubConfig,
+    session: WarehouseSession,
+    progress: Progress = print,
+    replay: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Iterator[RunInstrumentation]:
-    """Telemetry for one `cdchub run`: exporters, and the dashboard served beside the writer."""
+    """Telemetry for one `cdchub run`: exporters, and the dashboard served beside the writer.
+
+    `replay` answers the CLI's replay requests on the run's endpoint (`cdchub replay --execute`
+    while this run holds the DuckDB file).
+    """
     telemetry = build_telemetry(config.observability)
     if telemetry.prometheus_address:
         host, port = telemetry.prometheus_address
@@ -53,6 +60,7 @@ def instrumented(
                 dash.window_s,
                 query=lambda sql: answer_query(cursor, sql),
                 authorized=lambda header: token_matches(token, header),
+                replay=replay,
             ).start()
             progress(f"dashboard: {server.url}")
             # Other CLI commands read the DuckDB file through this run while it holds the file.
