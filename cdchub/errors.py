@@ -70,3 +70,13 @@ class SchemaChangeError(MergeError):
         self.table_id = table_id
         # The source type the warehouse column must hold before the table may resume.
         self.new_column_type = new_column_type
+
+
+class TableApplyError(MergeError, Terminal):
+    """One table's events cannot be applied (a key-less table, a value or constraint the warehouse
+    refuses): that table goes to the dead-letter store under its policy, the others go on.
+    """
+
+    def __init__(self, message: str, table_id: object, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.table_id = table_id

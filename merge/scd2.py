@@ -27,8 +27,9 @@ from typing import Any
 from sqlglot import exp
 
 from cdc_consumers.model import ChangeEvent, ColumnType, Op, StreamRecord, TableId, TableSchema
-from cdchub.errors import MergeError, SchemaChangeError
-from merge import plan
+from cdchub.errors import CdcHubError, MergeError, SchemaChangeError, TableApplyError
+from merge import dead_letters, plan
+from merge.dead_letters import DeadLetter
 from merge.evolution import Change, evolve
 from merge.naming import TableNames, check_column_names, table_names
 from merge.observer import ApplyObserver, NullObserver
@@ -66,14 +67,18 @@ class ForcedReleaseRow:
 class ParkedChanges:
     """Consumer state written in the batch's transaction with the checkpoints.
 
-    `held` belong to a table stopped by an incompatible schema change and wait for the operator;
-    `removed` are held records that this batch applied; `forced` are transactions released
-    incomplete, recorded for `cdchub lag` and the dashboard.
+    `held` belong to a stopped table (an incompatible schema change, or a dead letter under the
+    `halt` policy) and wait for the operator; `removed` are held records that this batch applied;
+    `forced` are transactions released incomplete, recorded for `cdchub lag` and the dashboard;
+    `dead` are new dead letters (`merge.dead_letters`), `resolved` the ids of retried ones applied.
     """
 
     held: list[StreamRecord] = field(default_factory=list)
     removed: list[StreamRecord] = field(default_factory=list)
     forced: list[ForcedReleaseRow] = field(default_factory=list)
+    # Dead letters to store, and letters whose retried event this batch applied.
+    dead: list[DeadLetter] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,7 @@ class Scd2Engine:
         with self.session.transaction():
             for statement in plan.control_ddl(self.dialect):
                 self.session.execute(statement)
+        dead_letters.ensure_table(self.session)
         self._control_ready = True
 
     def stored_checkpoints(self) -> dict[tuple[str, int], int]:
@@ -381,7 +387,12 @@ class Scd2Engine:
                 if e.op is not Op.TRUNCATE:
                     first_seen.setdefault(id(e.schema), e)
             for e in first_seen.values():
-                targets[table] = self._target(table, e.schema, infos[table], e.position)
+                try:
+                    targets[table] = self._target(table, e.schema, infos[table], e.position)
+                except SchemaChangeError:
+                    raise
+                except MergeError as exc:  # key-less, reserved column names: this table only
+                    raise TableApplyError(exc.message, table, **exc.context) from exc
             if table not in targets:
                 known = self._targets.get(table) or self._stored_target(
                     table, events[0].schema, infos[table]
@@ -398,7 +409,19 @@ class Scd2Engine:
             for table, events in events_by_table.items():
                 if table in targets:
                     with self.observer.merge_table(table, targets[table].names, events):
-                        results.append(self._apply_table(targets[table], table, events))
+                        try:
+                            results.append(self._apply_table(targets[table], table, events))
+                        except CdcHubError:
+                            raise
+                        except Exception as exc:
+                            if _looks_transient(exc):
+                                raise  # retried whole by the caller; no table is at fault
+                            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                            raise TableApplyError(
+                                f"the warehouse refused the changes: {first}",
+                                table,
+                                table=str(table),
+                            ) from exc
             checkpoints = list(checkpoints)
             self._store_checkpoints(checkpoints)
             if parked is not None:
@@ -558,6 +581,12 @@ class Scd2Engine:
                     for r in parked.held
                 ],
             )
+        if parked.dead:
+            dead_letters.store(self.session, parked.dead)
+        if parked.resolved:
+            dead_letters.set_status(
+                self.session, self.consumer_group, parked.resolved, dead_letters.APPLIED
+            )
         if parked.forced:
             columns = [c for c, _ in plan.FORCED_COLUMNS]
             self.session.executemany(
@@ -606,6 +635,25 @@ class Scd2Engine:
             self.session.executemany(
                 plan.insert_rows(plan.control_table(plan.BATCHES), columns), rows
             )
+
+
+# Driver exception names that mean "try again" (a lost connection, a lock or serialization conflict,
+# a timeout) rather than "this data cannot go in".
+_TRANSIENT_NAMES = (
+    "Connection",
+    "Timeout",
+    "Serializ",
+    "Deadlock",
+    "LockNotAvailable",
+    "Interface",
+    "Operational",
+    "TransactionException",
+)
+
+
+def _looks_transient(exc: BaseException) -> bool:
+    """True for a driver error that retrying may fix (no table is at fault)."""
+    return any(n in cls.__name__ for cls in type(exc).__mro__ for n in _TRANSIENT_NAMES)
 
 
 def column_type_to_json(ctype: ColumnType) -> str:

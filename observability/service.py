@@ -33,11 +33,12 @@ def instrumented(
     session: WarehouseSession,
     progress: Progress = print,
     replay: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    dlq: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Iterator[RunInstrumentation]:
     """Telemetry for one `cdchub run`: exporters, and the dashboard served beside the writer.
 
-    `replay` answers the CLI's replay requests on the run's endpoint (`cdchub replay --execute`
-    while this run holds the DuckDB file).
+    `replay` and `dlq` answer the CLI's requests on the run's endpoint (`cdchub replay --execute`,
+    `cdchub dlq retry|skip` while this run holds the DuckDB file).
     """
     telemetry = build_telemetry(config.observability)
     if telemetry.prometheus_address:
@@ -61,6 +62,7 @@ def instrumented(
                 query=lambda sql: answer_query(cursor, sql),
                 authorized=lambda header: token_matches(token, header),
                 replay=replay,
+                dlq=dlq,
             ).start()
             progress(f"dashboard: {server.url}")
             # Other CLI commands read the DuckDB file through this run while it holds the file.
@@ -130,7 +132,7 @@ def describe_lag(report: dict[str, Any]) -> str:
     heartbeats = ", ".join(f"{s} {a:.1f}s ago" for s, a in report["heartbeat_age_s"].items())
     lines.append(
         f"window {report['window_s']:.0f}s; heartbeats: {heartbeats or 'none seen'}; "
-        f"DLQ {report['dlq_events']}; "
+        f"DLQ {report['dlq_events']} ({report.get('dlq_open', 0)} open: `cdchub dlq list`); "
         f"transactions forced without consistency {report.get('forced_releases', 0)}"
         + (f"; {report['kafka_error']}" if report["kafka_error"] else "")
     )
