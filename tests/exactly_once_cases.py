@@ -14,6 +14,7 @@ from typing import Any
 from sqlglot import exp
 
 from cdc_consumers.model import ChangeEvent, Op, TableId
+from cdchub.errors import TableApplyError
 from merge import plan
 from merge.scd2 import Checkpoint, Scd2Engine
 from merge.session import WarehouseSession
@@ -88,8 +89,9 @@ def check_failure_leaves_nothing(session: WarehouseSession, fails: Any) -> None:
     failing.armed = True
     try:
         engine.apply({TABLE: _events(2, 3)}, INFO, [Checkpoint("topic", 0, 5)])
-    except Injected:
-        pass
+    except (Injected, TableApplyError) as exc:
+        # A failing merge statement reaches the caller as the table's error (dead-letter path).
+        assert isinstance(exc, Injected) or isinstance(exc.__cause__, Injected)
     else:
         raise AssertionError("the injected failure did not fire")
     failing.armed = False
@@ -130,8 +132,9 @@ def check_two_tables_fail_together(session: WarehouseSession) -> None:
     second = {TABLE: _events(2, 3), TABLE_B: _events(2, 3, TABLE_B)}
     try:
         engine.apply(second, infos, [Checkpoint("topic", 0, 5)])
-    except Injected:
-        pass
+    except (Injected, TableApplyError) as exc:
+        # A failing merge statement reaches the caller as the table's error (dead-letter path).
+        assert isinstance(exc, Injected) or isinstance(exc.__cause__, Injected)
     else:
         raise AssertionError("the injected failure did not fire")
     failing.armed = False
