@@ -468,12 +468,14 @@ def carry_unavailable(target: MergeTarget, columns: Sequence[str]) -> exp.Expres
         return None
     index = {c: names.index(c) for c in wanted}
     hist = target.names.history
+    # The segment's own stage: Snowflake names one per table (`MergeTarget.with_own_scratch`).
+    stage = target.stage_name
     marked = {
         c: exp.func(
             "COALESCE",
             exp.GT(
                 this=exp.StrPosition(
-                    this=col(UNAVAILABLE, STAGE), substr=exp.Literal.string(f",{index[c]},")
+                    this=col(UNAVAILABLE, stage), substr=exp.Literal.string(f",{index[c]},")
                 ),
                 expression=exp.Literal.number(0),
             ),
@@ -490,9 +492,9 @@ def carry_unavailable(target: MergeTarget, columns: Sequence[str]) -> exp.Expres
         )
         .from_(target.history.as_("h"))
         .join(
-            table(STAGE),
-            on=_and([_key_match(target.key, "h", STAGE), exp.EQ(
-                this=col(SOURCE_POS, "h"), expression=col(SOURCE_POS, STAGE)
+            target.stage,
+            on=_and([_key_match(target.key, "h", stage), exp.EQ(
+                this=col(SOURCE_POS, "h"), expression=col(SOURCE_POS, stage)
             )]),
             join_type="LEFT",
         )

@@ -27,7 +27,7 @@ from typing import Any
 from sqlglot import exp
 
 from cdc_consumers.model import ChangeEvent, ColumnType, Op, StreamRecord, TableId, TableSchema
-from cdchub.errors import MergeError, SchemaChangeError
+from cdchub.errors import MergeError, SchemaChangeError, UnrepresentableValue
 from merge import plan
 from merge.evolution import Change, evolve
 from merge.naming import TableNames, check_column_names, table_names
@@ -410,7 +410,12 @@ class Scd2Engine:
                     )
                 )
             else:
-                self._load_stage(target, _stage_rows(target, segment))
+                try:
+                    self._load_stage(target, _stage_rows(target, segment))
+                except UnrepresentableValue as exc:
+                    raise UnrepresentableValue(
+                        exc.message, **exc.context, table=str(table)
+                    ) from None
             unavailable = sorted({c for e in segment for c in e.unavailable})
             statements = plan.merge_statements(target, unavailable)
             for statement in statements[:3]:

@@ -13,9 +13,10 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType
+from cdc_consumers.model import ColumnType, Infinite, OutOfRange
 from cdchub.errors import MergeError
 from cdchub.warehouses.arrow_types import arrow_type
+from cdchub.warehouses.values import adapt_temporal
 from merge import plan
 from merge.dialects.duckdb import DuckDBDialect
 
@@ -27,6 +28,18 @@ def _text_fallback(value: Any) -> Any:
     if isinstance(value, Decimal):
         return format(value, "f")
     return str(value)
+
+
+# DuckDB's own ±infinity: the largest int32 day / int64 µs (its Arrow reader takes them as such).
+_INFINITY = {"date": 2**31 - 1, "timestamp": 2**63 - 1, "timestamptz": 2**63 - 1}
+
+
+def _temporal(value: Infinite | OutOfRange, ctype: ColumnType) -> int:
+    """DuckDB stores every one exactly: ±infinity, BC dates and `24:00:00` are native values, staged
+    as the integer units of the Arrow column (days, µs since the epoch, µs past midnight)."""
+    if isinstance(value, Infinite):
+        return -_INFINITY[ctype.kind] if value.negative else _INFINITY[ctype.kind]
+    return value.value
 
 
 class DuckDBSession:
@@ -96,7 +109,7 @@ class DuckDBSession:
         arrays = []
         for index, (col_name, ctype) in enumerate(columns):
             atype = arrow_type(ctype, self.dialect.MAX_DECIMAL_PRECISION)
-            values = [row[index] for row in rows]
+            values = [adapt_temporal(row[index], ctype, _temporal) for row in rows]
             if pa.types.is_string(atype) and ctype.kind not in ("string", "json", "uuid"):
                 values = [_text_fallback(v) for v in values]
             fields.append(pa.field(col_name, atype))

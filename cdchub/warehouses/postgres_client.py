@@ -10,10 +10,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType
+from cdc_consumers.model import ColumnType, Infinite, OutOfRange
 from cdchub.config import PostgresWarehouse
 from cdchub.errors import MergeError
-from cdchub.warehouses.values import falls_back_to_text, text_value
+from cdchub.warehouses.values import adapt_temporal, falls_back_to_text, text_value
 from merge import client_sql, plan
 from merge.dialects.postgres import PostgresDialect
 
@@ -22,10 +22,16 @@ def _raw_json(value: str) -> str:
     return value
 
 
+def _temporal(value: Infinite | OutOfRange, ctype: ColumnType) -> str:
+    """PostgreSQL holds ±infinity, BC dates and `24:00:00` natively: `COPY` gets its text form."""
+    return str(value)
+
+
 def _copy_value(value: Any, ctype: ColumnType, as_text: bool) -> Any:
     """A value in the form `COPY` takes for its column's warehouse type."""
     if value is None:
         return None
+    value = adapt_temporal(value, ctype, _temporal)
     if as_text:
         return text_value(value)
     if ctype.kind == "json":
