@@ -102,9 +102,15 @@ class DuckDBSession:
         return self.conn.execute(sql).fetchall()
 
     def load_stage(
-        self, name: str, columns: Sequence[tuple[str, ColumnType]], rows: Sequence[Sequence[Any]]
+        self,
+        name: str,
+        columns: Sequence[tuple[str, ColumnType]],
+        rows: Sequence[Sequence[Any]],
+        *,
+        create: bool = True,
     ) -> None:
-        """Create a temp table from an Arrow table built column by column with exact types."""
+        """Create a temp table (or fill the existing one) from an Arrow table built column by
+        column with exact types."""
         fields = []
         arrays = []
         for index, (col_name, ctype) in enumerate(columns):
@@ -118,7 +124,7 @@ class DuckDBSession:
         view = f"{name}_arrow"
         self.conn.register(view, staged)
         try:
-            for statement in self.stage_sql(name, columns):
+            for statement in self.stage_sql(name, columns, create):
                 self.execute(statement)
         finally:
             # If the transaction failed already, the first error is the one to report.
@@ -126,9 +132,14 @@ class DuckDBSession:
                 self.conn.unregister(view)
 
     @staticmethod
-    def stage_sql(name: str, columns: Sequence[tuple[str, ColumnType]]) -> list[exp.Expression]:
-        """The staging statements: a typed temp table from the registered Arrow view."""
-        return [plan.stage_from(name, f"{name}_arrow", columns, DuckDBDialect())]
+    def stage_sql(
+        name: str, columns: Sequence[tuple[str, ColumnType]], create: bool = True
+    ) -> list[exp.Expression]:
+        """The staging statements: a typed temp table from the registered Arrow view (or, into an
+        existing stage, an `INSERT … SELECT` from it)."""
+        if create:
+            return [plan.stage_from(name, f"{name}_arrow", columns, DuckDBDialect())]
+        return [plan.stage_into(name, f"{name}_arrow", columns, DuckDBDialect())]
 
     def table_columns(self, schema: str, table: str) -> list[str] | None:
         """Column names of `schema.table` in order, or None."""

@@ -106,11 +106,18 @@ class PostgresSession:
             return cur.fetchall() if cur.description else []
 
     def load_stage(
-        self, name: str, columns: Sequence[tuple[str, ColumnType]], rows: Sequence[Sequence[Any]]
+        self,
+        name: str,
+        columns: Sequence[tuple[str, ColumnType]],
+        rows: Sequence[Sequence[Any]],
+        *,
+        create: bool = True,
     ) -> None:
-        """Create the temporary stage, then stream every row through one `COPY … FROM STDIN`."""
-        create, copy_from = self.stage_sql(name, columns)
-        self.execute(create)
+        """Create the temporary stage (unless it exists), then stream every row through one
+        `COPY … FROM STDIN`."""
+        *ddl, copy_from = self.stage_sql(name, columns, create)
+        for statement in ddl:
+            self.execute(statement)
         if not rows:
             return
         copy_sql = self.dialect.render(copy_from)
@@ -122,12 +129,12 @@ class PostgresSession:
                 )
 
     @staticmethod
-    def stage_sql(name: str, columns: Sequence[tuple[str, ColumnType]]) -> list[exp.Expression]:
-        """The staging statements: a typed temp table, then `COPY … FROM STDIN` into it."""
-        return [
-            plan.create_table(plan.table(name), columns, PostgresDialect(), temporary=True),
-            client_sql.copy_from_stdin(name, [c for c, _ in columns]),
-        ]
+    def stage_sql(
+        name: str, columns: Sequence[tuple[str, ColumnType]], create: bool = True
+    ) -> list[exp.Expression]:
+        """The staging statements: a typed temp table (when `create`), then `COPY … FROM STDIN`."""
+        ddl = [plan.create_table(plan.table(name), columns, PostgresDialect(), temporary=True)]
+        return [*(ddl if create else []), client_sql.copy_from_stdin(name, [c for c, _ in columns])]
 
     def table_columns(self, schema: str, table: str) -> list[str] | None:
         """Column names of `schema.table` in order, or None."""

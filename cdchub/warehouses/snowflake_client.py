@@ -103,8 +103,6 @@ class SnowflakeSession:
         except snowflake.connector.errors.Error as exc:
             raise MergeError(f"cannot connect to Snowflake: {exc}", account=config.account) from exc
         self._depth = 0
-        # Stage tables this session created, by name, with their columns (reused across batches).
-        self._stages: dict[str, tuple[tuple[str, ColumnType], ...]] = {}
 
     def _run(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         cur = self.conn.cursor()
@@ -116,7 +114,8 @@ class SnowflakeSession:
         """BEGIN … COMMIT, rolled back on error; nested blocks join the outer transaction.
 
         The engine creates each table's stage and key tables before the batch's transaction
-        (`TRANSACTIONAL_DDL = False`), so a batch runs only DML and commits, offsets included, as one.
+        (`merge.scratch.PersistentPerTable`), so a batch runs only DML and commits, offsets included,
+        as one.
         """
         if self._depth:
             self._depth += 1
@@ -163,22 +162,18 @@ class SnowflakeSession:
         return [tuple(r) for r in self._run(sql).fetchall()]
 
     def load_stage(
-        self, name: str, columns: Sequence[tuple[str, ColumnType]], rows: Sequence[Sequence[Any]]
+        self,
+        name: str,
+        columns: Sequence[tuple[str, ColumnType]],
+        rows: Sequence[Sequence[Any]],
+        *,
+        create: bool = True,
     ) -> None:
-        """Create (or, when this session made it already, empty) the stage; one `executemany`.
-
-        Emptying is a DELETE, so a stage the engine prepared before the batch is reloaded without DDL
-        inside the batch's transaction.
-        """
-        create, insert = self.stage_sql(name, columns)
-        shape = tuple(columns)
-        if self._stages.get(name) == shape:
-            # The engine created this table before the batch: empty it with DML, inside the batch.
-            self.execute(plan.empty_table(plan.table(name)))
-        else:
-            self.execute(plan.drop_table(plan.table(name)))
-            self.execute(create)
-            self._stages[name] = shape
+        """Create the stage when `create` (the engine does it before the batch's transaction:
+        `merge.scratch.PersistentPerTable`), then load every row with one `executemany`."""
+        *ddl, insert = self.stage_sql(name, columns, create)
+        for statement in ddl:
+            self.execute(statement)
         if not rows:
             return
         shapes = [(t, falls_back_to_text(t, self.dialect)) for _, t in columns]
@@ -192,10 +187,14 @@ class SnowflakeSession:
         self.executemany(insert, bound)
 
     @staticmethod
-    def stage_sql(name: str, columns: Sequence[tuple[str, ColumnType]]) -> list[exp.Expression]:
-        """The staging statements: a typed temp table, then one array-bound `INSERT … VALUES`."""
+    def stage_sql(
+        name: str, columns: Sequence[tuple[str, ColumnType]], create: bool = True
+    ) -> list[exp.Expression]:
+        """The staging statements: a typed temp table (when `create`), then one array-bound
+        `INSERT … VALUES`."""
+        ddl = [plan.create_table(plan.table(name), columns, SnowflakeDialect(), temporary=True)]
         return [
-            plan.create_table(plan.table(name), columns, SnowflakeDialect(), temporary=True),
+            *(ddl if create else []),
             plan.insert_rows(plan.table(name), [c for c, _ in columns]),
         ]
 
