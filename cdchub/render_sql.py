@@ -2,7 +2,7 @@
 
 Nothing connects to a database: the table's shape comes from the demo schemas or from `--columns`.
 The statements are the `BatchPlan` the engine executes (`merge.batch_plan`), for a batch of two
-segments: changes of which some lack unchanged TOAST values, then a truncate. Each warehouse client
+segments: changes (some of them snapshot rows, some lacking unchanged TOAST values), then a truncate. Each warehouse client
 contributes only the statements of its bulk path (`stage_sql`).
 """
 
@@ -41,7 +41,7 @@ def render_plan(kind: str, shape: TableShape) -> str:
     names = table_names(shape.table, shape.table.namespace)
     target = plan.MergeTarget(names, shape.columns, shape.key)
     segments = [
-        SegmentSpec(unavailable=tuple(target.value_columns)),
+        SegmentSpec(unavailable=tuple(target.value_columns), snapshot=True),
         SegmentSpec(truncate=("<position>", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "tx")),
     ]
     batch = plan_table_batch(target, segments, dialect.SCRATCH, dialect)

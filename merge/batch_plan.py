@@ -58,6 +58,7 @@ class SegmentSpec:
 
     unavailable: tuple[str, ...] = ()
     truncate: tuple[str, dt.datetime, str | None] | None = None  # (position, commit time, tx id)
+    snapshot: bool = False  # some change is a snapshot row (`r`)
 
 
 class ScratchStrategy(Protocol):
@@ -136,9 +137,12 @@ class BatchPlan:
         spec = self.segments[segment]
         if spec.truncate is not None:
             return "a truncate (one deleted version per live key)"
+        parts = ["changes"]
+        if spec.snapshot:
+            parts.append("some of them snapshot rows")
         if spec.unavailable:
-            return f"changes, some without unchanged TOAST values ({', '.join(spec.unavailable)})"
-        return "changes"
+            parts.append(f"some without unchanged TOAST values ({', '.join(spec.unavailable)})")
+        return ", ".join(parts)
 
 
 StageSql = Callable[[str, Sequence[tuple[str, ColumnType]], bool], list[exp.Expression]]
@@ -170,6 +174,14 @@ def plan_table_batch(
                     "stage_truncate",
                     "one deleted version per key live just before the truncate",
                     statement=plan.stage_truncate(target, position, commit_time, tx_id),
+                )
+            )
+        if spec.snapshot:
+            segment.append(
+                Step(
+                    "drop_unchanged_snapshot_rows",
+                    "re-read rows equal to their key's previous version are no change (backfill)",
+                    statement=plan.drop_unchanged_snapshot_rows(target),
                 )
             )
         segment += [

@@ -609,7 +609,10 @@ def _spec(segment: list[ChangeEvent]) -> SegmentSpec:
     first = segment[0]
     if first.op is Op.TRUNCATE:
         return SegmentSpec(truncate=(first.position, first.commit_time, first.tx_id))
-    return SegmentSpec(unavailable=tuple(sorted({c for e in segment for c in e.unavailable})))
+    return SegmentSpec(
+        unavailable=tuple(sorted({c for e in segment for c in e.unavailable})),
+        snapshot=any(e.op is Op.READ for e in segment),
+    )
 
 
 def _stage_rows(target: plan.MergeTarget, events: list[ChangeEvent]) -> list[tuple[Any, ...]]:

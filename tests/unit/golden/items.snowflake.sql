@@ -29,7 +29,7 @@ CREATE TEMPORARY TABLE IF NOT EXISTS "_cdc_keys__src__items" (
 
 BEGIN;
 
--- segment 1: changes, some without unchanged TOAST values (name, price)
+-- segment 1: changes, some of them snapshot rows, some without unchanged TOAST values (name, price)
 
 -- empty_stage: DML, so it stays in the transaction
 DELETE FROM "_cdc_stage__src__items";
@@ -48,6 +48,63 @@ INSERT INTO "_cdc_stage__src__items" (
 )
 VALUES
   (?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- drop_unchanged_snapshot_rows: re-read rows equal to their key's previous version are no change (backfill)
+DELETE FROM "_cdc_stage__src__items"
+WHERE
+  "_cdc_stage__src__items"."_cdc_op" = 'r'
+  AND EXISTS(
+    SELECT
+      1
+    FROM (
+      SELECT
+        "id",
+        "name",
+        "price",
+        "_cdc_source_pos",
+        "_cdc_is_deleted",
+        "_cdc_op",
+        LAG("_cdc_source_pos") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "_prev_pos",
+        LAG("_cdc_is_deleted") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "_prev_deleted",
+        LAG("name") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "_prev_0",
+        LAG("price") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "_prev_1"
+      FROM (
+        SELECT
+          "h"."id",
+          "h"."name",
+          "h"."price",
+          "h"."_cdc_source_pos",
+          "h"."_cdc_is_deleted",
+          "h"."_cdc_op"
+        FROM "src"."items_history" AS "h"
+        WHERE
+          EXISTS(
+            SELECT
+              1
+            FROM "_cdc_stage__src__items" AS "k"
+            WHERE
+              "k"."id" = "h"."id"
+          )
+        UNION ALL
+        SELECT
+          "id",
+          "name",
+          "price",
+          "_cdc_source_pos",
+          "_cdc_is_deleted",
+          "_cdc_op"
+        FROM "_cdc_stage__src__items"
+      ) AS "u"
+    ) AS "p"
+    WHERE
+      "p"."id" = "_cdc_stage__src__items"."id"
+      AND "p"."_cdc_source_pos" = "_cdc_stage__src__items"."_cdc_source_pos"
+      AND "p"."_cdc_op" = 'r'
+      AND NOT "p"."_prev_pos" IS NULL
+      AND NOT "p"."_prev_deleted"
+      AND "p"."name" IS NOT DISTINCT FROM "p"."_prev_0"
+      AND "p"."price" IS NOT DISTINCT FROM "p"."_prev_1"
+  );
 
 -- remove_applied: drop staged versions history already has
 DELETE FROM "_cdc_stage__src__items"
