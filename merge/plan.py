@@ -533,7 +533,7 @@ def carry_unavailable(target: MergeTarget, columns: Sequence[str]) -> exp.Expres
         return None
     index = {c: names.index(c) for c in wanted}
     hist = target.names.history
-    # The segment's own stage: Snowflake names one per table (`MergeTarget.with_own_scratch`).
+    # The segment's own stage: Snowflake names one per table (`merge.scratch.PersistentPerTable`).
     stage = target.stage_name
     marked = {
         c: exp.func(

@@ -24,7 +24,6 @@ class Dialect:
     SQLGLOT_DIALECT: ClassVar[str] = ""
     MAX_DECIMAL_PRECISION: ClassVar[int] = 38
     MAX_IDENTIFIER_LENGTH: ClassVar[int] = 63
-    SUPPORTS_UPDATE_FROM: ClassVar[bool] = True
     # Where segments are staged (`merge.scratch`): temporary tables per segment, unless DDL
     # commits the open transaction (Snowflake), which needs tables made before it.
     SCRATCH: ClassVar[ScratchStrategy] = TempPerSegment()

@@ -8,20 +8,51 @@ per warehouse, as docs/types.md does.
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import json
+import os
+import struct
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlglot import exp
 
-from cdc_consumers.model import ChangeEvent, OutOfRange, TableId
-from cdchub.errors import UnrepresentableValue
+from cdc_consumers.model import (
+    ChangeEvent,
+    Column,
+    ColumnType,
+    Infinite,
+    Op,
+    OutOfRange,
+    TableId,
+    TableSchema,
+)
+from cdchub.errors import SchemaChangeError, UnrepresentableValue
+from cdchub.warehouses.values import text_value
 from merge import plan
+from merge.naming import table_names
 from merge.scd2 import Scd2Engine, TableInfo
 from merge.session import WarehouseSession
 from tests.behaviour.warehouses import Warehouse
-from tests.unit.test_types import PG
+from tests.exactly_once_cases import (
+    check_failure_leaves_nothing,
+    check_two_tables_fail_together,
+    is_offsets_write,
+    is_relink,
+)
+from tests.scd2_cases import (
+    INFO,
+    T0,
+    TABLE,
+    check_history_matches_reference,
+    check_resnapshot_writes_only_drift,
+)
+from tests.unit.test_types import MY, PG
 from tools.capture_envelopes import BIG
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # fakesnow's sqlglot notes
@@ -142,3 +173,194 @@ def test_temporal_edges_are_stored_as_the_warehouse_documents(
         }
     for id_, want in _EDGES[warehouse.kind].items():
         assert rows[id_] == want, id_
+
+
+# -- every value of the type matrix ------------------------------------------------------------------
+
+
+def _same(source: Any, stored: Any, ctype: ColumnType) -> bool:
+    """Whether a stored value is the decoded source value, in the warehouse's documented form
+    (docs/types.md): a kind without an exact native type is its canonical text, JSON and arrays may
+    be JSON text, instants compare as instants."""
+    if source is None or stored is None:
+        return source is None and stored is None
+    if isinstance(source, Infinite | OutOfRange):
+        return True  # test_temporal_edges_are_stored_as_the_warehouse_documents
+    if ctype.kind == "array":
+        stored = _json(stored)
+        element = ctype.element or ColumnType("string")
+        if not isinstance(stored, list) or len(stored) != len(source):
+            return False
+        return all(_same(s, g, element) for s, g in zip(source, stored, strict=True))
+    if ctype.kind == "json":
+        return _json(source) == _json(stored)
+    if isinstance(stored, bytes | bytearray | memoryview):
+        return bytes(stored) == bytes(source)
+    if isinstance(source, float) and source != source:  # NaN
+        return stored != stored or str(stored).lower() == "nan"
+    if isinstance(source, Decimal) or isinstance(stored, Decimal):
+        try:
+            return Decimal(str(source)) == Decimal(str(stored))
+        except InvalidOperation:
+            return False
+    if isinstance(stored, str) and not isinstance(source, str):
+        return stored == text_value(source) or stored == source.isoformat()
+    if isinstance(source, str) and not isinstance(stored, str):
+        return str(stored) == source  # e.g. a uuid
+    if isinstance(source, float):
+        if ctype.kind == "float32":  # a REAL holds the nearest single-precision value
+            return _single(float(stored)) == _single(source)
+        return float(stored) == source
+    return bool(source == stored)
+
+
+def _single(value: float) -> float:
+    return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
+def _stored_versions(
+    session: WarehouseSession, events: list[ChangeEvent]
+) -> list[tuple[ChangeEvent, dict[str, Any]]]:
+    """Each create/update/read event with its history version as stored."""
+    table = events[0].table
+    names = [c.name for c in events[-1].schema.columns]
+    names_ = table_names(table, table.namespace)
+    rows = select(
+        session,
+        plan.table(names_.history, names_.schema),
+        [*names, "_cdc_source_pos"],
+        "_cdc_source_pos",
+    )
+    key = events[0].schema.key
+    stored = {
+        (tuple(r[names.index(k)] for k in key), r[-1]): dict(zip(names, r[:-1], strict=True))
+        for r in rows
+    }
+    out = []
+    for e in events:
+        if e.op in (Op.CREATE, Op.UPDATE, Op.READ):
+            # Keys come back in the warehouse's integer type; the matrix keys are integers.
+            out.append((e, stored[(tuple(int(k) for k in e.key), e.position)]))
+    return out
+
+
+@pytest.mark.parametrize("name,kind", [("PG", "postgres"), ("MY", "mariadb")])
+def test_every_type_matrix_value_lands(
+    warehouse: Warehouse, tmp_path: Path, name: str, kind: str
+) -> None:
+    stream = [e for e in {"PG": PG, "MY": MY}[name] if e.table.table == "matrix"]
+    if warehouse.kind == "snowflake":
+        # Refused on Snowflake (see the temporal-edges test), so left out as a user would.
+        stream = [_without_out_of_range(e) for e in stream]
+    with warehouse.fresh(tmp_path / "w") as session:
+        merge_stream(session, stream, kind, 100)
+        versions = _stored_versions(session, stream)
+    assert len(versions) >= 10
+    wrong = []
+    for event, stored in versions:
+        image = event.image or {}
+        for column in event.schema.columns:
+            got = stored[column.name]
+            if not _same(image.get(column.name), got, column.type):
+                wrong.append((event.key, event.op.value, column.name, image.get(column.name), got))
+    assert not wrong, wrong
+
+
+# -- SCD2 against the reference model: deletes, truncates, key changes, replays, restarts -------------
+
+_counter = itertools.count()
+
+
+@settings(
+    max_examples=int(os.environ.get("CDCHUB_PROPERTY_EXAMPLES", "12")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(seed=st.integers(0, 10_000), length=st.integers(1, 40))
+def test_history_matches_reference_model(
+    warehouse: Warehouse, tmp_path: Path, seed: int, length: int
+) -> None:
+    """Random streams with deletes (key-only before images), truncates, primary-key changes and late
+    snapshot rows, delivered with duplicates, replays, reordering and restarts."""
+    with warehouse.fresh(tmp_path / f"w{next(_counter)}") as session:
+        check_history_matches_reference(session, seed, length)
+
+
+def test_resnapshot_writes_only_drift(warehouse: Warehouse, tmp_path: Path) -> None:
+    with warehouse.fresh(tmp_path / "w") as session:
+        check_resnapshot_writes_only_drift(session)
+
+
+# -- exactly once under failure ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fails", [is_relink, is_offsets_write], ids=["relink", "offsets"])
+def test_failure_mid_batch_leaves_neither_data_nor_offsets(
+    warehouse: Warehouse, tmp_path: Path, fails: Any
+) -> None:
+    with warehouse.fresh(tmp_path / "w") as session:
+        check_failure_leaves_nothing(session, fails)
+
+
+def test_batch_of_two_tables_commits_both_or_neither(warehouse: Warehouse, tmp_path: Path) -> None:
+    with warehouse.fresh(tmp_path / "w") as session:
+        check_two_tables_fail_together(session)
+
+
+# -- schema evolution ----------------------------------------------------------------------------------
+
+_V1 = TableSchema(
+    (
+        Column("id", ColumnType("int32"), False),
+        Column("name", ColumnType("string")),
+        Column("qty", ColumnType("int32")),
+    ),
+    ("id",),
+)
+# The source widened qty to bigint and gained a column.
+_V2 = TableSchema(
+    (*_V1.columns[:2], Column("qty", ColumnType("int64")), Column("note", ColumnType("string"))),
+    ("id",),
+)
+# The source turned name into an integer: no warehouse column holds both without loss.
+_V3 = TableSchema((_V1.columns[0], Column("name", ColumnType("int32")), *_V2.columns[2:]), ("id",))
+
+
+def _change(op: Op, schema: TableSchema, pos: int, row: dict[str, Any]) -> ChangeEvent:
+    when = T0 + dt.timedelta(seconds=pos)
+    return ChangeEvent(TABLE, op, (row["id"],), None, row, f"{pos:08d}", when, f"t{pos}", schema)
+
+
+def test_schema_evolution_adds_widens_and_stops_on_incompatible(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    with warehouse.fresh(tmp_path / "w") as session:
+        engine = Scd2Engine(session, "g")
+        engine.apply(
+            {TABLE: [_change(Op.CREATE, _V1, 1, {"id": 1, "name": "a", "qty": 1})]}, INFO, []
+        )
+        big = 2**40  # needs the widened column
+        v2 = _change(Op.UPDATE, _V2, 2, {"id": 1, "name": "a", "qty": big, "note": "n"})
+        engine.apply({TABLE: [v2]}, INFO, [])
+        # A restarted engine judges against the recorded types, not the first event it sees.
+        engine = Scd2Engine(session, "g")
+        v3 = _change(Op.UPDATE, _V2, 3, {"id": 1, "name": "b", "qty": 3, "note": None})
+        engine.apply({TABLE: [v3]}, INFO, [])
+        rows = select(
+            session, plan.table("items_history", "src"), ["name", "qty", "note"], "_cdc_source_pos"
+        )
+        assert [(r[0], int(r[1]), r[2]) for r in rows] == [
+            ("a", 1, None),
+            ("a", big, "n"),
+            ("b", 3, None),
+        ]
+        with pytest.raises(SchemaChangeError) as stopped:
+            engine.apply(
+                {TABLE: [_change(Op.UPDATE, _V3, 4, {"id": 1, "name": 5, "qty": 3, "note": None})]},
+                INFO,
+                [],
+            )
+        assert stopped.value.table_id == TABLE and stopped.value.context["column"] == "name"
+        # Nothing of the refused change reached the warehouse.
+        after = select(session, plan.table("items_history", "src"), ["name"], "_cdc_source_pos")
+        assert [r[0] for r in after] == ["a", "a", "b"]
