@@ -168,9 +168,7 @@ def stage_into(
     select = exp.select(
         *(exp.cast(col(c), dialect.column_type(t)).as_(ident(c)) for c, t in columns)
     ).from_(table(source))
-    return exp.insert(
-        select, exp.Schema(this=table(name), expressions=[ident(c) for c, _ in columns])
-    )
+    return exp.insert(select, table(name), columns=[ident(c) for c, _ in columns])
 
 
 # -- DDL -------------------------------------------------------------------------------------------
