@@ -182,6 +182,7 @@ class Runner:
         previous = {sig: signal.signal(sig, self.request_stop) for sig in signals}
         last_data = time.monotonic()
         last_report = 0.0
+        last_events = 0
         try:
             while not self._stop:
                 polled_at = time.time_ns()
@@ -203,8 +204,9 @@ class Runner:
                     except Exception as exc:  # courtesy commit only; the warehouse holds the truth
                         log.debug("kafka commit failed: %s", exc)
                 self.instrumentation.sample(consumer)
-                if now - last_report > 2 and result.batches:
-                    last_report = now
+                # Only when something new was applied: an idle drain must not repeat the same line.
+                if now - last_report > 2 and result.events != last_events:
+                    last_report, last_events = now, result.events
                     self.progress(
                         f"run: {result.events} events applied in {result.batches} batches"
                     )

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from cdchub import __version__
 from cdchub.config import HubConfig, load_config
 from cdchub.errors import CdcHubError, ConfigError
 
@@ -55,9 +56,10 @@ def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", envvar="CDCHUB_CONFIG", help="Config file (cdchub.yaml).")
 @click.option("--debug", is_flag=True, help="Print tracebacks and debug logs.")
+@click.version_option(__version__, "--version", prog_name="cdchub")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     """cdchub: Debezium CDC from PostgreSQL and MariaDB/MySQL into SCD2 warehouse tables."""
@@ -141,14 +143,98 @@ def connectors() -> None:
     """Register and inspect the Debezium connectors."""
 
 
+_SOURCE_OPTION = click.option(
+    "--source", "source", help="Only this source (default: every configured source)."
+)
+
+
 @connectors.command("apply")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the configs it would send (secrets masked); send nothing.",
+)
+@_SOURCE_OPTION
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the resulting state as one JSON document."
+)
 @click.pass_obj
 @_guard
-def connectors_apply(obj: _Context) -> None:
+def connectors_apply(obj: _Context, dry_run: bool, source: str | None, as_json: bool) -> None:
     """Create or update one connector per configured source and wait until it runs."""
+    from connectors.lifecycle import planned_configs
     from connectors.service import apply_connectors
 
-    apply_connectors(obj.config, progress=_progress)
+    if dry_run:
+        planned = planned_configs(obj.config, source)
+        click.echo(json.dumps(planned, indent=None if as_json else 2))
+        return
+    config = obj.config
+    if source is not None:
+        config = config.model_copy(update={"sources": [config.source(source)]})
+    report = apply_connectors(config, progress=_progress)
+    if as_json:
+        _emit(report)
+
+
+def _control(obj: _Context, action: str, source: str | None, as_json: bool) -> None:
+    from connectors.lifecycle import control
+
+    results = control(obj.config, action, source, progress=_progress)
+    if as_json:
+        _emit(results)
+
+
+@connectors.command("pause")
+@_SOURCE_OPTION
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def connectors_pause(obj: _Context, source: str | None, as_json: bool) -> None:
+    """Pause connectors: capture stops, the offsets (and the PostgreSQL slot) are kept."""
+    _control(obj, "pause", source, as_json)
+
+
+@connectors.command("resume")
+@_SOURCE_OPTION
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def connectors_resume(obj: _Context, source: str | None, as_json: bool) -> None:
+    """Resume paused connectors from where they stopped."""
+    _control(obj, "resume", source, as_json)
+
+
+@connectors.command("restart")
+@_SOURCE_OPTION
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def connectors_restart(obj: _Context, source: str | None, as_json: bool) -> None:
+    """Restart connectors and all their tasks (e.g. after a FAILED task was fixed)."""
+    _control(obj, "restart", source, as_json)
+
+
+@connectors.command("delete")
+@_SOURCE_OPTION
+@click.option(
+    "--drop-slot",
+    is_flag=True,
+    help="Also drop the PostgreSQL replication slot (else it keeps holding WAL).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def connectors_delete(obj: _Context, source: str | None, drop_slot: bool, as_json: bool) -> None:
+    """Delete connectors; say what is left (topics, warehouse tables, source objects)."""
+    from connectors.lifecycle import delete, describe_delete
+
+    reports = delete(obj.config, source, drop_slot=drop_slot, progress=_progress)
+    if as_json:
+        _emit(reports)
+    else:
+        for report in reports:
+            click.echo(describe_delete(report))
 
 
 @connectors.command("status")
@@ -327,6 +413,88 @@ def asof(obj: _Context, table: str, at: str, as_json: bool, limit: int | None) -
 
 
 @cli.command()
+@click.option("--table", "table", required=True, help="shop.orders or shop.public.orders.")
+@click.option("--where", "condition", help='Only rows matching this condition: "order_id > 100".')
+@click.option("--timeout", type=float, default=900.0, show_default=True, help="Seconds to wait.")
+@click.option("--no-wait", is_flag=True, help="Do not wait for `cdchub run` to apply the rows.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
+@click.pass_obj
+@_guard
+def backfill(
+    obj: _Context,
+    table: str,
+    condition: str | None,
+    timeout: float,
+    no_wait: bool,
+    as_json: bool,
+) -> None:
+    """Re-read a table through a Debezium incremental snapshot; only drift writes history."""
+    from cdchub.backfill import count_reread_versions, run_backfill
+    from cdchub.progress import progress_bar
+
+    def count(target: Any, since: str) -> tuple[int, int] | None:
+        reader = _open_reader(obj.config)
+        if reader is None:
+            return None
+        try:
+            found = count_reread_versions(reader, target, since)
+        finally:
+            reader.close()
+        return None if found is None else (found, 0)
+
+    with progress_bar(f"backfill {table}") as bar:
+        result = run_backfill(
+            obj.config,
+            table,
+            condition,
+            timeout_s=timeout,
+            wait_applied_s=0 if no_wait else 300.0,
+            progress=_progress,
+            bar=bar,
+            count_versions=count,
+        )
+    if as_json:
+        _emit(result.to_json())
+        return
+    click.echo(
+        f"backfill {result.table}: {result.rows_read} rows read"
+        + (
+            f" (Debezium scanned {result.debezium_rows_scanned})"
+            if result.debezium_rows_scanned is not None
+            else ""
+        )
+        + f" in {result.elapsed_s}s"
+    )
+    if result.repaired_drift is not None:
+        click.echo(
+            f"  repaired drift: {result.repaired_drift} rows differed from the warehouse and "
+            f"were written as new versions; {result.unchanged} were unchanged (no version)"
+        )
+    elif result.applied is False:
+        click.echo("  not applied yet: the rows wait in Kafka for `cdchub run`")
+    elif result.applied is None:
+        click.echo("  not waited for: `cdchub run` applies the rows")
+    else:
+        click.echo("  applied; repaired drift not counted (the warehouse could not be read)")
+
+
+def _open_reader(config: HubConfig) -> Any:
+    """A read-only warehouse reader (directly, or through the run that holds DuckDB), or None."""
+    from observability import access
+
+    opener = getattr(access, "open_reader", None)  # the run's query endpoint, where available
+    try:
+        if opener is not None:
+            return opener(config)
+        from cdchub.warehouses import open_session
+
+        return open_session(config, read_only=True)
+    except CdcHubError as exc:
+        _progress(f"warning: cannot read the warehouse: {exc}")
+        return None
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--ranges", type=click.IntRange(min=1), help="Also checksum N primary-key ranges.")
 @click.pass_obj
@@ -474,9 +642,38 @@ def demo(obj: _Context, as_json: bool, events: int, rate: float, seed: int) -> N
         sys.exit(1)
 
 
+_GLOBAL_FLAGS = {"--debug"}
+_GLOBAL_VALUED = {"--config"}
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Move `--config PATH` / `--config=PATH` / `--debug` given after the subcommand to the front,
+    so `cdchub verify --config x.yaml` works like `cdchub --config x.yaml verify`.
+
+    Only these two names are moved (no subcommand has an option of that name); `--` ends the scan.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg in _GLOBAL_FLAGS or any(arg.startswith(f"{n}=") for n in _GLOBAL_VALUED):
+            front.append(arg)
+        elif arg in _GLOBAL_VALUED and i + 1 < len(argv):
+            front.extend(argv[i : i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main() -> None:
     """Console-script entry point."""
-    cli()
+    cli(args=hoist_global_options(sys.argv[1:]), prog_name="cdchub")
 
 
 if __name__ == "__main__":
