@@ -67,6 +67,47 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     ctx.obj = _Context(config_path, debug)
 
 
+@cli.command()
+@click.option(
+    "--source",
+    "specs",
+    multiple=True,
+    help="NAME=KIND://USER@HOST[:PORT]/DATABASE (KIND: postgres, mariadb, mysql); repeatable.",
+)
+@click.option("--tables", help="With one source: the tables to capture, comma-separated.")
+@click.option("--kafka", default="127.0.0.1:29092", show_default=True, help="Bootstrap servers.")
+@click.option(
+    "--connect", default="http://127.0.0.1:28083", show_default=True, help="Kafka Connect URL."
+)
+@click.option("--output", "output", default="cdchub.yaml", show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+@click.option("--json", "as_json", is_flag=True, help="Print {config, admin_sql} as JSON.")
+@_guard
+def init(
+    specs: tuple[str, ...],
+    tables: str | None,
+    kafka: str,
+    connect: str,
+    output: str,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Write a cdchub.yaml for the given sources and print the admin SQL they need."""
+    from pathlib import Path
+
+    from cdchub.scaffold import scaffold, write_config
+
+    table_list = [t.strip() for t in tables.split(",") if t.strip()] if tables else None
+    text, sql = scaffold(list(specs), table_list, kafka, connect)
+    path = Path(output)
+    write_config(path, text, force)
+    _progress(f"wrote {path}; run the SQL below as an admin, then `cdchub connectors apply`")
+    if as_json:
+        _emit({"config": str(path), "admin_sql": [line for line in sql if line]})
+    else:
+        click.echo("\n".join(sql).rstrip())
+
+
 # -- stack ---------------------------------------------------------------------------------------
 
 
@@ -607,6 +648,32 @@ def lag(obj: _Context, as_json: bool, window: str) -> None:
         _emit(report)
     else:
         click.echo(describe_lag(report))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--window", default="15m", show_default=True, help="Lag percentile window.")
+@click.pass_obj
+@_guard
+def status(obj: _Context, as_json: bool, window: str) -> None:
+    """One screen: stack, connectors, the run, and per table state, lag, versions, verify (exit 1
+    when something needs a person)."""
+    from cdchub.status import collect_status, describe
+    from observability.access import parse_window
+
+    window_s = parse_window(window)
+    reader = _open_reader(obj.config)
+    try:
+        found = collect_status(obj.config, reader, window_s)
+    finally:
+        if reader is not None:
+            reader.close()
+    if as_json:
+        _emit(found.to_json())
+    else:
+        click.echo(describe(found))
+    if not found.ok:
+        sys.exit(1)
 
 
 @cli.command()

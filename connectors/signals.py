@@ -100,8 +100,15 @@ def admin_statements(source: SourceConfig) -> list[str]:
             f"ALTER PUBLICATION {publication} ADD TABLE {table};",
         ]
     else:
-        statements.append(f"GRANT SELECT, INSERT, DELETE ON {table} TO '{source.user}'@'%';")
+        statements.append(
+            f"GRANT SELECT, INSERT, DELETE ON {table} TO {mysql_account(source.user)};"
+        )
     return statements
+
+
+def mysql_account(user: str) -> str:
+    """`'user'@'%'`, the quote doubled inside the name."""
+    return "'" + user.replace("'", "''") + "'@'%'"
 
 
 def insert_signal(source: SourceConfig, signal_id: str, kind: str, data: dict[str, Any]) -> str:
