@@ -192,6 +192,17 @@ def test_backfill_while_the_workload_runs(stack: Stack, tmp_path: Path) -> None:
         )
         assert my.returncode == 0, my.stderr
         assert not workload_done.is_set(), "the workload ended before the backfills: raise events"
+        # `status` while everything runs: nothing needs a person.
+        live = cli(config_path, "status", "--json")
+        doc = json.loads(live.stdout)
+        assert live.returncode == 0 and doc["ok"] and doc["problems"] == [], live.stdout
+        assert doc["run"]["alive"] is True
+        assert all(c["state"] == "RUNNING" for c in doc["connectors"])
+        assert {t["table"] for t in doc["tables"]} >= {"shop.public.products"}
+        assert all(t["history_versions"] > 0 for t in doc["tables"])
+        assert all(t["state"] in ("running", "backfilling") for t in doc["tables"])
+        text = cli(config_path, "status")
+        assert text.returncode == 0 and "cdchub run: alive" in text.stdout, text.stdout
     finally:
         producer.join(timeout=300)
         run.send_signal(signal.SIGTERM)
@@ -218,6 +229,14 @@ def test_backfill_while_the_workload_runs(stack: Stack, tmp_path: Path) -> None:
     report = verify(config)
     assert report["ok"], failures(report)
     assert fake_versions(stack) == []
+
+    # `status` after the run stopped: the last verify is shown, and a stopped run needs a person.
+    assert cli(config_path, "verify").returncode == 0
+    after = cli(config_path, "status", "--json")
+    doc = json.loads(after.stdout)
+    assert after.returncode == 1 and doc["run"]["alive"] is False
+    assert any("no `cdchub run` is consuming" in p for p in doc["problems"])
+    assert all(t["verify_ok"] is True for t in doc["tables"])
 
 
 def test_backfill_of_an_unknown_table_is_one_line_exit_2(stack: Stack, tmp_path: Path) -> None:
