@@ -100,12 +100,17 @@ def run_alive(config: HubConfig) -> dict[str, Any]:
     except Exception as exc:  # Kafka down: reported, not raised
         return {"alive": None, "group": config.kafka.group_id, "error": str(exc)}
     try:
-        group = admin.describe_consumer_groups([config.kafka.group_id])[0]
-        members = [{"client_id": m.client_id, "host": m.client_host} for m in (group.members or [])]
+        group = admin.describe_groups([config.kafka.group_id]).get(config.kafka.group_id) or {}
+        if group.get("error"):
+            raise RuntimeError(group["error"])
+        members = [
+            {"client_id": m.get("client_id"), "host": m.get("client_host")}
+            for m in group.get("members") or []
+        ]
         return {
             "alive": bool(members),
             "group": config.kafka.group_id,
-            "group_state": group.state,
+            "group_state": group.get("group_state"),
             "members": members,
         }
     except Exception as exc:

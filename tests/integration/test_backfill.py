@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
+from kafka import KafkaConsumer
 from psycopg import sql
 
 from cdchub.config import HubConfig, load_config
@@ -191,6 +192,7 @@ def test_backfill_while_the_workload_runs(stack: Stack, tmp_path: Path) -> None:
             "--json",
         )
         assert my.returncode == 0, my.stderr
+        print(pg.stdout, pg.stderr, my.stdout, my.stderr)
         assert not workload_done.is_set(), "the workload ended before the backfills: raise events"
         # `status` while everything runs: nothing needs a person.
         live = cli(config_path, "status", "--json")
@@ -224,6 +226,12 @@ def test_backfill_while_the_workload_runs(stack: Stack, tmp_path: Path) -> None:
     assert warehouses["condition"] == "warehouse_id > 1"
     assert warehouses["rows_read"] > 0
     assert warehouses["repaired_drift"] == 0  # nothing was wrong: no version written
+
+    # The signaling tables are read by Debezium, never captured as tables of their own.
+    consumer = KafkaConsumer(bootstrap_servers=config.kafka.bootstrap_servers)
+    topics = consumer.topics()
+    consumer.close()
+    assert not [t for t in topics if t.endswith(".cdchub_signal")], topics
 
     run_until_idle(config)
     report = verify(config)
