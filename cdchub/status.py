@@ -119,6 +119,23 @@ def run_alive(config: HubConfig) -> dict[str, Any]:
         admin.close()
 
 
+def _lease(reader: Any, group: str) -> dict[str, Any]:
+    """The consumer group's run lease: who holds it and whether that process is alive."""
+    import datetime as dt
+
+    from merge.runstate import holder_alive, holders
+
+    try:
+        found = holders(reader, group)
+    except CdcHubError as exc:
+        return {"alive": None, "error": str(exc)}
+    now = dt.datetime.now(dt.UTC)
+    return {
+        "alive": any(holder_alive(h, now) for h in found) if found else False,
+        "holders": [h.describe() for h in found],
+    }
+
+
 def _backfilling(config: HubConfig) -> dict[str, str]:
     """Tables with an incremental snapshot under way: topic → signal id (from notifications)."""
     from kafka import KafkaConsumer, TopicPartition
@@ -228,9 +245,15 @@ def collect_status(config: HubConfig, reader: Any | None, window_s: float = 900.
         status.run = {"alive": None, "group": config.kafka.group_id, "error": "Kafka is down"}
         return status
     status.run = run_alive(config)
+    if reader is not None:
+        status.run["lease"] = _lease(reader, config.kafka.group_id)
+        if status.run["lease"]["alive"] is not None:
+            # The run lease (merge/runstate.py) is the hub's own word; group members are Kafka's.
+            status.run["alive"] = status.run["lease"]["alive"] or bool(status.run.get("members"))
     if status.run.get("alive") is False:
         status.problems.append(
-            f"no `cdchub run` is consuming (consumer group {config.kafka.group_id} has no members)"
+            f"no `cdchub run` is consuming (no live run lease, and consumer group "
+            f"{config.kafka.group_id} has no members)"
         )
     try:
         report = lag_report(config, window_s)
@@ -303,7 +326,12 @@ def describe(status: Status) -> str:
         )
     run = status.run
     alive = {True: "alive", False: "NOT RUNNING", None: "unknown"}[run.get("alive")]
-    lines.append(f"cdchub run: {alive} (group {run.get('group')})")
+    holders = (run.get("lease") or {}).get("holders") or []
+    lines.append(
+        f"cdchub run: {alive} (group {run.get('group')}"
+        + (f"; lease: {'; '.join(holders)}" if holders else "")
+        + ")"
+    )
     if status.tables:
         header = (
             f"{'table':36} {'state':12} {'last commit':26} {'lag s':>8} {'kafka lag':>9} "
