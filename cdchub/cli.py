@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -338,10 +339,16 @@ def load_demo(obj: _Context) -> None:
 @click.option("--duration", type=float, help="Seconds to run.")
 @click.option("--events", type=int, help="Row changes to make.")
 @click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
 @click.pass_obj
 @_guard
 def workload(
-    obj: _Context, rate: float | None, duration: float | None, events: int | None, seed: int
+    obj: _Context,
+    rate: float | None,
+    duration: float | None,
+    events: int | None,
+    seed: int,
+    as_json: bool,
 ) -> None:
     """Run inserts, updates and deletes in transactions against every demo source."""
     from cdchub.workload import run_workload
@@ -358,15 +365,27 @@ def workload(
         seed=seed,
         progress=_progress,
     )
-    click.echo(str(result))
+    if as_json:
+        _emit(
+            {
+                "changes": result.changes,
+                "transactions": result.transactions,
+                "elapsed_s": round(result.elapsed, 3),
+                "interrupted": result.interrupted,
+                "sources": {n: dataclasses.asdict(st) for n, st in result.sources.items()},
+            }
+        )
+    else:
+        click.echo(str(result))
 
 
 @cli.command()
 @click.option("--until-idle", type=float, help="Exit 0 once caught up and idle this many seconds.")
 @click.option("--max-seconds", type=float, help="Stop after this many seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
 @click.pass_obj
 @_guard
-def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> None:
+def run(obj: _Context, until_idle: float | None, max_seconds: float | None, as_json: bool) -> None:
     """Consume every CDC topic and merge into the warehouse (Ctrl-C stops after the batch)."""
     from cdc_consumers.runner import Runner
     from cdchub.warehouses import open_session
@@ -383,12 +402,25 @@ def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> N
         stops = stopped_tables(session, obj.config.kafka.group_id)
     finally:
         session.close()
-    click.echo(
-        f"applied {result.events} events ({result.versions} new versions) in {result.batches} "
-        f"batches, {result.elapsed_s:.1f}s; stopped by {result.stopped_by}"
-    )
+    if as_json:
+        _emit(
+            {
+                "events": result.events,
+                "versions": result.versions,
+                "batches": result.batches,
+                "per_table": result.per_table,
+                "elapsed_s": round(result.elapsed_s, 3),
+                "stopped_by": result.stopped_by,
+                "stopped_tables": [stop.describe() for stop in stops],
+            }
+        )
+    else:
+        click.echo(
+            f"applied {result.events} events ({result.versions} new versions) in "
+            f"{result.batches} batches, {result.elapsed_s:.1f}s; stopped by {result.stopped_by}"
+        )
     # A stopped table needs a human: say so in the summary and in the exit status (1).
-    for stop in stops:
+    for stop in stops if not as_json else []:
         click.echo(stop.describe())
     if stops:
         click.echo(f"run: {len(stops)} table(s) stopped; their changes are held", err=True)

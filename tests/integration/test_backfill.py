@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,9 @@ from kafka import KafkaConsumer
 from psycopg import sql
 
 from cdchub.config import HubConfig, load_config
-from cdchub.workload import run_workload
 from dbschemas.loader import pg_connect
 from tests.integration.conftest import Stack
-from tests.integration.helpers import failures, replicate_until_verified, run_until_idle, verify
+from tests.integration.helpers import failures, replicate_until_verified, verify
 
 pytestmark = pytest.mark.integration
 
@@ -155,20 +153,6 @@ def test_backfill_while_the_workload_runs(stack: Stack, tmp_path: Path) -> None:
         )
     assert not verify(config)["ok"]
 
-    workload_done = threading.Event()
-
-    def produce() -> None:
-        run_workload(
-            stack.layout,
-            list(stack.config.sources),
-            rate=120,
-            duration=None,
-            events=3000,
-            seed=23,
-            progress=lambda _m: None,
-        )
-        workload_done.set()
-
     run = subprocess.Popen(
         [sys.executable, "-m", "cdchub.cli", "run", "--config", str(config_path)],
         stdout=subprocess.PIPE,
@@ -176,8 +160,27 @@ def test_backfill_while_the_workload_runs(stack: Stack, tmp_path: Path) -> None:
         text=True,
         env={**os.environ},
     )
-    producer = threading.Thread(target=produce, daemon=True)
-    producer.start()
+    # The workload as a user runs it, at a rate that outlasts both backfills.
+    producer = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cdchub.cli",
+            "workload",
+            "--events",
+            "3000",
+            "--rate",
+            "120",
+            "--seed",
+            "23",
+            "--json",
+            "--config",
+            str(config_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(3)
         pg = cli(config_path, "backfill", "--table", "shop.products", "--json")
@@ -193,7 +196,7 @@ def test_backfill_while_the_workload_runs(stack: Stack, tmp_path: Path) -> None:
         )
         assert my.returncode == 0, my.stderr
         print(pg.stdout, pg.stderr, my.stdout, my.stderr)
-        assert not workload_done.is_set(), "the workload ended before the backfills: raise events"
+        assert producer.poll() is None, "the workload ended before the backfills: raise events"
         # `status` while everything runs: nothing needs a person.
         live = cli(config_path, "status", "--json")
         doc = json.loads(live.stdout)
@@ -206,10 +209,11 @@ def test_backfill_while_the_workload_runs(stack: Stack, tmp_path: Path) -> None:
         text = cli(config_path, "status")
         assert text.returncode == 0 and "cdchub run: alive" in text.stdout, text.stdout
     finally:
-        producer.join(timeout=300)
+        made, _ = producer.communicate(timeout=300)
         run.send_signal(signal.SIGTERM)
         _out, err = run.communicate(timeout=120)
     assert run.returncode == 0, err
+    assert producer.returncode == 0 and json.loads(made)["changes"] == 3000
     # The drain prints progress on change only: never the same line twice in a row.
     lines = [ln for ln in err.splitlines() if ln.startswith("run: ")]
     assert all(a != b for a, b in itertools.pairwise(lines)), lines
@@ -233,7 +237,9 @@ def test_backfill_while_the_workload_runs(stack: Stack, tmp_path: Path) -> None:
     consumer.close()
     assert not [t for t in topics if t.endswith(".cdchub_signal")], topics
 
-    run_until_idle(config)
+    drained = cli(config_path, "run", "--until-idle", "4", "--json")
+    assert drained.returncode == 0, drained.stderr
+    assert json.loads(drained.stdout)["stopped_by"] == "idle"
     report = verify(config)
     assert report["ok"], failures(report)
     assert fake_versions(stack) == []
