@@ -411,14 +411,26 @@ def run(obj: _Context, until_idle: float | None, max_seconds: float | None, as_j
                 "per_table": result.per_table,
                 "elapsed_s": round(result.elapsed_s, 3),
                 "stopped_by": result.stopped_by,
+                "forced_releases": result.forced_releases,
+                "waiting": result.waiting,
                 "stopped_tables": [stop.describe() for stop in stops],
             }
         )
     else:
+        forced = (
+            f"; {result.forced_releases} transactions applied without consistency (stalled)"
+            if result.forced_releases
+            else ""
+        )
         click.echo(
             f"applied {result.events} events ({result.versions} new versions) in "
             f"{result.batches} batches, {result.elapsed_s:.1f}s; stopped by {result.stopped_by}"
+            f"{forced}"
         )
+    if result.stopped_by == "max-seconds" and until_idle is not None and result.waiting:
+        click.echo("not idle yet; still waiting for:", err=True)
+        for line in result.waiting:
+            click.echo(f"  {line}", err=True)
     # A stopped table needs a human: say so in the summary and in the exit status (1).
     for stop in stops if not as_json else []:
         click.echo(stop.describe())
