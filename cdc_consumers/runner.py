@@ -36,7 +36,7 @@ from cdc_consumers.transactions import (
     is_transaction_topic,
 )
 from cdchub.config import HubConfig, SourceConfig
-from cdchub.errors import DecodeError, SchemaChangeError, TableApplyError
+from cdchub.errors import DecodeError, SchemaChangeError, TableApplyError, UnrepresentableValue
 from merge import dead_letters
 from merge.naming import default_namespace
 from merge.runstate import RunLease, StoppedTable, record_stop, stopped_tables
@@ -458,7 +458,7 @@ class Runner:
             ]
             try:
                 result = self.engine.apply(batch.events, batch.infos, checkpoints, parked)
-            except TableApplyError as exc:
+            except (TableApplyError, UnrepresentableValue) as exc:
                 table = exc.table_id
                 if not isinstance(table, TableId) or table not in batch.events:
                     raise
@@ -563,7 +563,7 @@ class Runner:
                     [],
                     ParkedChanges(removed=[r for _, r in part], resolved=resolved),
                 )
-            except TableApplyError as exc:
+            except (TableApplyError, UnrepresentableValue) as exc:
                 last_error = str(exc)
                 return False
             for _, r in part:

@@ -80,3 +80,14 @@ class TableApplyError(MergeError, Terminal):
     def __init__(self, message: str, table_id: object, **context: Any) -> None:
         super().__init__(message, **context)
         self.table_id = table_id
+
+
+class UnrepresentableValue(MergeError, Terminal):
+    """A source value the warehouse's column type cannot store, refused rather than altered.
+
+    Raised by a warehouse's value adapter (e.g. a BC date or `24:00:00` on Snowflake); the context
+    names the warehouse, column, value and, once the engine adds it, the table.
+    """
+
+    # The table whose events carried the value (set by the engine; the runner dead-letters it).
+    table_id: object = None
