@@ -112,6 +112,11 @@ class DuckDBSession:
         sql = statement if isinstance(statement, str) else self.dialect.render(statement)
         return self.conn.execute(sql).fetchall()
 
+    def read(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows of a user's read-only query (`cdchub sql`)."""
+        cursor = self.conn.execute(sql)
+        return [d[0] for d in cursor.description or ()], cursor.fetchall()
+
     def load_stage(
         self, name: str, columns: Sequence[tuple[str, ColumnType]], rows: Sequence[Sequence[Any]]
     ) -> None:
