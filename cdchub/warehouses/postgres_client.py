@@ -111,8 +111,11 @@ class PostgresSession:
             return cur.fetchall() if cur.description else []
 
     def read(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Column names and rows of a user's read-only query (`cdchub sql`)."""
-        with self.conn.cursor() as cur:
+        """Column names and rows of a user's read-only query (`cdchub sql`).
+
+        Run in a transaction of its own, so a session opened `read_only` begins it `READ ONLY`.
+        """
+        with self.conn.transaction(), self.conn.cursor() as cur:
             cur.execute(sql)
             if not cur.description:
                 return [], []
