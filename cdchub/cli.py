@@ -256,10 +256,19 @@ def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> N
         stops = stopped_tables(session, obj.config.kafka.group_id)
     finally:
         session.close()
+    forced = (
+        f"; {result.forced_releases} transactions applied without consistency (stalled)"
+        if result.forced_releases
+        else ""
+    )
     click.echo(
         f"applied {result.events} events ({result.versions} new versions) in {result.batches} "
-        f"batches, {result.elapsed_s:.1f}s; stopped by {result.stopped_by}"
+        f"batches, {result.elapsed_s:.1f}s; stopped by {result.stopped_by}{forced}"
     )
+    if result.stopped_by == "max-seconds" and until_idle is not None and result.waiting:
+        click.echo("not idle yet; still waiting for:", err=True)
+        for line in result.waiting:
+            click.echo(f"  {line}", err=True)
     # A stopped table needs a human: say so in the summary and in the exit status (1).
     for stop in stops:
         click.echo(stop.describe())

@@ -719,6 +719,7 @@ CHECKS = "checks"
 PARKED = "parked_records"
 SCHEMAS = "schema_log"
 COLUMNS = "columns"
+FORCED = "forced_releases"
 
 OFFSETS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("consumer_group", "string"),
@@ -777,8 +778,8 @@ CHECKS_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-# Stream records held back until their source transaction is complete (transaction-consistent mode),
-# stored raw with the offsets so a restart resumes with them (see cdc_consumers/transactions.py).
+# Stream records of a table stopped by an incompatible schema change, stored raw with the offsets so
+# a restart (after `cdchub schema accept`) applies them (see cdc_consumers/runner.py).
 PARKED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("consumer_group", "string"),
     ("topic", "string"),
@@ -789,6 +790,18 @@ PARKED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("record_value", "bytes"),
     ("parked_at", "timestamptz"),
     ("reason", "string"),
+)
+
+
+# Transactions applied without transaction consistency (stalled or larger than the buffer).
+FORCED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("consumer_group", "string"),
+    ("source", "string"),
+    ("tx_id", "string"),
+    ("events_arrived", "int64"),
+    ("events_expected", "int64"),
+    ("reason", "string"),
+    ("released_at", "timestamptz"),
 )
 
 
@@ -835,6 +848,7 @@ def control_ddl(dialect: Dialect) -> list[exp.Expression]:
                 (PARKED, PARKED_COLUMNS),
                 (SCHEMAS, SCHEMAS_COLUMNS),
                 (COLUMNS, COLUMNS_COLUMNS),
+                (FORCED, FORCED_COLUMNS),
             )
         ),
     ]
@@ -879,6 +893,17 @@ def delete_parked(group: str, topic: str, partition: int, offsets: Sequence[int]
             exp.EQ(this=col("topic"), expression=exp.Literal.string(topic)),
             exp.EQ(this=col("partition"), expression=exp.Literal.number(partition)),
             exp.In(this=col("record_offset"), expressions=[exp.Literal.number(o) for o in offsets]),
+        ),
+    )
+
+
+def delete_parked_reason(group: str, reason: str) -> exp.Expression:
+    """Remove every stored record of a consumer group parked for `reason`."""
+    return exp.delete(
+        control_table(PARKED),
+        where=exp.and_(
+            exp.EQ(this=col("consumer_group"), expression=exp.Literal.string(group)),
+            exp.EQ(this=col("reason"), expression=exp.Literal.string(reason)),
         ),
     )
 
