@@ -83,7 +83,7 @@ def test_a_stopped_table_shows_in_run_and_lag_and_resumes_only_when_fixed(
     base = next(s for s in doc["sources"] if s["name"] == "inventory")
     source = {**base, "name": "stops", "database": "stops_db", "server_id": 184199}
     source.pop("tables", None)
-    warehouse = tmp_path / "stops.duckdb"
+    warehouse = tmp_path / "warehouse-stops.duckdb"
     config = config_file(
         stack,
         tmp_path / "stops.yaml",
@@ -236,7 +236,7 @@ def test_a_second_run_on_one_config_refuses_naming_the_first(stack: Stack, tmp_p
         tmp_path / "lease-duck.yaml",
         group_id="it-lease-duck",
         sources=[source],
-        warehouse={"kind": "duckdb", "path": str(tmp_path / "lease.duckdb")},
+        warehouse={"kind": "duckdb", "path": str(tmp_path / "warehouse-lease.duckdb")},
     )
     holder = subprocess.Popen(
         [sys.executable, "-m", "cdchub.cli", "--config", str(duck), "run"],
@@ -244,7 +244,7 @@ def test_a_second_run_on_one_config_refuses_naming_the_first(stack: Stack, tmp_p
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for(lambda: (tmp_path / "lease.duckdb").exists(), 60, "the DuckDB file")
+        _wait_for(lambda: (tmp_path / "warehouse-lease.duckdb").exists(), 60, "the DuckDB file")
         time.sleep(3)
         second = cli(duck, "run", "--max-seconds", "10")
         assert second.returncode == 2
