@@ -34,6 +34,7 @@ from cdchub.errors import (
     TableApplyError,
     UnrepresentableValue,
 )
+from cdchub.failures import first_line, is_retryable, retrying
 from merge import dead_letters, plan
 from merge.batch_plan import BatchPlan, SegmentSpec, StepKind, plan_table_batch
 from merge.dead_letters import DeadLetter
@@ -382,6 +383,63 @@ class Scd2Engine:
         checkpoints: Iterable[Checkpoint],
         parked: ParkedChanges | None = None,
     ) -> BatchResult:
+        """Apply one batch (see `_apply_once`), retrying the whole transaction on retryable errors.
+
+        A retry re-runs the complete warehouse transaction: the failed attempt rolled back (data,
+        offsets and parked records together), and a commit whose acknowledgement was lost is
+        recognised by the merge (`remove_applied` drops events at or before the stored positions),
+        so the batch still takes effect exactly once.
+
+        Raises:
+            MergeError: a terminal driver error, or a retryable one that outlasted the retries;
+                with the tables and offsets of the batch.
+        """
+        checkpoints = list(checkpoints)
+
+        def context() -> dict[str, Any]:
+            return {
+                "tables": ",".join(str(t) for t in events_by_table) or None,
+                "offsets": ",".join(
+                    f"{c.stream}[{c.partition}]@{c.next_offset}" for c in checkpoints
+                )
+                or None,
+            }
+
+        try:
+            for attempt in retrying("warehouse batch", context):
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        self._after_failure()
+                    return self._apply_once(events_by_table, infos, checkpoints, parked)
+        except TableApplyError as exc:  # one table at fault: the runner dead-letters it
+            raise TableApplyError(
+                exc.message, exc.table_id, **{**exc.context, **context()}
+            ) from exc.__cause__
+        except CdcHubError:
+            raise  # typed already (a schema change stops its table; the runner handles it)
+        except Exception as exc:
+            verdict = "retries exhausted" if is_retryable(exc) else "terminal error"
+            raise MergeError(
+                f"warehouse batch failed ({verdict}): {first_line(exc)}", **context()
+            ) from exc
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _after_failure(self) -> None:
+        """Forget what a failed attempt may have left half-made; reconnect if the link broke."""
+        self._targets.clear()
+        self._fitted.clear()
+        self._scratch_ready.clear()
+        reconnect = getattr(self.session, "reconnect", None)
+        if reconnect is not None:
+            reconnect()
+
+    def _apply_once(
+        self,
+        events_by_table: dict[TableId, list[ChangeEvent]],
+        infos: dict[TableId, TableInfo],
+        checkpoints: list[Checkpoint],
+        parked: ParkedChanges | None = None,
+    ) -> BatchResult:
         """Merge every table's events and store the checkpoints (and parked records), in one transaction."""
         self.ensure_control()
         targets = {}
@@ -430,11 +488,10 @@ class Scd2Engine:
                         except CdcHubError:
                             raise
                         except Exception as exc:
-                            if _looks_transient(exc):
-                                raise  # retried whole by the caller; no table is at fault
-                            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                            if is_retryable(exc):
+                                raise  # retried whole by `apply`; no table is at fault
                             raise TableApplyError(
-                                f"the warehouse refused the changes: {first}",
+                                f"the warehouse refused the changes: {first_line(exc)}",
                                 table,
                                 table=str(table),
                             ) from exc
@@ -642,25 +699,6 @@ class Scd2Engine:
             self.session.executemany(
                 plan.insert_rows(plan.control_table(plan.BATCHES), columns), rows
             )
-
-
-# Driver exception names that mean "try again" (a lost connection, a lock or serialization conflict,
-# a timeout) rather than "this data cannot go in".
-_TRANSIENT_NAMES = (
-    "Connection",
-    "Timeout",
-    "Serializ",
-    "Deadlock",
-    "LockNotAvailable",
-    "Interface",
-    "Operational",
-    "TransactionException",
-)
-
-
-def _looks_transient(exc: BaseException) -> bool:
-    """True for a driver error that retrying may fix (no table is at fault)."""
-    return any(n in cls.__name__ for cls in type(exc).__mro__ for n in _TRANSIENT_NAMES)
 
 
 def column_type_to_json(ctype: ColumnType) -> str:
