@@ -25,6 +25,8 @@ class Status:
     connectors: list[dict[str, Any]] | str = field(default_factory=list)
     run: dict[str, Any] = field(default_factory=dict)
     tables: list[dict[str, Any]] = field(default_factory=list)
+    # Transactions applied without transaction consistency within the window (`_cdchub.forced_releases`).
+    forced_releases: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -42,6 +44,7 @@ class Status:
             "connectors": self.connectors,
             "run": self.run,
             "tables": self.tables,
+            "forced_releases": self.forced_releases,
             "notes": self.notes,
         }
 
@@ -260,6 +263,11 @@ def collect_status(config: HubConfig, reader: Any | None, window_s: float = 900.
     except CdcHubError as exc:
         status.problems.append(f"lag report: {exc}")
         return status
+    status.forced_releases = {
+        "window_s": window_s,
+        "count": int(report.get("forced_releases") or 0),
+        "by_source": report.get("forced_releases_by_source") or {},
+    }
     if report.get("kafka_error"):
         status.problems.append(f"Kafka: {report['kafka_error']}")
     versions: dict[tuple[str, str], int] = {}
@@ -346,6 +354,12 @@ def describe(status: Status) -> str:
                 f"{_cell(t['lag_s']):>8} {_cell(t['kafka_consumer_lag']):>9} "
                 f"{_cell(t['history_versions']):>9} {verify}"
             )
+    forced = status.forced_releases
+    if forced and forced["count"]:
+        lines.append(
+            f"forced transaction releases in the last {forced['window_s']:.0f}s: {forced['count']} "
+            "(applied without transaction consistency; see docs/transactions.md)"
+        )
     for note in status.notes:
         lines.append(f"note: {note}")
     if status.problems:
