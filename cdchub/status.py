@@ -236,6 +236,7 @@ def _held(reader: Any, group: str) -> dict[str, int]:
 def collect_status(config: HubConfig, reader: Any | None, window_s: float = 900.0) -> Status:
     """Everything `cdchub status` shows. `reader` reads the warehouse (None: it cannot be read)."""
     from observability.access import lag_report
+    from observability.lag_report import build_report
 
     status = Status()
     _stack(config, status)
@@ -259,7 +260,12 @@ def collect_status(config: HubConfig, reader: Any | None, window_s: float = 900.
             f"{config.kafka.group_id} has no members)"
         )
     try:
-        report = lag_report(config, window_s)
+        # Through the reader when there is one: it reaches a DuckDB file held by a run too.
+        report = (
+            build_report(reader, config, window_s=window_s)
+            if reader is not None
+            else lag_report(config, window_s)
+        )
     except CdcHubError as exc:
         status.problems.append(f"lag report: {exc}")
         return status
