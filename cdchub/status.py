@@ -150,6 +150,7 @@ def _backfilling(config: HubConfig) -> dict[str, str]:
         consumer = KafkaConsumer(
             bootstrap_servers=config.kafka.bootstrap_servers,
             enable_auto_commit=False,
+            allow_auto_create_topics=False,  # probing a topic must not create it
             consumer_timeout_ms=1500,
         )
     except Exception:
