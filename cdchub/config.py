@@ -101,6 +101,9 @@ class SourceConfig(_Model):
     # null turns it off.
     heartbeat_table: str | None = "cdchub_heartbeat"
     snapshot_mode: str = "initial"
+    # The Debezium signaling table `cdchub backfill` writes to (connectors/signals.py): PostgreSQL
+    # `public.` unless qualified, MariaDB/MySQL the source database; null turns signaling off.
+    signal_table: str | None = "cdchub_signal"
     # Apply each source transaction atomically across its tables (needs Debezium transaction metadata).
     transaction_consistent: bool = True
     # Key columns of tables without a primary key (`schema.table` → columns); PostgreSQL tables also
@@ -253,6 +256,22 @@ WarehouseConfig = Annotated[
 ]
 
 
+class DeadLetterConfig(_Model):
+    """What follows when an event cannot be applied (docs/dead-letters.md).
+
+    `halt` (the default): the table stops visibly, its later events are held, the others go on.
+    `skip`: the event is stored in the dead-letter store, logged and counted, and the table goes on.
+    """
+
+    policy: Literal["halt", "skip"] = "halt"
+    # Per table, `source.namespace.table` (e.g. `shop.public.orders`): its own policy.
+    tables: dict[str, Literal["halt", "skip"]] = Field(default_factory=dict)
+
+    def policy_for(self, table: str) -> str:
+        """The policy of `source.namespace.table`."""
+        return self.tables.get(table, self.policy)
+
+
 class HubConfig(_Model):
     """The whole configuration file."""
 
@@ -264,6 +283,7 @@ class HubConfig(_Model):
     warehouse: WarehouseConfig = DuckDBWarehouse()
     observability: ObservabilityConfig = ObservabilityConfig()
     checks: ChecksConfig = ChecksConfig()
+    dead_letters: DeadLetterConfig = DeadLetterConfig()
     # Where the file was read from; relative paths in it are resolved against its folder.
     config_path: Path | None = None
 

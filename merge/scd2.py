@@ -28,8 +28,17 @@ from typing import Any
 from sqlglot import exp
 
 from cdc_consumers.model import ChangeEvent, ColumnType, Op, StreamRecord, TableId, TableSchema
-from cdchub.errors import MergeError, SchemaChangeError
-from merge import plan
+from cdchub.errors import (
+    CdcHubError,
+    MergeError,
+    SchemaChangeError,
+    TableApplyError,
+    UnrepresentableValue,
+)
+from cdchub.failures import first_line, is_retryable, retrying
+from merge import dead_letters, plan
+from merge.batch_plan import BatchPlan, SegmentSpec, StepKind, plan_table_batch
+from merge.dead_letters import DeadLetter
 from merge.evolution import Change, evolve
 from merge.naming import NameBook, TableNames, check_column_names
 from merge.observer import ApplyObserver, NullObserver
@@ -69,14 +78,18 @@ class ForcedReleaseRow:
 class ParkedChanges:
     """Consumer state written in the batch's transaction with the checkpoints.
 
-    `held` belong to a table stopped by an incompatible schema change and wait for the operator;
-    `removed` are held records that this batch applied; `forced` are transactions released
-    incomplete, recorded for `cdchub lag` and the dashboard.
+    `held` belong to a stopped table (an incompatible schema change, or a dead letter under the
+    `halt` policy) and wait for the operator; `removed` are held records that this batch applied;
+    `forced` are transactions released incomplete, recorded for `cdchub lag` and the dashboard;
+    `dead` are new dead letters (`merge.dead_letters`), `resolved` the ids of retried ones applied.
     """
 
     held: list[StreamRecord] = field(default_factory=list)
     removed: list[StreamRecord] = field(default_factory=list)
     forced: list[ForcedReleaseRow] = field(default_factory=list)
+    # Dead letters to store, and letters whose retried event this batch applied.
+    dead: list[DeadLetter] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -153,6 +166,7 @@ class Scd2Engine:
         with self.session.transaction():
             for statement in plan.control_ddl(self.dialect):
                 self.session.execute(statement)
+        dead_letters.ensure_table(self.session)
         self._control_ready = True
 
     def names(self, table: TableId, info: TableInfo) -> TableNames:
@@ -202,9 +216,7 @@ class Scd2Engine:
             )
         existing = self.session.table_columns(names.schema, names.history)
         columns, widened = self._merge_columns(table, names, known, schema, existing)
-        target = plan.MergeTarget(names, tuple(columns), schema.key)
-        if not self.dialect.TRANSACTIONAL_DDL:
-            target = target.with_own_scratch()
+        target = self.dialect.SCRATCH.target(plan.MergeTarget(names, tuple(columns), schema.key))
         if existing is None:
             self._create(target, table, info)
         else:
@@ -397,6 +409,63 @@ class Scd2Engine:
         checkpoints: Iterable[Checkpoint],
         parked: ParkedChanges | None = None,
     ) -> BatchResult:
+        """Apply one batch (see `_apply_once`), retrying the whole transaction on retryable errors.
+
+        A retry re-runs the complete warehouse transaction: the failed attempt rolled back (data,
+        offsets and parked records together), and a commit whose acknowledgement was lost is
+        recognised by the merge (`remove_applied` drops events at or before the stored positions),
+        so the batch still takes effect exactly once.
+
+        Raises:
+            MergeError: a terminal driver error, or a retryable one that outlasted the retries;
+                with the tables and offsets of the batch.
+        """
+        checkpoints = list(checkpoints)
+
+        def context() -> dict[str, Any]:
+            return {
+                "tables": ",".join(str(t) for t in events_by_table) or None,
+                "offsets": ",".join(
+                    f"{c.stream}[{c.partition}]@{c.next_offset}" for c in checkpoints
+                )
+                or None,
+            }
+
+        try:
+            for attempt in retrying("warehouse batch", context):
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        self._after_failure()
+                    return self._apply_once(events_by_table, infos, checkpoints, parked)
+        except TableApplyError as exc:  # one table at fault: the runner dead-letters it
+            raise TableApplyError(
+                exc.message, exc.table_id, **{**exc.context, **context()}
+            ) from exc.__cause__
+        except CdcHubError:
+            raise  # typed already (a schema change stops its table; the runner handles it)
+        except Exception as exc:
+            verdict = "retries exhausted" if is_retryable(exc) else "terminal error"
+            raise MergeError(
+                f"warehouse batch failed ({verdict}): {first_line(exc)}", **context()
+            ) from exc
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _after_failure(self) -> None:
+        """Forget what a failed attempt may have left half-made; reconnect if the link broke."""
+        self._targets.clear()
+        self._fitted.clear()
+        self._scratch_ready.clear()
+        reconnect = getattr(self.session, "reconnect", None)
+        if reconnect is not None:
+            reconnect()
+
+    def _apply_once(
+        self,
+        events_by_table: dict[TableId, list[ChangeEvent]],
+        infos: dict[TableId, TableInfo],
+        checkpoints: list[Checkpoint],
+        parked: ParkedChanges | None = None,
+    ) -> BatchResult:
         """Merge every table's events and store the checkpoints (and parked records), in one transaction."""
         self.ensure_control()
         targets = {}
@@ -407,7 +476,12 @@ class Scd2Engine:
                 if e.op is not Op.TRUNCATE:
                     first_seen.setdefault(id(e.schema), e)
             for e in first_seen.values():
-                targets[table] = self._target(table, e.schema, infos[table], e.position)
+                try:
+                    targets[table] = self._target(table, e.schema, infos[table], e.position)
+                except SchemaChangeError:
+                    raise
+                except MergeError as exc:  # key-less, reserved column names: this table only
+                    raise TableApplyError(exc.message, table, **exc.context) from exc
             if table not in targets:
                 known = self._targets.get(table) or self._stored_target(
                     table, events[0].schema, infos[table]
@@ -415,16 +489,38 @@ class Scd2Engine:
                 if known is None:
                     continue  # a truncate of a table never seen: nothing to close
                 targets[table] = known
-        for target in targets.values():
-            if target.reuse_scratch:
-                self._prepare_scratch(target)
+        # Each table's plan is built once, before the transaction: its `prepare` steps may be DDL.
+        segments = {table: _segments(events_by_table[table]) for table in targets}
+        plans = {
+            table: plan_table_batch(
+                target, [_spec(s) for s in segments[table]], self.dialect.SCRATCH, self.dialect
+            )
+            for table, target in targets.items()
+        }
+        for batch_plan in plans.values():
+            self._prepare_scratch(batch_plan)
         batch_id = uuid.uuid4().hex
         results: list[TableResult] = []
         with self.session.transaction():
             for table, events in events_by_table.items():
                 if table in targets:
                     with self.observer.merge_table(table, targets[table].names, events):
-                        results.append(self._apply_table(targets[table], table, events))
+                        try:
+                            versions = self._run_plan(plans[table], table, segments[table])
+                            results.append(TableResult(table, len(events), versions))
+                        except UnrepresentableValue as exc:  # a value this warehouse cannot hold
+                            exc.table_id = table  # the runner dead-letters it like TableApplyError
+                            raise
+                        except CdcHubError:
+                            raise
+                        except Exception as exc:
+                            if is_retryable(exc):
+                                raise  # retried whole by `apply`; no table is at fault
+                            raise TableApplyError(
+                                f"the warehouse refused the changes: {first_line(exc)}",
+                                table,
+                                table=str(table),
+                            ) from exc
             checkpoints = list(checkpoints)
             self._store_checkpoints(checkpoints)
             if parked is not None:
@@ -440,56 +536,47 @@ class Scd2Engine:
             self._log_batch(batch_id, results, events_by_table, committed_at)
         return BatchResult(batch_id, results, committed_at)
 
-    def _apply_table(
-        self, target: plan.MergeTarget, table: TableId, events: list[ChangeEvent]
-    ) -> TableResult:
+    def _run_plan(
+        self, batch_plan: BatchPlan, table: TableId, segments: list[list[ChangeEvent]]
+    ) -> int:
+        """Execute a table's plan in the open transaction; the number of versions it added."""
+        target = batch_plan.target
         versions = 0
-        for segment in _segments(events):
-            if segment[0].op is Op.TRUNCATE:
-                truncate = segment[0]
-                self._load_stage(target, [])
-                self.session.execute(
-                    plan.stage_truncate(
-                        target, truncate.position, truncate.commit_time, truncate.tx_id
+        for step in batch_plan.steps:
+            if step.kind is StepKind.LOAD:
+                segment = segments[step.segment]
+                rows = [] if segment[0].op is Op.TRUNCATE else _stage_rows(target, segment)
+                try:
+                    self.session.load_stage(
+                        target.stage_name, plan.stage_columns(target), rows, create=step.create
                     )
-                )
+                except UnrepresentableValue as exc:
+                    raise UnrepresentableValue(
+                        exc.message, **exc.context, table=str(table)
+                    ) from None
+            elif step.kind is StepKind.COUNT:
+                assert step.statement is not None
+                versions += int(self.session.query(step.statement)[0][0])
             else:
-                self._load_stage(target, _stage_rows(target, segment))
-                if any(e.op is Op.READ for e in segment):
-                    # Re-read rows equal to their key's current version are no change (backfill).
-                    self.session.execute(plan.drop_unchanged_snapshot_rows(target))
-            unavailable = sorted({c for e in segment for c in e.unavailable})
-            statements = plan.merge_statements(target, unavailable)
-            for statement in statements[:3]:
-                self.session.execute(statement)
-            versions += self._count_stage(target)
-            for statement in statements[3:]:
-                self.session.execute(statement)
-        return TableResult(table, len(events), versions)
+                assert step.statement is not None
+                self.session.execute(step.statement)
+        return versions
 
-    def _prepare_scratch(self, target: plan.MergeTarget) -> None:
-        """Create a target's own stage and key tables before the batch's transaction, once.
+    def _prepare_scratch(self, batch_plan: BatchPlan) -> None:
+        """Run a plan's `prepare` steps once per target and session, outside any transaction.
 
-        Where DDL commits the open transaction (Snowflake), creating them inside the batch would
-        commit half of it; created here, the batch only empties and fills them (DML).
+        Where DDL commits the open transaction (Snowflake), creating scratch tables inside the batch
+        would commit half of it; created here, the batch only empties and fills them (DML).
         """
-        if target in self._scratch_ready:
+        target = batch_plan.target
+        if not batch_plan.prepare or target in self._scratch_ready:
             return
-        self.session.load_stage(target.stage_name, plan.stage_columns(target), [])
-        self.session.execute(plan.drop_table(target.keys))
-        self.session.execute(
-            plan.create_table(target.keys, plan.key_columns(target), self.dialect, temporary=True)
-        )
+        for step in batch_plan.prepare:
+            if step.kind is StepKind.LOAD:
+                self.session.load_stage(target.stage_name, plan.stage_columns(target), [])
+            elif step.statement is not None:
+                self.session.execute(step.statement)
         self._scratch_ready.add(target)
-
-    def _load_stage(self, target: plan.MergeTarget, rows: list[tuple[Any, ...]]) -> None:
-        if not target.reuse_scratch:
-            self.session.execute(plan.drop_table(target.stage))
-        self.session.load_stage(target.stage_name, plan.stage_columns(target), rows)
-
-    def _count_stage(self, target: plan.MergeTarget) -> int:
-        rows = self.session.query(exp.select(exp.Count(this=exp.Star())).from_(target.stage))
-        return int(rows[0][0])
 
     def _store_checkpoints(self, checkpoints: Iterable[Checkpoint]) -> None:
         by_stream: dict[str, list[Checkpoint]] = {}
@@ -584,6 +671,12 @@ class Scd2Engine:
                     for r in parked.held
                 ],
             )
+        if parked.dead:
+            dead_letters.store(self.session, parked.dead)
+        if parked.resolved:
+            dead_letters.set_status(
+                self.session, self.consumer_group, parked.resolved, dead_letters.APPLIED
+            )
         if parked.forced:
             columns = [c for c, _ in plan.FORCED_COLUMNS]
             self.session.executemany(
@@ -677,6 +770,17 @@ def _segments(events: list[ChangeEvent]) -> list[list[ChangeEvent]]:
     if current:
         segments.append(current)
     return segments
+
+
+def _spec(segment: list[ChangeEvent]) -> SegmentSpec:
+    """What the plan needs of a segment: its truncate, or the columns some change did not carry."""
+    first = segment[0]
+    if first.op is Op.TRUNCATE:
+        return SegmentSpec(truncate=(first.position, first.commit_time, first.tx_id))
+    return SegmentSpec(
+        unavailable=tuple(sorted({c for e in segment for c in e.unavailable})),
+        snapshot=any(e.op is Op.READ for e in segment),
+    )
 
 
 def _stage_rows(target: plan.MergeTarget, events: list[ChangeEvent]) -> list[tuple[Any, ...]]:

@@ -8,6 +8,7 @@ from sqlglot import exp
 
 from cdc_consumers.model import ColumnType
 from merge.dialects.base import Dialect
+from merge.scratch import PersistentPerTable
 
 
 class SnowflakeDialect(Dialect):
@@ -25,7 +26,7 @@ class SnowflakeDialect(Dialect):
     # names are kept apart case-insensitively, which is safe on both.
     CASE_INSENSITIVE_IDENTIFIERS = True
     # Snowflake's DDL, CTAS of a temporary table included, commits the open transaction first.
-    TRANSACTIONAL_DDL = False
+    SCRATCH = PersistentPerTable()
     FALLBACK_TYPE = "VARCHAR"
     TYPES: ClassVar[dict[str, str]] = {
         "int16": "SMALLINT",
