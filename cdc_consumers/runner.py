@@ -19,20 +19,20 @@ from typing import Any
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from cdc_consumers.envelope import EnvelopeDecoder
-from cdc_consumers.model import ChangeEvent, SourceKind, StreamRecord, TableId
-from cdc_consumers.topics import data_topic_pattern, source_of, subscription_pattern
 from cdc_consumers.transactions import (
     TransactionAssembler,
     decode_boundary,
     is_transaction_topic,
     raw_record,
 )
-from cdchub.config import HubConfig, SourceConfig
-from cdchub.errors import SchemaChangeError
+from connectors.topics import data_topic_pattern, source_of, subscription_pattern
+from core.config import HubConfig, SourceConfig
+from core.errors import SchemaChangeError
+from core.model import ChangeEvent, SourceKind, StreamRecord, TableId
+from core.results import BatchResult, RunResult
 from merge.naming import default_namespace
 from merge.scd2 import (
     HELD_FOR_SCHEMA,
-    BatchResult,
     Checkpoint,
     ParkedChanges,
     Scd2Engine,
@@ -43,19 +43,6 @@ from observability.instrumentation import NoInstrumentation
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-
-
-@dataclass
-class RunResult:
-    """What a run applied, for the CLI summary and the demo."""
-
-    batches: int = 0
-    events: int = 0
-    versions: int = 0
-    per_table: dict[str, int] = field(default_factory=dict)
-    lags_ms: list[float] = field(default_factory=list)
-    elapsed_s: float = 0.0
-    stopped_by: str = ""
 
 
 @dataclass
@@ -109,9 +96,12 @@ class Runner:
         progress: Progress = print,
         client_id: str = "cdchub-run",
         instrumentation: NoInstrumentation | None = None,
+        between_batches: Callable[[WarehouseSession], object] | None = None,
     ) -> None:
         self.config = config
-        # Spans and metrics (observability.tracing); the default records nothing.
+        # Called with the session between batches (the `run` command's scheduled checks).
+        self.between_batches = between_batches
+        # Spans and metrics (ops.tracing); the default records nothing.
         self.instrumentation = instrumentation or NoInstrumentation()
         self.session = self.instrumentation.wrap_session(session)
         self.progress = progress
@@ -203,6 +193,8 @@ class Runner:
                     except Exception as exc:  # courtesy commit only; the warehouse holds the truth
                         log.debug("kafka commit failed: %s", exc)
                 self.instrumentation.sample(consumer)
+                if self.between_batches is not None:
+                    self.between_batches(self.session)
                 if now - last_report > 2 and result.batches:
                     last_report = now
                     self.progress(
@@ -315,8 +307,8 @@ class Runner:
     def _apply(self, records: list[Any], idle_s: float = 0.0) -> BatchResult | None:
         batch = _Batch()
         retried = [(event.table, record) for event, _, record in self._restored_held]
-        for event, source, record in self._restored_held:
-            batch.add(event, source, record)
+        for event, held_source, record in self._restored_held:
+            batch.add(event, held_source, record)
         self._restored_held = []
         next_offsets: dict[TopicPartition, int] = {}
         with self.instrumentation.decode(len(records)):

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cdc_consumers.envelope import transaction_key
-from cdc_consumers.model import ChangeEvent, SourceKind, StreamRecord
-from cdchub.errors import DecodeError
+from core.errors import DecodeError
+from core.model import ChangeEvent, SourceKind, StreamRecord
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from cdchub.config import HubConfig, load_config
-from cdchub.errors import CdcHubError, ConfigError
+from core.config import HubConfig, load_config
+from core.errors import CdcHubError, ConfigError
 
 
 class _Context:
@@ -196,7 +196,7 @@ def workload(
     obj: _Context, rate: float | None, duration: float | None, events: int | None, seed: int
 ) -> None:
     """Run inserts, updates and deletes in transactions against every demo source."""
-    from cdchub.workload import run_workload
+    from dbschemas.workload import run_workload
     from infrastructure.stack.layout import StackLayout
 
     if duration is None and events is None:
@@ -221,14 +221,19 @@ def workload(
 def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> None:
     """Consume every CDC topic and merge into the warehouse (Ctrl-C stops after the batch)."""
     from cdc_consumers.runner import Runner
-    from cdchub.warehouses import open_session
-    from observability.service import instrumented
+    from connectors.warehouses import open_session
+    from ops.checks import ScheduledChecks
+    from ops.service import instrumented
 
     session = open_session(obj.config)
     try:
         with instrumented(obj.config, session, progress=_progress) as instrumentation:
             runner = Runner(
-                obj.config, session, progress=_progress, instrumentation=instrumentation
+                obj.config,
+                session,
+                progress=_progress,
+                instrumentation=instrumentation,
+                between_batches=ScheduledChecks(obj.config),
             )
             result = runner.run(until_idle=until_idle, max_seconds=max_seconds)
     finally:
@@ -245,8 +250,8 @@ def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> N
 @_guard
 def tables(obj: _Context, as_json: bool) -> None:
     """List replicated tables and where they live in the warehouse."""
-    from cdchub.catalog import replicated_tables
-    from cdchub.warehouses import open_session
+    from connectors.warehouses import open_session
+    from ops.catalog import replicated_tables
 
     session = open_session(obj.config, read_only=True)
     try:
@@ -275,8 +280,8 @@ def schema() -> None:
 @_guard
 def schema_accept(obj: _Context, table: str) -> None:
     """Accept TABLE's warehouse columns as altered by hand; its held changes apply on the next run."""
-    from cdchub.schema_admin import accept_schema
-    from cdchub.warehouses import open_session
+    from connectors.warehouses import open_session
+    from ops.schema_admin import accept_schema
 
     session = open_session(obj.config)
     try:
@@ -303,8 +308,8 @@ def schema_accept(obj: _Context, table: str) -> None:
 @_guard
 def asof(obj: _Context, table: str, at: str, as_json: bool, limit: int | None) -> None:
     """Print the rows TABLE held at an instant, from its history (e.g. `asof shop.orders --at …`)."""
-    from cdchub.history import find_table, rows_as_of
-    from cdchub.warehouses import open_session
+    from connectors.warehouses import open_session
+    from ops.history import find_table, rows_as_of
 
     try:
         instant = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
@@ -333,11 +338,11 @@ def asof(obj: _Context, table: str, at: str, as_json: bool, limit: int | None) -
 @_guard
 def verify(obj: _Context, as_json: bool, ranges: int | None) -> None:
     """Compare every replicated table with its source and check history (exit 1 on mismatch)."""
-    from cdchub.verify import verify_all
-    from cdchub.warehouses import open_session
-    from observability.checks import drift_json, store_checks
-    from observability.range_checksum import all_ranges
-    from observability.schema_drift import schema_drift
+    from connectors.warehouses import open_session
+    from ops.checks import drift_json, store_checks
+    from ops.range_checksum import all_ranges
+    from ops.schema_drift import schema_drift
+    from ops.verify import verify_all
 
     session = open_session(obj.config)  # writable: results are kept in _cdchub.checks
     try:
@@ -385,8 +390,8 @@ def verify(obj: _Context, as_json: bool, ranges: int | None) -> None:
 @_guard
 def render_sql(kind: str, table: str, columns: str | None, key: str | None) -> None:
     """Print the statements of one batch for one table, rendered for a warehouse (no database)."""
-    from cdchub.demo_tables import find_demo_table, parse_columns
     from cdchub.render_sql import render_plan
+    from dbschemas.demo_tables import find_demo_table, parse_columns
 
     shape = parse_columns(table, columns, key or "") if columns else find_demo_table(table)
     click.echo(render_plan(kind, shape))
@@ -429,8 +434,8 @@ def bench_merge(
 @_guard
 def lag(obj: _Context, as_json: bool, window: str) -> None:
     """Current replication lag per table, percentiles over a window, and Kafka consumer lag."""
-    from observability.access import lag_report, parse_window
-    from observability.service import describe_lag
+    from ops.access import lag_report, parse_window
+    from ops.service import describe_lag
 
     report = lag_report(obj.config, parse_window(window))
     if as_json:
@@ -447,7 +452,7 @@ def lag(obj: _Context, as_json: bool, window: str) -> None:
 @_guard
 def dashboard(obj: _Context, port: int | None) -> None:
     """Serve the lag dashboard (per table: lag chart, throughput, consumer lag, checks)."""
-    from observability.service import serve_dashboard
+    from ops.service import serve_dashboard
 
     serve_dashboard(obj.config, port, progress=_progress)
 

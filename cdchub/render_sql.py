@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType
-from cdchub.demo_tables import TableShape
+from core.model import ColumnType
+from dbschemas.demo_tables import TableShape
 from merge import plan
 from merge.dialects import dialect_for
 from merge.naming import table_names
@@ -23,14 +23,14 @@ StageSql = Callable[[str, Sequence[tuple[str, ColumnType]]], list[exp.Expression
 def _stage_sql(kind: str) -> StageSql:
     """The bulk path of a warehouse's client (imported lazily: each pulls in its driver)."""
     if kind == "postgres":
-        from cdchub.warehouses.postgres_client import PostgresSession
+        from connectors.warehouses.postgres_client import PostgresSession
 
         return PostgresSession.stage_sql
     if kind == "snowflake":
-        from cdchub.warehouses.snowflake_client import SnowflakeSession
+        from connectors.warehouses.snowflake_client import SnowflakeSession
 
         return SnowflakeSession.stage_sql
-    from cdchub.warehouses.duckdb_client import DuckDBSession
+    from connectors.warehouses.duckdb_client import DuckDBSession
 
     return DuckDBSession.stage_sql
 

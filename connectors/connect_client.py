@@ -12,7 +12,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from cdchub.errors import ConnectorError, Retryable
+from core.errors import ConnectorError, Retryable
 
 
 class ConnectUnavailable(Retryable, ConnectorError):

@@ -1,6 +1,6 @@
 """The small contract a warehouse client must satisfy for the merge engine to drive it.
 
-`merge/` builds SQL and never opens a connection; clients (`cdchub/warehouses/`) implement this
+`merge/` builds SQL and never opens a connection; clients (`connectors/warehouses/`) implement this
 Protocol and never build SQL beyond binding parameters.
 """
 
@@ -12,14 +12,17 @@ from typing import Any, Protocol
 
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType
+from core.model import ColumnType
 from merge.dialects.base import Dialect
 
 
 class WarehouseSession(Protocol):
     """One open connection to a warehouse."""
 
-    dialect: Dialect
+    @property
+    def dialect(self) -> Dialect:
+        """How this warehouse's SQL is rendered (read-only, so a client may narrow its type)."""
+        ...
 
     def transaction(self) -> AbstractContextManager[None]:
         """A block that commits on success and rolls back on error."""

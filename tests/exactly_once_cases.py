@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from cdc_consumers.model import ChangeEvent, Op, TableId
+from core.model import ChangeEvent, Op, TableId
 from merge import plan
 from merge.scd2 import Checkpoint, Scd2Engine
 from merge.session import WarehouseSession

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
-from cdchub.config import HubConfig, PostgresWarehouse
-from cdchub.warehouses.postgres_client import PostgresSession
+from connectors.warehouses.postgres_client import PostgresSession
+from core.config import HubConfig, PostgresWarehouse
 from merge import client_sql, plan
 from merge.naming import CONTROL_SCHEMA
 from tests.exactly_once_cases import (

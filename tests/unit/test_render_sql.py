@@ -14,8 +14,8 @@ import sqlglot
 from click.testing import CliRunner
 
 from cdchub.cli import cli
-from cdchub.demo_tables import demo_tables, parse_columns
 from cdchub.render_sql import render_plan
+from dbschemas.demo_tables import demo_tables, parse_columns
 
 KINDS = ["duckdb", "postgres", "snowflake"]
 GOLDEN = Path(__file__).parent / "golden"

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from cdc_consumers.model import (
+from cdc_consumers.transactions import TransactionAssembler, decode_boundary
+from connectors.warehouses.duckdb_client import DuckDBSession
+from core.model import (
     ChangeEvent,
     Column,
     ColumnType,
@@ -19,8 +21,6 @@ from cdc_consumers.model import (
     TableId,
     TableSchema,
 )
-from cdc_consumers.transactions import TransactionAssembler, decode_boundary
-from cdchub.warehouses.duckdb_client import DuckDBSession
 from merge.scd2 import ParkedChanges, Scd2Engine
 
 SCHEMA = TableSchema((Column("id", ColumnType("int64"), optional=False),), ("id",))

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from cdc_consumers.envelope import EnvelopeDecoder
-from cdc_consumers.model import ChangeEvent, KafkaCoordinates, Op, SourceKind
+from core.model import ChangeEvent, KafkaCoordinates, Op, SourceKind
 
 TYPES = Path(__file__).resolve().parents[1] / "fixtures" / "types"
 UTC = dt.UTC

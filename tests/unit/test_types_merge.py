@@ -12,8 +12,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from cdc_consumers.model import ChangeEvent, Op, TableId
-from cdchub.warehouses.duckdb_client import DuckDBSession
+from connectors.warehouses.duckdb_client import DuckDBSession
+from core.model import ChangeEvent, Op, TableId
 from merge.scd2 import Scd2Engine, TableInfo
 from tests.unit.test_types import MY, PG
 from tools.capture_envelopes import BIG

@@ -17,12 +17,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from cdchub.catalog import replicated_tables
-from cdchub.config import HubConfig
+from connectors.kafka_probe import KafkaProbe
+from core.config import HubConfig
 from merge import plan, reports
+from merge.naming import CONTROL_SCHEMA
 from merge.session import WarehouseSession
-from observability.kafka_probe import KafkaProbe
 from observability.lagmath import current_lag
+from ops.catalog import replicated_tables
 
 log = logging.getLogger(__name__)
 SERIES_POINTS = 60
@@ -96,8 +97,8 @@ def build_report(
     now = time.time() if now is None else now
     since = dt.datetime.fromtimestamp(now - window_s, dt.UTC)
     tables = replicated_tables(session)
-    has_batches = session.table_columns(plan.CONTROL_SCHEMA, plan.BATCHES) is not None
-    has_checks = session.table_columns(plan.CONTROL_SCHEMA, plan.CHECKS) is not None
+    has_batches = session.table_columns(CONTROL_SCHEMA, plan.BATCHES) is not None
+    has_checks = session.table_columns(CONTROL_SCHEMA, plan.CHECKS) is not None
     rows = session.query(reports.batches_since(since)) if has_batches else []
     last = (
         {(r[0], r[1]): r[2:] for r in session.query(reports.last_applied())} if has_batches else {}

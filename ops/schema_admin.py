@@ -8,11 +8,11 @@ types from the events again and applies the held changes.
 
 from __future__ import annotations
 
-from cdchub.catalog import ReplicatedTable
-from cdchub.history import find_table
 from merge import plan
 from merge.naming import META_PREFIX
 from merge.session import WarehouseSession
+from ops.catalog import ReplicatedTable
+from ops.history import find_table
 
 
 def accept_schema(session: WarehouseSession, name: str) -> ReplicatedTable:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from sqlglot import exp
 
 from merge import plan
-from merge.naming import TableNames
+from merge.naming import CONTROL_SCHEMA, TableNames
 from merge.session import WarehouseSession
 
 
@@ -37,7 +37,7 @@ class ReplicatedTable:
 
 def replicated_tables(session: WarehouseSession) -> list[ReplicatedTable]:
     """Every table the hub has created, ordered by source and table name."""
-    if session.table_columns(plan.CONTROL_SCHEMA, plan.TABLES) is None:
+    if session.table_columns(CONTROL_SCHEMA, plan.TABLES) is None:
         return []
     columns = [
         "source",
@@ -62,7 +62,20 @@ def replicated_tables(session: WarehouseSession) -> list[ReplicatedTable]:
         if ident in seen:
             continue
         seen.add(ident)
-        tables.append(ReplicatedTable(*row[:8], key_columns=json.loads(row[8])))
+        source, kind, database, schema, table, wh_schema, current, history = row[:8]
+        tables.append(
+            ReplicatedTable(
+                source,
+                kind,
+                database,
+                schema,
+                table,
+                wh_schema,
+                current,
+                history,
+                key_columns=json.loads(row[8]),
+            )
+        )
     return tables
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.model import TableId
+
 
 class CdcHubError(Exception):
     """Root of every error cdchub raises on purpose."""
@@ -59,6 +61,6 @@ class SchemaChangeError(MergeError):
     Only the table named by `table_id` must stop; the runner holds its changes and goes on.
     """
 
-    def __init__(self, message: str, table_id: object, **context: Any) -> None:
+    def __init__(self, message: str, table_id: TableId, **context: Any) -> None:
         super().__init__(message, **context)
         self.table_id = table_id

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType
+from core.model import ColumnType
 from merge.dialects.base import Dialect
 
 # Kinds whose values are already text when they reach a text column.

@@ -25,7 +25,7 @@ STATIC = {
 
 
 def _static(name: str) -> bytes:
-    return resources.files("observability").joinpath("static", name).read_bytes()
+    return resources.files("ops").joinpath("static", name).read_bytes()
 
 
 def _handler(report: ReportFn, default_window_s: float) -> type[BaseHTTPRequestHandler]:

@@ -13,9 +13,9 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType
-from cdchub.errors import MergeError
-from cdchub.warehouses.arrow_types import arrow_type
+from connectors.warehouses.arrow_types import arrow_type
+from core.errors import MergeError
+from core.model import ColumnType
 from merge import plan
 from merge.dialects.duckdb import DuckDBDialect
 

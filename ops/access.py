@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 from sqlglot import exp
 
-from cdchub.config import DuckDBWarehouse, HubConfig
-from cdchub.errors import CdcHubError, MergeError
-from cdchub.warehouses import open_session
+from connectors.warehouses import open_session
+from core.config import DuckDBWarehouse, HubConfig
+from core.errors import CdcHubError, MergeError
 from merge.dialects.base import Dialect
-from observability.lag_report import build_report
+from ops.lag_report import build_report
 
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}

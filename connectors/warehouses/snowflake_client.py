@@ -18,10 +18,10 @@ from typing import Any
 import snowflake.connector
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType
-from cdchub.config import SnowflakeWarehouse
-from cdchub.errors import MergeError
-from cdchub.warehouses.values import falls_back_to_text, text_value
+from connectors.warehouses.values import falls_back_to_text, text_value
+from core.config import SnowflakeWarehouse
+from core.errors import MergeError
+from core.model import ColumnType
 from merge import client_sql, plan
 from merge.dialects.snowflake import SnowflakeDialect
 
