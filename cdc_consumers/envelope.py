@@ -2,7 +2,7 @@
 
 The JSON converter writes `{"schema": {...}, "payload": {...}}`. The schema part repeats on every record
 and rarely changes, so the decoder splits the raw bytes and caches the decoded schema by its bytes:
-each record then costs one `json.loads` of its payload.
+each record then costs one parse of its payload (orjson, `cdc_consumers.jsonfast`).
 
 Records that are not row changes:
 - a tombstone (null value) follows every delete for log compaction: skipped;
@@ -13,11 +13,11 @@ Records that are not row changes:
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cdc_consumers import jsonfast
 from cdc_consumers.converters import UNAVAILABLE, row_decoder
 from cdc_consumers.positions import binlog_position, postgres_position
 from core.errors import DecodeError
@@ -106,7 +106,7 @@ class EnvelopeDecoder:
         shape = self._shapes.get(schema_bytes + b"|" + ",".join(key_columns).encode())
         if shape is None:
             shape = self._learn_shape(schema_bytes, key_columns)
-        payload = json.loads(payload_bytes)
+        payload = jsonfast.loads(payload_bytes)
         op = Op(payload["op"])
         source = payload["source"]
         tx = payload.get("transaction") or {}
@@ -164,13 +164,13 @@ class EnvelopeDecoder:
         key_schema, _ = _split(key)
         names = self._keys.get(key_schema)
         if names is None:
-            schema = json.loads(key_schema) or {}
+            schema = jsonfast.loads(key_schema) or {}
             names = tuple(f["field"] for f in schema.get("fields") or [])
             self._keys[key_schema] = names
         return names
 
     def _learn_shape(self, schema_bytes: bytes, key_columns: tuple[str, ...]) -> _RowShape:
-        schema = json.loads(schema_bytes)
+        schema = jsonfast.loads(schema_bytes)
         fields = {f["field"]: f for f in schema["fields"]}
         row_struct = fields.get("after") or fields.get("before")
         if row_struct is None:

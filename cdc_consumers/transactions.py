@@ -18,13 +18,13 @@ source's topics (the default single `cdchub run`).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from cdc_consumers import jsonfast
 from cdc_consumers.envelope import transaction_key
 from core.errors import DecodeError
 from core.model import ChangeEvent, SourceKind, StreamRecord
@@ -54,7 +54,7 @@ def decode_boundary(record: StreamRecord, kind: SourceKind) -> TxBoundary | None
     if record.value is None:
         return None
     try:
-        doc = json.loads(record.value)
+        doc = jsonfast.loads(record.value)
         payload = doc["payload"] if isinstance(doc, dict) and "payload" in doc else doc
         count = payload.get("event_count")
         return TxBoundary(

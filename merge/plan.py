@@ -272,6 +272,68 @@ def remove_applied(target: MergeTarget) -> exp.Expression:
     return exp.delete(target.stage, where=exp.Exists(this=probe))
 
 
+def drop_unchanged_snapshot_rows(target: MergeTarget) -> exp.Expression:
+    """Step 0b: delete staged snapshot rows (`r`) equal to the version they would follow.
+
+    An incremental snapshot (`cdchub backfill`) re-reads rows that are usually already in history.
+    A re-read row whose values equal the key's previous version (by position, among the history and
+    the stage, and not a delete) is not a change: writing it would be a fake version. One that
+    differs is kept: the warehouse had missed a change, and the snapshot repairs that drift.
+    Values are compared null-safely (`IS NOT DISTINCT FROM`).
+    """
+    names = target.column_names
+    carried = [*names, SOURCE_POS, IS_DELETED, OP]
+    in_stage = exp.Exists(
+        this=exp.select(exp.Literal.number(1))
+        .from_(target.stage.as_("k"))
+        .where(_key_match(target.key, "k", "h"))
+    )
+    union = exp.union(
+        exp.select(*(col(c, "h") for c in carried)).from_(target.history.as_("h")).where(in_stage),
+        exp.select(*(col(c) for c in carried)).from_(target.stage.copy()),
+        distinct=False,
+    )
+    lagged = exp.select(
+        *(col(c) for c in carried),
+        _window(target, "LAG", SOURCE_POS).as_("_prev_pos"),
+        _window(target, "LAG", IS_DELETED).as_("_prev_deleted"),
+        *(_window(target, "LAG", v).as_(f"_prev_{i}") for i, v in enumerate(target.value_columns)),
+    ).from_(exp.Subquery(this=union, alias=exp.TableAlias(this=ident("u"))))
+    same = [
+        exp.EQ(this=col(OP, "p"), expression=exp.Literal.string("r")),
+        exp.not_(exp.Is(this=col("_prev_pos", "p"), expression=exp.null())),
+        exp.not_(col("_prev_deleted", "p")),
+        *(
+            exp.NullSafeEQ(this=col(v, "p"), expression=col(f"_prev_{i}", "p"))
+            for i, v in enumerate(target.value_columns)
+        ),
+    ]
+    probe = (
+        exp.select(exp.Literal.number(1))
+        .from_(exp.Subquery(this=lagged, alias=exp.TableAlias(this=ident("p"))))
+        .where(
+            _and(
+                [
+                    _key_match(target.key, "p", target.stage_name),
+                    exp.EQ(
+                        this=col(SOURCE_POS, "p"), expression=col(SOURCE_POS, target.stage_name)
+                    ),
+                    *same,
+                ]
+            )
+        )
+    )
+    return exp.delete(
+        target.stage,
+        where=_and(
+            [
+                exp.EQ(this=col(OP, target.stage_name), expression=exp.Literal.string("r")),
+                exp.Exists(this=probe),
+            ]
+        ),
+    )
+
+
 def collect_keys(target: MergeTarget, source: exp.Expression | None = None) -> exp.Expression:
     """Step 2: `CREATE TEMP TABLE _cdc_keys AS SELECT DISTINCT <key> FROM _cdc_stage`."""
     select = exp.select(*(col(k) for k in target.key)).distinct().from_(source or target.stage)

@@ -385,6 +385,9 @@ class Scd2Engine:
                 )
             else:
                 self._load_stage(target, _stage_rows(target, segment))
+                if any(e.op is Op.READ for e in segment):
+                    # Re-read rows equal to their key's current version are no change (backfill).
+                    self.session.execute(plan.drop_unchanged_snapshot_rows(target))
             unavailable = sorted({c for e in segment for c in e.unavailable})
             statements = plan.merge_statements(target, unavailable)
             for statement in statements[:3]:
