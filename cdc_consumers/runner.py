@@ -8,6 +8,7 @@ killed at any point therefore resumes exactly where the warehouse says it stoppe
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import signal
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from cdc_consumers.envelope import EnvelopeDecoder
 from cdc_consumers.transactions import (
@@ -27,16 +29,18 @@ from cdc_consumers.transactions import (
 )
 from connectors.topics import data_topic_pattern, source_of, subscription_pattern
 from core.config import HubConfig, SourceConfig
-from core.errors import SchemaChangeError
-from core.model import ChangeEvent, SourceKind, StreamRecord, TableId
+from core.errors import KafkaUnavailable, SchemaChangeError
+from core.model import ChangeEvent, ColumnType, SourceKind, StreamRecord, TableId
 from core.results import BatchResult, RunResult
 from merge.naming import default_namespace
+from merge.runstate import RunLease, StoppedTable, record_stop, stopped_tables
 from merge.scd2 import (
     HELD_FOR_SCHEMA,
     Checkpoint,
     ParkedChanges,
     Scd2Engine,
     TableInfo,
+    column_type_to_json,
 )
 from merge.session import WarehouseSession
 from observability.instrumentation import NoInstrumentation
@@ -125,10 +129,25 @@ class Runner:
         self.blocked: dict[TableId, str] = {}
         self._held_stored: set[tuple[str, int, int]] = set()
         self._restored_held: list[tuple[ChangeEvent, SourceConfig, StreamRecord]] = []
+        self._stops: dict[TableId, StoppedTable] = {}
 
-    def _consumer(self) -> KafkaConsumer:
+    def _consumer(self, max_seconds: float | None = None) -> KafkaConsumer:
+        # Without a broker the client gives up after `bootstrap_timeout_ms`: within --max-seconds.
+        bootstrap_s = 30.0 if max_seconds is None else max(1.0, min(30.0, max_seconds))
+        servers = self.config.kafka.bootstrap_servers
+        try:
+            return self._new_consumer(bootstrap_s)
+        except KafkaError as exc:
+            raise KafkaUnavailable(
+                f"Kafka is not reachable at {servers} (no broker answered within "
+                f"{bootstrap_s:.0f}s); is the stack up? `cdchub stack status`",
+                bootstrap_servers=servers,
+            ) from exc
+
+    def _new_consumer(self, bootstrap_s: float) -> KafkaConsumer:
         return KafkaConsumer(
             bootstrap_servers=self.config.kafka.bootstrap_servers,
+            bootstrap_timeout_ms=int(bootstrap_s * 1000),
             group_id=self.config.kafka.group_id,
             client_id=self.client_id,
             enable_auto_commit=False,
@@ -162,18 +181,29 @@ class Runner:
         started = time.monotonic()
         self._stop = False
         self.engine.ensure_control()
-        self._restore_parked()
-        consumer = self._consumer()
-        consumer.subscribe(
-            pattern=subscription_pattern(self.sources, self.assemblers),
-            listener=_SeekToWarehouse(consumer, self.engine),
-        )
+        # One consumer per group: refuse while another live run holds the lease (merge.runstate).
+        lease = RunLease.acquire(self.session, self.config.kafka.group_id)
+        for stop in stopped_tables(self.session, self.config.kafka.group_id):
+            self.instrumentation.table_stopped(
+                TableId(stop.source, stop.source_schema, stop.source_table)
+            )
+        try:
+            self._restore_parked()
+            consumer = self._consumer(max_seconds)
+            consumer.subscribe(
+                pattern=subscription_pattern(self.sources, self.assemblers),
+                listener=_SeekToWarehouse(consumer, self.engine),
+            )
+        except BaseException:
+            lease.release()
+            raise
         signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
         previous = {sig: signal.signal(sig, self.request_stop) for sig in signals}
         last_data = time.monotonic()
         last_report = 0.0
         try:
             while not self._stop:
+                lease.renew()
                 polled_at = time.time_ns()
                 records = self._poll_batch(consumer)
                 now = time.monotonic()
@@ -217,6 +247,10 @@ class Runner:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             consumer.close(autocommit=False)
+            lease.release()
+        result.stopped_tables = [
+            self._stops[t].describe() for t in self.blocked if t in self._stops
+        ]
         result.elapsed_s = time.monotonic() - started
         return result
 
@@ -340,14 +374,33 @@ class Runner:
                 if not isinstance(table, TableId) or table not in batch.events:
                     raise
                 self.blocked[table] = str(exc)
+                self._record_stop(table, exc)
                 log.error("%s (table %s stopped; its changes are held)", exc, table)
-                self.progress(f"run: table {table} stopped: {exc}")
+                self.progress(f"run: {self._stops[table].describe()}")
                 self._hold(batch, table, parked)
                 continue
             for table, record in retried:
                 if table not in self.blocked:
                     self._held_stored.discard(_address(record))
             return result
+
+    def _record_stop(self, table: TableId, exc: SchemaChangeError) -> None:
+        """Store the stop in the warehouse, where `lag`, the dashboard and `schema accept` see it."""
+        new_type = exc.new_column_type
+        stop = StoppedTable(
+            table.source,
+            table.namespace,
+            table.table,
+            str(exc.context.get("column", "")),
+            str(exc.context.get("old_type", "")),
+            str(exc.context.get("new_type", "")),
+            column_type_to_json(new_type) if isinstance(new_type, ColumnType) else "",
+            exc.message,
+            dt.datetime.now(dt.UTC),
+        )
+        self._stops[table] = stop
+        record_stop(self.session, self.config.kafka.group_id, stop)
+        self.instrumentation.table_stopped(table)
 
     def _hold(self, batch: _Batch, table: TableId, parked: ParkedChanges) -> None:
         """Move a stopped table's events out of the batch into the warehouse's held records."""

@@ -8,12 +8,14 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
+from cdchub.tabular import FORMATS
 from core.config import HubConfig, load_config
-from core.errors import CdcHubError, ConfigError
+from core.errors import CdcHubError
 
 
 class _Context:
@@ -37,17 +39,32 @@ def _emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=None, default=str))
 
 
+def _one_line(exc: BaseException) -> str:
+    """An error as one line: typed errors say it all; others get their type and first line."""
+    if isinstance(exc, CdcHubError):
+        return " ".join(str(exc).split())
+    first = (str(exc).strip().splitlines() or [""])[0].strip()
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Print typed errors as one line (traceback with --debug) and exit non-zero."""
+    """Print every error as one line (traceback with --debug) and exit 2 (README: errors)."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context().find_object(_Context)
+        debug = ctx is not None and ctx.debug
         try:
             return func(*args, **kwargs)
-        except CdcHubError as exc:
-            if ctx is not None and ctx.debug:
+        except click.ClickException:
+            raise  # usage errors: click prints them and exits 2
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            if debug:
                 traceback.print_exc()
-            click.echo(f"error: {exc}", err=True)
+            hint = "" if debug or isinstance(exc, CdcHubError) else " (--debug shows the traceback)"
+            click.echo(f"error: {_one_line(exc)}{hint}", err=True)
             sys.exit(2)
 
     wrapper.__name__ = func.__name__
@@ -62,6 +79,10 @@ def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
 def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     """cdchub: Debezium CDC from PostgreSQL and MariaDB/MySQL into SCD2 warehouse tables."""
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+    if not debug:
+        # kafka-python logs every refused connection; cdchub reports an unreachable Kafka itself,
+        # in one line, so its own warnings would only bury that line.
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
     ctx.obj = _Context(config_path, debug)
 
 
@@ -222,6 +243,7 @@ def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> N
     """Consume every CDC topic and merge into the warehouse (Ctrl-C stops after the batch)."""
     from cdc_consumers.runner import Runner
     from connectors.warehouses import open_session
+    from merge.runstate import stopped_tables
     from ops.checks import ScheduledChecks
     from ops.service import instrumented
 
@@ -236,12 +258,19 @@ def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> N
                 between_batches=ScheduledChecks(obj.config),
             )
             result = runner.run(until_idle=until_idle, max_seconds=max_seconds)
+        stops = stopped_tables(session, obj.config.kafka.group_id)
     finally:
         session.close()
     click.echo(
         f"applied {result.events} events ({result.versions} new versions) in {result.batches} "
         f"batches, {result.elapsed_s:.1f}s; stopped by {result.stopped_by}"
     )
+    # A stopped table needs a human: say so in the summary and in the exit status (1).
+    for stop in stops:
+        click.echo(stop.describe())
+    if stops:
+        click.echo(f"run: {len(stops)} table(s) stopped; their changes are held", err=True)
+        sys.exit(1)
 
 
 @cli.command()
@@ -250,10 +279,10 @@ def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> N
 @_guard
 def tables(obj: _Context, as_json: bool) -> None:
     """List replicated tables and where they live in the warehouse."""
-    from connectors.warehouses import open_session
+    from ops.access import open_reader
     from ops.catalog import replicated_tables
 
-    session = open_session(obj.config, read_only=True)
+    session = open_reader(obj.config)
     try:
         found = replicated_tables(session)
     finally:
@@ -285,7 +314,7 @@ def schema_accept(obj: _Context, table: str) -> None:
 
     session = open_session(obj.config)
     try:
-        found = accept_schema(session, table)
+        found = accept_schema(session, table, obj.config.kafka.group_id)
     finally:
         session.close()
     click.echo(
@@ -294,41 +323,152 @@ def schema_accept(obj: _Context, table: str) -> None:
     )
 
 
+_FORMAT_HELP = (
+    "table (default on a terminal), csv (default when piped), tsv, json (one document), "
+    "parquet (needs --output)."
+)
+
+
+def _instant(text: str, option: str) -> dt.datetime:
+    from ops.history import parse_instant
+
+    return parse_instant(text, option)
+
+
 @cli.command()
 @click.argument("table")
 @click.option(
     "--at",
     "at",
     required=True,
-    help="The instant, ISO 8601 (e.g. 2026-11-25T18:00:00Z); without a zone it is UTC.",
+    help="The instant: ISO 8601 (2026-11-25T18:00:00Z; no zone means UTC) or `now`.",
 )
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per row.")
-@click.option("--limit", type=int, default=None, help="Print at most this many rows.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help=_FORMAT_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json: one JSON document.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=None, help="Print at most N rows (N >= 0)."
+)
 @click.pass_obj
 @_guard
-def asof(obj: _Context, table: str, at: str, as_json: bool, limit: int | None) -> None:
+def asof(
+    obj: _Context,
+    table: str,
+    at: str,
+    fmt: str | None,
+    as_json: bool,
+    output: Path | None,
+    limit: int | None,
+) -> None:
     """Print the rows TABLE held at an instant, from its history (e.g. `asof shop.orders --at …`)."""
-    from connectors.warehouses import open_session
+    from cdchub.query import warn_before_history
+    from cdchub.tabular import default_format, write_result
+    from ops.access import open_reader
     from ops.history import find_table, rows_as_of
 
+    instant = _instant(at, "--at")
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError("--json and --format disagree; give one")
+    fmt = "json" if as_json else fmt or default_format()
+    session = open_reader(obj.config)
     try:
-        instant = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ConfigError(f"--at {at!r} is not an ISO 8601 instant: {exc}") from exc
-    session = open_session(obj.config, read_only=True)
-    try:
-        columns, rows = rows_as_of(session, find_table(session, table), instant)
+        found = find_table(session, table)  # type: ignore[arg-type]
+        columns, rows = rows_as_of(session, found, instant)  # type: ignore[arg-type]
+        warn_before_history(session, [found.names], instant, _progress)  # type: ignore[arg-type]
     finally:
         session.close()
     rows = rows[:limit] if limit is not None else rows
-    if as_json:
-        for row in rows:
-            _emit(dict(zip(columns, row, strict=True)))
-        return
-    click.echo("\t".join(columns))
-    for row in rows:
-        click.echo("\t".join("" if v is None else str(v) for v in row))
+    write_result(fmt, columns, rows, output)
     _progress(f"{len(rows)} rows of {table} as of {instant.isoformat()}")
+
+
+@cli.command()
+@click.argument("query")
+@click.option(
+    "--as-of",
+    "as_of",
+    help="Read every replicated table as it was at this instant (ISO 8601 or `now`).",
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help=_FORMAT_HELP)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
+@click.option("--show-sql", is_flag=True, help="Print the SQL sent to the warehouse on stderr.")
+@click.pass_obj
+@_guard
+def sql(
+    obj: _Context,
+    query: str,
+    as_of: str | None,
+    fmt: str | None,
+    output: Path | None,
+    show_sql: bool,
+) -> None:
+    """Run one read-only SELECT on the warehouse, optionally as of an instant (`--as-of`).
+
+    Works while `cdchub run` holds the DuckDB file: the run answers the query.
+    """
+    from cdchub.query import run_sql
+    from cdchub.tabular import default_format, write_result
+    from ops.access import open_reader
+
+    instant = _instant(as_of, "--as-of") if as_of else None
+    fmt = fmt or default_format()
+    if fmt == "parquet" and output is None:
+        raise click.UsageError("--format parquet needs --output FILE")
+    session = open_reader(obj.config)
+    try:
+        result = run_sql(session, query, instant, warn=_progress)  # type: ignore[arg-type]
+    finally:
+        session.close()
+    if show_sql:
+        _progress(result.sql)
+    write_result(fmt, result.columns, result.rows, output)
+    _progress(f"{len(result.rows)} rows" + (f" as of {instant.isoformat()}" if instant else ""))
+
+
+@cli.command()
+@click.option("--drop", is_flag=True, help="Remove the views instead.")
+@click.pass_obj
+@_guard
+def views(obj: _Context, drop: bool) -> None:
+    """Create the `<table>_versions` and `<table>_changes` views of every replicated table."""
+    from cdchub.analytics import create_views
+    from connectors.warehouses import open_session
+
+    session = open_session(obj.config)  # writes DDL: on DuckDB, stop `cdchub run` first
+    try:
+        names = create_views(session, drop=drop)
+    finally:
+        session.close()
+    for name in names:
+        click.echo(name)
+    _progress(f"{'dropped' if drop else 'created'} {len(names)} views")
+
+
+@cli.command("dbt-sources")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
+@click.pass_obj
+@_guard
+def dbt_sources(obj: _Context, output: Path | None) -> None:
+    """Write a dbt sources.yml for the replicated tables (freshness from the lag SLO)."""
+    from cdchub.analytics import dbt_sources_yaml
+    from ops.access import open_reader
+
+    session = open_reader(obj.config)
+    try:
+        text = dbt_sources_yaml(obj.config, session)
+    finally:
+        session.close()
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        _progress(f"wrote {output}")
+    if obj.config.observability.freshness_slo_s is None and not (
+        obj.config.observability.freshness_slo_per_table_s
+    ):
+        _progress(
+            "note: no observability.freshness_slo_s in the config, so no freshness thresholds"
+        )
 
 
 @cli.command()
@@ -339,17 +479,36 @@ def asof(obj: _Context, table: str, at: str, as_json: bool, limit: int | None) -
 def verify(obj: _Context, as_json: bool, ranges: int | None) -> None:
     """Compare every replicated table with its source and check history (exit 1 on mismatch)."""
     from connectors.warehouses import open_session
+    from core.config import DuckDBWarehouse
+    from core.errors import MergeError
+    from ops.access import open_reader
     from ops.checks import drift_json, store_checks
     from ops.range_checksum import all_ranges
     from ops.schema_drift import schema_drift
-    from ops.verify import verify_all
+    from ops.verify import unreachable_sources, verify_all
 
-    session = open_session(obj.config)  # writable: results are kept in _cdchub.checks
+    stored = True
     try:
-        report = verify_all(session, obj.config)
-        drift = schema_drift(session, obj.config)
-        report["ranges"] = all_ranges(session, obj.config, ranges) if ranges else []
-        store_checks(session, report, drift, report["ranges"])
+        session = open_session(obj.config)  # writable: results are kept in _cdchub.checks
+    except MergeError:
+        if not isinstance(obj.config.warehouse, DuckDBWarehouse):
+            raise
+        # A running `cdchub run` holds the file: read through it; it stores its own checks.
+        session = open_reader(obj.config)  # type: ignore[assignment]
+        stored = False
+    try:
+        down = unreachable_sources(obj.config)
+        report = verify_all(session, obj.config, down)
+        # An unreachable source is reported once (by verify_all), not again per table and check.
+        reachable = obj.config.model_copy(
+            update={"sources": [s for s in obj.config.sources if s.name not in down]}
+        )
+        drift = schema_drift(session, reachable)
+        report["ranges"] = all_ranges(session, reachable, ranges) if ranges else []
+        if stored:
+            store_checks(session, report, drift, report["ranges"])
+        else:
+            _progress("note: read through the running `cdchub run`; results not stored")
         report["schema_drift"] = drift_json(drift)
     finally:
         session.close()
@@ -358,12 +517,14 @@ def verify(obj: _Context, as_json: bool, ranges: int | None) -> None:
     else:
         for entry in report["tables"]:
             mark = "OK  " if entry["ok"] else "FAIL"
+            if entry["error"]:
+                click.echo(f"{mark} {entry['source']}.{entry['table']}: {entry['error']}")
+                continue
             click.echo(
                 f"{mark} {entry['source']}.{entry['table']}: source {entry['source_rows']} rows, "
                 f"warehouse {entry['warehouse_rows']}; missing {entry['missing_keys']}, "
                 f"unexpected {entry['unexpected_keys']}, different {entry['different_rows']}; "
                 f"history violations {sum(entry['history'].values())}"
-                + (f"; error: {entry['error']}" if entry["error"] else "")
             )
         for d in report["schema_drift"]:
             if not d["ok"]:

@@ -140,7 +140,8 @@ def describe(summary: dict[str, Any]) -> str:
     for t in summary["tables"]:
         mark = "ok" if t["ok"] else "MISMATCH"
         lines.append(
-            f"    {t['source']}.{t['table']:28} -> {t['warehouse_table']:28} {t['rows']:6} rows  {mark}"
+            f"    {t['source']}.{t['table']:28} -> {t['warehouse_table']:28} "
+            f"{'-' if t['rows'] is None else t['rows']:>6} rows  {mark}"
         )
     path = summary["warehouse"]["path"]
     lines.append(f"  warehouse: {path}")

@@ -363,6 +363,17 @@ def load_config(path: str | os.PathLike[str] | None = None) -> HubConfig:
         raise ConfigError(
             "config file not found; pass --config PATH or set CDCHUB_CONFIG", path=str(location)
         ) from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(
+            "--config names a directory; give the config file (e.g. DIR/cdchub.yaml)",
+            path=str(location),
+        ) from exc
+    except OSError as exc:  # unreadable: permissions, a broken link, …
+        raise ConfigError(
+            f"cannot read the config file: {exc.strerror or exc}", path=str(location)
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError("config file is not UTF-8 text", path=str(location)) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file is not valid YAML: {exc}", path=str(location)) from exc
     if not isinstance(raw, dict):

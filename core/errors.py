@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.model import TableId
+from core.model import ColumnType, TableId
 
 
 class CdcHubError(Exception):
@@ -47,6 +47,10 @@ class ConnectorError(CdcHubError):
     """Kafka Connect refused or failed a connector operation."""
 
 
+class KafkaUnavailable(Retryable):
+    """No Kafka broker answered (the stack is down, or the bootstrap servers are wrong)."""
+
+
 class DecodeError(Terminal):
     """A Debezium record could not be decoded into a ChangeEvent."""
 
@@ -61,6 +65,15 @@ class SchemaChangeError(MergeError):
     Only the table named by `table_id` must stop; the runner holds its changes and goes on.
     """
 
-    def __init__(self, message: str, table_id: TableId, **context: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        table_id: TableId,
+        *,
+        new_column_type: ColumnType | None = None,
+        **context: Any,
+    ) -> None:
         super().__init__(message, **context)
         self.table_id = table_id
+        # The source type the warehouse column must hold before the table may resume.
+        self.new_column_type = new_column_type

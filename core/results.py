@@ -52,3 +52,5 @@ class RunResult:
     lags_ms: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
     stopped_by: str = ""
+    # Tables this run stopped for an incompatible type change, one line each (`StoppedTable.describe`).
+    stopped_tables: list[str] = field(default_factory=list)

@@ -246,6 +246,9 @@ class Scd2Engine:
                     table,
                     table=str(table),
                     column=column.name,
+                    old_type=_describe(old),
+                    new_type=_describe(column.type),
+                    new_column_type=column.type,
                 )
             if verdict.change is Change.WIDEN:
                 columns[column.name] = verdict.column_type

@@ -16,13 +16,29 @@ from core.model import ColumnType
 from merge.dialects.base import Dialect
 
 
-class WarehouseSession(Protocol):
-    """One open connection to a warehouse."""
+class QuerySession(Protocol):
+    """What a reader of the warehouse needs: the dialect, queries and the catalog.
+
+    A `WarehouseSession` is one; so are read-only readers (a cursor beside a running writer, a
+    running hub's query endpoint).
+    """
 
     @property
     def dialect(self) -> Dialect:
         """How this warehouse's SQL is rendered (read-only, so a client may narrow its type)."""
         ...
+
+    def query(self, statement: exp.Expression) -> list[tuple[Any, ...]]:
+        """Run a query and fetch all rows."""
+        ...
+
+    def table_columns(self, schema: str, table: str) -> list[str] | None:
+        """Column names of an existing table, in order; None when it does not exist."""
+        ...
+
+
+class WarehouseSession(QuerySession, Protocol):
+    """One open connection to a warehouse."""
 
     def transaction(self) -> AbstractContextManager[None]:
         """A block that commits on success and rolls back on error."""
@@ -36,18 +52,10 @@ class WarehouseSession(Protocol):
         """Run one parameterised statement for many rows (small control writes only)."""
         ...
 
-    def query(self, statement: exp.Expression) -> list[tuple[Any, ...]]:
-        """Run a query and fetch all rows."""
-        ...
-
     def load_stage(
         self, name: str, columns: Sequence[tuple[str, ColumnType]], rows: Sequence[Sequence[Any]]
     ) -> None:
         """Create temporary table `name` with `columns` and bulk-load `rows` into it."""
-        ...
-
-    def table_columns(self, schema: str, table: str) -> list[str] | None:
-        """Column names of an existing table, in order; None when it does not exist."""
         ...
 
     def close(self) -> None:

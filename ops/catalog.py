@@ -9,7 +9,7 @@ from sqlglot import exp
 
 from merge import plan
 from merge.naming import CONTROL_SCHEMA, TableNames
-from merge.session import WarehouseSession
+from merge.session import QuerySession, WarehouseSession
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class ReplicatedTable:
         return asdict(self)
 
 
-def replicated_tables(session: WarehouseSession) -> list[ReplicatedTable]:
+def replicated_tables(session: QuerySession) -> list[ReplicatedTable]:
     """Every table the hub has created, ordered by source and table name."""
     if session.table_columns(CONTROL_SCHEMA, plan.TABLES) is None:
         return []

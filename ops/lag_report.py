@@ -21,6 +21,7 @@ from connectors.kafka_probe import KafkaProbe
 from core.config import HubConfig
 from merge import plan, reports
 from merge.naming import CONTROL_SCHEMA
+from merge.runstate import stopped_tables
 from merge.session import WarehouseSession
 from observability.lagmath import current_lag
 from ops.catalog import replicated_tables
@@ -115,6 +116,11 @@ def build_report(
     kafka_error: str | None = None
     if with_kafka:
         consumer_lag, heartbeats, kafka_error = _kafka_side(config)
+    # Tables stopped by an incompatible type change (stored by the run that stopped them).
+    stops = {
+        (s.source, f"{s.source_schema}.{s.source_table}"): s
+        for s in stopped_tables(session, config.kafka.group_id)
+    }
     bucket_s = max(5.0, window_s / SERIES_POINTS)
     entries = []
     for t in tables:
@@ -126,6 +132,11 @@ def build_report(
         pending = consumer_lag.get(topic)
         commit_s = last_commit.timestamp() if last_commit else None
         lag = current_lag(now, commit_s, bool(pending), heartbeats.get(t.source))
+        stop = stops.get((t.source, name))
+        lag_s, basis = lag.seconds, lag.basis
+        if stop is not None:
+            # Heartbeats say nothing of a stopped table: it is as old as its last applied commit.
+            lag_s, basis = (now - commit_s if commit_s else None), "stopped"
         table_checks = checks.get((t.source, name), [])
         entries.append(
             {
@@ -143,8 +154,10 @@ def build_report(
                 "last_applied_commit": _iso(last_commit),
                 "last_batch_at": _iso(last_batch),
                 "since_last_commit_s": round(now - commit_s, 3) if commit_s else None,
-                "current_lag_s": round(lag.seconds, 3) if lag.seconds is not None else None,
-                "current_lag_basis": lag.basis,
+                "current_lag_s": round(lag_s, 3) if lag_s is not None else None,
+                "current_lag_basis": basis,
+                "state": "stopped" if stop is not None else "flowing",
+                "stopped": stop.to_json() if stop is not None else None,
                 "consumer_lag_messages": pending,
                 "slo_s": config.observability.slo_for(f"{t.source}.{name}"),
                 "checks": table_checks,
@@ -160,5 +173,6 @@ def build_report(
         "dlq_events": 0,
         "heartbeat_age_s": {s: round(max(0.0, now - t), 3) for s, t in heartbeats.items()},
         "kafka_error": kafka_error,
+        "stopped_tables": [s.name for s in stops.values()],
         "tables": entries,
     }

@@ -317,6 +317,11 @@ class RunInstrumentation(NoInstrumentation):
             state.heartbeat_age_s = {s: max(0.0, now - t) for s, t in heartbeats.items()}
             state.current_lag_s = current
 
+    def table_stopped(self, table: TableId) -> None:
+        """Export 1 for the stopped table until the run ends (the stop is stored in the warehouse)."""
+        with self.metrics.state.lock:
+            self.metrics.state.tables_stopped[(table.source, table_label(table))] = 1
+
     def close(self) -> None:
         """Close the heartbeat probe."""
         if self._probe is not None:

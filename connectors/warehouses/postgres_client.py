@@ -99,6 +99,14 @@ class PostgresSession:
             cur.execute(sql)
             return cur.fetchall() if cur.description else []
 
+    def read(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows of a user's read-only query (`cdchub sql`)."""
+        with self.conn.cursor() as cur:
+            cur.execute(sql)
+            if not cur.description:
+                return [], []
+            return [d.name for d in cur.description], cur.fetchall()
+
     def load_stage(
         self, name: str, columns: Sequence[tuple[str, ColumnType]], rows: Sequence[Sequence[Any]]
     ) -> None:
