@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -13,6 +14,7 @@ from typing import Any
 
 import click
 
+from cdchub import __version__
 from cdchub.tabular import FORMATS
 from core.config import HubConfig, load_config
 from core.errors import CdcHubError
@@ -72,9 +74,10 @@ def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", envvar="CDCHUB_CONFIG", help="Config file (cdchub.yaml).")
 @click.option("--debug", is_flag=True, help="Print tracebacks and debug logs.")
+@click.version_option(__version__, "--version", prog_name="cdchub")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     """cdchub: Debezium CDC from PostgreSQL and MariaDB/MySQL into SCD2 warehouse tables."""
@@ -84,6 +87,47 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
         # in one line, so its own warnings would only bury that line.
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
     ctx.obj = _Context(config_path, debug)
+
+
+@cli.command()
+@click.option(
+    "--source",
+    "specs",
+    multiple=True,
+    help="NAME=KIND://USER@HOST[:PORT]/DATABASE (KIND: postgres, mariadb, mysql); repeatable.",
+)
+@click.option("--tables", help="With one source: the tables to capture, comma-separated.")
+@click.option("--kafka", default="127.0.0.1:29092", show_default=True, help="Bootstrap servers.")
+@click.option(
+    "--connect", default="http://127.0.0.1:28083", show_default=True, help="Kafka Connect URL."
+)
+@click.option("--output", "output", default="cdchub.yaml", show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+@click.option("--json", "as_json", is_flag=True, help="Print {config, admin_sql} as JSON.")
+@_guard
+def init(
+    specs: tuple[str, ...],
+    tables: str | None,
+    kafka: str,
+    connect: str,
+    output: str,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Write a cdchub.yaml for the given sources and print the admin SQL they need."""
+    from pathlib import Path
+
+    from cdchub.scaffold import scaffold, write_config
+
+    table_list = [t.strip() for t in tables.split(",") if t.strip()] if tables else None
+    text, sql = scaffold(list(specs), table_list, kafka, connect)
+    path = Path(output)
+    write_config(path, text, force)
+    _progress(f"wrote {path}; run the SQL below as an admin, then `cdchub connectors apply`")
+    if as_json:
+        _emit({"config": str(path), "admin_sql": [line for line in sql if line]})
+    else:
+        click.echo("\n".join(sql).rstrip())
 
 
 # -- stack ---------------------------------------------------------------------------------------
@@ -162,14 +206,98 @@ def connectors() -> None:
     """Register and inspect the Debezium connectors."""
 
 
+_SOURCE_OPTION = click.option(
+    "--source", "source", help="Only this source (default: every configured source)."
+)
+
+
 @connectors.command("apply")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the configs it would send (secrets masked); send nothing.",
+)
+@_SOURCE_OPTION
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the resulting state as one JSON document."
+)
 @click.pass_obj
 @_guard
-def connectors_apply(obj: _Context) -> None:
+def connectors_apply(obj: _Context, dry_run: bool, source: str | None, as_json: bool) -> None:
     """Create or update one connector per configured source and wait until it runs."""
     from connectors.service import apply_connectors
+    from ops.lifecycle import planned_configs
 
-    apply_connectors(obj.config, progress=_progress)
+    if dry_run:
+        planned = planned_configs(obj.config, source)
+        click.echo(json.dumps(planned, indent=None if as_json else 2))
+        return
+    config = obj.config
+    if source is not None:
+        config = config.model_copy(update={"sources": [config.source(source)]})
+    report = apply_connectors(config, progress=_progress)
+    if as_json:
+        _emit(report)
+
+
+def _control(obj: _Context, action: str, source: str | None, as_json: bool) -> None:
+    from ops.lifecycle import control
+
+    results = control(obj.config, action, source, progress=_progress)
+    if as_json:
+        _emit(results)
+
+
+@connectors.command("pause")
+@_SOURCE_OPTION
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def connectors_pause(obj: _Context, source: str | None, as_json: bool) -> None:
+    """Pause connectors: capture stops, the offsets (and the PostgreSQL slot) are kept."""
+    _control(obj, "pause", source, as_json)
+
+
+@connectors.command("resume")
+@_SOURCE_OPTION
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def connectors_resume(obj: _Context, source: str | None, as_json: bool) -> None:
+    """Resume paused connectors from where they stopped."""
+    _control(obj, "resume", source, as_json)
+
+
+@connectors.command("restart")
+@_SOURCE_OPTION
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def connectors_restart(obj: _Context, source: str | None, as_json: bool) -> None:
+    """Restart connectors and all their tasks (e.g. after a FAILED task was fixed)."""
+    _control(obj, "restart", source, as_json)
+
+
+@connectors.command("delete")
+@_SOURCE_OPTION
+@click.option(
+    "--drop-slot",
+    is_flag=True,
+    help="Also drop the PostgreSQL replication slot (else it keeps holding WAL).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def connectors_delete(obj: _Context, source: str | None, drop_slot: bool, as_json: bool) -> None:
+    """Delete connectors; say what is left (topics, warehouse tables, source objects)."""
+    from ops.lifecycle import delete, describe_delete
+
+    reports = delete(obj.config, source, drop_slot=drop_slot, progress=_progress)
+    if as_json:
+        _emit(reports)
+    else:
+        for report in reports:
+            click.echo(describe_delete(report))
 
 
 @connectors.command("status")
@@ -211,10 +339,16 @@ def load_demo(obj: _Context) -> None:
 @click.option("--duration", type=float, help="Seconds to run.")
 @click.option("--events", type=int, help="Row changes to make.")
 @click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
 @click.pass_obj
 @_guard
 def workload(
-    obj: _Context, rate: float | None, duration: float | None, events: int | None, seed: int
+    obj: _Context,
+    rate: float | None,
+    duration: float | None,
+    events: int | None,
+    seed: int,
+    as_json: bool,
 ) -> None:
     """Run inserts, updates and deletes in transactions against every demo source."""
     from dbschemas.workload import run_workload
@@ -231,15 +365,27 @@ def workload(
         seed=seed,
         progress=_progress,
     )
-    click.echo(str(result))
+    if as_json:
+        _emit(
+            {
+                "changes": result.changes,
+                "transactions": result.transactions,
+                "elapsed_s": round(result.elapsed, 3),
+                "interrupted": result.interrupted,
+                "sources": {n: dataclasses.asdict(st) for n, st in result.sources.items()},
+            }
+        )
+    else:
+        click.echo(str(result))
 
 
 @cli.command()
 @click.option("--until-idle", type=float, help="Exit 0 once caught up and idle this many seconds.")
 @click.option("--max-seconds", type=float, help="Stop after this many seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
 @click.pass_obj
 @_guard
-def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> None:
+def run(obj: _Context, until_idle: float | None, max_seconds: float | None, as_json: bool) -> None:
     """Consume every CDC topic and merge into the warehouse (Ctrl-C stops after the batch)."""
     from cdc_consumers.runner import Runner
     from connectors.warehouses import open_session
@@ -261,12 +407,37 @@ def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> N
         stops = stopped_tables(session, obj.config.kafka.group_id)
     finally:
         session.close()
-    click.echo(
-        f"applied {result.events} events ({result.versions} new versions) in {result.batches} "
-        f"batches, {result.elapsed_s:.1f}s; stopped by {result.stopped_by}"
-    )
+    if as_json:
+        _emit(
+            {
+                "events": result.events,
+                "versions": result.versions,
+                "batches": result.batches,
+                "per_table": result.per_table,
+                "elapsed_s": round(result.elapsed_s, 3),
+                "stopped_by": result.stopped_by,
+                "forced_releases": result.forced_releases,
+                "waiting": result.waiting,
+                "stopped_tables": [stop.describe() for stop in stops],
+            }
+        )
+    else:
+        forced = (
+            f"; {result.forced_releases} transactions applied without consistency (stalled)"
+            if result.forced_releases
+            else ""
+        )
+        click.echo(
+            f"applied {result.events} events ({result.versions} new versions) in "
+            f"{result.batches} batches, {result.elapsed_s:.1f}s; stopped by {result.stopped_by}"
+            f"{forced}"
+        )
+    if result.stopped_by == "max-seconds" and until_idle is not None and result.waiting:
+        click.echo("not idle yet; still waiting for:", err=True)
+        for line in result.waiting:
+            click.echo(f"  {line}", err=True)
     # A stopped table needs a human: say so in the summary and in the exit status (1).
-    for stop in stops:
+    for stop in stops if not as_json else []:
         click.echo(stop.describe())
     if stops:
         click.echo(f"run: {len(stops)} table(s) stopped; their changes are held", err=True)
@@ -472,6 +643,83 @@ def dbt_sources(obj: _Context, output: Path | None) -> None:
 
 
 @cli.command()
+@click.option("--table", "table", required=True, help="shop.orders or shop.public.orders.")
+@click.option("--where", "condition", help='Only rows matching this condition: "order_id > 100".')
+@click.option("--timeout", type=float, default=900.0, show_default=True, help="Seconds to wait.")
+@click.option("--no-wait", is_flag=True, help="Do not wait for `cdchub run` to apply the rows.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
+@click.pass_obj
+@_guard
+def backfill(
+    obj: _Context,
+    table: str,
+    condition: str | None,
+    timeout: float,
+    no_wait: bool,
+    as_json: bool,
+) -> None:
+    """Re-read a table through a Debezium incremental snapshot; only drift writes history."""
+    from cdchub.backfill import count_reread_versions, run_backfill
+    from cdchub.progress import progress_bar
+
+    def count(target: Any, since: str) -> tuple[int, int] | None:
+        reader = _open_reader(obj.config)
+        if reader is None:
+            return None
+        try:
+            found = count_reread_versions(reader, target, since)
+        finally:
+            reader.close()
+        return None if found is None else (found, 0)
+
+    with progress_bar(f"backfill {table}") as bar:
+        result = run_backfill(
+            obj.config,
+            table,
+            condition,
+            timeout_s=timeout,
+            wait_applied_s=0 if no_wait else 300.0,
+            progress=_progress,
+            bar=bar,
+            count_versions=count,
+        )
+    if as_json:
+        _emit(result.to_json())
+        return
+    click.echo(
+        f"backfill {result.table}: {result.rows_read} rows read"
+        + (
+            f" (Debezium scanned {result.debezium_rows_scanned})"
+            if result.debezium_rows_scanned is not None
+            else ""
+        )
+        + f" in {result.elapsed_s}s"
+    )
+    if result.repaired_drift is not None:
+        click.echo(
+            f"  repaired drift: {result.repaired_drift} rows differed from the warehouse and "
+            f"were written as new versions; {result.unchanged} were unchanged (no version)"
+        )
+    elif result.applied is False:
+        click.echo("  not applied yet: the rows wait in Kafka for `cdchub run`")
+    elif result.applied is None:
+        click.echo("  not waited for: `cdchub run` applies the rows")
+    else:
+        click.echo("  applied; repaired drift not counted (the warehouse could not be read)")
+
+
+def _open_reader(config: HubConfig) -> Any:
+    """A read-only warehouse reader (directly, or through the run that holds DuckDB), or None."""
+    from ops.access import open_reader
+
+    try:
+        return open_reader(config)
+    except CdcHubError as exc:
+        _progress(f"warning: cannot read the warehouse: {exc}")
+        return None
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--ranges", type=click.IntRange(min=1), help="Also checksum N primary-key ranges.")
 @click.pass_obj
@@ -608,6 +856,32 @@ def lag(obj: _Context, as_json: bool, window: str) -> None:
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--window", default="15m", show_default=True, help="Lag percentile window.")
+@click.pass_obj
+@_guard
+def status(obj: _Context, as_json: bool, window: str) -> None:
+    """One screen: stack, connectors, the run, and per table state, lag, versions, verify (exit 1
+    when something needs a person)."""
+    from cdchub.status import collect_status, describe
+    from ops.access import parse_window
+
+    window_s = parse_window(window)
+    reader = _open_reader(obj.config)
+    try:
+        found = collect_status(obj.config, reader, window_s)
+    finally:
+        if reader is not None:
+            reader.close()
+    if as_json:
+        _emit(found.to_json())
+    else:
+        click.echo(describe(found))
+    if not found.ok:
+        sys.exit(1)
+
+
+@cli.command()
 @click.option("--port", type=int, help="Port on 127.0.0.1 (default: observability.dashboard.port).")
 @click.pass_obj
 @_guard
@@ -640,9 +914,38 @@ def demo(obj: _Context, as_json: bool, events: int, rate: float, seed: int) -> N
         sys.exit(1)
 
 
+_GLOBAL_FLAGS = {"--debug"}
+_GLOBAL_VALUED = {"--config"}
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Move `--config PATH` / `--config=PATH` / `--debug` given after the subcommand to the front,
+    so `cdchub verify --config x.yaml` works like `cdchub --config x.yaml verify`.
+
+    Only these two names are moved (no subcommand has an option of that name); `--` ends the scan.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg in _GLOBAL_FLAGS or any(arg.startswith(f"{n}=") for n in _GLOBAL_VALUED):
+            front.append(arg)
+        elif arg in _GLOBAL_VALUED and i + 1 < len(argv):
+            front.extend(argv[i : i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main() -> None:
     """Console-script entry point."""
-    cli()
+    cli(args=hoist_global_options(sys.argv[1:]), prog_name="cdchub")
 
 
 if __name__ == "__main__":

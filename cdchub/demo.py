@@ -15,6 +15,7 @@ from typing import Any
 from cdc_consumers.runner import Runner
 from connectors.warehouses import open_session
 from core.config import HubConfig
+from core.errors import CdcHubError
 from core.results import RunResult
 from ops.verify import verify_all
 
@@ -90,8 +91,16 @@ def run_demo(
         if "error" in outcome:
             raise outcome["error"]
         first: RunResult = outcome["result"]
-        progress(f"demo: draining until idle for {idle_seconds:.0f}s")
-        tail = runner.run(until_idle=idle_seconds, handle_signals=False)
+        # The drain is bounded: idle time, plus the stall timeout of a transaction that never
+        # completes, plus room for Debezium to deliver the workload's tail on a loaded machine.
+        bound = idle_seconds + config.kafka.transaction_timeout_s + 120
+        progress(f"demo: draining until idle for {idle_seconds:.0f}s (at most {bound:.0f}s)")
+        tail = runner.run(until_idle=idle_seconds, max_seconds=bound, handle_signals=False)
+        if tail.stopped_by != "idle":
+            waiting = "; ".join(tail.waiting) or "records still arriving"
+            raise CdcHubError(
+                f"demo: the drain did not go idle within {bound:.0f}s; still waiting for: {waiting}"
+            )
         progress("demo: verifying every table against its source")
         report = verify_all(session, config)
     finally:

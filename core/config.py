@@ -101,6 +101,9 @@ class SourceConfig(_Model):
     # null turns it off.
     heartbeat_table: str | None = "cdchub_heartbeat"
     snapshot_mode: str = "initial"
+    # The Debezium signaling table `cdchub backfill` writes to (connectors/signals.py): PostgreSQL
+    # `public.` unless qualified, MariaDB/MySQL the source database; null turns signaling off.
+    signal_table: str | None = "cdchub_signal"
     # Apply each source transaction atomically across its tables (needs Debezium transaction metadata).
     transaction_consistent: bool = True
     # Key columns of tables without a primary key (`schema.table` → columns); PostgreSQL tables also

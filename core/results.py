@@ -52,5 +52,8 @@ class RunResult:
     lags_ms: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
     stopped_by: str = ""
+    forced_releases: int = 0
+    # What the run still waited for when it stopped (transactions, partitions not read to the end).
+    waiting: list[str] = field(default_factory=list)
     # Tables this run stopped for an incompatible type change, one line each (`StoppedTable.describe`).
     stopped_tables: list[str] = field(default_factory=list)

@@ -26,10 +26,11 @@ from typing import Any
 
 from sqlglot import exp
 
-from core.errors import MergeError, SchemaChangeError
+from core.errors import MergeError, SchemaChangeError, UnrepresentableValue
 from core.model import ChangeEvent, ColumnType, Op, StreamRecord, TableId, TableSchema
 from core.results import BatchResult, TableResult
 from merge import plan
+from merge.batch_plan import BatchPlan, SegmentSpec, StepKind, plan_table_batch
 from merge.evolution import Change, evolve
 from merge.naming import TableNames, check_column_names, table_names
 from merge.observer import ApplyObserver, NullObserver
@@ -45,21 +46,36 @@ class Checkpoint:
     next_offset: int
 
 
+# Why a record sits in `_cdchub.parked_records`. Only records of a table stopped by an incompatible
+# schema change are stored ("held"); "transaction" rows were written by versions that parked incomplete
+# transactions in the warehouse and are migrated back to Kafka offsets (`migrate_transaction_parking`).
 PARKED_FOR_TRANSACTION = "transaction"
 HELD_FOR_SCHEMA = "held"
 
 
+@dataclass(frozen=True)
+class ForcedReleaseRow:
+    """A transaction applied without transaction consistency (`_cdchub.forced_releases`)."""
+
+    source: str
+    tx_id: str
+    arrived: int
+    expected: int | None
+    reason: str
+
+
 @dataclass
 class ParkedChanges:
-    """Parked records to add and to drop, stored in the batch's transaction with the checkpoints.
+    """Consumer state written in the batch's transaction with the checkpoints.
 
-    `added` wait for their source transaction to complete; `held` belong to a table stopped by an
-    incompatible schema change and wait for the operator.
+    `held` belong to a table stopped by an incompatible schema change and wait for the operator;
+    `removed` are held records that this batch applied; `forced` are transactions released
+    incomplete, recorded for `cdchub lag` and the dashboard.
     """
 
-    added: list[StreamRecord] = field(default_factory=list)
-    removed: list[StreamRecord] = field(default_factory=list)
     held: list[StreamRecord] = field(default_factory=list)
+    removed: list[StreamRecord] = field(default_factory=list)
+    forced: list[ForcedReleaseRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -135,9 +151,7 @@ class Scd2Engine:
             )
         existing = self.session.table_columns(names.schema, names.history)
         columns, widened = self._merge_columns(table, names, known, schema, existing)
-        target = plan.MergeTarget(names, tuple(columns), schema.key)
-        if not self.dialect.TRANSACTIONAL_DDL:
-            target = target.with_own_scratch()
+        target = self.dialect.SCRATCH.target(plan.MergeTarget(names, tuple(columns), schema.key))
         if existing is None:
             self._create(target, table, info)
         else:
@@ -348,16 +362,24 @@ class Scd2Engine:
                 if known is None:
                     continue  # a truncate of a table never seen: nothing to close
                 targets[table] = known
-        for target in targets.values():
-            if target.reuse_scratch:
-                self._prepare_scratch(target)
+        # Each table's plan is built once, before the transaction: its `prepare` steps may be DDL.
+        segments = {table: _segments(events_by_table[table]) for table in targets}
+        plans = {
+            table: plan_table_batch(
+                target, [_spec(s) for s in segments[table]], self.dialect.SCRATCH, self.dialect
+            )
+            for table, target in targets.items()
+        }
+        for batch_plan in plans.values():
+            self._prepare_scratch(batch_plan)
         batch_id = uuid.uuid4().hex
         results: list[TableResult] = []
         with self.session.transaction():
             for table, events in events_by_table.items():
                 if table in targets:
                     with self.observer.merge_table(table, targets[table].names, events):
-                        results.append(self._apply_table(targets[table], table, events))
+                        versions = self._run_plan(plans[table], table, segments[table])
+                        results.append(TableResult(table, len(events), versions))
             checkpoints = list(checkpoints)
             self._store_checkpoints(checkpoints)
             if parked is not None:
@@ -373,56 +395,47 @@ class Scd2Engine:
             self._log_batch(batch_id, results, events_by_table, committed_at)
         return BatchResult(batch_id, results, committed_at)
 
-    def _apply_table(
-        self, target: plan.MergeTarget, table: TableId, events: list[ChangeEvent]
-    ) -> TableResult:
+    def _run_plan(
+        self, batch_plan: BatchPlan, table: TableId, segments: list[list[ChangeEvent]]
+    ) -> int:
+        """Execute a table's plan in the open transaction; the number of versions it added."""
+        target = batch_plan.target
         versions = 0
-        for segment in _segments(events):
-            if segment[0].op is Op.TRUNCATE:
-                truncate = segment[0]
-                self._load_stage(target, [])
-                self.session.execute(
-                    plan.stage_truncate(
-                        target, truncate.position, truncate.commit_time, truncate.tx_id
+        for step in batch_plan.steps:
+            if step.kind is StepKind.LOAD:
+                segment = segments[step.segment]
+                rows = [] if segment[0].op is Op.TRUNCATE else _stage_rows(target, segment)
+                try:
+                    self.session.load_stage(
+                        target.stage_name, plan.stage_columns(target), rows, create=step.create
                     )
-                )
+                except UnrepresentableValue as exc:
+                    raise UnrepresentableValue(
+                        exc.message, **exc.context, table=str(table)
+                    ) from None
+            elif step.kind is StepKind.COUNT:
+                assert step.statement is not None
+                versions += int(self.session.query(step.statement)[0][0])
             else:
-                self._load_stage(target, _stage_rows(target, segment))
-                if any(e.op is Op.READ for e in segment):
-                    # Re-read rows equal to their key's current version are no change (backfill).
-                    self.session.execute(plan.drop_unchanged_snapshot_rows(target))
-            unavailable = sorted({c for e in segment for c in e.unavailable})
-            statements = plan.merge_statements(target, unavailable)
-            for statement in statements[:3]:
-                self.session.execute(statement)
-            versions += self._count_stage(target)
-            for statement in statements[3:]:
-                self.session.execute(statement)
-        return TableResult(table, len(events), versions)
+                assert step.statement is not None
+                self.session.execute(step.statement)
+        return versions
 
-    def _prepare_scratch(self, target: plan.MergeTarget) -> None:
-        """Create a target's own stage and key tables before the batch's transaction, once.
+    def _prepare_scratch(self, batch_plan: BatchPlan) -> None:
+        """Run a plan's `prepare` steps once per target and session, outside any transaction.
 
-        Where DDL commits the open transaction (Snowflake), creating them inside the batch would
-        commit half of it; created here, the batch only empties and fills them (DML).
+        Where DDL commits the open transaction (Snowflake), creating scratch tables inside the batch
+        would commit half of it; created here, the batch only empties and fills them (DML).
         """
-        if target in self._scratch_ready:
+        target = batch_plan.target
+        if not batch_plan.prepare or target in self._scratch_ready:
             return
-        self.session.load_stage(target.stage_name, plan.stage_columns(target), [])
-        self.session.execute(plan.drop_table(target.keys))
-        self.session.execute(
-            plan.create_table(target.keys, plan.key_columns(target), self.dialect, temporary=True)
-        )
+        for step in batch_plan.prepare:
+            if step.kind is StepKind.LOAD:
+                self.session.load_stage(target.stage_name, plan.stage_columns(target), [])
+            elif step.statement is not None:
+                self.session.execute(step.statement)
         self._scratch_ready.add(target)
-
-    def _load_stage(self, target: plan.MergeTarget, rows: list[tuple[Any, ...]]) -> None:
-        if not target.reuse_scratch:
-            self.session.execute(plan.drop_table(target.stage))
-        self.session.load_stage(target.stage_name, plan.stage_columns(target), rows)
-
-    def _count_stage(self, target: plan.MergeTarget) -> int:
-        rows = self.session.query(exp.select(exp.Count(this=exp.Star())).from_(target.stage))
-        return int(rows[0][0])
 
     def _store_checkpoints(self, checkpoints: Iterable[Checkpoint]) -> None:
         by_stream: dict[str, list[Checkpoint]] = {}
@@ -454,7 +467,7 @@ class Scd2Engine:
         )
 
     def parked_records(self) -> list[tuple[StreamRecord, str]]:
-        """Records parked by earlier batches of this consumer group, with why, in stream order."""
+        """Records stored by earlier batches of this consumer group, with why, in stream order."""
         self.ensure_control()
         rows = self.session.query(plan.select_parked(self.consumer_group))
         return [
@@ -462,23 +475,43 @@ class Scd2Engine:
             for t, p, o, ts, k, v, reason in rows
         ]
 
+    def migrate_transaction_parking(self) -> int:
+        """Give records parked in the warehouse by an older version back to Kafka.
+
+        Older versions stored incomplete transactions' records in `_cdchub.parked_records` and moved
+        the offsets past them. Kafka is the buffer now: the stored offset of each such partition is
+        rewound to its earliest parked record (the re-read is idempotent) and the rows are dropped,
+        in one transaction. Returns the number of records migrated.
+        """
+        parked = [r for r, reason in self.parked_records() if reason == PARKED_FOR_TRANSACTION]
+        if not parked:
+            return 0
+        earliest: dict[tuple[str, int], int] = {}
+        for r in parked:
+            key = (r.stream, r.partition)
+            earliest[key] = min(earliest.get(key, r.offset), r.offset)
+        stored = self.stored_checkpoints()
+        rewound = [
+            Checkpoint(topic, partition, min(offset, stored.get((topic, partition), offset)))
+            for (topic, partition), offset in earliest.items()
+        ]
+        with self.session.transaction():
+            self._store_checkpoints(rewound)
+            self.session.execute(
+                plan.delete_parked_reason(self.consumer_group, PARKED_FOR_TRANSACTION)
+            )
+        return len(parked)
+
     def _store_parked(self, parked: ParkedChanges) -> None:
-        added = {
-            (r.stream, r.partition, r.offset): (r, PARKED_FOR_TRANSACTION) for r in parked.added
-        }
         removed: dict[tuple[str, int], list[int]] = {}
         for r in parked.removed:
-            # Parked and released within this batch: it never needs to reach the store.
-            if added.pop((r.stream, r.partition, r.offset), None) is None:
-                removed.setdefault((r.stream, r.partition), []).append(r.offset)
-        # Held after the removals, so a record released by its transaction and then held stays.
-        added.update({(r.stream, r.partition, r.offset): (r, HELD_FOR_SCHEMA) for r in parked.held})
+            removed.setdefault((r.stream, r.partition), []).append(r.offset)
         for (stream, partition), offsets in removed.items():
             self.session.execute(
                 plan.delete_parked(self.consumer_group, stream, partition, offsets)
             )
-        if added:
-            now = dt.datetime.now(dt.UTC)
+        now = dt.datetime.now(dt.UTC)
+        if parked.held:
             columns = [c for c, _ in plan.PARKED_COLUMNS]
             self.session.executemany(
                 plan.insert_rows(plan.control_table(plan.PARKED), columns),
@@ -492,9 +525,18 @@ class Scd2Engine:
                         r.key,
                         r.value,
                         now,
-                        reason,
+                        HELD_FOR_SCHEMA,
                     )
-                    for r, reason in added.values()
+                    for r in parked.held
+                ],
+            )
+        if parked.forced:
+            columns = [c for c, _ in plan.FORCED_COLUMNS]
+            self.session.executemany(
+                plan.insert_rows(plan.control_table(plan.FORCED), columns),
+                [
+                    (self.consumer_group, f.source, f.tx_id, f.arrived, f.expected, f.reason, now)
+                    for f in parked.forced
                 ],
             )
 
@@ -581,6 +623,17 @@ def _segments(events: list[ChangeEvent]) -> list[list[ChangeEvent]]:
     if current:
         segments.append(current)
     return segments
+
+
+def _spec(segment: list[ChangeEvent]) -> SegmentSpec:
+    """What the plan needs of a segment: its truncate, or the columns some change did not carry."""
+    first = segment[0]
+    if first.op is Op.TRUNCATE:
+        return SegmentSpec(truncate=(first.position, first.commit_time, first.tx_id))
+    return SegmentSpec(
+        unavailable=tuple(sorted({c for e in segment for c in e.unavailable})),
+        snapshot=any(e.op is Op.READ for e in segment),
+    )
 
 
 def _stage_rows(target: plan.MergeTarget, events: list[ChangeEvent]) -> list[tuple[Any, ...]]:

@@ -56,6 +56,12 @@ class HubMetrics:
             unit="{event}",
             description="Events sent to a dead-letter queue (no DLQ yet: always 0)",
         )
+        self.forced_releases = meter.create_counter(
+            "cdchub.transactions.forced",
+            unit="{transaction}",
+            description="Source transactions applied without transaction consistency (stalled or "
+            "larger than the buffer), by source and reason",
+        )
         self.slo_breaches = meter.create_counter(
             "cdchub.freshness.slo.breaches",
             unit="{sample}",
@@ -63,6 +69,7 @@ class HubMetrics:
         )
         # A counter that is never added to is not exported; add 0 so the series exists.
         self.dlq_events.add(0)
+        self.forced_releases.add(0)
         meter.create_observable_gauge(
             "cdchub.kafka.consumer.lag",
             callbacks=[self._consumer_lag],

@@ -100,6 +100,12 @@ def build_report(
     tables = replicated_tables(session)
     has_batches = session.table_columns(CONTROL_SCHEMA, plan.BATCHES) is not None
     has_checks = session.table_columns(CONTROL_SCHEMA, plan.CHECKS) is not None
+    forced: dict[str, dict[str, Any]] = {}
+    if session.table_columns(CONTROL_SCHEMA, plan.FORCED) is not None:
+        forced = {
+            str(r[0]): {"count": int(r[1]), "last": _iso(r[2])}
+            for r in session.query(reports.forced_releases_since(since))
+        }
     rows = session.query(reports.batches_since(since)) if has_batches else []
     last = (
         {(r[0], r[1]): r[2:] for r in session.query(reports.last_applied())} if has_batches else {}
@@ -171,6 +177,9 @@ def build_report(
         "consumer_group": config.kafka.group_id,
         # No dead-letter queue exists yet: a poison record stops the run instead (docs/observability.md).
         "dlq_events": 0,
+        # Transactions applied without transaction consistency in the window (stalled or too big).
+        "forced_releases": sum(f["count"] for f in forced.values()),
+        "forced_releases_by_source": forced,
         "heartbeat_age_s": {s: round(max(0.0, now - t), 3) for s, t in heartbeats.items()},
         "kafka_error": kafka_error,
         "stopped_tables": [s.name for s in stops.values()],

@@ -122,7 +122,8 @@ def describe_lag(report: dict[str, Any]) -> str:
     heartbeats = ", ".join(f"{s} {a:.1f}s ago" for s, a in report["heartbeat_age_s"].items())
     lines.append(
         f"window {report['window_s']:.0f}s; heartbeats: {heartbeats or 'none seen'}; "
-        f"DLQ {report['dlq_events']}"
+        f"DLQ {report['dlq_events']}; "
+        f"transactions forced without consistency {report.get('forced_releases', 0)}"
         + (f"; {report['kafka_error']}" if report["kafka_error"] else "")
     )
     return "\n".join(lines)

@@ -147,7 +147,15 @@ class _Batch(BatchWatch):
 class RunInstrumentation(NoInstrumentation):
     """Traces and metrics for one `Runner`."""
 
-    def __init__(self, telemetry: Telemetry, config: HubConfig, *, clock: Any = time.time) -> None:
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        config: HubConfig,
+        *,
+        clock: Any = time.time,
+        probe: KafkaProbe | None = None,
+    ) -> None:
+        """`probe` answers heartbeat questions (default: a KafkaProbe built at the first sample)."""
         self.telemetry = telemetry
         self.tracer = telemetry.tracer
         self.metrics = HubMetrics(telemetry.meter)
@@ -160,7 +168,7 @@ class RunInstrumentation(NoInstrumentation):
         self.last_record_ts: dict[tuple[str, int], float] = {}
         self._batch: _Batch | None = None
         self._next_sample = 0.0
-        self._probe: KafkaProbe | None = None
+        self._probe: KafkaProbe | None = probe
 
     def db_attributes(self, operation: str, collection: str | None = None) -> dict[str, Any]:
         """Database client span attributes (OTel semantic conventions)."""
@@ -263,6 +271,10 @@ class RunInstrumentation(NoInstrumentation):
             f"MERGE {collection}", kind=SpanKind.CLIENT, attributes=attrs
         ) as span:
             yield span
+
+    def transactions_forced(self, source: str, reason: str, count: int) -> None:
+        """Count transactions applied without transaction consistency."""
+        self.metrics.forced_releases.add(count, {"source": source, "reason": reason})
 
     def sample(self, consumer: Any) -> None:
         """Refresh consumer lag, heartbeat ages and current lag (at most every sample interval)."""

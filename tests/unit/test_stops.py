@@ -1,6 +1,6 @@
 """A table stopped by an incompatible column type change is stored, shown and resumed only when fixed.
 
-The real runner path (`Runner._apply`) meets the captured `orders` update, then the same row with
+The real run loop (driven through an in-memory change stream, `tests/memory_stream.py`) meets the captured `orders` update, then the same row with
 `customer_id` turned from int64 into a string: the table stops and the stop is stored in the
 warehouse, where `cdchub lag`'s report and `cdchub schema accept` read it (no Kafka needed).
 """
@@ -25,9 +25,17 @@ from merge.runstate import stopped_tables
 from ops.lag_report import build_report
 from ops.schema_admin import accept_schema, holds
 from ops.service import describe_lag
+from tests.memory_stream import MemoryStream
 from tests.unit.envelope_records import Record, make_record
 
 GROUP = "cdchub"
+
+
+def feed(runner: Runner, stream: MemoryStream, *records: Record) -> None:
+    """Append records to the stream and let the runner's real loop apply them."""
+    for record in records:
+        stream.append_record(record)
+    runner.run(until_idle=0, max_seconds=30, handle_signals=False)
 
 
 def retyped(record: Record, offset: int) -> Record:
@@ -61,12 +69,12 @@ def stopped(tmp_path: Path) -> Iterator[tuple[HubConfig, DuckDBSession, Runner]]
         warehouse=DuckDBWarehouse(path=tmp_path / "wh.duckdb"),
     )
     session = DuckDBSession(config.warehouse.path)
-    runner = Runner(config, session, progress=lambda _m: None)
-    runner.engine.ensure_control()
+    stream = MemoryStream()
+    runner = Runner(config, session, progress=lambda _m: None, stream_factory=stream.factory())
     first = make_record("shop.public.orders.u")
-    runner._apply([first])
-    runner._apply([make_record("shop.public.customers.c")])
-    runner._apply([retyped(first, first.offset + 1)])
+    feed(runner, stream, first)
+    feed(runner, stream, make_record("shop.public.customers.c"))
+    feed(runner, stream, retyped(first, first.offset + 1))
     yield config, session, runner
     session.close()
 
@@ -134,17 +142,18 @@ def test_a_resumed_table_applies_its_held_change(tmp_path: Path) -> None:
     )
     session = DuckDBSession(config.warehouse.path)
     try:
-        runner = Runner(config, session, progress=lambda _m: None)
-        runner.engine.ensure_control()
+        stream = MemoryStream()
+        runner = Runner(config, session, progress=lambda _m: None, stream_factory=stream.factory())
         first = make_record("shop.public.orders.u")
-        runner._apply([first])
-        runner._apply([retyped(first, first.offset + 1)])
+        feed(runner, stream, first)
+        feed(runner, stream, retyped(first, first.offset + 1))
         for name in ("orders", "orders_history"):
             session.conn.execute(f"ALTER TABLE shop.{name} ALTER customer_id TYPE VARCHAR")
         accept_schema(session, "shop.orders", GROUP)
-        restarted = Runner(config, session, progress=lambda _m: None)
-        restarted._restore_parked()
-        restarted._apply([])
+        restarted = Runner(
+            config, session, progress=lambda _m: None, stream_factory=stream.factory()
+        )
+        restarted.run(until_idle=0, max_seconds=30, handle_signals=False)
         assert session.conn.execute("SELECT customer_id FROM shop.orders").fetchall() == [("48",)]
         assert session.conn.execute("SELECT count(*) FROM _cdchub.parked_records").fetchall() == [
             (0,)
