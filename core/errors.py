@@ -59,6 +59,10 @@ class MergeError(CdcHubError):
     """A batch could not be applied to the warehouse."""
 
 
+class WarehouseUnavailable(Retryable, MergeError):
+    """The warehouse did not answer (connection refused or lost); a later attempt may succeed."""
+
+
 class SchemaChangeError(MergeError):
     """A source column changed type in a way its warehouse column cannot follow.
 

@@ -26,7 +26,8 @@ from typing import Any
 
 from sqlglot import exp
 
-from core.errors import MergeError, SchemaChangeError, UnrepresentableValue
+from core.errors import CdcHubError, MergeError, SchemaChangeError, UnrepresentableValue
+from core.failures import first_line, is_retryable, retrying
 from core.model import ChangeEvent, ColumnType, Op, StreamRecord, TableId, TableSchema
 from core.results import BatchResult, TableResult
 from merge import plan
@@ -342,6 +343,59 @@ class Scd2Engine:
         events_by_table: dict[TableId, list[ChangeEvent]],
         infos: dict[TableId, TableInfo],
         checkpoints: Iterable[Checkpoint],
+        parked: ParkedChanges | None = None,
+    ) -> BatchResult:
+        """Apply one batch (see `_apply_once`), retrying the whole transaction on retryable errors.
+
+        A retry re-runs the complete warehouse transaction: the failed attempt rolled back (data,
+        offsets and parked records together), and a commit whose acknowledgement was lost is
+        recognised by the merge (`remove_applied` drops events at or before the stored positions),
+        so the batch still takes effect exactly once.
+
+        Raises:
+            MergeError: a terminal driver error, or a retryable one that outlasted the retries;
+                with the tables and offsets of the batch.
+        """
+        checkpoints = list(checkpoints)
+
+        def context() -> dict[str, Any]:
+            return {
+                "tables": ",".join(str(t) for t in events_by_table) or None,
+                "offsets": ",".join(
+                    f"{c.stream}[{c.partition}]@{c.next_offset}" for c in checkpoints
+                )
+                or None,
+            }
+
+        try:
+            for attempt in retrying("warehouse batch", context):
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        self._after_failure()
+                    return self._apply_once(events_by_table, infos, checkpoints, parked)
+        except CdcHubError:
+            raise  # typed already (a schema change stops its table; the runner handles it)
+        except Exception as exc:
+            verdict = "retries exhausted" if is_retryable(exc) else "terminal error"
+            raise MergeError(
+                f"warehouse batch failed ({verdict}): {first_line(exc)}", **context()
+            ) from exc
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _after_failure(self) -> None:
+        """Forget what a failed attempt may have left half-made; reconnect if the link broke."""
+        self._targets.clear()
+        self._fitted.clear()
+        self._scratch_ready.clear()
+        reconnect = getattr(self.session, "reconnect", None)
+        if reconnect is not None:
+            reconnect()
+
+    def _apply_once(
+        self,
+        events_by_table: dict[TableId, list[ChangeEvent]],
+        infos: dict[TableId, TableInfo],
+        checkpoints: list[Checkpoint],
         parked: ParkedChanges | None = None,
     ) -> BatchResult:
         """Merge every table's events and store the checkpoints (and parked records), in one transaction."""

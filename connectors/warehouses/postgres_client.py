@@ -12,7 +12,7 @@ from sqlglot import exp
 
 from connectors.warehouses.values import adapt_temporal, falls_back_to_text, text_value
 from core.config import PostgresWarehouse
-from core.errors import MergeError
+from core.errors import WarehouseUnavailable
 from core.model import ColumnType, Infinite, OutOfRange
 from merge import client_sql, plan
 from merge.dialects.postgres import PostgresDialect
@@ -45,6 +45,17 @@ class PostgresSession:
 
     def __init__(self, config: PostgresWarehouse, *, read_only: bool = False) -> None:
         self.dialect = PostgresDialect()
+        self._config = config
+        self._read_only = read_only
+        self._connect()
+
+    def reconnect(self) -> None:
+        """Open a new connection if the current one broke (the engine retries a batch after it)."""
+        if self.conn.closed or self.conn.broken:
+            self._connect()
+
+    def _connect(self) -> None:
+        config, read_only = self._config, self._read_only
         try:
             self.conn = psycopg.connect(
                 host=config.host,
@@ -58,8 +69,8 @@ class PostgresSession:
                 options="-c TimeZone=UTC",
             )
         except psycopg.OperationalError as exc:
-            raise MergeError(
-                f"cannot connect to the PostgreSQL warehouse: {str(exc).strip()}",
+            raise WarehouseUnavailable(
+                f"cannot connect to the PostgreSQL warehouse: {' '.join(str(exc).split())}",
                 host=config.host,
                 port=str(config.port),
                 database=config.database,

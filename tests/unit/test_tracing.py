@@ -241,3 +241,16 @@ def test_clock_skew_is_counted_and_lag_clamped(traced: Traced) -> None:
         s for s in traced.spans.get_finished_spans() if s.parent is None and s.name != "COMMIT"
     )
     assert root.attributes["cdchub.clock_skew.events"] == 1
+
+
+def test_a_stopped_table_sets_the_stopped_gauge(traced: Traced) -> None:
+    from tests.unit.test_stops import retyped
+
+    first = make_record("shop.public.orders.u")
+    _apply(traced.runner, [first, make_record("shop.public.customers.c")])
+    assert _metric_points(traced.metrics, "cdchub.tables.stopped") == []
+    _apply(traced.runner, [retyped(first, first.offset + 1)])
+    points = _metric_points(traced.metrics, "cdchub.tables.stopped")
+    assert [(dict(p.attributes), p.value) for p in points] == [
+        ({"source": "shop", "table": "public.orders"}, 1)
+    ]
