@@ -17,7 +17,7 @@ import click
 from cdchub import __version__
 from cdchub.tabular import FORMATS
 from core.config import HubConfig, load_config
-from core.errors import CdcHubError
+from core.errors import CdcHubError, ConfigError
 
 
 class _Context:
@@ -387,20 +387,32 @@ def workload(
 @_guard
 def run(obj: _Context, until_idle: float | None, max_seconds: float | None, as_json: bool) -> None:
     """Consume every CDC topic and merge into the warehouse (Ctrl-C stops after the batch)."""
+    from cdc_consumers.replay import ReplayJobs, replay_in_run
     from cdc_consumers.runner import Runner
+    from cdchub.dlq_service import decide_in_run
     from connectors.warehouses import open_session
     from merge.runstate import stopped_tables
     from ops.checks import ScheduledChecks
     from ops.service import instrumented
 
     session = open_session(obj.config)
+    jobs = ReplayJobs()  # `cdchub replay --execute` hands its work to this run
     try:
-        with instrumented(obj.config, session, progress=_progress) as instrumentation:
+        with instrumented(
+            obj.config,
+            session,
+            progress=_progress,
+            replay=lambda doc: replay_in_run(obj.config, jobs, doc),
+            dlq=lambda doc: jobs.submit(
+                lambda s: decide_in_run(s, obj.config.kafka.group_id, doc), timeout_s=120
+            ),
+        ) as instrumentation:
             runner = Runner(
                 obj.config,
                 session,
                 progress=_progress,
                 instrumentation=instrumentation,
+                jobs=jobs,
                 between_batches=ScheduledChecks(obj.config),
             )
             result = runner.run(until_idle=until_idle, max_seconds=max_seconds)
@@ -442,6 +454,135 @@ def run(obj: _Context, until_idle: float | None, max_seconds: float | None, as_j
     if stops:
         click.echo(f"run: {len(stops)} table(s) stopped; their changes are held", err=True)
         sys.exit(1)
+
+
+@cli.command()
+@click.option("--table", "table", required=True, help="shop.orders or shop.public.orders")
+@click.option("--from-offset", type=click.IntRange(min=0), help="First offset to re-read.")
+@click.option("--to-offset", type=click.IntRange(min=0), help="Last offset to re-read (inclusive).")
+@click.option("--from-time", help="Re-read records Kafka received at or after this instant.")
+@click.option("--to-time", help="Stop before records Kafka received at or after this instant.")
+@click.option("--execute", is_flag=True, help="Apply; without it only the plan is printed.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def replay(
+    obj: _Context,
+    table: str,
+    from_offset: int | None,
+    to_offset: int | None,
+    from_time: str | None,
+    to_time: str | None,
+    execute: bool,
+    as_json: bool,
+) -> None:
+    """Re-read a range of a table's topic and re-apply it (history changes only if events were missing)."""
+    from cdchub.replay_service import replay_table
+
+    if from_offset is not None and from_time is not None:
+        raise click.UsageError("give --from-offset or --from-time, not both")
+    if to_offset is not None and to_time is not None:
+        raise click.UsageError("give --to-offset or --to-time, not both")
+    report = replay_table(
+        obj.config,
+        table,
+        from_offset=from_offset,
+        to_offset=to_offset,
+        from_time=_instant(from_time, "--from-time") if from_time else None,
+        to_time=_instant(to_time, "--to-time") if to_time else None,
+        execute=execute,
+        progress=_progress,
+    )
+    if as_json:
+        _emit(report)
+        return
+    click.echo(report["plan_text"])
+    if report.get("summary") is None:
+        click.echo("nothing applied: add --execute to apply this plan")
+    else:
+        click.echo(report["summary_text"])
+
+
+@cli.group()
+def dlq() -> None:
+    """Dead letters: events the hub could not apply (list, show, retry, skip)."""
+
+
+@dlq.command("list")
+@click.option("--all", "include_done", is_flag=True, help="Also skipped and applied letters.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def dlq_list(obj: _Context, include_done: bool, as_json: bool) -> None:
+    """List dead letters (open and retrying ones; --all for every one)."""
+    from cdchub.dlq_service import list_letters
+
+    found = list_letters(obj.config, include_done=include_done)
+    if as_json:
+        _emit([letter.summary() for letter in found])
+        return
+    if not found:
+        click.echo("no dead letters" + ("" if include_done else " waiting (--all shows every one)"))
+        return
+    for letter in found:
+        click.echo(
+            f"{letter.letter_id}  {letter.status:8} {letter.source}.{letter.table_name}  "
+            f"{letter.topic}[{letter.partition}]@{letter.record_offset}  {letter.error_kind}: "
+            f"{' '.join(letter.error.split())[:160]}"
+        )
+
+
+@dlq.command("show")
+@click.argument("letter_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def dlq_show(obj: _Context, letter_id: str, as_json: bool) -> None:
+    """Show one dead letter whole: its error, coordinates and the record's value."""
+    from cdchub.dlq_service import list_letters
+
+    found = list_letters(obj.config, letter_id=letter_id)
+    if not found:
+        raise ConfigError(f"no dead letter {letter_id} (see `cdchub dlq list --all`)")
+    letter = found[0]
+    doc = letter.summary() | {
+        "record_key": letter.record_key.decode("utf-8", "replace") if letter.record_key else None,
+        "record_value": (
+            letter.record_value.decode("utf-8", "replace") if letter.record_value else None
+        ),
+    }
+    if as_json:
+        _emit(doc)
+        return
+    for name, value in doc.items():
+        click.echo(f"{name}: {value}")
+
+
+@dlq.command("retry")
+@click.argument("letter_ids", nargs=-1)
+@click.option("--table", help="Retry every open or skipped letter of this table.")
+@click.pass_obj
+@_guard
+def dlq_retry(obj: _Context, letter_ids: tuple[str, ...], table: str | None) -> None:
+    """Apply dead letters again (after fixing the cause); `cdchub run` picks them up."""
+    from cdchub.dlq_service import change
+
+    if not letter_ids and table is None:
+        raise click.UsageError("give letter ids or --table")
+    changed = change(obj.config, "retry", list(letter_ids), table)
+    click.echo(f"{len(changed)} dead letter(s) marked for retry: {', '.join(changed)}")
+
+
+@dlq.command("skip")
+@click.argument("letter_ids", nargs=-1, required=True)
+@click.pass_obj
+@_guard
+def dlq_skip(obj: _Context, letter_ids: tuple[str, ...]) -> None:
+    """Give up on dead letters; a table they halted resumes."""
+    from cdchub.dlq_service import change
+
+    changed = change(obj.config, "skip", list(letter_ids))
+    click.echo(f"{len(changed)} dead letter(s) skipped: {', '.join(changed)}")
 
 
 @cli.command()

@@ -256,6 +256,22 @@ WarehouseConfig = Annotated[
 ]
 
 
+class DeadLetterConfig(_Model):
+    """What follows when an event cannot be applied (docs/dead-letters.md).
+
+    `halt` (the default): the table stops visibly, its later events are held, the others go on.
+    `skip`: the event is stored in the dead-letter store, logged and counted, and the table goes on.
+    """
+
+    policy: Literal["halt", "skip"] = "halt"
+    # Per table, `source.namespace.table` (e.g. `shop.public.orders`): its own policy.
+    tables: dict[str, Literal["halt", "skip"]] = Field(default_factory=dict)
+
+    def policy_for(self, table: str) -> str:
+        """The policy of `source.namespace.table`."""
+        return self.tables.get(table, self.policy)
+
+
 class HubConfig(_Model):
     """The whole configuration file."""
 
@@ -267,6 +283,7 @@ class HubConfig(_Model):
     warehouse: WarehouseConfig = DuckDBWarehouse()
     observability: ObservabilityConfig = ObservabilityConfig()
     checks: ChecksConfig = ChecksConfig()
+    dead_letters: DeadLetterConfig = DeadLetterConfig()
     # Where the file was read from; relative paths in it are resolved against its folder.
     config_path: Path | None = None
 

@@ -83,9 +83,22 @@ class SchemaChangeError(MergeError):
         self.new_column_type = new_column_type
 
 
+class TableApplyError(MergeError, Terminal):
+    """One table's events cannot be applied (a key-less table, a value or constraint the warehouse
+    refuses): that table goes to the dead-letter store under its policy, the others go on.
+    """
+
+    def __init__(self, message: str, table_id: TableId, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.table_id = table_id
+
+
 class UnrepresentableValue(MergeError, Terminal):
     """A source value the warehouse's column type cannot store, refused rather than altered.
 
     Raised by a warehouse's value adapter (e.g. a BC date or `24:00:00` on Snowflake); the context
     names the warehouse, column, value and, once the engine adds it, the table.
     """
+
+    # The table whose events carried the value (set by the engine; the runner dead-letters it).
+    table_id: TableId | None = None

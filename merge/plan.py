@@ -31,7 +31,9 @@ from sqlglot import exp
 
 from core.model import ColumnType
 from merge.naming import (
-    CONTROL_SCHEMA,
+    CONTROL_SCHEMA as CONTROL_SCHEMA,  # re-exported: callers spell it plan.CONTROL_SCHEMA
+)
+from merge.naming import (
     CURRENT_META,
     HISTORY_META,
     IS_CURRENT,

@@ -61,6 +61,9 @@ class NoInstrumentation:
     def transactions_forced(self, source: str, reason: str, count: int) -> None:
         """Count transactions applied without transaction consistency."""
 
+    def dead_lettered(self, source: str, table: str, status: str) -> None:
+        """Count an event sent to the dead-letter store (`cdchub.dlq.events`)."""
+
     def table_stopped(self, table: TableId) -> None:
         """A table stopped for an incompatible column type change (`cdchub.tables.stopped`)."""
 

@@ -26,6 +26,10 @@ ReportFn = Callable[[float], dict[str, Any]]
 # SQL -> (Arrow IPC stream, DuckDB type name per column)
 QueryFn = Callable[[str], tuple[bytes, list[str]]]
 QUERY_PATH = "/api/query"
+# A replay handed to the running hub by `cdchub replay --execute` (same token as queries).
+REPLAY_PATH = "/api/replay"
+# A dead-letter decision (retry, skip) handed to the running hub by `cdchub dlq`.
+DLQ_PATH = "/api/dlq"
 TYPES_HEADER = "X-Cdchub-Column-Types"
 MAX_QUERY_BYTES = 1_000_000
 STATIC = {
@@ -43,7 +47,11 @@ def _handler(
     default_window_s: float,
     query: QueryFn | None = None,
     authorized: Callable[[str | None], bool] | None = None,
+    replay: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    dlq: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> type[BaseHTTPRequestHandler]:
+    jobs = {path: fn for path, fn in ((REPLAY_PATH, replay), (DLQ_PATH, dlq)) if fn is not None}
+
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("dashboard: " + format, *args)
@@ -78,7 +86,28 @@ def _handler(
         def _error(self, status: int, message: str) -> None:
             self._send(status, json.dumps({"error": message}).encode(), "application/json")
 
+        def _job(self, work: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                doc = json.loads(self.rfile.read(length))
+                body = json.dumps(work(doc), default=str).encode()
+            except CdcHubError as exc:
+                self._error(400, str(exc))
+                return
+            except Exception as exc:  # handed back to the CLI as one line
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                self._error(500, f"the running hub failed the request: {first}")
+                return
+            self._send(200, body, "application/json")
+
         def do_POST(self) -> None:
+            work = jobs.get(urlparse(self.path).path)
+            if work is not None and authorized is not None:
+                if not authorized(self.headers.get("Authorization")):
+                    self._error(401, "a valid token is required")
+                    return
+                self._job(work)
+                return
             if urlparse(self.path).path != QUERY_PATH or query is None or authorized is None:
                 self._send(404, b"not found", "text/plain")
                 return
@@ -121,9 +150,11 @@ class DashboardServer:
         default_window_s: float = 900.0,
         query: QueryFn | None = None,
         authorized: Callable[[str | None], bool] | None = None,
+        replay: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        dlq: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.server = ThreadingHTTPServer(
-            (host, port), _handler(report, default_window_s, query, authorized)
+            (host, port), _handler(report, default_window_s, query, authorized, replay, dlq)
         )
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None

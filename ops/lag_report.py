@@ -19,7 +19,7 @@ from typing import Any
 
 from connectors.kafka_probe import KafkaProbe
 from core.config import HubConfig
-from merge import plan, reports
+from merge import dead_letters, plan, reports
 from merge.naming import CONTROL_SCHEMA
 from merge.runstate import stopped_tables
 from merge.session import WarehouseSession
@@ -100,6 +100,7 @@ def build_report(
     tables = replicated_tables(session)
     has_batches = session.table_columns(CONTROL_SCHEMA, plan.BATCHES) is not None
     has_checks = session.table_columns(CONTROL_SCHEMA, plan.CHECKS) is not None
+    letter_counts = dead_letters.counts(session, config.kafka.group_id)
     forced: dict[str, dict[str, Any]] = {}
     if session.table_columns(CONTROL_SCHEMA, plan.FORCED) is not None:
         forced = {
@@ -175,8 +176,9 @@ def build_report(
         "generated_at": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(),
         "window_s": window_s,
         "consumer_group": config.kafka.group_id,
-        # No dead-letter queue exists yet: a poison record stops the run instead (docs/observability.md).
-        "dlq_events": 0,
+        # Events in the dead-letter store: all, and those still waiting for a person (open).
+        "dlq_events": sum(letter_counts.values()),
+        "dlq_open": letter_counts.get(dead_letters.OPEN, 0),
         # Transactions applied without transaction consistency in the window (stalled or too big).
         "forced_releases": sum(f["count"] for f in forced.values()),
         "forced_releases_by_source": forced,

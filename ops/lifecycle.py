@@ -103,7 +103,7 @@ def delete(
         for source in selected_sources(config, name):
             connector = connector_name(source)
             report: dict[str, Any] = {"source": source.name, "connector": connector, "slot": None}
-            if drop_slot:
+            if drop_slot and source.kind == "postgres":
                 # Connect keeps a deleted connector's offsets; a connector created later under the
                 # same name would resume from a position the dropped slot can no longer serve.
                 existed = _reset_offsets(client, config, source, progress)

@@ -29,9 +29,17 @@ Progress = Callable[[str], None]
 
 @contextmanager
 def instrumented(
-    config: HubConfig, session: WarehouseSession, progress: Progress = print
+    config: HubConfig,
+    session: WarehouseSession,
+    progress: Progress = print,
+    replay: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    dlq: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Iterator[RunInstrumentation]:
-    """Telemetry for one `cdchub run`: exporters, and the dashboard served beside the writer."""
+    """Telemetry for one `cdchub run`: exporters, and the dashboard served beside the writer.
+
+    `replay` and `dlq` answer the CLI's requests on the run's endpoint (`cdchub replay --execute`,
+    `cdchub dlq retry|skip` while this run holds the DuckDB file).
+    """
     telemetry = build_telemetry(config.observability)
     if telemetry.prometheus_address:
         host, port = telemetry.prometheus_address
@@ -53,6 +61,8 @@ def instrumented(
                 dash.window_s,
                 query=lambda sql: answer_query(cursor, sql),
                 authorized=lambda header: token_matches(token, header),
+                replay=replay,
+                dlq=dlq,
             ).start()
             progress(f"dashboard: {server.url}")
             # Other CLI commands read the DuckDB file through this run while it holds the file.
@@ -122,7 +132,7 @@ def describe_lag(report: dict[str, Any]) -> str:
     heartbeats = ", ".join(f"{s} {a:.1f}s ago" for s, a in report["heartbeat_age_s"].items())
     lines.append(
         f"window {report['window_s']:.0f}s; heartbeats: {heartbeats or 'none seen'}; "
-        f"DLQ {report['dlq_events']}; "
+        f"DLQ {report['dlq_events']} ({report.get('dlq_open', 0)} open: `cdchub dlq list`); "
         f"transactions forced without consistency {report.get('forced_releases', 0)}"
         + (f"; {report['kafka_error']}" if report["kafka_error"] else "")
     )

@@ -272,6 +272,10 @@ class RunInstrumentation(NoInstrumentation):
         ) as span:
             yield span
 
+    def dead_lettered(self, source: str, table: str, status: str) -> None:
+        """Count an event sent to the dead-letter store."""
+        self.metrics.dlq_events.add(1, {"source": source, "table": table, "status": status})
+
     def transactions_forced(self, source: str, reason: str, count: int) -> None:
         """Count transactions applied without transaction consistency."""
         self.metrics.forced_releases.add(count, {"source": source, "reason": reason})
