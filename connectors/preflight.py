@@ -9,11 +9,11 @@ from typing import Any
 import psycopg
 import pymysql
 
-from cdc_consumers.model import TableId
-from cdchub.config import SourceConfig
-from cdchub.errors import ConnectorError
-from cdchub.sources import list_tables, open_connection
 from connectors import heartbeat
+from connectors.sources import list_tables, open_connection
+from core.config import SourceConfig
+from core.errors import ConnectorError
+from core.model import TableId
 from merge.dialects import dialect_for
 from merge.naming import default_namespace, name_notes
 

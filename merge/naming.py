@@ -24,8 +24,8 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from cdc_consumers.model import TableId
-from cdchub.errors import MergeError
+from core.errors import MergeError
+from core.model import TableId
 
 META_PREFIX = "_cdc_"
 CONTROL_SCHEMA = "_cdchub"

@@ -16,22 +16,22 @@ from click.testing import CliRunner
 from sqlglot import exp
 
 from cdchub.bench import SCRATCH_PREFIX, bench_merge
-from cdchub.catalog import replicated_tables
 from cdchub.cli import cli
-from cdchub.config import HubConfig, SourceConfig
-from cdchub.errors import ConnectorError
-from cdchub.sources import connect, read_table
-from cdchub.warehouses import open_session
-from cdchub.warehouses.postgres_client import PostgresSession
 from connectors.connect_client import ConnectClient
 from connectors.debezium import connector_config, connector_name
 from connectors.service import apply_connectors
+from connectors.sources import connect, read_table
+from connectors.warehouses import open_session
+from connectors.warehouses.postgres_client import PostgresSession
+from core.config import HubConfig, SourceConfig
+from core.errors import ConnectorError
 from dbschemas.loader import pg_connect
 from dbschemas.samples import mariadbserver, pgserver
 from merge import client_sql, plan
 from merge.dialects import dialect_for
 from merge.naming import CONTROL_SCHEMA
 from merge.scd2 import Checkpoint, Scd2Engine
+from ops.catalog import replicated_tables
 from tests.integration.conftest import Stack
 from tests.integration.helpers import failures, replicate_until_verified, with_warehouse
 

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 from sqlglot import exp
 
-from cdc_consumers.model import ChangeEvent, Column, ColumnType, Op, TableId, TableSchema
-from cdchub.catalog import replicated_tables
-from cdchub.config import HubConfig, SourceConfig
 from connectors.debezium import connector_config
+from core.config import HubConfig, SourceConfig
+from core.model import ChangeEvent, Column, ColumnType, Op, TableId, TableSchema
 from merge import plan
 from merge.dialects import dialect_for
 from merge.naming import (
@@ -28,6 +27,7 @@ from merge.naming import (
 )
 from merge.scd2 import Checkpoint, Scd2Engine, TableInfo
 from merge.session import WarehouseSession
+from ops.catalog import replicated_tables
 from tests.unit.warehouses import duckdb_session, snowflake_session
 
 LONG = "a_table_name_that_is_exactly_long_enough_to_hit_the_limit"  # 57 characters
