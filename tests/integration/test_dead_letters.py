@@ -91,6 +91,13 @@ def test_poisoned_event_is_dead_lettered_and_a_retry_lands_it(stack: Stack, tmp_
     [letter] = json.loads(listed.stdout)
     assert letter["table"] == "public.orders" and letter["status"] == "open"
     assert letter["error_kind"] == "apply" and "CHECK" in letter["error"]
+    shown = subprocess.run(
+        [*CLI, "--config", str(path), "status", "--json"], capture_output=True, text=True
+    )
+    assert shown.returncode == 1, shown.stderr  # a person is needed
+    states = {t["table"]: t["state"] for t in json.loads(shown.stdout)["tables"]}
+    assert states["shop.public.orders"] == "dead-lettered", states
+    assert states["shop.public.customers"] == "running", states
     report = verify(config)
     bad = {t["table"] for t in failures(report)}
     assert bad == {"public.orders"}, bad  # halted: behind the source; customers kept flowing
