@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cdc_consumers.envelope import EnvelopeDecoder
-from cdc_consumers.model import ChangeEvent, SourceKind, TableId
-from cdchub.config import HubConfig
-from cdchub.errors import ConfigError, KafkaUnavailable
+from core.config import HubConfig
+from core.errors import ConfigError, KafkaUnavailable
+from core.model import ChangeEvent, SourceKind, TableId
 from merge.naming import default_namespace
 from merge.scd2 import Scd2Engine, TableInfo
 from merge.session import WarehouseSession
@@ -250,7 +250,7 @@ def execute_replay(
 
 
 def _coordinates(record: Any) -> Any:
-    from cdc_consumers.model import KafkaCoordinates
+    from core.model import KafkaCoordinates
 
     return KafkaCoordinates(record.topic, record.partition, record.offset, record.timestamp)
 

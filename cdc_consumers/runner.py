@@ -26,23 +26,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cdc_consumers.envelope import EnvelopeDecoder
-from cdc_consumers.model import ChangeEvent, ColumnType, SourceKind, StreamRecord, TableId
 from cdc_consumers.replay import ReplayJobs
 from cdc_consumers.stream import ChangeStream, KafkaChangeStream, Partition
-from cdc_consumers.topics import data_topic_pattern, source_of, subscription_pattern
 from cdc_consumers.transactions import (
     TransactionAssembler,
     decode_boundary,
     is_transaction_topic,
 )
-from cdchub.config import HubConfig, SourceConfig
-from cdchub.errors import DecodeError, SchemaChangeError, TableApplyError, UnrepresentableValue
+from connectors.topics import data_topic_pattern, source_of, subscription_pattern
+from core.config import HubConfig, SourceConfig
+from core.errors import DecodeError, SchemaChangeError, TableApplyError, UnrepresentableValue
+from core.model import ChangeEvent, ColumnType, SourceKind, StreamRecord, TableId
+from core.results import BatchResult, RunResult
 from merge import dead_letters
 from merge.naming import default_namespace
 from merge.runstate import RunLease, StoppedTable, record_stop, stopped_tables
 from merge.scd2 import (
     HELD_FOR_SCHEMA,
-    BatchResult,
     Checkpoint,
     ForcedReleaseRow,
     ParkedChanges,
@@ -57,24 +57,6 @@ log = logging.getLogger(__name__)
 # How often a run looks for `cdchub dlq retry|skip` decisions (one small query on the warehouse).
 LETTER_CHECK_S = 5.0
 Progress = Callable[[str], None]
-
-
-@dataclass
-class RunResult:
-    """What a run applied, for the CLI summary and the demo."""
-
-    batches: int = 0
-    events: int = 0
-    versions: int = 0
-    per_table: dict[str, int] = field(default_factory=dict)
-    lags_ms: list[float] = field(default_factory=list)
-    elapsed_s: float = 0.0
-    stopped_by: str = ""
-    forced_releases: int = 0
-    # What the run still waited for when it stopped (transactions, partitions not read to the end).
-    waiting: list[str] = field(default_factory=list)
-    # Tables this run stopped for an incompatible type change, one line each (`StoppedTable.describe`).
-    stopped_tables: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -119,11 +101,14 @@ class Runner:
         instrumentation: NoInstrumentation | None = None,
         stream_factory: Callable[[], ChangeStream] | None = None,
         jobs: ReplayJobs | None = None,
+        between_batches: Callable[[WarehouseSession], object] | None = None,
     ) -> None:
         self.config = config
         # Work other CLI commands hand to this run (a replay), applied between batches.
         self.jobs = jobs
-        # Spans and metrics (observability.tracing); the default records nothing.
+        # Called with the session between batches (the `run` command's scheduled checks).
+        self.between_batches = between_batches
+        # Spans and metrics (ops.tracing); the default records nothing.
         self.instrumentation = instrumentation or NoInstrumentation()
         self.session = self.instrumentation.wrap_session(session)
         self.progress = progress
@@ -254,6 +239,8 @@ class Runner:
                     self.jobs.run_pending(self.session)
                 self._check_letters(now)
                 self.instrumentation.sample(stream)
+                if self.between_batches is not None:
+                    self.between_batches(self.session)
                 if now - last_report[0] > 2 and result.events != last_report[1]:
                     last_report = (now, result.events)
                     self.progress(
@@ -422,8 +409,8 @@ class Runner:
     def _apply(self, records: list[StreamRecord], now: float) -> BatchResult | None:
         batch = _Batch()
         retried = [(event.table, record) for event, _, record in self._restored_held]
-        for event, source, record in self._restored_held:
-            batch.add(event, source, record)
+        for event, held_source, record in self._restored_held:
+            batch.add(event, held_source, record)
         self._restored_held = []
         with self.instrumentation.decode(len(records)):
             for record in records:
@@ -461,9 +448,9 @@ class Runner:
             try:
                 result = self.engine.apply(batch.events, batch.infos, checkpoints, parked)
             except (TableApplyError, UnrepresentableValue) as exc:
-                table = exc.table_id
-                if not isinstance(table, TableId) or table not in batch.events:
+                if not isinstance(exc.table_id, TableId) or exc.table_id not in batch.events:
                     raise
+                table = exc.table_id
                 # Commit the others (this table's records held, atomically with the offsets), then
                 # find the event at fault (`_isolate`).
                 pairs = list(zip(batch.events[table], batch.records[table], strict=True))

@@ -12,14 +12,14 @@ from typing import Any
 
 import httpx
 
-from cdchub.config import DuckDBWarehouse, HubConfig
-from cdchub.errors import ConfigError, MergeError
 from cdchub.replay_service import ReplayError
-from cdchub.warehouses import open_session
+from connectors.warehouses import open_session
+from core.config import DuckDBWarehouse, HubConfig
+from core.errors import ConfigError, MergeError
 from merge import dead_letters
 from merge.session import WarehouseSession
-from observability.access import QueryTicket, open_reader
-from observability.dashboard import DLQ_PATH
+from ops.access import QueryTicket, open_reader
+from ops.dashboard import DLQ_PATH
 
 ACTIONS = {"retry": dead_letters.RETRY, "skip": dead_letters.SKIPPED}
 

@@ -9,13 +9,13 @@ from typing import Any
 import httpx
 
 from cdc_consumers.replay import ReplayPlan, ReplaySummary, execute_replay, plan_replay
-from cdchub.config import DuckDBWarehouse, HubConfig
-from cdchub.errors import CdcHubError, ConfigError, MergeError
-from cdchub.history import find_table
-from cdchub.warehouses import open_session
+from connectors.warehouses import open_session
+from core.config import DuckDBWarehouse, HubConfig
+from core.errors import CdcHubError, ConfigError, MergeError
 from merge.runstate import RunLease
-from observability.access import QueryTicket, open_reader
-from observability.dashboard import REPLAY_PATH
+from ops.access import QueryTicket, open_reader
+from ops.dashboard import REPLAY_PATH
+from ops.history import find_table
 
 Progress = Callable[[str], None]
 

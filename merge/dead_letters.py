@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType, StreamRecord
+from core.model import ColumnType, StreamRecord
 from merge import plan
 from merge.session import WarehouseSession
 

@@ -26,15 +26,16 @@ from typing import Any
 
 from sqlglot import exp
 
-from cdc_consumers.model import ChangeEvent, ColumnType, Op, StreamRecord, TableId, TableSchema
-from cdchub.errors import (
+from core.errors import (
     CdcHubError,
     MergeError,
     SchemaChangeError,
     TableApplyError,
     UnrepresentableValue,
 )
-from cdchub.failures import first_line, is_retryable, retrying
+from core.failures import first_line, is_retryable, retrying
+from core.model import ChangeEvent, ColumnType, Op, StreamRecord, TableId, TableSchema
+from core.results import BatchResult, TableResult
 from merge import dead_letters, plan
 from merge.batch_plan import BatchPlan, SegmentSpec, StepKind, plan_table_batch
 from merge.dead_letters import DeadLetter
@@ -96,33 +97,6 @@ class TableInfo:
     source_kind: str
     source_database: str
     default_namespace: str
-
-
-@dataclass
-class TableResult:
-    """What one table's merge did in one batch."""
-
-    table: TableId
-    events: int
-    versions: int
-    lags_ms: list[float] = field(default_factory=list)
-
-
-@dataclass
-class BatchResult:
-    """What one batch did: per-table results and the warehouse commit time."""
-
-    batch_id: str
-    tables: list[TableResult]
-    committed_at: dt.datetime
-
-    @property
-    def events(self) -> int:
-        return sum(t.events for t in self.tables)
-
-    @property
-    def versions(self) -> int:
-        return sum(t.versions for t in self.tables)
 
 
 def _percentile(values: Sequence[float], pct: float) -> float:

@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 import yaml
 
-from observability.access import QueryTicket
+from ops.access import QueryTicket
 from tests.integration.conftest import Stack
 from tests.integration.helpers import histories, replicate_until_verified, with_warehouse
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from cdc_consumers.runner import Runner
-from cdchub.config import DeadLetterConfig, HubConfig
 from cdchub.dlq_service import decide
-from cdchub.warehouses.duckdb_client import DuckDBSession
+from connectors.warehouses.duckdb_client import DuckDBSession
+from core.config import DeadLetterConfig, HubConfig
 from merge import dead_letters
 from tests.unit.test_runner_liveness import Workload, _config, _current
 

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 from sqlglot import exp
 
 from merge import plan
-from merge.naming import TableNames
-from merge.session import WarehouseSession
+from merge.naming import CONTROL_SCHEMA, TableNames
+from merge.session import QuerySession, WarehouseSession
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,9 @@ class ReplicatedTable:
         return asdict(self)
 
 
-def replicated_tables(session: WarehouseSession) -> list[ReplicatedTable]:
+def replicated_tables(session: QuerySession) -> list[ReplicatedTable]:
     """Every table the hub has created, ordered by source and table name."""
-    if session.table_columns(plan.CONTROL_SCHEMA, plan.TABLES) is None:
+    if session.table_columns(CONTROL_SCHEMA, plan.TABLES) is None:
         return []
     columns = [
         "source",
@@ -62,7 +62,20 @@ def replicated_tables(session: WarehouseSession) -> list[ReplicatedTable]:
         if ident in seen:
             continue
         seen.add(ident)
-        tables.append(ReplicatedTable(*row[:8], key_columns=json.loads(row[8])))
+        source, kind, database, schema, table, wh_schema, current, history = row[:8]
+        tables.append(
+            ReplicatedTable(
+                source,
+                kind,
+                database,
+                schema,
+                table,
+                wh_schema,
+                current,
+                history,
+                key_columns=json.loads(row[8]),
+            )
+        )
     return tables
 
 

@@ -23,14 +23,12 @@ from typing import Any, cast
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from cdc_consumers.model import ChangeEvent, TableId
-from cdchub.config import HubConfig
-from merge.naming import TableNames
-from merge.scd2 import BatchResult
+from connectors.kafka_probe import KafkaProbe
+from core.config import HubConfig
+from core.model import ChangeEvent, TableId
+from core.results import BatchResult
 from merge.session import WarehouseSession
-from observability.checks import ScheduledChecks
-from observability.instrumentation import BatchWatch, NoInstrumentation
-from observability.kafka_probe import KafkaProbe
+from observability.instrumentation import BatchWatch, HistoryName, NoInstrumentation, S
 from observability.lagmath import current_lag, distribution
 from observability.metrics import HubMetrics
 from observability.telemetry import Telemetry
@@ -171,8 +169,6 @@ class RunInstrumentation(NoInstrumentation):
         self._batch: _Batch | None = None
         self._next_sample = 0.0
         self._probe: KafkaProbe | None = probe
-        self._session: WarehouseSession | None = None
-        self.checks = ScheduledChecks(config)
 
     def db_attributes(self, operation: str, collection: str | None = None) -> dict[str, Any]:
         """Database client span attributes (OTel semantic conventions)."""
@@ -196,10 +192,9 @@ class RunInstrumentation(NoInstrumentation):
             "messaging.operation.name": operation,
         }
 
-    def wrap_session(self, session: WarehouseSession) -> WarehouseSession:
+    def wrap_session(self, session: S) -> S:
         """The session, with its commits traced."""
-        self._session = cast(WarehouseSession, _TracedSession(session, self))
-        return self._session
+        return cast(S, _TracedSession(cast(WarehouseSession, session), self))
 
     @contextmanager
     def batch(self, records: Sequence[Any], polled_at_ns: int) -> Iterator[BatchWatch]:
@@ -259,7 +254,7 @@ class RunInstrumentation(NoInstrumentation):
 
     @contextmanager
     def merge_table(
-        self, table: TableId, names: TableNames, events: Sequence[ChangeEvent]
+        self, table: TableId, names: HistoryName, events: Sequence[ChangeEvent]
     ) -> Iterator[object]:
         """One table's merge as a database client span."""
         if self._batch is not None:
@@ -286,16 +281,7 @@ class RunInstrumentation(NoInstrumentation):
         self.metrics.forced_releases.add(count, {"source": source, "reason": reason})
 
     def sample(self, consumer: Any) -> None:
-        """Refresh consumer lag, heartbeat ages and current lag (at most every sample interval).
-
-        Also runs the scheduled data-quality checks when they are due (between batches, on the
-        runner's own session, since DuckDB admits no second writer).
-        """
-        if self._session is not None:
-            try:
-                self.checks.maybe_run(self._session)
-            except Exception as exc:  # a failing check run must not stop replication
-                log.warning("scheduled checks could not run: %s", exc)
+        """Refresh consumer lag, heartbeat ages and current lag (at most every sample interval)."""
         now = self.clock()
         if now < self._next_sample:
             return

@@ -10,10 +10,8 @@ again and applies the held changes.
 
 from __future__ import annotations
 
-from cdc_consumers.model import ColumnType
-from cdchub.catalog import ReplicatedTable, warehouse_types
-from cdchub.errors import ConfigError
-from cdchub.history import find_table
+from core.errors import ConfigError
+from core.model import ColumnType
 from merge import plan
 from merge.dialects.base import Dialect
 from merge.evolution import Change, evolve
@@ -21,6 +19,8 @@ from merge.naming import META_PREFIX
 from merge.runstate import clear_stop, stopped_tables
 from merge.scd2 import column_type_from_json
 from merge.session import WarehouseSession
+from ops.catalog import ReplicatedTable, warehouse_types
+from ops.history import find_table
 
 
 def _canonical(dialect: Dialect, type_sql: str) -> str:

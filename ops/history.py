@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from cdchub.catalog import ReplicatedTable, replicated_tables
-from cdchub.errors import ConfigError
+from core.errors import ConfigError
 from merge.asof import as_of
 from merge.naming import META_PREFIX
 from merge.session import WarehouseSession
+from ops.catalog import ReplicatedTable, replicated_tables
 
 
 def find_table(session: WarehouseSession, name: str) -> ReplicatedTable:

@@ -10,10 +10,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType, Infinite, OutOfRange
-from cdchub.config import PostgresWarehouse
-from cdchub.errors import WarehouseUnavailable
-from cdchub.warehouses.values import adapt_temporal, falls_back_to_text, text_value
+from connectors.warehouses.values import adapt_temporal, falls_back_to_text, text_value
+from core.config import PostgresWarehouse
+from core.errors import WarehouseUnavailable
+from core.model import ColumnType, Infinite, OutOfRange
 from merge import client_sql, plan
 from merge.dialects.postgres import PostgresDialect
 

@@ -16,9 +16,6 @@ from typing import Any
 
 import psycopg
 
-from cdchub.config import HubConfig, SourceConfig
-from cdchub.errors import CdcHubError, ConnectorError
-from cdchub.sources import open_connection
 from connectors.connect_client import ConnectClient
 from connectors.debezium import (
     connector_config,
@@ -29,6 +26,9 @@ from connectors.debezium import (
 )
 from connectors.heartbeat import heartbeat_table
 from connectors.signals import notification_topic, signal_table
+from connectors.sources import open_connection
+from core.config import HubConfig, SourceConfig
+from core.errors import CdcHubError, ConnectorError
 
 Progress = Callable[[str], None]
 
@@ -233,8 +233,8 @@ def _topics(config: HubConfig, source: SourceConfig) -> list[str] | str:
 
 
 def _warehouse_tables(config: HubConfig, source: SourceConfig) -> list[str] | str:
-    from cdchub.catalog import replicated_tables
-    from cdchub.warehouses import open_session
+    from connectors.warehouses import open_session
+    from ops.catalog import replicated_tables
 
     try:
         session = open_session(config, read_only=True)

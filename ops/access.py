@@ -29,15 +29,15 @@ import httpx
 import pyarrow as pa
 from sqlglot import exp
 
-from cdchub.config import DuckDBWarehouse, HubConfig
-from cdchub.errors import CdcHubError, ConfigError, MergeError
-from cdchub.warehouses import open_session
+from connectors.warehouses import open_session
+from core.config import DuckDBWarehouse, HubConfig
+from core.errors import CdcHubError, ConfigError, MergeError
 from merge.asof import read_only_query
 from merge.dialects.base import Dialect
 from merge.dialects.duckdb import DuckDBDialect
 from merge.session import WarehouseSession
-from observability.dashboard import QUERY_PATH, TYPES_HEADER
-from observability.lag_report import build_report
+from ops.dashboard import QUERY_PATH, TYPES_HEADER
+from ops.lag_report import build_report
 
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}

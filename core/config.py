@@ -24,8 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from cdchub.errors import ConfigError
-from observability.config import ChecksConfig, ObservabilityConfig
+from core.errors import ConfigError
+from core.observability_config import ChecksConfig, ObservabilityConfig
 
 DEFAULT_CONFIG_NAME = "cdchub.yaml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

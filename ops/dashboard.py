@@ -5,7 +5,7 @@ with a few lines of plain JavaScript, so it needs no internet and vendors no cha
 refreshes itself from `/api/lag`, the same report `cdchub lag --json` prints.
 
 Inside `cdchub run` it may also answer `POST /api/query` (read-only SQL for the CLI while the run holds
-a DuckDB file), only with the run's token: see `observability/access.py`.
+a DuckDB file), only with the run's token: see `ops/access.py`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from cdchub.errors import CdcHubError
+from core.errors import CdcHubError
 
 log = logging.getLogger(__name__)
 ReportFn = Callable[[float], dict[str, Any]]
@@ -39,7 +39,7 @@ STATIC = {
 
 
 def _static(name: str) -> bytes:
-    return resources.files("observability").joinpath("static", name).read_bytes()
+    return resources.files("ops").joinpath("static", name).read_bytes()
 
 
 def _handler(

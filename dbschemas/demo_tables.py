@@ -15,8 +15,8 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType, TableId
-from cdchub.errors import ConfigError
+from core.errors import ConfigError
+from core.model import ColumnType, TableId
 
 _DBSCHEMAS = Path(__file__).resolve().parent.parent / "dbschemas"
 # (source name, namespace, SQL file, sqlglot dialect) of the demo sources.
@@ -24,8 +24,8 @@ DEMO_SOURCES = (
     ("shop", "public", _DBSCHEMAS / "shop" / "postgres.sql", "postgres"),
     ("inventory", "inventory", _DBSCHEMAS / "inventory" / "mariadb.sql", "mysql"),
 )
-T = exp.DataType.Type
-_KINDS: dict[exp.DataType.Type, str] = {
+T = exp.DType
+_KINDS: dict[exp.DType, str] = {
     T.BIGINT: "int64",
     T.UBIGINT: "decimal",
     T.INT: "int32",

@@ -19,12 +19,12 @@ from typing import Any
 
 from sqlglot import exp
 
-from cdchub.catalog import ReplicatedTable, replicated_tables, warehouse_types
-from cdchub.config import HubConfig
-from cdchub.sources import connect, read_table
-from cdchub.verify import normalize
+from connectors.sources import connect, read_table
+from core.config import HubConfig
 from merge import plan
 from merge.session import WarehouseSession
+from ops.catalog import ReplicatedTable, replicated_tables, warehouse_types
+from ops.verify import normalize
 
 Key = tuple[str, ...]
 MASK = (1 << 64) - 1

@@ -19,10 +19,10 @@ from typing import Any
 import snowflake.connector
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType, Infinite, OutOfRange
-from cdchub.config import SnowflakeWarehouse
-from cdchub.errors import MergeError, UnrepresentableValue
-from cdchub.warehouses.values import adapt_temporal, falls_back_to_text, text_value
+from connectors.warehouses.values import adapt_temporal, falls_back_to_text, text_value
+from core.config import SnowflakeWarehouse
+from core.errors import MergeError, UnrepresentableValue
+from core.model import ColumnType, Infinite, OutOfRange
 from merge import client_sql, plan
 from merge.dialects.snowflake import SnowflakeDialect
 

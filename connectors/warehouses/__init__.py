@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cdchub.config import DuckDBWarehouse, HubConfig, PostgresWarehouse, SnowflakeWarehouse
+from core.config import DuckDBWarehouse, HubConfig, PostgresWarehouse, SnowflakeWarehouse
 from merge.session import WarehouseSession
 
 
@@ -10,15 +10,15 @@ def open_session(config: HubConfig, *, read_only: bool = False) -> WarehouseSess
     """Open a session on the configured warehouse (drivers are imported only when used)."""
     warehouse = config.warehouse
     if isinstance(warehouse, DuckDBWarehouse):
-        from cdchub.warehouses.duckdb_client import DuckDBSession
+        from connectors.warehouses.duckdb_client import DuckDBSession
 
         return DuckDBSession(warehouse.path, read_only=read_only)
     if isinstance(warehouse, PostgresWarehouse):
-        from cdchub.warehouses.postgres_client import PostgresSession
+        from connectors.warehouses.postgres_client import PostgresSession
 
         return PostgresSession(warehouse, read_only=read_only)
     if isinstance(warehouse, SnowflakeWarehouse):
-        from cdchub.warehouses.snowflake_client import SnowflakeSession
+        from connectors.warehouses.snowflake_client import SnowflakeSession
 
         return SnowflakeSession(warehouse)
     raise ValueError(f"warehouse kind {warehouse.kind!r} is not supported")

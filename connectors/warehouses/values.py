@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType, Infinite, OutOfRange
+from core.model import ColumnType, Infinite, OutOfRange
 from merge.dialects.base import Dialect
 
 # Kinds whose values are already text when they reach a text column.

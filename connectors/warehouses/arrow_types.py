@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from cdc_consumers.model import ColumnType
+from core.model import ColumnType
 
 _SIMPLE: dict[str, pa.DataType] = {
     "int16": pa.int16(),

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.model import ColumnType, TableId
+
 
 class CdcHubError(Exception):
     """Root of every error cdchub raises on purpose."""
@@ -68,7 +70,12 @@ class SchemaChangeError(MergeError):
     """
 
     def __init__(
-        self, message: str, table_id: object, *, new_column_type: object = None, **context: Any
+        self,
+        message: str,
+        table_id: TableId,
+        *,
+        new_column_type: ColumnType | None = None,
+        **context: Any,
     ) -> None:
         super().__init__(message, **context)
         self.table_id = table_id
@@ -81,7 +88,7 @@ class TableApplyError(MergeError, Terminal):
     refuses): that table goes to the dead-letter store under its policy, the others go on.
     """
 
-    def __init__(self, message: str, table_id: object, **context: Any) -> None:
+    def __init__(self, message: str, table_id: TableId, **context: Any) -> None:
         super().__init__(message, **context)
         self.table_id = table_id
 
@@ -94,4 +101,4 @@ class UnrepresentableValue(MergeError, Terminal):
     """
 
     # The table whose events carried the value (set by the engine; the runner dead-letters it).
-    table_id: object = None
+    table_id: TableId | None = None

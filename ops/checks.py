@@ -1,6 +1,6 @@
 """Data-quality results in the warehouse (`_cdchub.checks`), and the checks `cdchub run` schedules.
 
-`cdchub verify` (cdchub/verify.py) decides; this module turns its report into one row per check per
+`cdchub verify` (ops/verify.py) decides; this module turns its report into one row per check per
 table so the dashboard and SQL users can see the latest verdicts and their history:
 
 - `reconciliation`: row counts and values vs the source (observed = missing + unexpected + different
@@ -8,9 +8,9 @@ table so the dashboard and SQL users can see the latest verdicts and their histo
 - `history.current`: keys without exactly one current version;
 - `history.links`: versions whose validity does not meet the next one's;
 - `schema_drift`: source columns missing in the warehouse, and columns whose warehouse type no
-  longer fits the source's (observability/schema_drift.py; observed = how many columns);
+  longer fits the source's (ops/schema_drift.py; observed = how many columns);
 - `range_checksum` (with `verify --ranges N`): key ranges whose count or checksum differ
-  (observability/range_checksum.py; observed = how many ranges).
+  (ops/range_checksum.py; observed = how many ranges).
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ import time
 import uuid
 from typing import Any
 
-from cdchub.config import HubConfig
+from core.config import HubConfig
 from merge import plan
 from merge.session import WarehouseSession
-from observability.schema_drift import TableDrift, schema_drift
+from ops.schema_drift import TableDrift, schema_drift
+from ops.verify import verify_all
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,11 @@ def store_checks(
 
 
 class ScheduledChecks:
-    """Runs `verify` every `checks.interval_seconds` inside `cdchub run`, between batches."""
+    """Runs `verify` every `checks.interval_seconds` inside `cdchub run`, between batches.
+
+    The `run` command hands it to the runner as its between-batches hook, so the checks run
+    whether telemetry is on or off, on the runner's own session (DuckDB admits no second writer).
+    """
 
     def __init__(self, config: HubConfig, clock: Any = time.monotonic) -> None:
         self.config = config
@@ -161,8 +166,6 @@ class ScheduledChecks:
         if self.interval is None or self.clock() < self._next:
             return None
         self._next = self.clock() + self.interval
-        from cdchub.verify import verify_all
-
         report = verify_all(session, self.config)
         drift = schema_drift(session, self.config)
         store_checks(session, report, drift)
@@ -173,3 +176,10 @@ class ScheduledChecks:
             failed = [f"{t['source']}.{t['table']}" for t in report["tables"] if not t["ok"]]
             log.warning("scheduled checks failed for %s", ", ".join(failed))
         return report
+
+    def __call__(self, session: WarehouseSession) -> None:
+        """The runner's between-batches hook: run when due; a failure is logged, never raised."""
+        try:
+            self.maybe_run(session)
+        except Exception as exc:  # a failing check run must not stop replication
+            log.warning("scheduled checks could not run: %s", exc)

@@ -14,10 +14,10 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType, Infinite, OutOfRange
-from cdchub.errors import ConfigError, MergeError
-from cdchub.warehouses.arrow_types import arrow_type
-from cdchub.warehouses.values import adapt_temporal
+from connectors.warehouses.arrow_types import arrow_type
+from connectors.warehouses.values import adapt_temporal
+from core.errors import ConfigError, MergeError
+from core.model import ColumnType, Infinite, OutOfRange
 from merge import plan
 from merge.dialects.duckdb import DuckDBDialect
 

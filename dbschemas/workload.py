@@ -26,8 +26,8 @@ import psycopg
 import pymysql
 from psycopg.types.json import Jsonb
 
-from cdchub.config import SourceConfig
-from cdchub.errors import ConfigError, StackError
+from core.config import SourceConfig
+from core.errors import ConfigError, StackError
 from dbschemas import fakedata as fd
 from dbschemas.loader import (
     demo_name,
@@ -538,6 +538,7 @@ class _Shop(_Business):
             return False
         cid, name, segments = customer
         kind = rng.choice(["phone", "email", "name", "prefs", "segments", "active", "birth"])
+        params: list[Any]
         if kind == "phone":
             query, params = "phone = %s", [fd.phone(rng)]
         elif kind == "email":
@@ -926,6 +927,7 @@ class _Inventory(_Business):
             return False
         sid, name = supplier
         kind = rng.choice(["notes", "terms", "status", "credit", "preferred", "contact"])
+        params: list[Any]
         if kind == "notes":
             query, params = "notes = %s", [fd.note(rng)]
         elif kind == "terms":

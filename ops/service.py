@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from cdchub.config import HubConfig
+from core.config import HubConfig
 from merge.session import WarehouseSession
-from observability.access import (
+from observability.telemetry import build_telemetry
+from ops.access import (
     CursorSession,
     QueryTicket,
     answer_query,
@@ -18,10 +19,9 @@ from observability.access import (
     new_token,
     token_matches,
 )
-from observability.dashboard import DashboardServer
-from observability.lag_report import build_report
-from observability.telemetry import build_telemetry
-from observability.tracing import RunInstrumentation
+from ops.dashboard import DashboardServer
+from ops.lag_report import build_report
+from ops.tracing import RunInstrumentation
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]

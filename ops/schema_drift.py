@@ -17,10 +17,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdchub.catalog import ReplicatedTable, replicated_tables, warehouse_types
-from cdchub.config import HubConfig, SourceConfig
-from cdchub.sources import connect
+from connectors.sources import connect
+from core.config import HubConfig, SourceConfig
 from merge.session import WarehouseSession
+from ops.catalog import ReplicatedTable, replicated_tables, warehouse_types
 
 _INT_BITS = {
     "tinyint": 8,

@@ -22,12 +22,12 @@ from sqlglot import exp
 
 from cdc_consumers.converters.numeric import decimal_text
 from cdc_consumers.converters.temporal import interval_parts
-from cdchub.catalog import ReplicatedTable, replicated_tables, warehouse_types
-from cdchub.config import HubConfig
-from cdchub.errors import ConfigError
-from cdchub.sources import connect, list_tables, read_table, table_is_empty
+from connectors.sources import connect, list_tables, read_table, table_is_empty
+from core.config import HubConfig
+from core.errors import ConfigError
 from merge import checks, plan
 from merge.session import WarehouseSession
+from ops.catalog import ReplicatedTable, replicated_tables, warehouse_types
 
 MAX_SAMPLES = 5
 

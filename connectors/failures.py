@@ -1,33 +1,25 @@
-"""Driver and client errors classified as retryable or terminal, and the retry policy for them.
+"""Driver and client errors classified as retryable or terminal, one function per driver.
 
 One function per warehouse driver or client says whether a failure may pass if the same operation is
 tried again (connection lost, lock or serialization conflict, broker unavailable, timeout) or needs a
-human (bad SQL, permission, a constraint, a type that does not fit). `classify` dispatches on the
-exception's module, so a driver that is not installed is never imported. `retrying` is the tenacity
-policy: bounded attempts, exponential backoff, each retry logged with what was being done.
-
-Errors cdchub raises on purpose carry their class already: `Retryable` and `Terminal` subclasses.
+human (bad SQL, permission, a constraint, a type that does not fit). Each is registered with
+`core.failures.classify` by the exception's root module (importing `connectors` registers them), and
+imports its driver lazily, so a driver that is not installed is never imported. The policy itself
+(`classify`, `retrying`) lives in `core.failures`, so `merge/` retries without knowing any driver.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Mapping
-from typing import Any
-
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
+from core.errors import Retryable, Terminal
+from core.failures import (
+    Classifier,
+    Verdict,
+    classify,
+    first_line,
+    is_retryable,
+    register,
+    retrying,
 )
-
-from cdchub.errors import CdcHubError, Retryable, Terminal
-
-log = logging.getLogger(__name__)
-
-Verdict = type[Retryable] | type[Terminal]
 
 
 def classify_duckdb(exc: BaseException) -> Verdict:
@@ -121,7 +113,7 @@ def classify_httpx(exc: BaseException) -> Verdict:
     return Terminal
 
 
-_BY_MODULE: dict[str, Callable[[BaseException], Verdict]] = {
+_CLASSIFIERS: dict[str, Classifier] = {
     "duckdb": classify_duckdb,
     "_duckdb": classify_duckdb,
     "psycopg": classify_psycopg,
@@ -132,65 +124,19 @@ _BY_MODULE: dict[str, Callable[[BaseException], Verdict]] = {
 }
 
 
-def classify(exc: BaseException) -> Verdict:
-    """Retryable or Terminal for any exception (unknown ones are terminal: do not loop on a bug)."""
-    if isinstance(exc, CdcHubError):
-        return Retryable if isinstance(exc, Retryable) else Terminal
-    for cls in type(exc).__mro__:
-        root = cls.__module__.split(".", 1)[0]
-        classifier = _BY_MODULE.get(root)
-        if classifier is not None:
-            return classifier(exc)
-    if isinstance(exc, ConnectionError | TimeoutError):
-        return Retryable
-    return Terminal
+for _module, _classifier in _CLASSIFIERS.items():
+    register(_module, _classifier)
 
-
-def is_retryable(exc: BaseException) -> bool:
-    """`classify(exc) is Retryable`."""
-    return classify(exc) is Retryable
-
-
-def first_line(exc: BaseException) -> str:
-    """An error's message as one line."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
-def retrying(
-    doing: str,
-    context: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
-    *,
-    attempts: int = 5,
-    max_wait_s: float = 10.0,
-    before_retry: Callable[[], None] | None = None,
-) -> Retrying:
-    """A tenacity policy: retry retryable errors `attempts` times with exponential backoff.
-
-    Each retry is logged as a warning naming `doing` and its `context` (table, topic, offsets);
-    `before_retry` runs before each new attempt (e.g. reconnect, forget cached state).
-    """
-
-    def log_retry(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        facts = context() if callable(context) else (context or {})
-        where = ", ".join(f"{k}={v}" for k, v in facts.items())
-        log.warning(
-            "%s failed (attempt %d of %d), retrying in %.1fs: %s%s",
-            doing,
-            state.attempt_number,
-            attempts,
-            state.next_action.sleep if state.next_action else 0.0,
-            first_line(exc) if exc else "?",
-            f" ({where})" if where else "",
-        )
-        if before_retry is not None:
-            before_retry()
-
-    return Retrying(
-        retry=retry_if_exception(is_retryable),
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=0.5, max=max_wait_s),
-        before_sleep=log_retry,
-        reraise=True,
-    )
+# Re-exported so a client needs one import for its retry policy.
+__all__ = [
+    "RETRYABLE_HTTP_STATUSES",
+    "classify",
+    "classify_duckdb",
+    "classify_httpx",
+    "classify_kafka",
+    "classify_psycopg",
+    "classify_snowflake",
+    "first_line",
+    "is_retryable",
+    "retrying",
+]

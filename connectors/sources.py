@@ -16,8 +16,8 @@ from psycopg.types.hstore import register_hstore
 from psycopg.types.string import TextLoader
 from sqlglot import exp
 
-from cdchub.config import SourceConfig
 from connectors.heartbeat import heartbeat_table
+from core.config import SourceConfig
 
 
 def open_connection(source: SourceConfig) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from cdc_consumers.topics import data_topic_pattern
+from connectors.topics import data_topic_pattern
 
 HEARTBEAT_PREFIX = "__debezium-heartbeat"
 

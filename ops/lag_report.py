@@ -17,13 +17,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from cdchub.catalog import replicated_tables
-from cdchub.config import HubConfig
+from connectors.kafka_probe import KafkaProbe
+from core.config import HubConfig
 from merge import dead_letters, plan, reports
+from merge.naming import CONTROL_SCHEMA
 from merge.runstate import stopped_tables
 from merge.session import WarehouseSession
-from observability.kafka_probe import KafkaProbe
 from observability.lagmath import current_lag
+from ops.catalog import replicated_tables
 
 log = logging.getLogger(__name__)
 SERIES_POINTS = 60
@@ -97,11 +98,11 @@ def build_report(
     now = time.time() if now is None else now
     since = dt.datetime.fromtimestamp(now - window_s, dt.UTC)
     tables = replicated_tables(session)
-    has_batches = session.table_columns(plan.CONTROL_SCHEMA, plan.BATCHES) is not None
-    has_checks = session.table_columns(plan.CONTROL_SCHEMA, plan.CHECKS) is not None
+    has_batches = session.table_columns(CONTROL_SCHEMA, plan.BATCHES) is not None
+    has_checks = session.table_columns(CONTROL_SCHEMA, plan.CHECKS) is not None
     letter_counts = dead_letters.counts(session, config.kafka.group_id)
     forced: dict[str, dict[str, Any]] = {}
-    if session.table_columns(plan.CONTROL_SCHEMA, plan.FORCED) is not None:
+    if session.table_columns(CONTROL_SCHEMA, plan.FORCED) is not None:
         forced = {
             str(r[0]): {"count": int(r[1]), "last": _iso(r[2])}
             for r in session.query(reports.forced_releases_since(since))
