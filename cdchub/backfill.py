@@ -31,12 +31,12 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from cdchub.config import HubConfig, SourceConfig
-from cdchub.errors import ConfigError, ConnectorError, Terminal
-from cdchub.sources import open_connection
 from connectors import signals
 from connectors.connect_client import ConnectClient
 from connectors.debezium import connector_name, heartbeat_topic
+from connectors.sources import open_connection
+from core.config import HubConfig, SourceConfig
+from core.errors import ConfigError, ConnectorError, Terminal
 
 Progress = Callable[[str], None]
 
@@ -567,9 +567,9 @@ def count_reread_versions(session: Any, target: BackfillTarget, since: str) -> i
 
     `session` is any reader with `query(expression)` (a warehouse session, or the running hub's).
     """
-    from cdchub.catalog import replicated_tables
     from merge import plan
     from merge.naming import OP, SOURCE_POS
+    from ops.catalog import replicated_tables
 
     found = [
         t

@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdchub.config import HubConfig
-from cdchub.errors import CdcHubError
+from core.config import HubConfig
+from core.errors import CdcHubError
 
 
 @dataclass
@@ -199,8 +199,8 @@ def _versions(reader: Any) -> dict[tuple[str, str], int]:
     """History versions per (source, schema.table), through the catalog."""
     from sqlglot import exp
 
-    from cdchub.catalog import replicated_tables
     from merge import plan
+    from ops.catalog import replicated_tables
 
     counts = {}
     for t in replicated_tables(reader):
@@ -216,9 +216,10 @@ def _held(reader: Any, group: str) -> dict[str, int]:
     from sqlglot import exp
 
     from merge import plan
+    from merge.naming import CONTROL_SCHEMA
     from merge.scd2 import HELD_FOR_SCHEMA
 
-    if reader.table_columns(plan.CONTROL_SCHEMA, plan.PARKED) is None:
+    if reader.table_columns(CONTROL_SCHEMA, plan.PARKED) is None:
         return {}
     query = (
         exp.select(plan.col("topic"), exp.Count(this=exp.Star()))
@@ -236,8 +237,8 @@ def _held(reader: Any, group: str) -> dict[str, int]:
 
 def collect_status(config: HubConfig, reader: Any | None, window_s: float = 900.0) -> Status:
     """Everything `cdchub status` shows. `reader` reads the warehouse (None: it cannot be read)."""
-    from observability.access import lag_report
-    from observability.lag_report import build_report
+    from ops.access import lag_report
+    from ops.lag_report import build_report
 
     status = Status()
     _stack(config, status)

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from cdchub.errors import ConnectorError, Retryable
-from cdchub.failures import RETRYABLE_HTTP_STATUSES, classify_httpx, first_line, retrying
+from connectors.failures import RETRYABLE_HTTP_STATUSES, classify_httpx, first_line, retrying
+from core.errors import ConnectorError, Retryable
 
 
 class ConnectUnavailable(Retryable, ConnectorError):

@@ -26,11 +26,19 @@ from typing import Any
 
 from sqlglot import exp
 
-from cdc_consumers.model import ChangeEvent, ColumnType, Op, StreamRecord, TableId, TableSchema
-from cdchub.errors import CdcHubError, MergeError, SchemaChangeError, UnrepresentableValue
-from cdchub.failures import first_line, is_retryable, retrying
-from merge import plan
+from core.errors import (
+    CdcHubError,
+    MergeError,
+    SchemaChangeError,
+    TableApplyError,
+    UnrepresentableValue,
+)
+from core.failures import first_line, is_retryable, retrying
+from core.model import ChangeEvent, ColumnType, Op, StreamRecord, TableId, TableSchema
+from core.results import BatchResult, TableResult
+from merge import dead_letters, plan
 from merge.batch_plan import BatchPlan, SegmentSpec, StepKind, plan_table_batch
+from merge.dead_letters import DeadLetter
 from merge.evolution import Change, evolve
 from merge.naming import TableNames, check_column_names, table_names
 from merge.observer import ApplyObserver, NullObserver
@@ -68,14 +76,18 @@ class ForcedReleaseRow:
 class ParkedChanges:
     """Consumer state written in the batch's transaction with the checkpoints.
 
-    `held` belong to a table stopped by an incompatible schema change and wait for the operator;
-    `removed` are held records that this batch applied; `forced` are transactions released
-    incomplete, recorded for `cdchub lag` and the dashboard.
+    `held` belong to a stopped table (an incompatible schema change, or a dead letter under the
+    `halt` policy) and wait for the operator; `removed` are held records that this batch applied;
+    `forced` are transactions released incomplete, recorded for `cdchub lag` and the dashboard;
+    `dead` are new dead letters (`merge.dead_letters`), `resolved` the ids of retried ones applied.
     """
 
     held: list[StreamRecord] = field(default_factory=list)
     removed: list[StreamRecord] = field(default_factory=list)
     forced: list[ForcedReleaseRow] = field(default_factory=list)
+    # Dead letters to store, and letters whose retried event this batch applied.
+    dead: list[DeadLetter] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -85,33 +97,6 @@ class TableInfo:
     source_kind: str
     source_database: str
     default_namespace: str
-
-
-@dataclass
-class TableResult:
-    """What one table's merge did in one batch."""
-
-    table: TableId
-    events: int
-    versions: int
-    lags_ms: list[float] = field(default_factory=list)
-
-
-@dataclass
-class BatchResult:
-    """What one batch did: per-table results and the warehouse commit time."""
-
-    batch_id: str
-    tables: list[TableResult]
-    committed_at: dt.datetime
-
-    @property
-    def events(self) -> int:
-        return sum(t.events for t in self.tables)
-
-    @property
-    def versions(self) -> int:
-        return sum(t.versions for t in self.tables)
 
 
 def _percentile(values: Sequence[float], pct: float) -> float:
@@ -148,6 +133,7 @@ class Scd2Engine:
         with self.session.transaction():
             for statement in plan.control_ddl(self.dialect):
                 self.session.execute(statement)
+        dead_letters.ensure_table(self.session)
         self._control_ready = True
 
     def stored_checkpoints(self) -> dict[tuple[str, int], int]:
@@ -399,6 +385,10 @@ class Scd2Engine:
                     if attempt.retry_state.attempt_number > 1:
                         self._after_failure()
                     return self._apply_once(events_by_table, infos, checkpoints, parked)
+        except TableApplyError as exc:  # one table at fault: the runner dead-letters it
+            raise TableApplyError(
+                exc.message, exc.table_id, **{**exc.context, **context()}
+            ) from exc.__cause__
         except CdcHubError:
             raise  # typed already (a schema change stops its table; the runner handles it)
         except Exception as exc:
@@ -434,7 +424,12 @@ class Scd2Engine:
                 if e.op is not Op.TRUNCATE:
                     first_seen.setdefault(id(e.schema), e)
             for e in first_seen.values():
-                targets[table] = self._target(table, e.schema, infos[table], e.position)
+                try:
+                    targets[table] = self._target(table, e.schema, infos[table], e.position)
+                except SchemaChangeError:
+                    raise
+                except MergeError as exc:  # key-less, reserved column names: this table only
+                    raise TableApplyError(exc.message, table, **exc.context) from exc
             if table not in targets:
                 known = self._targets.get(table) or self._stored_target(
                     table, events[0].schema, infos[table]
@@ -458,8 +453,22 @@ class Scd2Engine:
             for table, events in events_by_table.items():
                 if table in targets:
                     with self.observer.merge_table(table, targets[table].names, events):
-                        versions = self._run_plan(plans[table], table, segments[table])
-                        results.append(TableResult(table, len(events), versions))
+                        try:
+                            versions = self._run_plan(plans[table], table, segments[table])
+                            results.append(TableResult(table, len(events), versions))
+                        except UnrepresentableValue as exc:  # a value this warehouse cannot hold
+                            exc.table_id = table  # the runner dead-letters it like TableApplyError
+                            raise
+                        except CdcHubError:
+                            raise
+                        except Exception as exc:
+                            if is_retryable(exc):
+                                raise  # retried whole by `apply`; no table is at fault
+                            raise TableApplyError(
+                                f"the warehouse refused the changes: {first_line(exc)}",
+                                table,
+                                table=str(table),
+                            ) from exc
             checkpoints = list(checkpoints)
             self._store_checkpoints(checkpoints)
             if parked is not None:
@@ -609,6 +618,12 @@ class Scd2Engine:
                     )
                     for r in parked.held
                 ],
+            )
+        if parked.dead:
+            dead_letters.store(self.session, parked.dead)
+        if parked.resolved:
+            dead_letters.set_status(
+                self.session, self.consumer_group, parked.resolved, dead_letters.APPLIED
             )
         if parked.forced:
             columns = [c for c, _ in plan.FORCED_COLUMNS]

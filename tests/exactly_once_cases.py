@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlglot import exp
 
-from cdc_consumers.model import ChangeEvent, Op, TableId
-from cdchub.errors import MergeError
+from core.errors import MergeError
+from core.model import ChangeEvent, Op, TableId
 from merge import plan
 from merge.scd2 import Checkpoint, Scd2Engine
 from merge.session import WarehouseSession

@@ -22,7 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
-from cdc_consumers.model import (
+from connectors.warehouses.values import text_value
+from core.errors import SchemaChangeError, UnrepresentableValue
+from core.model import (
     ChangeEvent,
     Column,
     ColumnType,
@@ -32,8 +34,6 @@ from cdc_consumers.model import (
     TableId,
     TableSchema,
 )
-from cdchub.errors import SchemaChangeError, UnrepresentableValue
-from cdchub.warehouses.values import text_value
 from merge import plan
 from merge.naming import table_names
 from merge.scd2 import Scd2Engine, TableInfo
@@ -325,7 +325,7 @@ def test_batch_of_two_tables_commits_both_or_neither(warehouse: Warehouse, tmp_p
 
 
 def retryable_error(kind: str) -> Any:
-    """A real driver exception of this warehouse that `cdchub.failures` classifies retryable."""
+    """A real driver exception of this warehouse that `connectors.failures` classifies retryable."""
     if kind == "duckdb":
         import duckdb
 
@@ -350,7 +350,7 @@ def test_a_retryable_failure_mid_batch_is_retried_and_applied_once(
 def test_a_retryable_failure_that_persists_stops_with_the_batch_context(
     warehouse: Warehouse, tmp_path: Path
 ) -> None:
-    from cdchub.errors import MergeError
+    from core.errors import MergeError
     from merge.scd2 import Checkpoint
 
     with warehouse.fresh(tmp_path / "w") as session:

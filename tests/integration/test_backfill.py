@@ -25,7 +25,7 @@ import yaml
 from kafka import KafkaConsumer
 from psycopg import sql
 
-from cdchub.config import HubConfig, load_config
+from core.config import HubConfig, load_config
 from dbschemas.loader import pg_connect
 from tests.integration.conftest import Stack
 from tests.integration.helpers import failures, replicate_until_verified, verify

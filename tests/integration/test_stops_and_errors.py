@@ -93,7 +93,7 @@ def test_a_stopped_table_shows_in_run_and_lag_and_resumes_only_when_fixed(
     )
     applied = cli(config, "connectors", "apply")
     assert applied.returncode == 0, applied.stderr
-    from cdchub.config import load_config
+    from core.config import load_config
 
     assert replicate_until_verified(load_config(config))["ok"]
 

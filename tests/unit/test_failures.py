@@ -10,8 +10,7 @@ from kafka import errors as kafka_errors
 from psycopg import errors as pg_errors
 from snowflake.connector import errors as sf_errors
 
-from cdchub.errors import ConfigError, KafkaUnavailable, Retryable, SchemaChangeError, Terminal
-from cdchub.failures import (
+from connectors.failures import (
     classify,
     classify_duckdb,
     classify_httpx,
@@ -20,6 +19,7 @@ from cdchub.failures import (
     classify_snowflake,
     retrying,
 )
+from core.errors import ConfigError, KafkaUnavailable, Retryable, SchemaChangeError, Terminal
 
 
 def _status(code: int) -> httpx.HTTPStatusError:

@@ -19,10 +19,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from cdc_consumers.runner import Runner
-from cdchub.config import DuckDBWarehouse, HubConfig, SourceConfig
-from cdchub.warehouses.duckdb_client import DuckDBSession
+from connectors.warehouses.duckdb_client import DuckDBSession
+from core.config import DuckDBWarehouse, HubConfig, SourceConfig
 from observability.telemetry import build_telemetry
-from observability.tracing import RunInstrumentation
+from ops.tracing import RunInstrumentation
 from tests.memory_stream import MemoryStream
 from tests.unit.envelope_records import ENVELOPES, Record, make_record
 
