@@ -204,9 +204,10 @@ def _same(source: Any, stored: Any, ctype: ColumnType) -> bool:
         return stored != stored or str(stored).lower() == "nan"
     if isinstance(source, Decimal) or isinstance(stored, Decimal):
         try:
-            return Decimal(str(source)) == Decimal(str(stored))
+            want, got = Decimal(str(source)), Decimal(str(stored))
         except InvalidOperation:
             return False
+        return want == got or (want.is_nan() and got.is_nan())
     if isinstance(source, dt.date | dt.time) and isinstance(stored, str):
         return stored == str(source).replace("+00:00", "+00")  # SQL text of the same value
     if isinstance(stored, str) and not isinstance(source, str):
