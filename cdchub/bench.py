@@ -150,7 +150,7 @@ def synthetic_events(count: int, keys: int, seed: int, table: TableId) -> list[C
 
 @contextmanager
 def _duckdb() -> Iterator[WarehouseSession]:
-    from connectors.warehouses.duckdb_client import DuckDBSession
+    from connectors.warehouses.duckdb.client import DuckDBSession
 
     with TemporaryDirectory(prefix="cdchub-bench-") as tmp:
         session = DuckDBSession(Path(tmp) / "warehouse.duckdb")
@@ -162,7 +162,7 @@ def _duckdb() -> Iterator[WarehouseSession]:
 
 @contextmanager
 def _postgres(config: HubConfig, yes: bool) -> Iterator[WarehouseSession]:
-    from connectors.warehouses.postgres_client import PostgresSession
+    from connectors.warehouses.postgres.client import PostgresSession
     from infrastructure.stack.layout import StackLayout
 
     local = StackLayout(config).pg_warehouse_config()
@@ -190,7 +190,7 @@ def _postgres(config: HubConfig, yes: bool) -> Iterator[WarehouseSession]:
 
 @contextmanager
 def _snowflake(config: HubConfig, yes: bool) -> Iterator[WarehouseSession]:
-    from connectors.warehouses.snowflake_client import SnowflakeSession
+    from connectors.warehouses.snowflake.client import SnowflakeSession
 
     if isinstance(config.warehouse, SnowflakeWarehouse):
         if not yes:

@@ -11,10 +11,10 @@ import pymysql
 
 from connectors import heartbeat
 from connectors.sources import list_tables, open_connection
+from connectors.warehouses import dialect_for
 from core.config import SourceConfig
 from core.errors import ConnectorError
 from core.model import TableId
-from merge.dialects import dialect_for
 from merge.naming import default_namespace, name_notes
 
 

@@ -18,7 +18,7 @@ from merge.batch_plan import Step, StepKind
 from merge.naming import fit_identifier
 
 if TYPE_CHECKING:
-    from merge.dialects.base import Dialect
+    from merge.dialect import Dialect
 
 
 class TempPerSegment:

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 import yaml
 from click.testing import CliRunner
+from connectors.warehouses.postgres_client import PostgresSession
 from sqlglot import exp
 
 from cdchub.bench import SCRATCH_PREFIX, bench_merge
@@ -21,14 +22,12 @@ from connectors.connect_client import ConnectClient
 from connectors.debezium import connector_config, connector_name
 from connectors.service import apply_connectors
 from connectors.sources import connect, read_table
-from connectors.warehouses import open_session
-from connectors.warehouses.postgres_client import PostgresSession
+from connectors.warehouses import dialect_for, open_session
 from core.config import HubConfig, SourceConfig
 from core.errors import ConnectorError
 from dbschemas.loader import pg_connect
 from dbschemas.samples import mariadbserver, pgserver
 from merge import client_sql, plan
-from merge.dialects import dialect_for
 from merge.naming import CONTROL_SCHEMA
 from merge.scd2 import Checkpoint, Scd2Engine
 from ops.catalog import replicated_tables

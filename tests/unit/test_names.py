@@ -13,10 +13,10 @@ import pytest
 from sqlglot import exp
 
 from connectors.debezium import connector_config
+from connectors.warehouses import dialect_for
 from core.config import HubConfig, SourceConfig
 from core.model import ChangeEvent, Column, ColumnType, Op, TableId, TableSchema
 from merge import plan
-from merge.dialects import dialect_for
 from merge.naming import (
     HISTORY_SUFFIX,
     SUFFIX_RESERVE,
