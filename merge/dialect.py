@@ -31,6 +31,8 @@ class Dialect:
     SCRATCH: ClassVar[ScratchStrategy] = TempPerSegment()
     # True where history needs a btree on (key, position) for the merge's probes to stay cheap.
     INDEXES_HISTORY: ClassVar[bool] = False
+    # Whether DDL joins the open transaction (False: it commits it, as on Snowflake).
+    TRANSACTIONAL_DDL: ClassVar[bool] = True
     FALLBACK_TYPE: ClassVar[str] = "TEXT"
     TYPES: ClassVar[dict[str, str]] = {}
 

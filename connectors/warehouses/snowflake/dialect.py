@@ -25,6 +25,7 @@ class SnowflakeDialect(Dialect):
     MAX_IDENTIFIER_LENGTH = 255
     # Snowflake's DDL, CTAS of a temporary table included, commits the open transaction first.
     SCRATCH = PersistentPerTable()
+    TRANSACTIONAL_DDL = False
     FALLBACK_TYPE = "VARCHAR"
     TYPES: ClassVar[dict[str, str]] = {
         "int16": "SMALLINT",
