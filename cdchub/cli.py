@@ -504,6 +504,42 @@ def replay(
         click.echo(report["summary_text"])
 
 
+@cli.command()
+@click.option("--table", "table", required=True, help="shop.orders or shop.public.orders")
+@click.option("--execute", is_flag=True, help="Rebuild; without it only the plan is printed.")
+@click.option(
+    "--accept-history-loss",
+    is_flag=True,
+    help="Rebuild even though Kafka no longer holds the topic's first records.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def rebuild(
+    obj: _Context, table: str, execute: bool, accept_history_loss: bool, as_json: bool
+) -> None:
+    """Rebuild one table's current and history tables from its whole topic, swapped in atomically."""
+    from cdchub.replay_service import rebuild_table
+
+    report = rebuild_table(
+        obj.config,
+        table,
+        execute=execute,
+        accept_history_loss=accept_history_loss,
+        progress=_progress,
+    )
+    if as_json:
+        _emit(report)
+        return
+    if report.get("warning"):
+        click.echo(f"warning: {report['warning']}", err=True)
+    click.echo(report["plan_text"])
+    if report.get("summary") is None:
+        click.echo("nothing changed: add --execute to rebuild")
+    else:
+        click.echo(report["summary_text"])
+
+
 @cli.group()
 def dlq() -> None:
     """Dead letters: events the hub could not apply (list, show, retry, skip)."""

@@ -21,6 +21,9 @@ class Dialect:
     """
 
     NAME: ClassVar[str] = "base"
+    # True where unquoted identifiers fold to upper case (Snowflake): the hub's tables have quoted
+    # lower-case names, so user SQL is re-rendered with every identifier quoted.
+    FOLDS_UNQUOTED_UPPER: ClassVar[bool] = False
     # OpenTelemetry's registered `db.system.name` of the warehouse (its traces name it).
     OTEL_DB_SYSTEM: ClassVar[str] = ""
     SQLGLOT_DIALECT: ClassVar[str] = ""
@@ -34,7 +37,15 @@ class Dialect:
     SCRATCH: ClassVar[ScratchStrategy] = TempPerSegment()
     # True where history needs a btree on (key, position) for the merge's probes to stay cheap.
     INDEXES_HISTORY: ClassVar[bool] = False
+    # Whether DDL joins the open transaction (False: it commits it, as on Snowflake).
+    TRANSACTIONAL_DDL: ClassVar[bool] = True
     FALLBACK_TYPE: ClassVar[str] = "TEXT"
+    # The type of a decimal without a precision or wider than MAX_DECIMAL_PRECISION (None: the text
+    # fallback; PostgreSQL's unconstrained NUMERIC holds every digit).
+    UNBOUNDED_DECIMAL_TYPE: ClassVar[str | None] = None
+    # False where the warehouse has no typed array (Snowflake's ARRAY is an untyped VARIANT): arrays
+    # are then JSON text in the fallback type.
+    TYPED_ARRAYS: ClassVar[bool] = True
     TYPES: ClassVar[dict[str, str]] = {}
 
     def fold(self, name: str) -> str:
@@ -45,11 +56,11 @@ class Dialect:
         """The warehouse type that holds every value of `ctype` exactly."""
         if ctype.kind == "decimal":
             if ctype.precision is None or ctype.precision > self.MAX_DECIMAL_PRECISION:
-                return self.build(self.FALLBACK_TYPE)
+                return self.build(self.UNBOUNDED_DECIMAL_TYPE or self.FALLBACK_TYPE)
             return self.build(f"DECIMAL({ctype.precision}, {ctype.scale or 0})")
         if ctype.kind == "array":
             assert ctype.element is not None
-            if ctype.element.kind == "array":
+            if not self.TYPED_ARRAYS or ctype.element.kind == "array":
                 return self.build(self.FALLBACK_TYPE)
             return exp.DataType(
                 this=exp.DataType.Type.ARRAY,
