@@ -13,7 +13,6 @@ import psycopg
 import pytest
 import yaml
 from click.testing import CliRunner
-from connectors.warehouses.postgres_client import PostgresSession
 from sqlglot import exp
 
 from cdchub.bench import SCRATCH_PREFIX, bench_merge
@@ -23,6 +22,7 @@ from connectors.debezium import connector_config, connector_name
 from connectors.service import apply_connectors
 from connectors.sources import connect, read_table
 from connectors.warehouses import dialect_for, open_session
+from connectors.warehouses.postgres.client import PostgresSession
 from core.config import HubConfig, SourceConfig
 from core.errors import ConnectorError
 from dbschemas.loader import pg_connect
