@@ -15,6 +15,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from connectors.warehouses.arrow_types import arrow_type
+from connectors.warehouses.nesting import NestedTransaction, begin_commit
 from connectors.warehouses.values import adapt_temporal
 from core.errors import ConfigError, MergeError
 from core.model import ColumnType, Infinite, OutOfRange
@@ -83,7 +84,7 @@ class DuckDBSession:
                 f"cannot open the DuckDB warehouse: {_first_line(exc)}", path=str(self.path)
             ) from exc
         self.conn.execute("SET TimeZone = 'UTC'")
-        self._depth = 0
+        self._nesting = NestedTransaction()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor on the warehouse catalog: its own snapshot, usable from another thread."""
@@ -92,24 +93,10 @@ class DuckDBSession:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Commit on success, roll back on error; nested blocks join the outer transaction."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self.conn.execute("BEGIN TRANSACTION")
-        self._depth = 1
-        try:
+        with self._nesting.block(
+            lambda: begin_commit(self.conn.execute, "BEGIN TRANSACTION", "COMMIT", "ROLLBACK")
+        ):
             yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
-            self.conn.execute("COMMIT")
-        finally:
-            self._depth = 0
 
     def execute(self, statement: exp.Expression, params: dict[str, Any] | None = None) -> None:
         """Run one statement rendered in the DuckDB dialect."""
