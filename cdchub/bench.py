@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import random
 import resource
-import statistics
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -24,6 +23,7 @@ from core.model import ChangeEvent, Column, ColumnType, Op, TableId, TableSchema
 from merge import client_sql
 from merge.scd2 import Checkpoint, Scd2Engine, TableInfo
 from merge.session import WarehouseSession
+from observability.lagmath import percentile
 
 TABLE = TableId("bench", "public", "items")
 SCHEMA = TableSchema(
@@ -189,7 +189,6 @@ def bench_merge(
             latencies.append(time.perf_counter() - began)
             versions += result.versions
     total = sum(latencies)
-    p95 = statistics.quantiles(latencies, n=20)[-1] if len(latencies) > 1 else latencies[0]
     return BenchResult(
         warehouse=kind,
         events=len(stream),
@@ -199,7 +198,7 @@ def bench_merge(
         versions=versions,
         seconds=total,
         events_per_s=len(stream) / total if total else 0.0,
-        batch_p50_ms=statistics.median(latencies) * 1000,
-        batch_p95_ms=p95 * 1000,
+        batch_p50_ms=percentile(latencies, 50) * 1000,
+        batch_p95_ms=percentile(latencies, 95) * 1000,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     )
