@@ -637,9 +637,7 @@ def _seed_inventory(cur: pymysql.cursors.Cursor) -> dict[str, int]:
     )
     for shid, created in enumerate(created_times, start=1):
         wid, sku = rng.choice(stock)[:2]
-        shipments.append(
-            _shipment_row(rng, wid, sku, created, rng.randint(1, 20), shipment_id=shid)
-        )
+        shipments.append(shipment_row(rng, wid, sku, created, rng.randint(1, 20), shipment_id=shid))
     _insert_mysql(cur, "warehouses", WAREHOUSE_COLS, warehouses)
     _insert_mysql(cur, "suppliers", SUPPLIER_COLS, suppliers)
     _insert_mysql(cur, "stock_levels", STOCK_COLS, stock)
@@ -652,28 +650,37 @@ def _seed_inventory(cur: pymysql.cursors.Cursor) -> dict[str, int]:
     }
 
 
-def _shipment_row(
+def shipment_row(
     rng: random.Random,
     warehouse_id: int,
     sku: str,
     created: datetime,
-    supplier_id: int,
+    supplier_id: int | None,
     *,
-    shipment_id: int | None,
+    shipment_id: int | None = None,
     status: str | None = None,
     direction: str | None = None,
+    quantity: int | None = None,
+    shipped_at: datetime | None = None,
 ) -> tuple[Any, ...]:
-    """A shipments row (with `shipment_id` first, None for AUTO_INCREMENT)."""
+    """A shipments row in `SHIPMENT_COLS` order (`shipment_id` first, None for AUTO_INCREMENT).
+
+    The one builder of the seed (shipments created in the past) and the workload (created now):
+    unless planned, a shipment ships at `shipped_at` (default: within two days of creation) with a
+    carrier and a tracking number; a delivered one arrives within five days of shipping.
+    """
     direction = direction or rng.choices(["inbound", "outbound", "transfer"], weights=[5, 4, 1])[0]
     status = (
         status or rng.choices(["planned", "in_transit", "delivered", "cancelled"], [2, 2, 5, 1])[0]
     )
-    quantity = rng.choice([1, 2, 10, 24, 100, 4_000_000_000])  # near INT UNSIGNED max
-    shipped = created + fd.micro_jitter(rng, 2 * 86400) if status != "planned" else None
+    quantity = quantity or rng.choice([1, 2, 10, 24, 100, 4_000_000_000])  # near INT UNSIGNED max
+    shipped = None
+    if status != "planned":
+        shipped = shipped_at or created + fd.micro_jitter(rng, 2 * 86400)
     delivered = (
         shipped + fd.micro_jitter(rng, 5 * 86400) if status == "delivered" and shipped else None
     )
-    carrier = rng.choice(fd.CARRIERS)
+    carrier = rng.choice(fd.CARRIERS) if status != "planned" else None
     return (
         shipment_id,
         warehouse_id,
