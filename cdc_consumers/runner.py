@@ -54,6 +54,8 @@ from merge.session import WarehouseSession
 from observability.instrumentation import NoInstrumentation
 
 log = logging.getLogger(__name__)
+# How often a run looks for `cdchub dlq retry|skip` decisions (one small query on the warehouse).
+LETTER_CHECK_S = 5.0
 Progress = Callable[[str], None]
 
 
@@ -599,8 +601,8 @@ class Runner:
         self._dlq_blocked.discard(table)
 
     def _check_letters(self, now: float) -> None:
-        """Pick up `cdchub dlq retry/skip` decisions (every 2 s, and at start)."""
-        if now - self._letters_checked_at < 2.0:
+        """Pick up `cdchub dlq retry/skip` decisions (every `LETTER_CHECK_S`, and at start)."""
+        if now - self._letters_checked_at < LETTER_CHECK_S:
             return
         self._letters_checked_at = now
         letters = dead_letters.letters(

@@ -103,7 +103,7 @@ def synthetic_events(count: int, keys: int, seed: int) -> list[ChangeEvent]:
 
 @contextmanager
 def _duckdb() -> Iterator[WarehouseSession]:
-    from connectors.warehouses.duckdb_client import DuckDBSession
+    from connectors.warehouses.duckdb.client import DuckDBSession
 
     with TemporaryDirectory(prefix="cdchub-bench-") as tmp:
         session = DuckDBSession(Path(tmp) / "warehouse.duckdb")
@@ -115,7 +115,7 @@ def _duckdb() -> Iterator[WarehouseSession]:
 
 @contextmanager
 def _postgres(config: HubConfig) -> Iterator[WarehouseSession]:
-    from connectors.warehouses.postgres_client import PostgresSession
+    from connectors.warehouses.postgres.client import PostgresSession
     from infrastructure.stack.layout import StackLayout
 
     warehouse = config.warehouse
@@ -134,7 +134,7 @@ def _postgres(config: HubConfig) -> Iterator[WarehouseSession]:
 
 @contextmanager
 def _snowflake(config: HubConfig) -> Iterator[WarehouseSession]:
-    from connectors.warehouses.snowflake_client import SnowflakeSession
+    from connectors.warehouses.snowflake.client import SnowflakeSession
 
     if isinstance(config.warehouse, SnowflakeWarehouse):
         session = SnowflakeSession(config.warehouse)

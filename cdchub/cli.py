@@ -16,6 +16,7 @@ import click
 
 from cdchub import __version__
 from cdchub.tabular import FORMATS
+from connectors.warehouses import kinds as warehouse_kinds
 from core.config import HubConfig, load_config
 from core.errors import CdcHubError, ConfigError
 
@@ -943,8 +944,8 @@ def verify(obj: _Context, as_json: bool, ranges: int | None) -> None:
 @click.option(
     "--warehouse",
     "kind",
-    type=click.Choice(["duckdb", "postgres", "snowflake"]),
-    default="duckdb",
+    type=click.Choice(warehouse_kinds()),
+    default=warehouse_kinds()[0],
     show_default=True,
 )
 @click.option("--table", "table", required=True, help="source.namespace.table or schema.table.")
@@ -969,8 +970,8 @@ def bench() -> None:
 @click.option(
     "--warehouse",
     "kind",
-    type=click.Choice(["duckdb", "postgres", "snowflake"]),
-    default="duckdb",
+    type=click.Choice(warehouse_kinds()),
+    default=warehouse_kinds()[0],
     show_default=True,
 )
 @click.option("--events", type=click.IntRange(1), default=10_000, show_default=True)

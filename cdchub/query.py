@@ -18,7 +18,7 @@ from sqlglot.errors import ErrorLevel
 
 from core.errors import ConfigError
 from merge.asof import AsOfTarget, read_only_query, rewrite_as_of
-from merge.dialects.base import Dialect
+from merge.dialect import Dialect
 from merge.naming import VALID_FROM, TableNames
 from merge.plan import col, table
 from ops.catalog import ReplicatedTable, replicated_tables

@@ -132,6 +132,21 @@ def connector_config(
         config["notification.enabled.channels"] = "sink"
         config["notification.sink.topic.name"] = notification_topic(source)
         excluded.append(collection)
+        # Debezium captures the signaling table whatever the include/exclude lists say (observed,
+        # docs/facts.md); Kafka Connect's own Filter drops its records before they reach a topic,
+        # after Debezium has read the signals from them.
+        config.update(
+            {
+                "transforms": "cdchubDropSignals",
+                "transforms.cdchubDropSignals.type": "org.apache.kafka.connect.transforms.Filter",
+                "transforms.cdchubDropSignals.predicate": "cdchubIsSignal",
+                "predicates": "cdchubIsSignal",
+                "predicates.cdchubIsSignal.type": (
+                    "org.apache.kafka.connect.transforms.predicates.TopicNameMatches"
+                ),
+                "predicates.cdchubIsSignal.pattern": re.escape(f"{source.name}.{collection}"),
+            }
+        )
     if excluded and not source.tables:
         # Published (or in the binlog) so Debezium sees them, but never captured as tables.
         config["table.exclude.list"] = _include_list(excluded)

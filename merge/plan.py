@@ -47,7 +47,7 @@ from merge.naming import (
 )
 
 if TYPE_CHECKING:
-    from merge.dialects.base import Dialect
+    from merge.dialect import Dialect
 
 STAGE = "_cdc_stage"
 KEYS = "_cdc_keys"

@@ -17,7 +17,7 @@ from merge import plan
 from merge.batch_plan import Step, StepKind
 
 if TYPE_CHECKING:
-    from merge.dialects.base import Dialect
+    from merge.dialect import Dialect
 
 
 class TempPerSegment:

@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 import yaml
 
+from core.config import load_config
 from ops.access import QueryTicket
 from tests.integration.conftest import Stack
 from tests.integration.helpers import histories, replicate_until_verified, with_warehouse
@@ -32,9 +33,13 @@ def _config_file(stack: Stack, tmp: Path, name: str) -> tuple[Path, Any]:
     doc["warehouse"] = {"kind": "duckdb", "path": str(config.warehouse.path)}
     doc["kafka"]["group_id"] = config.kafka.group_id
     doc["state_dir"] = str(tmp / "state")  # the run's query ticket lives here, not in the stack's
+    # A free port for the run's dashboard/endpoint: never the default one a user's run may hold.
+    observability = doc.setdefault("observability", {})
+    observability.setdefault("dashboard", {})["port"] = 0
+    observability.setdefault("prometheus", {})["port"] = 0
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path, config
+    return path, load_config(path)
 
 
 def _cdchub(config: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from merge.dialects.base import Dialect
+from merge.dialect import Dialect
 
 
 class DuckDBDialect(Dialect):
     """DuckDB: native UUID, JSON, lists, microsecond timestamps, DECIMAL up to 38 digits."""
 
     NAME = "duckdb"
+    OTEL_DB_SYSTEM = "duckdb"
     SQLGLOT_DIALECT = "duckdb"
     MAX_DECIMAL_PRECISION = 38
     FALLBACK_TYPE = "VARCHAR"

@@ -21,6 +21,8 @@ class Dialect:
     """
 
     NAME: ClassVar[str] = "base"
+    # OpenTelemetry's registered `db.system.name` of the warehouse (its traces name it).
+    OTEL_DB_SYSTEM: ClassVar[str] = ""
     SQLGLOT_DIALECT: ClassVar[str] = ""
     MAX_DECIMAL_PRECISION: ClassVar[int] = 38
     MAX_IDENTIFIER_LENGTH: ClassVar[int] = 63

@@ -7,7 +7,7 @@ from typing import ClassVar
 from sqlglot import exp
 
 from core.model import ColumnType
-from merge.dialects.base import Dialect
+from merge.dialect import Dialect
 from merge.scratch import PersistentPerTable
 
 
@@ -19,6 +19,7 @@ class SnowflakeDialect(Dialect):
     """
 
     NAME = "snowflake"
+    OTEL_DB_SYSTEM = "snowflake"
     SQLGLOT_DIALECT = "snowflake"
     MAX_DECIMAL_PRECISION = 38
     MAX_IDENTIFIER_LENGTH = 255

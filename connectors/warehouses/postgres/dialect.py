@@ -7,13 +7,14 @@ from typing import ClassVar
 from sqlglot import exp
 
 from core.model import ColumnType
-from merge.dialects.base import Dialect
+from merge.dialect import Dialect
 
 
 class PostgresDialect(Dialect):
     """PostgreSQL 13+: NUMERIC up to 1000 digits (and NaN), jsonb, uuid, typed arrays, bytea."""
 
     NAME = "postgres"
+    OTEL_DB_SYSTEM = "postgresql"
     SQLGLOT_DIALECT = "postgres"
     # NUMERIC(p, s) takes p up to 1000; beyond that the unconstrained NUMERIC still holds every digit.
     MAX_DECIMAL_PRECISION = 1000
