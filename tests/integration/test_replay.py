@@ -22,7 +22,13 @@ import yaml
 from core.config import load_config
 from ops.access import QueryTicket
 from tests.integration.conftest import Stack
-from tests.integration.helpers import histories, replicate_until_verified, with_warehouse
+from tests.integration.helpers import (
+    failures,
+    histories,
+    replicate_until_verified,
+    verify,
+    with_warehouse,
+)
 
 CLI = [sys.executable, "-m", "cdchub.cli"]
 
@@ -113,3 +119,24 @@ def test_replay_while_run_holds_the_warehouse(stack: Stack, tmp_path: Path) -> N
         run.wait(timeout=60)
     assert histories(config.warehouse.path)["shop.orders_history"] == before
     assert os.path.exists(config.warehouse.path)
+
+
+def test_rebuild_restores_a_damaged_table_from_its_topic(stack: Stack, tmp_path: Path) -> None:
+    path, config = _config_file(stack, tmp_path, "rebuild")
+    assert replicate_until_verified(config)["ok"]
+    before = histories(config.warehouse.path)
+    conn = duckdb.connect(str(config.warehouse.path))
+    try:  # damage: lost versions, a wrong current value
+        conn.execute("DELETE FROM shop.orders_history WHERE order_id % 3 = 0")
+        conn.execute("UPDATE shop.orders SET notes = 'damaged'")
+    finally:
+        conn.close()
+    plan = _cdchub(path, "rebuild", "--table", "shop.orders", "--json")
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    assert json.loads(plan.stdout)["summary"] is None
+    done = _cdchub(path, "rebuild", "--table", "shop.orders", "--execute", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["summary"]["events"] > 0
+    assert histories(config.warehouse.path) == before  # every table; orders rebuilt exactly
+    report = verify(config)
+    assert report["ok"], failures(report)

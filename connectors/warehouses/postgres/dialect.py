@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from sqlglot import exp
-
-from core.model import ColumnType
 from merge.dialect import Dialect
 
 
@@ -45,11 +42,3 @@ class PostgresDialect(Dialect):
         # NUMERIC holds every digit, NaN and ±Infinity.
         "numeric": "NUMERIC",
     }
-
-    def column_type(self, ctype: ColumnType) -> exp.DataType:
-        """As the base, but decimals without a precision (or wider than 1000) stay numeric."""
-        if ctype.kind == "decimal" and (
-            ctype.precision is None or ctype.precision > self.MAX_DECIMAL_PRECISION
-        ):
-            return self.build(self.UNBOUNDED_DECIMAL_TYPE)
-        return super().column_type(ctype)
