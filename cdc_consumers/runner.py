@@ -112,7 +112,9 @@ class Runner:
         self.instrumentation = instrumentation or NoInstrumentation()
         self.session = self.instrumentation.wrap_session(session)
         self.progress = progress
-        self.engine = Scd2Engine(self.session, config.kafka.group_id, self.instrumentation)
+        self.engine = Scd2Engine(
+            self.session, config.kafka.group_id, self.instrumentation, notify=progress
+        )
         self.decoders = {
             s.name: EnvelopeDecoder(s.name, SourceKind(s.kind)) for s in config.sources
         }

@@ -1014,16 +1014,29 @@ def bench() -> None:
 @click.option("--batch", type=click.IntRange(1), default=1_000, show_default=True)
 @click.option("--keys", type=click.IntRange(1), default=2_000, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--yes", is_flag=True, help="Allow a configured warehouse other than the local stack's."
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @_guard
 def bench_merge(
-    obj: _Context, kind: str, events: int, batch: int, keys: int, seed: int, as_json: bool
+    obj: _Context,
+    kind: str,
+    events: int,
+    batch: int,
+    keys: int,
+    seed: int,
+    yes: bool,
+    as_json: bool,
 ) -> None:
-    """Merge throughput on synthetic inserts/updates/deletes: events/s, batch p50/p95, peak RSS."""
+    """Merge throughput on synthetic inserts/updates/deletes: events/s, batch p50/p95, peak RSS.
+
+    It works in a scratch schema of its own and removes every trace of it afterwards.
+    """
     from cdchub.bench import bench_merge as run_bench
 
-    result = run_bench(obj.config, kind, events=events, batch=batch, keys=keys, seed=seed)
+    result = run_bench(obj.config, kind, events=events, batch=batch, keys=keys, seed=seed, yes=yes)
     click.echo(json.dumps(result.to_json()) if as_json else result.describe())
 
 

@@ -16,7 +16,7 @@ from connectors.warehouses import plugin
 from dbschemas.demo_tables import TableShape
 from merge import plan
 from merge.batch_plan import SegmentSpec, plan_table_batch
-from merge.naming import table_names
+from merge.naming import NameBook
 
 
 def render_plan(kind: str, shape: TableShape) -> str:
@@ -24,7 +24,9 @@ def render_plan(kind: str, shape: TableShape) -> str:
     warehouse = plugin(kind)
     dialect = warehouse.dialect()
     # A shape's namespace is its source's default one (public, or the MariaDB database): bare names.
-    names = table_names(shape.table, shape.table.namespace)
+    # A name too long for the warehouse gets the short form `cdchub run` would record.
+    book = NameBook(dialect.fold, dialect.MAX_IDENTIFIER_LENGTH)
+    names, _ = book.resolve(shape.table, shape.table.namespace)
     target = plan.MergeTarget(names, shape.columns, shape.key)
     segments = [
         SegmentSpec(unavailable=tuple(target.value_columns), snapshot=True),

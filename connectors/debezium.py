@@ -105,7 +105,8 @@ def connector_config(
             {
                 "database.server.id": str(source.server_id or 184000 + _stable_id(source.name)),
                 "database.include.list": re.escape(source.database),
-                "database.ssl.mode": "disable",
+                # The two connectors spell "no TLS" differently; the other spelling is refused.
+                "database.ssl.mode": "disabled" if source.kind == "mysql" else "disable",
                 "include.schema.changes": "false",
                 "bigint.unsigned.handling.mode": "precise",
                 # On by default, it rewrites years 0-69 to 2000-2069 (`0001-01-01` → `2001-01-01`).

@@ -28,7 +28,10 @@ class Dialect:
     OTEL_DB_SYSTEM: ClassVar[str] = ""
     SQLGLOT_DIALECT: ClassVar[str] = ""
     MAX_DECIMAL_PRECISION: ClassVar[int] = 38
-    MAX_IDENTIFIER_LENGTH: ClassVar[int] = 63
+    # Longest identifier in bytes (None: no limit); longer table names get a hashed short form.
+    MAX_IDENTIFIER_LENGTH: ClassVar[int | None] = 63
+    # Whether two quoted identifiers differing only in case name one object.
+    CASE_INSENSITIVE_IDENTIFIERS: ClassVar[bool] = False
     # Where segments are staged (`merge.scratch`): temporary tables per segment, unless DDL
     # commits the open transaction (Snowflake), which needs tables made before it.
     SCRATCH: ClassVar[ScratchStrategy] = TempPerSegment()
@@ -44,6 +47,10 @@ class Dialect:
     # are then JSON text in the fallback type.
     TYPED_ARRAYS: ClassVar[bool] = True
     TYPES: ClassVar[dict[str, str]] = {}
+
+    def fold(self, name: str) -> str:
+        """`name` as the warehouse compares identifiers: equal folds are one object."""
+        return name.lower() if self.CASE_INSENSITIVE_IDENTIFIERS else name
 
     def column_type(self, ctype: ColumnType) -> exp.DataType:
         """The warehouse type that holds every value of `ctype` exactly."""

@@ -18,9 +18,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import statistics
+import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,9 +40,12 @@ from merge import dead_letters, plan
 from merge.batch_plan import BatchPlan, SegmentSpec, StepKind, plan_table_batch
 from merge.dead_letters import DeadLetter
 from merge.evolution import Change, evolve
-from merge.naming import TableNames, check_column_names, table_names
+from merge.naming import NameBook, TableNames, check_column_names
 from merge.observer import ApplyObserver, NullObserver
 from merge.session import WarehouseSession
+from observability.lagmath import percentile
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -99,12 +102,6 @@ class TableInfo:
     default_namespace: str
 
 
-def _percentile(values: Sequence[float], pct: float) -> float:
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(pct) - 1]
-
-
 class Scd2Engine:
     """Applies batches to one warehouse session, creating and widening tables as sources evolve."""
 
@@ -113,8 +110,12 @@ class Scd2Engine:
         session: WarehouseSession,
         consumer_group: str,
         observer: ApplyObserver | None = None,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         self.session = session
+        # Told when a table gets a name other than its natural one (a clash or a long name).
+        self.notify = notify or log.warning
+        self._book: NameBook | None = None
         self.observer: ApplyObserver = observer or NullObserver()
         self.dialect = session.dialect
         self.consumer_group = consumer_group
@@ -136,6 +137,25 @@ class Scd2Engine:
         dead_letters.ensure_table(self.session)
         self._control_ready = True
 
+    def names(self, table: TableId, info: TableInfo) -> TableNames:
+        """The warehouse names of a source table: recorded in `_cdchub.tables`, or new ones that no
+        other source table holds and the warehouse can spell (see `merge.naming`)."""
+        if self._book is None:
+            self.ensure_control()
+            recorded = {
+                TableId(source, namespace, name): TableNames(schema, current, history)
+                for source, namespace, name, schema, current, history in self.session.query(
+                    plan.select_registered()
+                )
+            }
+            self._book = NameBook.of(
+                self.dialect.fold, self.dialect.MAX_IDENTIFIER_LENGTH, recorded
+            )
+        names, why = self._book.resolve(table, info.default_namespace)
+        if why is not None:
+            self.notify(why)
+        return names
+
     def stored_checkpoints(self) -> dict[tuple[str, int], int]:
         """Next offsets stored by earlier batches of this consumer group."""
         self.ensure_control()
@@ -154,7 +174,7 @@ class Scd2Engine:
         known = self._targets.get(table)
         if known is not None and (table, schema) in self._fitted:
             return known
-        names = table_names(table, info.default_namespace)
+        names = self.names(table, info)
         check_column_names(table, schema.names)
         if not schema.key:
             raise MergeError(
@@ -205,7 +225,7 @@ class Scd2Engine:
         A batch may open with a truncate of such a table (a restarted consumer). Truncate records
         carry no key, so the key comes from the table registry.
         """
-        names = table_names(table, info.default_namespace)
+        names = self.names(table, info)
         if self.session.table_columns(names.schema, names.history) is None:
             return None
         registry = plan.control_table(plan.TABLES)
@@ -650,9 +670,9 @@ class Scd2Engine:
             if lags:
                 stats = [
                     lags[0],
-                    _percentile(lags, 50),
-                    _percentile(lags, 95),
-                    _percentile(lags, 99),
+                    percentile(lags, 50),
+                    percentile(lags, 95),
+                    percentile(lags, 99),
                     lags[-1],
                 ]
             rows.append(

@@ -14,6 +14,9 @@ class DuckDBDialect(Dialect):
     OTEL_DB_SYSTEM = "duckdb"
     SQLGLOT_DIALECT = "duckdb"
     MAX_DECIMAL_PRECISION = 38
+    MAX_IDENTIFIER_LENGTH = None
+    # Quoted or not, "Orders" and orders are one table.
+    CASE_INSENSITIVE_IDENTIFIERS = True
     FALLBACK_TYPE = "VARCHAR"
     TYPES: ClassVar[dict[str, str]] = {
         "int16": "SMALLINT",

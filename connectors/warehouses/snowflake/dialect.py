@@ -23,6 +23,9 @@ class SnowflakeDialect(Dialect):
     SQLGLOT_DIALECT = "snowflake"
     MAX_DECIMAL_PRECISION = 38
     MAX_IDENTIFIER_LENGTH = 255
+    # Snowflake keeps the case of quoted identifiers, but fakesnow (DuckDB underneath) does not:
+    # names are kept apart case-insensitively, which is safe on both.
+    CASE_INSENSITIVE_IDENTIFIERS = True
     # Snowflake's DDL, CTAS of a temporary table included, commits the open transaction first.
     SCRATCH = PersistentPerTable()
     TRANSACTIONAL_DDL = False
