@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import resource
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -483,8 +487,51 @@ def _session(config: HubConfig) -> Iterator[WarehouseSession]:
         session.close()
 
 
+@contextmanager
+def _profiler(output: Path | None, progress: Progress) -> Iterator[None]:
+    """py-spy sampling this process while the block runs (collapsed stacks into `output`)."""
+    if output is None:
+        yield
+        return
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    proc = subprocess.Popen(
+        [
+            spy,
+            "record",
+            "--pid",
+            str(os.getpid()),
+            "--rate",
+            "50",
+            "--format",
+            "raw",
+            "--output",
+            str(output),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            err = b""
+        if proc.returncode not in (0, -signal.SIGINT) and not output.exists():
+            progress(f"bench: py-spy failed: {err.decode(errors='replace').strip()[-300:]}")
+        else:
+            progress(f"bench: profile of the timed run in {output}")
+
+
 def _timed_run(
-    config: HubConfig, consistent: bool, expected: int, progress: Progress
+    config: HubConfig,
+    consistent: bool,
+    expected: int,
+    progress: Progress,
+    profile: Path | None = None,
 ) -> tuple[int, int, float, Split, float]:
     """(events applied, batches, seconds to the last commit, split, peak RSS MB) of a fresh run."""
     from cdc_consumers.runner import Runner
@@ -502,7 +549,7 @@ def _timed_run(
         last_commit[0] = time.perf_counter()
         applied[0] += batch.events
 
-    with _session(run_config) as session:
+    with _session(run_config) as session, _profiler(profile, progress):
         runner = Runner(run_config, session, progress=progress, instrumentation=timers)
         gc.collect()
         began = time.perf_counter()
@@ -622,6 +669,7 @@ def bench_catchup(
     warehouse: str = "duckdb",
     transaction_consistent: bool = True,
     peer: bool = False,
+    profile: Path | None = None,
     progress: Progress = print,
 ) -> CatchupResult:
     """Fill Kafka through Debezium, time a fresh run draining it, verify, optionally time the peer."""
@@ -631,7 +679,7 @@ def bench_catchup(
         load_before = _load()
         progress(f"bench: timing a fresh cdchub run (load {load_before})")
         applied, batches, seconds, split, peak = _timed_run(
-            config, transaction_consistent, backlog.events, progress
+            config, transaction_consistent, backlog.events, progress, profile
         )
         load_after = _load()
         progress(f"bench: run done in {seconds:.1f} s; verifying against the source")

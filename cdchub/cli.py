@@ -8,6 +8,7 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -444,10 +445,20 @@ def bench_merge(
     help="The source's transaction_consistent setting for the timed run.",
 )
 @click.option("--peer", is_flag=True, help="Also time Debezium's JDBC sink on the same topics.")
+@click.option(
+    "--profile",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Sample the timed run with py-spy into this file (collapsed stacks).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @_guard
 def bench_catchup(
-    events: int, kind: str, transaction_consistent: bool, peer: bool, as_json: bool
+    events: int,
+    kind: str,
+    transaction_consistent: bool,
+    peer: bool,
+    profile: Path | None,
+    as_json: bool,
 ) -> None:
     """Catch-up on a private stack: events/s of a fresh run, peak RSS, time split, verify."""
     from cdchub.bench_catchup import bench_catchup as run_bench
@@ -457,6 +468,7 @@ def bench_catchup(
         warehouse=kind,
         transaction_consistent=transaction_consistent,
         peer=peer,
+        profile=profile.resolve() if profile else None,
         progress=_progress,
     )
     click.echo(json.dumps(result.to_json()) if as_json else result.describe())
