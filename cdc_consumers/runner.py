@@ -147,6 +147,10 @@ class Runner:
             # New tables appear as new topics; find them within seconds, not the default 5 minutes.
             metadata_max_age_ms=5000,
             fetch_max_wait_ms=200,
+            # Catch-up reads several megabytes per fetch, not the 1 MB per partition default; the
+            # fetch buffer stays within one batch's bytes.
+            fetch_max_bytes=self.config.kafka.batch_max_bytes,
+            max_partition_fetch_bytes=min(8 * 1024 * 1024, self.config.kafka.batch_max_bytes),
             # A killed consumer's partitions move to its successor after this long.
             session_timeout_ms=10000,
             heartbeat_interval_ms=3000,
@@ -231,16 +235,20 @@ class Runner:
     def _poll_batch(self, consumer: KafkaConsumer) -> list[Any]:
         """Poll until the batch is full or the batch wait has passed since its first record."""
         limit = self.config.kafka.batch_max_events
+        max_bytes = self.config.kafka.batch_max_bytes
         wait_s = self.config.kafka.batch_max_wait_ms / 1000
         records: list[Any] = []
+        size = 0
         first_at: float | None = None
-        while len(records) < limit:
+        while len(records) < limit and size < max_bytes:
             timeout = 500
             if first_at is not None:
                 timeout = max(0, int((first_at + wait_s - time.monotonic()) * 1000))
             polled = consumer.poll(timeout_ms=timeout, max_records=limit - len(records))
             for partition_records in polled.values():
                 records.extend(partition_records)
+                # The raw bytes a batch holds bound its memory (records stay until it commits).
+                size += sum(len(r.value or b"") + len(r.key or b"") for r in partition_records)
             if records and first_at is None:
                 first_at = time.monotonic()
             if first_at is None or time.monotonic() - first_at >= wait_s or not polled:

@@ -38,7 +38,7 @@ from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 
 from cdc_consumers.model import ChangeEvent, TableId
-from cdchub.config import HubConfig, load_config
+from cdchub.config import DuckDBWarehouse, HubConfig, load_config
 from cdchub.errors import StackError
 from merge.naming import TableNames
 from merge.session import WarehouseSession
@@ -158,6 +158,7 @@ class CatchupResult:
     seconds: float
     events_per_s: float
     peak_rss_mb: float
+    rss_before_run_mb: float
     split: Split
     verify_ok: bool
     verify_failures: list[str]
@@ -184,7 +185,8 @@ class CatchupResult:
             f"  split        poll {s.poll:.1f} s ({s.poll / total:.0%}), decode {s.decode:.1f} s "
             f"({s.decode / total:.0%}), park/offsets {s.park:.1f} s ({s.park / total:.0%}), "
             f"merge {s.merge:.1f} s ({s.merge / total:.0%})",
-            f"  peak RSS     {self.peak_rss_mb:.0f} MB (this process)",
+            f"  peak RSS     {self.peak_rss_mb:.0f} MB (this process; "
+            f"{self.rss_before_run_mb:.0f} MB before the run started)",
             f"  verify       {'OK' if self.verify_ok else 'FAILED: ' + '; '.join(self.verify_failures)}",
         ]
         if self.peer is not None:
@@ -532,7 +534,7 @@ def _timed_run(
     expected: int,
     progress: Progress,
     profile: Path | None = None,
-) -> tuple[int, int, float, Split, float]:
+) -> tuple[int, int, float, Split, float, float]:
     """(events applied, batches, seconds to the last commit, split, peak RSS MB) of a fresh run."""
     from cdc_consumers.runner import Runner
 
@@ -552,6 +554,8 @@ def _timed_run(
     with _session(run_config) as session, _profiler(profile, progress):
         runner = Runner(run_config, session, progress=progress, instrumentation=timers)
         gc.collect()
+        rss_before = _rss_mb("VmRSS")
+        _reset_peak_rss()
         began = time.perf_counter()
         result = runner.run(
             until_idle=3.0,
@@ -560,8 +564,23 @@ def _timed_run(
             on_batch=on_batch,
         )
     seconds = (last_commit[0] or time.perf_counter()) - began
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return result.events, result.batches, seconds, timers.split(seconds), peak
+    peak = _rss_mb("VmHWM")
+    return result.events, result.batches, seconds, timers.split(seconds), peak, rss_before
+
+
+def _rss_mb(field: str) -> float:
+    """This process's resident set now (VmRSS) or at its peak (VmHWM), in MB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak_rss() -> None:
+    """Start VmHWM afresh, so each timed run reports its own peak (Linux >= 4.0)."""
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
 
 
 def _verify(config: HubConfig) -> tuple[bool, list[str]]:
@@ -668,51 +687,95 @@ def bench_catchup(
     events: int,
     warehouse: str = "duckdb",
     transaction_consistent: bool = True,
+    compare_consistency: bool = False,
     peer: bool = False,
     profile: Path | None = None,
     progress: Progress = print,
-) -> CatchupResult:
-    """Fill Kafka through Debezium, time a fresh run draining it, verify, optionally time the peer."""
+) -> list[CatchupResult]:
+    """Fill Kafka through Debezium, time a fresh run draining it, verify, optionally time the peer.
+
+    One result per timed run: the `transaction_consistent` mode, then with `compare_consistency` the
+    other mode on the same backlog (a fresh warehouse and consumer group each). The peer's figures
+    go on every result.
+    """
+    modes = [transaction_consistent]
+    if compare_consistency:
+        modes.append(not transaction_consistent)
+    results = []
     with _private_stack(warehouse, progress) as config:
         backlog = _fill(config, events, progress)
         kafka_bytes = _topic_bytes(config, _data_topics(config))
-        load_before = _load()
-        progress(f"bench: timing a fresh cdchub run (load {load_before})")
-        applied, batches, seconds, split, peak = _timed_run(
-            config, transaction_consistent, backlog.events, progress, profile
-        )
-        load_after = _load()
-        progress(f"bench: run done in {seconds:.1f} s; verifying against the source")
-        ok, failures = _verify(config)
-        notes = []
-        if applied != backlog.events:
-            notes.append(
-                f"the run applied {applied:,} events, the backlog holds {backlog.events:,}"
+        for index, consistent in enumerate(modes):
+            fresh = _fresh_warehouse(config, index)
+            load_before = _load()
+            progress(
+                f"bench: timing a fresh cdchub run, transaction consistency "
+                f"{'on' if consistent else 'off'} (load {load_before})"
             )
-        result = CatchupResult(
-            warehouse=warehouse,
-            transaction_consistent=transaction_consistent,
-            events=backlog.events,
-            snapshot_rows=backlog.snapshot_rows,
-            transactions=backlog.transactions,
-            kafka_records=backlog.records,
-            kafka_bytes=kafka_bytes,
-            fill_seconds=backlog.fill_s,
-            produce_seconds=backlog.produce_s,
-            applied_events=applied,
-            batches=batches,
-            seconds=seconds,
-            events_per_s=applied / seconds if seconds else 0.0,
-            peak_rss_mb=peak,
-            split=split,
-            verify_ok=ok,
-            verify_failures=failures,
-            load_before=load_before,
-            load_after=load_after,
-            notes=notes,
-        )
+            applied, batches, seconds, split, peak, rss_before = _timed_run(
+                fresh, consistent, backlog.events, progress, profile if index == 0 else None
+            )
+            load_after = _load()
+            progress(f"bench: run done in {seconds:.1f} s; verifying against the source")
+            ok, failures = _verify(fresh)
+            notes = []
+            if applied != backlog.events:
+                notes.append(
+                    f"the run applied {applied:,} events, the backlog holds {backlog.events:,}"
+                )
+            results.append(
+                CatchupResult(
+                    warehouse=warehouse,
+                    transaction_consistent=consistent,
+                    events=backlog.events,
+                    snapshot_rows=backlog.snapshot_rows,
+                    transactions=backlog.transactions,
+                    kafka_records=backlog.records,
+                    kafka_bytes=kafka_bytes,
+                    fill_seconds=backlog.fill_s,
+                    produce_seconds=backlog.produce_s,
+                    applied_events=applied,
+                    batches=batches,
+                    seconds=seconds,
+                    events_per_s=applied / seconds if seconds else 0.0,
+                    peak_rss_mb=peak,
+                    rss_before_run_mb=rss_before,
+                    split=split,
+                    verify_ok=ok,
+                    verify_failures=failures,
+                    load_before=load_before,
+                    load_after=load_after,
+                    notes=notes,
+                )
+            )
         if peer:
-            result.peer = _peer(config, backlog.events, progress)
-            result.speedup_over_peer = result.events_per_s / result.peer.events_per_s
-            result.load_after = _load()
-        return result
+            peer_result = _peer(config, backlog.events, progress)
+            for result in results:
+                result.peer = peer_result
+                result.speedup_over_peer = result.events_per_s / peer_result.events_per_s
+        return results
+
+
+def _fresh_warehouse(config: HubConfig, index: int) -> HubConfig:
+    """The config with a warehouse no run has written to (run `index` of this bench)."""
+    if index == 0:
+        return config
+    warehouse = config.warehouse
+    if isinstance(warehouse, DuckDBWarehouse):
+        path = warehouse.path.with_name(f"warehouse-{index}.duckdb")
+        return config.model_copy(update={"warehouse": warehouse.model_copy(update={"path": path})})
+    # PostgreSQL: a new database of the stack's cluster, owned by the warehouse user.
+    from dbschemas.loader import pg_connect
+    from infrastructure.stack.layout import StackLayout
+
+    layout = StackLayout(config)
+    database = f"{warehouse.database}_{index}"  # type: ignore[union-attr]
+    with pg_connect(layout.pg_admin, "postgres", autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(database), sql.Identifier(layout.pg_warehouse.user)
+            )
+        )
+    return config.model_copy(
+        update={"warehouse": warehouse.model_copy(update={"database": database})}
+    )

@@ -444,6 +444,11 @@ def bench_merge(
     show_default=True,
     help="The source's transaction_consistent setting for the timed run.",
 )
+@click.option(
+    "--compare-consistency",
+    is_flag=True,
+    help="Then time a second fresh run with the other transaction-consistency mode.",
+)
 @click.option("--peer", is_flag=True, help="Also time Debezium's JDBC sink on the same topics.")
 @click.option(
     "--profile",
@@ -456,6 +461,7 @@ def bench_catchup(
     events: int,
     kind: str,
     transaction_consistent: bool,
+    compare_consistency: bool,
     peer: bool,
     profile: Path | None,
     as_json: bool,
@@ -463,16 +469,18 @@ def bench_catchup(
     """Catch-up on a private stack: events/s of a fresh run, peak RSS, time split, verify."""
     from cdchub.bench_catchup import bench_catchup as run_bench
 
-    result = run_bench(
+    results = run_bench(
         events=events,
         warehouse=kind,
         transaction_consistent=transaction_consistent,
+        compare_consistency=compare_consistency,
         peer=peer,
         profile=profile.resolve() if profile else None,
         progress=_progress,
     )
-    click.echo(json.dumps(result.to_json()) if as_json else result.describe())
-    if not result.verify_ok or (result.peer is not None and not result.peer.equal):
+    for result in results:
+        click.echo(json.dumps(result.to_json()) if as_json else result.describe())
+    if any(not r.verify_ok or (r.peer is not None and not r.peer.equal) for r in results):
         sys.exit(1)
 
 

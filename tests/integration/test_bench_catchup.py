@@ -19,9 +19,18 @@ pytestmark = pytest.mark.timeout(900)
 CDCHUB = Path(sys.executable).with_name("cdchub")
 
 
-def test_bench_catchup_small_backlog_with_peer(tmp_path: Path) -> None:
+def test_bench_catchup_small_backlog_both_modes_with_peer(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [str(CDCHUB), "bench", "catchup", "--events", "3000", "--peer", "--json"],
+        [
+            str(CDCHUB),
+            "bench",
+            "catchup",
+            "--events",
+            "3000",
+            "--compare-consistency",
+            "--peer",
+            "--json",
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -29,15 +38,16 @@ def test_bench_catchup_small_backlog_with_peer(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["verify_ok"] is True, result["verify_failures"]
-    assert result["transaction_consistent"] is True
-    assert result["events"] >= 3000
-    # Every row change Debezium wrote was applied, exactly once.
-    assert result["applied_events"] == result["events"]
-    assert result["transactions"] > 0 and result["snapshot_rows"] > 0
-    assert result["events_per_s"] > 0 and result["peak_rss_mb"] > 0
-    split = result["split"]
-    assert split["merge"] > 0 and split["decode"] > 0
-    assert result["peer"]["equal"] is True
-    assert result["speedup_over_peer"] > 0
+    results = [json.loads(line) for line in proc.stdout.strip().splitlines()]
+    assert [r["transaction_consistent"] for r in results] == [True, False]
+    for result in results:
+        assert result["verify_ok"] is True, result["verify_failures"]
+        assert result["events"] >= 3000
+        # Every row change Debezium wrote was applied, exactly once.
+        assert result["applied_events"] == result["events"]
+        assert result["transactions"] > 0 and result["snapshot_rows"] > 0
+        assert result["events_per_s"] > 0 and result["peak_rss_mb"] > 0
+        split = result["split"]
+        assert split["merge"] > 0 and split["decode"] > 0
+        assert result["peer"]["equal"] is True
+        assert result["speedup_over_peer"] > 0
