@@ -31,6 +31,7 @@ from cdc_consumers.positions import binlog_position, postgres_position
 from cdchub.errors import DecodeError
 
 _PAYLOAD_MARK = b',"payload":'
+_SCHEMA_START = len(b'{"schema":')
 _POSITION = {
     SourceKind.POSTGRES: postgres_position,
     SourceKind.MARIADB: binlog_position,
@@ -109,12 +110,26 @@ class EnvelopeDecoder:
     def _decode(
         self, key: bytes | None, value: bytes, coordinates: KafkaCoordinates
     ) -> ChangeEvent:
-        schema_bytes, payload_bytes = _split(value)
         key_columns = self._key_columns(key)
         last = self._last.get(coordinates.topic)
-        if last is not None and last[1] == key_columns and last[0] == schema_bytes:
+        if last is not None:
+            # The topic's last schema again? Then the payload starts right after it: no search
+            # through the (kilobytes of) schema for the payload mark.
+            end = _SCHEMA_START + len(last[0])
+            if (
+                value.startswith(_PAYLOAD_MARK, end)
+                and last[1] == key_columns
+                and value[_SCHEMA_START:end] == last[0]
+                and value.startswith(b'{"schema":')
+            ):
+                schema_bytes = last[0]
+                payload_bytes = value[end + len(_PAYLOAD_MARK) : -1]
+            else:
+                last = None
+        if last is not None:
             shape = last[2]
         else:
+            schema_bytes, payload_bytes = _split(value)
             found = self._shapes.get(schema_bytes + b"|" + ",".join(key_columns).encode())
             shape = found or self._learn_shape(schema_bytes, key_columns)
             self._last[coordinates.topic] = (schema_bytes, key_columns, shape)
