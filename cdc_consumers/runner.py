@@ -18,6 +18,7 @@ from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
+from cdc_consumers import gcpolicy
 from cdc_consumers.envelope import EnvelopeDecoder
 from cdc_consumers.model import ChangeEvent, SourceKind, StreamRecord, TableId
 from cdc_consumers.topics import data_topic_pattern, source_of, subscription_pattern
@@ -177,6 +178,7 @@ class Runner:
         self._stop = False
         self.engine.ensure_control()
         self._restore_parked()
+        gcpolicy.tune_for_batches()
         consumer = self._consumer()
         consumer.subscribe(
             pattern=subscription_pattern(self.sources, self.assemblers),
