@@ -109,6 +109,11 @@ class StreamRecord:
     value: bytes | None
 
     @property
+    def topic(self) -> str:
+        """The Kafka topic (the stream's name), as kafka-python's records call it."""
+        return self.stream
+
+    @property
     def coordinates(self) -> KafkaCoordinates:
         return KafkaCoordinates(self.stream, self.partition, self.offset, self.timestamp)
 

@@ -1,13 +1,21 @@
 """`cdchub run`: consume every CDC topic, decode, batch per table and merge, until stopped or idle.
 
-Offsets live in the warehouse, written in the same transaction as the merge (see `merge.scd2`). On every
-partition assignment the consumer seeks to the warehouse's offset (or to the beginning when the
-warehouse has none), so Kafka's own committed offsets are only a courtesy for lag tools. A process
-killed at any point therefore resumes exactly where the warehouse says it stopped.
+Offsets live in the warehouse, written in the same transaction as the merge (see `merge.scd2`). Kafka is
+the buffer: for every partition the runner stores the offset of the earliest record it has not applied
+yet (a low-water mark: records parked in an incomplete transaction hold it back), and on every fresh
+start it seeks there, so a parked transaction costs memory only and a restart costs a re-read. What is
+re-read and was applied already is skipped by the merge's (key, position) idempotency. A process killed
+at any point therefore resumes exactly where the warehouse says, with nothing lost or doubled.
+
+Liveness: the run is idle when every assigned partition is read to its end and no row change has been
+decoded for the idle time. Transaction markers of transactions without captured rows (PostgreSQL's
+heartbeat action query, every transaction of a MariaDB server) and heartbeats are not activity. An
+incomplete transaction is judged by its own source's progress (`transactions.TransactionAssembler`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import signal
@@ -16,28 +24,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
-
 from cdc_consumers import gcpolicy
 from cdc_consumers.envelope import EnvelopeDecoder
-from cdc_consumers.model import ChangeEvent, SourceKind, StreamRecord, TableId
+from cdc_consumers.model import ChangeEvent, ColumnType, SourceKind, StreamRecord, TableId
+from cdc_consumers.stream import ChangeStream, KafkaChangeStream, Partition
 from cdc_consumers.topics import data_topic_pattern, source_of, subscription_pattern
 from cdc_consumers.transactions import (
     TransactionAssembler,
     decode_boundary,
     is_transaction_topic,
-    raw_record,
 )
 from cdchub.config import HubConfig, SourceConfig
 from cdchub.errors import SchemaChangeError
 from merge.naming import default_namespace
+from merge.runstate import RunLease, StoppedTable, record_stop, stopped_tables
 from merge.scd2 import (
     HELD_FOR_SCHEMA,
     BatchResult,
     Checkpoint,
+    ForcedReleaseRow,
     ParkedChanges,
     Scd2Engine,
     TableInfo,
+    column_type_to_json,
 )
 from merge.session import WarehouseSession
 from observability.instrumentation import NoInstrumentation
@@ -57,6 +66,11 @@ class RunResult:
     lags_ms: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
     stopped_by: str = ""
+    forced_releases: int = 0
+    # What the run still waited for when it stopped (transactions, partitions not read to the end).
+    waiting: list[str] = field(default_factory=list)
+    # Tables this run stopped for an incompatible type change, one line each (`StoppedTable.describe`).
+    stopped_tables: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -80,28 +94,11 @@ def _address(record: StreamRecord) -> tuple[str, int, int]:
     return (record.stream, record.partition, record.offset)
 
 
-class _SeekToWarehouse(ConsumerRebalanceListener):
-    """On assignment, position every partition at the offset the warehouse committed."""
-
-    def __init__(self, consumer: KafkaConsumer, engine: Scd2Engine) -> None:
-        self.consumer = consumer
-        self.engine = engine
-
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        pass
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        stored = self.engine.stored_checkpoints()
-        for tp in assigned:
-            offset = stored.get((tp.topic, tp.partition))
-            if offset is None:
-                self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek(tp, offset)
-
-
 class Runner:
     """One consumer loop over all configured sources, into one warehouse session."""
+
+    # How often the end offsets are read to judge "caught up" while records flow.
+    PROBE_INTERVAL_S = 1.0
 
     def __init__(
         self,
@@ -110,6 +107,7 @@ class Runner:
         progress: Progress = print,
         client_id: str = "cdchub-run",
         instrumentation: NoInstrumentation | None = None,
+        stream_factory: Callable[[], ChangeStream] | None = None,
     ) -> None:
         self.config = config
         # Spans and metrics (observability.tracing); the default records nothing.
@@ -121,41 +119,49 @@ class Runner:
             s.name: EnvelopeDecoder(s.name, SourceKind(s.kind)) for s in config.sources
         }
         self.sources = {s.name: s for s in config.sources}
-        self.assemblers = {
-            s.name: TransactionAssembler(
-                s.name,
-                config.kafka.transaction_buffer_max_events,
-                config.kafka.transaction_timeout_s,
-            )
-            for s in config.sources
-            if s.transaction_consistent
-        }
         self.client_id = client_id
+        self.stream_factory = stream_factory or self._kafka_stream
         self._stop = False
         # Tables stopped by an incompatible schema change: their changes are held in the warehouse.
         self.blocked: dict[TableId, str] = {}
         self._held_stored: set[tuple[str, int, int]] = set()
         self._restored_held: list[tuple[ChangeEvent, SourceConfig, StreamRecord]] = []
+        self._stops: dict[TableId, StoppedTable] = {}
+        self.assemblers: dict[str, TransactionAssembler] = {}
+        self._bootstrap_s = 30.0
+        self._reset()
 
-    def _consumer(self) -> KafkaConsumer:
-        return KafkaConsumer(
-            bootstrap_servers=self.config.kafka.bootstrap_servers,
-            group_id=self.config.kafka.group_id,
-            client_id=self.client_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=self.config.kafka.batch_max_events,
-            # New tables appear as new topics; find them within seconds, not the default 5 minutes.
-            metadata_max_age_ms=5000,
-            fetch_max_wait_ms=200,
-            # Catch-up reads several megabytes per fetch, not the 1 MB per partition default; the
-            # fetch buffer stays within one batch's bytes.
-            fetch_max_bytes=self.config.kafka.batch_max_bytes,
-            max_partition_fetch_bytes=min(8 * 1024 * 1024, self.config.kafka.batch_max_bytes),
-            # A killed consumer's partitions move to its successor after this long.
-            session_timeout_ms=10000,
-            heartbeat_interval_ms=3000,
+    def _kafka_stream(self) -> ChangeStream:
+        kafka = self.config.kafka
+        return KafkaChangeStream.connect(
+            kafka.bootstrap_servers,
+            kafka.group_id,
+            self.client_id,
+            kafka.batch_max_events,
+            # The fetch buffer stays within one batch's bytes; a partition gives up to 8 MiB.
+            fetch_max_bytes=kafka.batch_max_bytes,
+            max_partition_fetch_bytes=min(8 * 1024 * 1024, kafka.batch_max_bytes),
+            bootstrap_s=self._bootstrap_s,
         )
+
+    def _reset(self) -> None:
+        """Fresh in-memory consumer state: a run re-reads from the stored low-water marks."""
+        kafka = self.config.kafka
+        self.assemblers = {
+            s.name: TransactionAssembler(
+                s.name, kafka.transaction_buffer_max_events, kafka.transaction_timeout_s
+            )
+            for s in self.config.sources
+            if s.transaction_consistent
+        }
+        # Next offset to read per partition (what this process consumed) and the marks stored.
+        self._consumed: dict[Partition, int] = {}
+        self._stored: dict[Partition, int] = {}
+        self._caught_up_sources: dict[str, bool] = {}
+        self._behind: list[str] = []
+        self._all_caught_up = False
+        self._probed_at = -1e9
+        self._changes_seen = 0
 
     def request_stop(self, *_: Any) -> None:
         """Finish the batch in hand, then return (SIGTERM / SIGINT)."""
@@ -177,40 +183,58 @@ class Runner:
         started = time.monotonic()
         self._stop = False
         self.engine.ensure_control()
-        self._restore_parked()
-        gcpolicy.tune_for_batches()
-        consumer = self._consumer()
-        consumer.subscribe(
-            pattern=subscription_pattern(self.sources, self.assemblers),
-            listener=_SeekToWarehouse(consumer, self.engine),
-        )
+        # One consumer per group: refuse while another live run holds the lease (merge.runstate).
+        lease = RunLease.acquire(self.session, self.config.kafka.group_id)
+        for stop in stopped_tables(self.session, self.config.kafka.group_id):
+            self.instrumentation.table_stopped(
+                TableId(stop.source, stop.source_schema, stop.source_table)
+            )
+        try:
+            migrated = self.engine.migrate_transaction_parking()
+            if migrated:
+                log.info("%d parked records given back to Kafka (re-read from them)", migrated)
+            self._reset()
+            self._stored = {
+                Partition(t, p): o for (t, p), o in self.engine.stored_checkpoints().items()
+            }
+            self._restore_held()
+            gcpolicy.tune_for_batches()
+            # Without a broker the client gives up after this long: within --max-seconds.
+            self._bootstrap_s = 30.0 if max_seconds is None else max(1.0, min(30.0, max_seconds))
+            stream = self.stream_factory()
+            stream.subscribe(
+                subscription_pattern(self.sources, self.assemblers), self._on_assign(stream)
+            )
+        except BaseException:
+            lease.release()
+            raise
         signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
         previous = {sig: signal.signal(sig, self.request_stop) for sig in signals}
-        last_data = time.monotonic()
-        last_report = 0.0
+        last_change = time.monotonic()
+        last_report = (0.0, -1)
         try:
             while not self._stop:
+                lease.renew()
                 polled_at = time.time_ns()
-                records = self._poll_batch(consumer)
+                records = self._poll_batch(stream)
                 now = time.monotonic()
-                if records:
-                    last_data = now
-                if records or self._parked() or self._restored_held:
+                self._probe(stream, now, force=not records)
+                seen = self._changes_seen
+                if records or self._holding() or self._restored_held:
                     with self.instrumentation.batch(records, polled_at) as watch:
-                        batch = self._apply(records, idle_s=now - last_data)
+                        batch = self._apply(records, now)
                         if batch is not None:
                             watch.applied(batch)
                     if batch is not None:
                         self._account(result, batch)
                         if on_batch is not None:
                             on_batch(batch)
-                    try:
-                        consumer.commit()
-                    except Exception as exc:  # courtesy commit only; the warehouse holds the truth
-                        log.debug("kafka commit failed: %s", exc)
-                self.instrumentation.sample(consumer)
-                if now - last_report > 2 and result.batches:
-                    last_report = now
+                        self._commit_courtesy(stream)
+                if self._changes_seen != seen:
+                    last_change = now
+                self.instrumentation.sample(stream)
+                if now - last_report[0] > 2 and result.events != last_report[1]:
+                    last_report = (now, result.events)
                     self.progress(
                         f"run: {result.events} events applied in {result.batches} batches"
                     )
@@ -219,9 +243,8 @@ class Runner:
                     break
                 if (
                     until_idle is not None
-                    and not records
-                    and now - last_data >= until_idle
-                    and self._caught_up(consumer)
+                    and now - last_change >= until_idle
+                    and self._idle(stream, now)
                 ):
                     result.stopped_by = "idle"
                     break
@@ -230,127 +253,176 @@ class Runner:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            consumer.close(autocommit=False)
+            result.waiting = self.waiting_for()
+            stream.close()
+            lease.release()
+        result.stopped_tables = [
+            self._stops[t].describe() for t in self.blocked if t in self._stops
+        ]
+        result.forced_releases = sum(a.stats.forced_transactions for a in self.assemblers.values())
         result.elapsed_s = time.monotonic() - started
         return result
 
-    def _poll_batch(self, consumer: KafkaConsumer) -> list[Any]:
+    def _on_assign(self, stream: ChangeStream) -> Callable[[list[Partition]], None]:
+        def position(assigned: list[Partition]) -> None:
+            for partition in assigned:
+                # A partition this process read already keeps its place (its parked records are in
+                # memory); one it has not read starts at the warehouse's low-water mark.
+                offset = self._consumed.get(partition, self._stored.get(partition))
+                if offset is None:
+                    stream.seek_to_beginning(partition)
+                else:
+                    stream.seek(partition, offset)
+
+        return position
+
+    def _poll_batch(self, stream: ChangeStream) -> list[StreamRecord]:
         """Poll until the batch is full or the batch wait has passed since its first record."""
         limit = self.config.kafka.batch_max_events
         max_bytes = self.config.kafka.batch_max_bytes
         wait_s = self.config.kafka.batch_max_wait_ms / 1000
-        records: list[Any] = []
+        records: list[StreamRecord] = []
         size = 0
         first_at: float | None = None
         while len(records) < limit and size < max_bytes:
             timeout = 500
             if first_at is not None:
                 timeout = max(0, int((first_at + wait_s - time.monotonic()) * 1000))
-            polled = consumer.poll(timeout_ms=timeout, max_records=limit - len(records))
-            for partition_records in polled.values():
-                records.extend(partition_records)
-                # The raw bytes a batch holds bound its memory (records stay until it commits).
-                size += sum(len(r.value or b"") + len(r.key or b"") for r in partition_records)
+            polled = stream.poll(limit - len(records), timeout)
+            records.extend(polled)
+            # The raw bytes a batch holds bound its memory (records stay until it commits).
+            size += sum(len(r.value or b"") + len(r.key or b"") for r in polled)
             if records and first_at is None:
                 first_at = time.monotonic()
             if first_at is None or time.monotonic() - first_at >= wait_s or not polled:
                 break
         return records
 
-    def _caught_up(self, consumer: KafkaConsumer) -> bool:
-        """Every data topic assigned, and every assigned partition read to its end.
+    def _probe(self, stream: ChangeStream, now: float, force: bool = False) -> None:
+        """Judge, per source, whether every one of its partitions is read to its end.
 
-        A topic Debezium created since the last rebalance (a table whose snapshot just started) is
-        not assigned yet: that is not caught up, whatever the assigned partitions say.
+        Reads the end offsets at most once a second while records flow (every empty poll when
+        they do not). A topic Debezium created since the last rebalance (a table whose snapshot just
+        started) is not assigned yet: its source is not caught up, whatever the assigned partitions say.
         """
-        pattern = re.compile(data_topic_pattern(self.sources))
-        existing = {t for t in consumer.topics() if pattern.match(t)}
-        assignment = consumer.assignment()
-        if existing - {tp.topic for tp in assignment}:
-            return False
-        if self._parked() or self._restored_held:
-            return False  # a transaction is still incomplete, or held changes wait for a retry
-        if not assignment:
-            return True
-        ends = consumer.end_offsets(list(assignment))
-        return all(consumer.position(tp) >= ends.get(tp, 0) for tp in assignment)
+        if now - self._probed_at < (0.25 if force else self.PROBE_INTERVAL_S):
+            return
+        self._probed_at = now
+        try:
+            pattern = re.compile(data_topic_pattern(self.sources))
+            existing = {t for t in stream.topics() if pattern.match(t)}
+            assignment = stream.assignment()
+            ends = stream.end_offsets(assignment)
+            positions = {p: stream.position(p) for p in assignment}
+        except Exception as exc:  # a rebalance in progress: judge again at the next probe
+            log.debug("caught-up probe failed: %s", exc)
+            self._caught_up_sources = {}
+            self._all_caught_up = False
+            return
+        unassigned = existing - {p.topic for p in assignment}
+        lagging = sorted(p for p in assignment if positions[p] < ends.get(p, 0))
+        self._behind = [
+            f"{p.topic}[{p.partition}] at offset {positions[p]} of {ends.get(p, 0)}"
+            for p in lagging
+        ] + [f"{t} (not assigned yet)" for t in sorted(unassigned)]
+        behind_sources = {source_of(p.topic) for p in lagging} | {source_of(t) for t in unassigned}
+        self._caught_up_sources = {name: name not in behind_sources for name in self.sources}
+        self._all_caught_up = not self._behind
 
-    def _parked(self) -> int:
-        return sum(a.parked_events for a in self.assemblers.values())
+    def _idle(self, stream: ChangeStream, now: float) -> bool:
+        """Caught up everywhere, with nothing held back and no held change waiting for a retry."""
+        self._probe(stream, now, force=True)
+        return self._all_caught_up and not self._holding() and not self._restored_held
 
-    def _restore_parked(self) -> None:
-        """Reload the records a previous run parked or held (its offsets already point past them)."""
+    def _holding(self) -> bool:
+        return any(a.holding for a in self.assemblers.values())
+
+    def waiting_for(self) -> list[str]:
+        """What keeps the run from being idle: held transactions and partitions not read to the end."""
+        out = [w.describe() for a in self.assemblers.values() if (w := a.waiting()) is not None]
+        return out + list(self._behind)
+
+    def _commit_courtesy(self, stream: ChangeStream) -> None:
+        """Store the low-water marks in Kafka too, so lag tools read the truth (0 when it is 0)."""
+        try:
+            stream.commit(dict(self._stored))
+        except Exception as exc:  # courtesy commit only; the warehouse holds the truth
+            log.debug("kafka commit failed: %s", exc)
+
+    def _restore_held(self) -> None:
+        """Reload the records held for a stopped table (their offsets are past them already)."""
+        self._held_stored = set()
+        self._restored_held = []
         for record, reason in self.engine.parked_records():
             source = self.sources.get(source_of(record.stream))
-            if source is None:
+            if source is None or reason != HELD_FOR_SCHEMA:
                 continue  # the source left the config: its records stay stored
-            if reason == HELD_FOR_SCHEMA:
-                # Retried in the first batch: the operator may have fixed the warehouse column.
-                event = self.decoders[source.name].decode(
-                    record.key, record.value, record.coordinates
-                )
-                if event is not None:
-                    self._restored_held.append((event, source, record))
-                    self._held_stored.add(_address(record))
-                continue
-            if source.name in self.assemblers:
-                self._route(source, record, None, restored=True)
+            # Retried in the first batch: the operator may have fixed the warehouse column.
+            event = self.decoders[source.name].decode(record.key, record.value, record.coordinates)
+            if event is not None:
+                self._restored_held.append((event, source, record))
+                self._held_stored.add(_address(record))
 
-    def _route(
-        self,
-        source: SourceConfig,
-        record: StreamRecord,
-        batch: _Batch | None,
-        *,
-        restored: bool = False,
-    ) -> None:
+    def _route(self, source: SourceConfig, record: StreamRecord, batch: _Batch, now: float) -> None:
         """Decode one record and hand it to its transaction assembler or straight to the batch."""
         assembler = self.assemblers.get(source.name)
         if is_transaction_topic(record.stream):
-            boundary = (
-                decode_boundary(record, SourceKind(source.kind)) if assembler is not None else None
-            )
-            if boundary is not None and assembler is not None:
-                assembler.add_boundary(boundary, record, restored=restored)
+            if assembler is not None:
+                boundary = decode_boundary(record, SourceKind(source.kind))
+                if boundary is not None:
+                    assembler.add_boundary(boundary, record, now)
             return
         # A DecodeError propagates: nothing of this batch is committed, so nothing is lost.
         event = self.decoders[source.name].decode(record.key, record.value, record.coordinates)
         if event is None:
             return
-        if assembler is not None and assembler.add_event(event, record, restored=restored):
+        self._changes_seen += 1
+        if assembler is not None and assembler.add_event(event, record, now):
             return
-        if batch is not None:
-            batch.add(event, source, record)
+        batch.add(event, source, record)
 
-    def _apply(self, records: list[Any], idle_s: float = 0.0) -> BatchResult | None:
+    def _checkpoints(self) -> list[Checkpoint]:
+        """Per partition read, the low-water mark: the earliest record not yet applied or stored."""
+        low: dict[tuple[str, int], int] = {}
+        for assembler in self.assemblers.values():
+            low.update(assembler.low_water())
+        out = []
+        for partition, consumed in self._consumed.items():
+            mark = min(consumed, low.get((partition.topic, partition.partition), consumed))
+            if self._stored.get(partition) != mark:
+                out.append(Checkpoint(partition.topic, partition.partition, mark))
+        return out
+
+    def _apply(self, records: list[StreamRecord], now: float) -> BatchResult | None:
         batch = _Batch()
         retried = [(event.table, record) for event, _, record in self._restored_held]
         for event, source, record in self._restored_held:
             batch.add(event, source, record)
         self._restored_held = []
-        next_offsets: dict[TopicPartition, int] = {}
         with self.instrumentation.decode(len(records)):
             for record in records:
-                next_offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
-                source = self.sources.get(source_of(record.topic))
+                self._consumed[Partition(record.stream, record.partition)] = record.offset + 1
+                source = self.sources.get(source_of(record.stream))
                 if source is not None:
-                    self._route(source, raw_record(record), batch)
+                    self._route(source, record, batch, now)
         parked = ParkedChanges()
         for name, assembler in self.assemblers.items():
-            for event, record in assembler.release(idle_s):
+            caught_up = self._caught_up_sources.get(name, False)
+            for event, record in assembler.release(now, caught_up):
                 batch.add(event, self.sources[name], record)
-            delta = assembler.take_delta()
-            parked.added.extend(delta.added)
-            parked.removed.extend(delta.removed)
+            for f in assembler.take_forced():
+                parked.forced.append(
+                    ForcedReleaseRow(f.source, f.tx_id, f.arrived, f.expected, f.reason)
+                )
+                self.instrumentation.transactions_forced(f.source, f.reason, 1)
         for table in [t for t in batch.events if t in self.blocked]:
             self._hold(batch, table, parked)
-        if not (next_offsets or batch.events or parked.added or parked.removed or parked.held):
+        checkpoints = self._checkpoints()
+        if not (checkpoints or batch.events or parked.held or parked.forced or retried):
             return None
-        checkpoints = [Checkpoint(tp.topic, tp.partition, off) for tp, off in next_offsets.items()]
-        removed = list(parked.removed)
         while True:
             # Retried held records of tables that are not stopped leave the store with this batch.
-            parked.removed = removed + [r for t, r in retried if t not in self.blocked]
+            parked.removed = [r for t, r in retried if t not in self.blocked]
             try:
                 result = self.engine.apply(batch.events, batch.infos, checkpoints, parked)
             except SchemaChangeError as exc:
@@ -358,14 +430,35 @@ class Runner:
                 if not isinstance(table, TableId) or table not in batch.events:
                     raise
                 self.blocked[table] = str(exc)
+                self._record_stop(table, exc)
                 log.error("%s (table %s stopped; its changes are held)", exc, table)
-                self.progress(f"run: table {table} stopped: {exc}")
+                self.progress(f"run: {self._stops[table].describe()}")
                 self._hold(batch, table, parked)
                 continue
             for table, record in retried:
                 if table not in self.blocked:
                     self._held_stored.discard(_address(record))
+            for cp in checkpoints:
+                self._stored[Partition(cp.stream, cp.partition)] = cp.next_offset
             return result
+
+    def _record_stop(self, table: TableId, exc: SchemaChangeError) -> None:
+        """Store the stop in the warehouse, where `lag`, the dashboard and `schema accept` see it."""
+        new_type = exc.new_column_type
+        stop = StoppedTable(
+            table.source,
+            table.namespace,
+            table.table,
+            str(exc.context.get("column", "")),
+            str(exc.context.get("old_type", "")),
+            str(exc.context.get("new_type", "")),
+            column_type_to_json(new_type) if isinstance(new_type, ColumnType) else "",
+            exc.message,
+            dt.datetime.now(dt.UTC),
+        )
+        self._stops[table] = stop
+        record_stop(self.session, self.config.kafka.group_id, stop)
+        self.instrumentation.table_stopped(table)
 
     def _hold(self, batch: _Batch, table: TableId, parked: ParkedChanges) -> None:
         """Move a stopped table's events out of the batch into the warehouse's held records."""

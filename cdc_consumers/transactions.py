@@ -7,19 +7,21 @@ a consumer reads in no guaranteed relative order, so a batch cut at an arbitrary
 order without its order lines. The assembler parks each event until its transaction's END has arrived
 and the event count is reached, then releases whole transactions in commit order (END order).
 
-Parked records are kept raw (the Kafka record bytes) so the caller can persist them in the warehouse in
-the same transaction as the offsets: a restart reloads them instead of re-reading Kafka, and the stored
-offsets can always move to the end of what was consumed.
+Kafka is the buffer: parked events live in memory only. The runner stores, per partition, the offset
+of the earliest record it has not applied yet (`low_water`), so a restart re-reads the parked
+transactions from Kafka. Every partition is in commit order and transactions are released in commit
+order, so what lies between that mark and the old read position is exactly the parked transactions
+(plus records whose merge is idempotent anyway: snapshot rows, forced releases).
 
-Limits (documented in docs/transactions.md): a transaction larger than the buffer, or still incomplete
-after the consumer has been idle for the timeout, is released non-atomically with a warning; one consumer must read all of a
-source's topics (the default single `cdchub run`).
+A transaction is released incomplete, with a warning, only when waiting longer cannot help: its source
+is read to the end of every topic (or a later transaction of the source is already complete) and it has
+stayed incomplete for `timeout_s` since; or the buffer is full. Heartbeats and the transaction markers
+of transactions without captured rows play no part in this judgement (docs/transactions.md).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,18 +80,25 @@ class _Transaction:
     events: list[tuple[ChangeEvent, StreamRecord]] = field(default_factory=list)
     end: StreamRecord | None = None
     expected: int | None = None
+    # When this transaction was first seen blocking its source while the source was read to its end
+    # (or a later transaction was complete): the start of its stall clock.
+    stuck_since: float | None = None
 
     @property
     def complete(self) -> bool:
         return self.expected is not None and len(self.events) >= self.expected
 
 
-@dataclass
-class ParkedDelta:
-    """Changes to the parked-record store since the last call: to persist with the batch."""
+@dataclass(frozen=True)
+class ForcedRelease:
+    """A transaction applied without transaction consistency, for logs, metrics and the lag report."""
 
-    added: list[StreamRecord] = field(default_factory=list)
-    removed: list[StreamRecord] = field(default_factory=list)
+    source: str
+    tx_id: str
+    arrived: int
+    expected: int | None
+    reason: str
+    released_at: float
 
 
 @dataclass
@@ -98,6 +107,31 @@ class ReleaseStats:
 
     released_transactions: int = 0
     forced_transactions: int = 0
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """What a source's oldest held transaction still waits for (the demo's drain names it)."""
+
+    source: str
+    tx_id: str
+    arrived: int
+    expected: int | None
+    tables: tuple[str, ...]
+    first: tuple[str, int, int] | None
+
+    def describe(self) -> str:
+        where = (
+            f" (first record {self.first[0]}[{self.first[1]}]@{self.first[2]})"
+            if self.first
+            else ""
+        )
+        expected = "?" if self.expected is None else str(self.expected)
+        tables = ", ".join(self.tables) or "no table yet"
+        return (
+            f"source {self.source}: transaction {self.tx_id} has {self.arrived} of {expected} events "
+            f"({tables}){where}"
+        )
 
 
 class TransactionAssembler:
@@ -112,7 +146,9 @@ class TransactionAssembler:
         self._ended: OrderedDict[str, _Transaction] = OrderedDict()
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._parked_events = 0
-        self._delta = ParkedDelta()
+        self._forced: list[ForcedRelease] = []
+        # (topic, partition, offset) of every parked record: a record read twice is parked once.
+        self._addresses: set[tuple[str, int, int]] = set()
         self.stats = ReleaseStats()
 
     @property
@@ -120,79 +156,132 @@ class TransactionAssembler:
         """Events held back right now."""
         return self._parked_events
 
-    def add_event(self, event: ChangeEvent, raw: StreamRecord, *, restored: bool = False) -> bool:
+    @property
+    def holding(self) -> bool:
+        """True while any transaction (or a lone END) is held back."""
+        return bool(self._open or self._ended)
+
+    def add_event(self, event: ChangeEvent, raw: StreamRecord, now: float) -> bool:
         """Park a streamed event of a transaction; False when it needs no parking (apply it now)."""
         if event.snapshot or event.tx_id is None or event.tx_id in self._finished:
             return False
+        address = (raw.stream, raw.partition, raw.offset)
+        if address in self._addresses:
+            return True
+        self._addresses.add(address)
         tx = self._open.get(event.tx_id) or self._ended.get(event.tx_id)
         if tx is None:
-            tx = self._open[event.tx_id] = _Transaction(event.tx_id, time.monotonic())
+            tx = self._open[event.tx_id] = _Transaction(event.tx_id, now)
         tx.events.append((event, raw))
         self._parked_events += 1
-        if not restored:
-            self._delta.added.append(raw)
         return True
 
-    def add_boundary(
-        self, boundary: TxBoundary, raw: StreamRecord, *, restored: bool = False
-    ) -> None:
-        """Record a BEGIN (ignored) or END (sets the expected event count) of a transaction."""
+    def add_boundary(self, boundary: TxBoundary, raw: StreamRecord, now: float) -> None:
+        """Record a BEGIN (ignored) or END (sets the expected event count) of a transaction.
+
+        The END of a transaction without captured rows (a heartbeat's, another database's) completes
+        at once and is released with the next call: it never blocks the source.
+        """
         if boundary.status != "END" or boundary.tx_id in self._finished:
             return
-        tx = self._open.pop(boundary.tx_id, None) or _Transaction(boundary.tx_id, time.monotonic())
+        if boundary.tx_id in self._ended:
+            return  # the same END read twice (a re-read after a rebalance)
+        tx = self._open.pop(boundary.tx_id, None) or _Transaction(boundary.tx_id, now)
         tx.end = raw
         tx.expected = boundary.event_count or 0
         self._ended[boundary.tx_id] = tx
-        if not restored:
-            self._delta.added.append(raw)
 
-    def release(self, idle_s: float = 0.0) -> list[tuple[ChangeEvent, StreamRecord]]:
+    def release(
+        self, now: float, caught_up: bool = False
+    ) -> list[tuple[ChangeEvent, StreamRecord]]:
         """Events of every transaction that is complete, in commit order, whole.
 
         A transaction blocks the ones that ended after it (so the warehouse never shows a later state
         without an earlier one). It is released incomplete, with a warning, only when stalling would
-        be worse: the consumer has read everything and been idle for `timeout_s` (`idle_s` says how
-        long) so its missing events are not in flight, or the buffer overflows. Wall-clock age alone
-        proves nothing: a consumer catching up on a backlog reads one table's topic far ahead of another.
+        be worse: the buffer overflows, or its source gives evidence that the missing events are not
+        in flight (`caught_up`: every topic of the source read to its end; or a later transaction of
+        the source is complete) and it stays incomplete for `timeout_s` from then on.
         """
         out: list[tuple[ChangeEvent, StreamRecord]] = []
-        stalled = idle_s >= self.timeout_s
         while self._ended:
             tx = next(iter(self._ended.values()))
             if not tx.complete:
-                if not (stalled or self._parked_events > self.max_events):
+                overflow = self._parked_events > self.max_events
+                if not overflow and not self._stalled(tx, now, caught_up or self._later_complete()):
                     break
-                self._warn_forced(tx, "stalled" if stalled else "buffer full")
+                self._warn_forced(tx, "buffer full" if overflow else "stalled", now)
             self._ended.popitem(last=False)
             out.extend(self._finish(tx))
-        while self._open and (stalled or self._parked_events > self.max_events):
+        while self._open:
             # No END in sight: a transaction larger than the buffer, or one whose END never came.
             oldest = min(self._open.values(), key=lambda t: t.first_seen)
+            overflow = self._parked_events > self.max_events
+            if not overflow and not self._stalled(oldest, now, caught_up and not self._ended):
+                break
             self._warn_forced(
-                oldest, "stalled" if stalled else "larger than the transaction buffer"
+                oldest, "larger than the transaction buffer" if overflow else "stalled", now
             )
             del self._open[oldest.tx_id]
             out.extend(self._finish(oldest))
         return out
 
-    def take_delta(self) -> ParkedDelta:
-        """The parked-store changes since the last call (and reset)."""
-        delta, self._delta = self._delta, ParkedDelta()
-        return delta
+    def _stalled(self, tx: _Transaction, now: float, evidence: bool) -> bool:
+        if not evidence:
+            return False
+        if tx.stuck_since is None:
+            tx.stuck_since = now
+        return now - tx.stuck_since >= self.timeout_s
+
+    def _later_complete(self) -> bool:
+        return any(tx.complete for tx in list(self._ended.values())[1:])
+
+    def low_water(self) -> dict[tuple[str, int], int]:
+        """Per partition, the offset of the earliest record held back (its events and END)."""
+        low: dict[tuple[str, int], int] = {}
+        for tx in (*self._open.values(), *self._ended.values()):
+            raws = [raw for _, raw in tx.events]
+            if tx.end is not None:
+                raws.append(tx.end)
+            for raw in raws:
+                key = (raw.stream, raw.partition)
+                if raw.offset < low.get(key, raw.offset + 1):
+                    low[key] = raw.offset
+        return low
+
+    def waiting(self) -> Waiting | None:
+        """The transaction that holds the source back, if any."""
+        tx = next(iter(self._ended.values()), None)
+        if tx is None and self._open:
+            tx = min(self._open.values(), key=lambda t: t.first_seen)
+        if tx is None:
+            return None
+        raws = [raw for _, raw in tx.events] + ([tx.end] if tx.end is not None else [])
+        first = min(
+            ((r.stream, r.partition, r.offset) for r in raws), key=lambda a: a[2], default=None
+        )
+        tables = tuple(sorted({str(e.table) for e, _ in tx.events}))
+        return Waiting(self.source, tx.tx_id, len(tx.events), tx.expected, tables, first)
+
+    def take_forced(self) -> list[ForcedRelease]:
+        """Forced releases since the last call (and reset)."""
+        forced, self._forced = self._forced, []
+        return forced
 
     def _finish(self, tx: _Transaction) -> list[tuple[ChangeEvent, StreamRecord]]:
         self._parked_events -= len(tx.events)
-        self._delta.removed.extend(raw for _, raw in tx.events)
-        if tx.end is not None:
-            self._delta.removed.append(tx.end)
+        for _, raw in tx.events:
+            self._addresses.discard((raw.stream, raw.partition, raw.offset))
         self._finished[tx.tx_id] = None
         while len(self._finished) > _FINISHED_MEMORY:
             self._finished.popitem(last=False)
         self.stats.released_transactions += 1
         return list(tx.events)
 
-    def _warn_forced(self, tx: _Transaction, why: str) -> None:
+    def _warn_forced(self, tx: _Transaction, why: str, now: float) -> None:
         self.stats.forced_transactions += 1
+        self._forced.append(
+            ForcedRelease(self.source, tx.tx_id, len(tx.events), tx.expected, why, now)
+        )
         log.warning(
             "source %s: transaction %s %s (%d of %s events arrived); applying it without "
             "transaction consistency",

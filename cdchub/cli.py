@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -13,8 +14,10 @@ from typing import Any
 
 import click
 
+from cdchub import __version__
 from cdchub.config import HubConfig, load_config
-from cdchub.errors import CdcHubError, ConfigError
+from cdchub.errors import CdcHubError
+from cdchub.tabular import FORMATS
 
 
 class _Context:
@@ -38,17 +41,32 @@ def _emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=None, default=str))
 
 
+def _one_line(exc: BaseException) -> str:
+    """An error as one line: typed errors say it all; others get their type and first line."""
+    if isinstance(exc, CdcHubError):
+        return " ".join(str(exc).split())
+    first = (str(exc).strip().splitlines() or [""])[0].strip()
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Print typed errors as one line (traceback with --debug) and exit non-zero."""
+    """Print every error as one line (traceback with --debug) and exit 2 (README: errors)."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context().find_object(_Context)
+        debug = ctx is not None and ctx.debug
         try:
             return func(*args, **kwargs)
-        except CdcHubError as exc:
-            if ctx is not None and ctx.debug:
+        except click.ClickException:
+            raise  # usage errors: click prints them and exits 2
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            if debug:
                 traceback.print_exc()
-            click.echo(f"error: {exc}", err=True)
+            hint = "" if debug or isinstance(exc, CdcHubError) else " (--debug shows the traceback)"
+            click.echo(f"error: {_one_line(exc)}{hint}", err=True)
             sys.exit(2)
 
     wrapper.__name__ = func.__name__
@@ -56,14 +74,60 @@ def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", envvar="CDCHUB_CONFIG", help="Config file (cdchub.yaml).")
 @click.option("--debug", is_flag=True, help="Print tracebacks and debug logs.")
+@click.version_option(__version__, "--version", prog_name="cdchub")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
     """cdchub: Debezium CDC from PostgreSQL and MariaDB/MySQL into SCD2 warehouse tables."""
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+    if not debug:
+        # kafka-python logs every refused connection; cdchub reports an unreachable Kafka itself,
+        # in one line, so its own warnings would only bury that line.
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
     ctx.obj = _Context(config_path, debug)
+
+
+@cli.command()
+@click.option(
+    "--source",
+    "specs",
+    multiple=True,
+    help="NAME=KIND://USER@HOST[:PORT]/DATABASE (KIND: postgres, mariadb, mysql); repeatable.",
+)
+@click.option("--tables", help="With one source: the tables to capture, comma-separated.")
+@click.option("--kafka", default="127.0.0.1:29092", show_default=True, help="Bootstrap servers.")
+@click.option(
+    "--connect", default="http://127.0.0.1:28083", show_default=True, help="Kafka Connect URL."
+)
+@click.option("--output", "output", default="cdchub.yaml", show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+@click.option("--json", "as_json", is_flag=True, help="Print {config, admin_sql} as JSON.")
+@_guard
+def init(
+    specs: tuple[str, ...],
+    tables: str | None,
+    kafka: str,
+    connect: str,
+    output: str,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Write a cdchub.yaml for the given sources and print the admin SQL they need."""
+    from pathlib import Path
+
+    from cdchub.scaffold import scaffold, write_config
+
+    table_list = [t.strip() for t in tables.split(",") if t.strip()] if tables else None
+    text, sql = scaffold(list(specs), table_list, kafka, connect)
+    path = Path(output)
+    write_config(path, text, force)
+    _progress(f"wrote {path}; run the SQL below as an admin, then `cdchub connectors apply`")
+    if as_json:
+        _emit({"config": str(path), "admin_sql": [line for line in sql if line]})
+    else:
+        click.echo("\n".join(sql).rstrip())
 
 
 # -- stack ---------------------------------------------------------------------------------------
@@ -142,14 +206,98 @@ def connectors() -> None:
     """Register and inspect the Debezium connectors."""
 
 
+_SOURCE_OPTION = click.option(
+    "--source", "source", help="Only this source (default: every configured source)."
+)
+
+
 @connectors.command("apply")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the configs it would send (secrets masked); send nothing.",
+)
+@_SOURCE_OPTION
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the resulting state as one JSON document."
+)
 @click.pass_obj
 @_guard
-def connectors_apply(obj: _Context) -> None:
+def connectors_apply(obj: _Context, dry_run: bool, source: str | None, as_json: bool) -> None:
     """Create or update one connector per configured source and wait until it runs."""
+    from connectors.lifecycle import planned_configs
     from connectors.service import apply_connectors
 
-    apply_connectors(obj.config, progress=_progress)
+    if dry_run:
+        planned = planned_configs(obj.config, source)
+        click.echo(json.dumps(planned, indent=None if as_json else 2))
+        return
+    config = obj.config
+    if source is not None:
+        config = config.model_copy(update={"sources": [config.source(source)]})
+    report = apply_connectors(config, progress=_progress)
+    if as_json:
+        _emit(report)
+
+
+def _control(obj: _Context, action: str, source: str | None, as_json: bool) -> None:
+    from connectors.lifecycle import control
+
+    results = control(obj.config, action, source, progress=_progress)
+    if as_json:
+        _emit(results)
+
+
+@connectors.command("pause")
+@_SOURCE_OPTION
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def connectors_pause(obj: _Context, source: str | None, as_json: bool) -> None:
+    """Pause connectors: capture stops, the offsets (and the PostgreSQL slot) are kept."""
+    _control(obj, "pause", source, as_json)
+
+
+@connectors.command("resume")
+@_SOURCE_OPTION
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def connectors_resume(obj: _Context, source: str | None, as_json: bool) -> None:
+    """Resume paused connectors from where they stopped."""
+    _control(obj, "resume", source, as_json)
+
+
+@connectors.command("restart")
+@_SOURCE_OPTION
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def connectors_restart(obj: _Context, source: str | None, as_json: bool) -> None:
+    """Restart connectors and all their tasks (e.g. after a FAILED task was fixed)."""
+    _control(obj, "restart", source, as_json)
+
+
+@connectors.command("delete")
+@_SOURCE_OPTION
+@click.option(
+    "--drop-slot",
+    is_flag=True,
+    help="Also drop the PostgreSQL replication slot (else it keeps holding WAL).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def connectors_delete(obj: _Context, source: str | None, drop_slot: bool, as_json: bool) -> None:
+    """Delete connectors; say what is left (topics, warehouse tables, source objects)."""
+    from connectors.lifecycle import delete, describe_delete
+
+    reports = delete(obj.config, source, drop_slot=drop_slot, progress=_progress)
+    if as_json:
+        _emit(reports)
+    else:
+        for report in reports:
+            click.echo(describe_delete(report))
 
 
 @connectors.command("status")
@@ -191,10 +339,16 @@ def load_demo(obj: _Context) -> None:
 @click.option("--duration", type=float, help="Seconds to run.")
 @click.option("--events", type=int, help="Row changes to make.")
 @click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
 @click.pass_obj
 @_guard
 def workload(
-    obj: _Context, rate: float | None, duration: float | None, events: int | None, seed: int
+    obj: _Context,
+    rate: float | None,
+    duration: float | None,
+    events: int | None,
+    seed: int,
+    as_json: bool,
 ) -> None:
     """Run inserts, updates and deletes in transactions against every demo source."""
     from cdchub.workload import run_workload
@@ -211,18 +365,31 @@ def workload(
         seed=seed,
         progress=_progress,
     )
-    click.echo(str(result))
+    if as_json:
+        _emit(
+            {
+                "changes": result.changes,
+                "transactions": result.transactions,
+                "elapsed_s": round(result.elapsed, 3),
+                "interrupted": result.interrupted,
+                "sources": {n: dataclasses.asdict(st) for n, st in result.sources.items()},
+            }
+        )
+    else:
+        click.echo(str(result))
 
 
 @cli.command()
 @click.option("--until-idle", type=float, help="Exit 0 once caught up and idle this many seconds.")
 @click.option("--max-seconds", type=float, help="Stop after this many seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
 @click.pass_obj
 @_guard
-def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> None:
+def run(obj: _Context, until_idle: float | None, max_seconds: float | None, as_json: bool) -> None:
     """Consume every CDC topic and merge into the warehouse (Ctrl-C stops after the batch)."""
     from cdc_consumers.runner import Runner
     from cdchub.warehouses import open_session
+    from merge.runstate import stopped_tables
     from observability.service import instrumented
 
     session = open_session(obj.config)
@@ -232,12 +399,44 @@ def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> N
                 obj.config, session, progress=_progress, instrumentation=instrumentation
             )
             result = runner.run(until_idle=until_idle, max_seconds=max_seconds)
+        stops = stopped_tables(session, obj.config.kafka.group_id)
     finally:
         session.close()
-    click.echo(
-        f"applied {result.events} events ({result.versions} new versions) in {result.batches} "
-        f"batches, {result.elapsed_s:.1f}s; stopped by {result.stopped_by}"
-    )
+    if as_json:
+        _emit(
+            {
+                "events": result.events,
+                "versions": result.versions,
+                "batches": result.batches,
+                "per_table": result.per_table,
+                "elapsed_s": round(result.elapsed_s, 3),
+                "stopped_by": result.stopped_by,
+                "forced_releases": result.forced_releases,
+                "waiting": result.waiting,
+                "stopped_tables": [stop.describe() for stop in stops],
+            }
+        )
+    else:
+        forced = (
+            f"; {result.forced_releases} transactions applied without consistency (stalled)"
+            if result.forced_releases
+            else ""
+        )
+        click.echo(
+            f"applied {result.events} events ({result.versions} new versions) in "
+            f"{result.batches} batches, {result.elapsed_s:.1f}s; stopped by {result.stopped_by}"
+            f"{forced}"
+        )
+    if result.stopped_by == "max-seconds" and until_idle is not None and result.waiting:
+        click.echo("not idle yet; still waiting for:", err=True)
+        for line in result.waiting:
+            click.echo(f"  {line}", err=True)
+    # A stopped table needs a human: say so in the summary and in the exit status (1).
+    for stop in stops if not as_json else []:
+        click.echo(stop.describe())
+    if stops:
+        click.echo(f"run: {len(stops)} table(s) stopped; their changes are held", err=True)
+        sys.exit(1)
 
 
 @cli.command()
@@ -247,11 +446,11 @@ def run(obj: _Context, until_idle: float | None, max_seconds: float | None) -> N
 def tables(obj: _Context, as_json: bool) -> None:
     """List replicated tables and where they live in the warehouse."""
     from cdchub.catalog import replicated_tables
-    from cdchub.warehouses import open_session
+    from observability.access import open_reader
 
-    session = open_session(obj.config, read_only=True)
+    session = open_reader(obj.config)
     try:
-        found = replicated_tables(session)
+        found = replicated_tables(session)  # type: ignore[arg-type]
     finally:
         session.close()
     if as_json:
@@ -281,7 +480,7 @@ def schema_accept(obj: _Context, table: str) -> None:
 
     session = open_session(obj.config)
     try:
-        found = accept_schema(session, table)
+        found = accept_schema(session, table, obj.config.kafka.group_id)
     finally:
         session.close()
     click.echo(
@@ -290,41 +489,229 @@ def schema_accept(obj: _Context, table: str) -> None:
     )
 
 
+_FORMAT_HELP = (
+    "table (default on a terminal), csv (default when piped), tsv, json (one document), "
+    "parquet (needs --output)."
+)
+
+
+def _instant(text: str, option: str) -> dt.datetime:
+    from cdchub.history import parse_instant
+
+    return parse_instant(text, option)
+
+
 @cli.command()
 @click.argument("table")
 @click.option(
     "--at",
     "at",
     required=True,
-    help="The instant, ISO 8601 (e.g. 2026-11-25T18:00:00Z); without a zone it is UTC.",
+    help="The instant: ISO 8601 (2026-11-25T18:00:00Z; no zone means UTC) or `now`.",
 )
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per row.")
-@click.option("--limit", type=int, default=None, help="Print at most this many rows.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help=_FORMAT_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json: one JSON document.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=None, help="Print at most N rows (N >= 0)."
+)
 @click.pass_obj
 @_guard
-def asof(obj: _Context, table: str, at: str, as_json: bool, limit: int | None) -> None:
+def asof(
+    obj: _Context,
+    table: str,
+    at: str,
+    fmt: str | None,
+    as_json: bool,
+    output: Path | None,
+    limit: int | None,
+) -> None:
     """Print the rows TABLE held at an instant, from its history (e.g. `asof shop.orders --at …`)."""
     from cdchub.history import find_table, rows_as_of
-    from cdchub.warehouses import open_session
+    from cdchub.query import warn_before_history
+    from cdchub.tabular import default_format, write_result
+    from observability.access import open_reader
 
+    instant = _instant(at, "--at")
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError("--json and --format disagree; give one")
+    fmt = "json" if as_json else fmt or default_format()
+    session = open_reader(obj.config)
     try:
-        instant = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ConfigError(f"--at {at!r} is not an ISO 8601 instant: {exc}") from exc
-    session = open_session(obj.config, read_only=True)
-    try:
-        columns, rows = rows_as_of(session, find_table(session, table), instant)
+        found = find_table(session, table)  # type: ignore[arg-type]
+        columns, rows = rows_as_of(session, found, instant)  # type: ignore[arg-type]
+        warn_before_history(session, [found.names], instant, _progress)  # type: ignore[arg-type]
     finally:
         session.close()
     rows = rows[:limit] if limit is not None else rows
-    if as_json:
-        for row in rows:
-            _emit(dict(zip(columns, row, strict=True)))
-        return
-    click.echo("\t".join(columns))
-    for row in rows:
-        click.echo("\t".join("" if v is None else str(v) for v in row))
+    write_result(fmt, columns, rows, output)
     _progress(f"{len(rows)} rows of {table} as of {instant.isoformat()}")
+
+
+@cli.command()
+@click.argument("query")
+@click.option(
+    "--as-of",
+    "as_of",
+    help="Read every replicated table as it was at this instant (ISO 8601 or `now`).",
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help=_FORMAT_HELP)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
+@click.option("--show-sql", is_flag=True, help="Print the SQL sent to the warehouse on stderr.")
+@click.pass_obj
+@_guard
+def sql(
+    obj: _Context,
+    query: str,
+    as_of: str | None,
+    fmt: str | None,
+    output: Path | None,
+    show_sql: bool,
+) -> None:
+    """Run one read-only SELECT on the warehouse, optionally as of an instant (`--as-of`).
+
+    Works while `cdchub run` holds the DuckDB file: the run answers the query.
+    """
+    from cdchub.query import run_sql
+    from cdchub.tabular import default_format, write_result
+    from observability.access import open_reader
+
+    instant = _instant(as_of, "--as-of") if as_of else None
+    fmt = fmt or default_format()
+    if fmt == "parquet" and output is None:
+        raise click.UsageError("--format parquet needs --output FILE")
+    session = open_reader(obj.config)
+    try:
+        result = run_sql(session, query, instant, warn=_progress)  # type: ignore[arg-type]
+    finally:
+        session.close()
+    if show_sql:
+        _progress(result.sql)
+    write_result(fmt, result.columns, result.rows, output)
+    _progress(f"{len(result.rows)} rows" + (f" as of {instant.isoformat()}" if instant else ""))
+
+
+@cli.command()
+@click.option("--drop", is_flag=True, help="Remove the views instead.")
+@click.pass_obj
+@_guard
+def views(obj: _Context, drop: bool) -> None:
+    """Create the `<table>_versions` and `<table>_changes` views of every replicated table."""
+    from cdchub.analytics import create_views
+    from cdchub.warehouses import open_session
+
+    session = open_session(obj.config)  # writes DDL: on DuckDB, stop `cdchub run` first
+    try:
+        names = create_views(session, drop=drop)
+    finally:
+        session.close()
+    for name in names:
+        click.echo(name)
+    _progress(f"{'dropped' if drop else 'created'} {len(names)} views")
+
+
+@cli.command("dbt-sources")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
+@click.pass_obj
+@_guard
+def dbt_sources(obj: _Context, output: Path | None) -> None:
+    """Write a dbt sources.yml for the replicated tables (freshness from the lag SLO)."""
+    from cdchub.analytics import dbt_sources_yaml
+    from observability.access import open_reader
+
+    session = open_reader(obj.config)
+    try:
+        text = dbt_sources_yaml(obj.config, session)
+    finally:
+        session.close()
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        _progress(f"wrote {output}")
+    if obj.config.observability.freshness_slo_s is None and not (
+        obj.config.observability.freshness_slo_per_table_s
+    ):
+        _progress(
+            "note: no observability.freshness_slo_s in the config, so no freshness thresholds"
+        )
+
+
+@cli.command()
+@click.option("--table", "table", required=True, help="shop.orders or shop.public.orders.")
+@click.option("--where", "condition", help='Only rows matching this condition: "order_id > 100".')
+@click.option("--timeout", type=float, default=900.0, show_default=True, help="Seconds to wait.")
+@click.option("--no-wait", is_flag=True, help="Do not wait for `cdchub run` to apply the rows.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
+@click.pass_obj
+@_guard
+def backfill(
+    obj: _Context,
+    table: str,
+    condition: str | None,
+    timeout: float,
+    no_wait: bool,
+    as_json: bool,
+) -> None:
+    """Re-read a table through a Debezium incremental snapshot; only drift writes history."""
+    from cdchub.backfill import count_reread_versions, run_backfill
+    from cdchub.progress import progress_bar
+
+    def count(target: Any, since: str) -> tuple[int, int] | None:
+        reader = _open_reader(obj.config)
+        if reader is None:
+            return None
+        try:
+            found = count_reread_versions(reader, target, since)
+        finally:
+            reader.close()
+        return None if found is None else (found, 0)
+
+    with progress_bar(f"backfill {table}") as bar:
+        result = run_backfill(
+            obj.config,
+            table,
+            condition,
+            timeout_s=timeout,
+            wait_applied_s=0 if no_wait else 300.0,
+            progress=_progress,
+            bar=bar,
+            count_versions=count,
+        )
+    if as_json:
+        _emit(result.to_json())
+        return
+    click.echo(
+        f"backfill {result.table}: {result.rows_read} rows read"
+        + (
+            f" (Debezium scanned {result.debezium_rows_scanned})"
+            if result.debezium_rows_scanned is not None
+            else ""
+        )
+        + f" in {result.elapsed_s}s"
+    )
+    if result.repaired_drift is not None:
+        click.echo(
+            f"  repaired drift: {result.repaired_drift} rows differed from the warehouse and "
+            f"were written as new versions; {result.unchanged} were unchanged (no version)"
+        )
+    elif result.applied is False:
+        click.echo("  not applied yet: the rows wait in Kafka for `cdchub run`")
+    elif result.applied is None:
+        click.echo("  not waited for: `cdchub run` applies the rows")
+    else:
+        click.echo("  applied; repaired drift not counted (the warehouse could not be read)")
+
+
+def _open_reader(config: HubConfig) -> Any:
+    """A read-only warehouse reader (directly, or through the run that holds DuckDB), or None."""
+    from observability.access import open_reader
+
+    try:
+        return open_reader(config)
+    except CdcHubError as exc:
+        _progress(f"warning: cannot read the warehouse: {exc}")
+        return None
 
 
 @cli.command()
@@ -334,18 +721,37 @@ def asof(obj: _Context, table: str, at: str, as_json: bool, limit: int | None) -
 @_guard
 def verify(obj: _Context, as_json: bool, ranges: int | None) -> None:
     """Compare every replicated table with its source and check history (exit 1 on mismatch)."""
-    from cdchub.verify import verify_all
+    from cdchub.config import DuckDBWarehouse
+    from cdchub.errors import MergeError
+    from cdchub.verify import unreachable_sources, verify_all
     from cdchub.warehouses import open_session
+    from observability.access import open_reader
     from observability.checks import drift_json, store_checks
     from observability.range_checksum import all_ranges
     from observability.schema_drift import schema_drift
 
-    session = open_session(obj.config)  # writable: results are kept in _cdchub.checks
+    stored = True
     try:
-        report = verify_all(session, obj.config)
-        drift = schema_drift(session, obj.config)
-        report["ranges"] = all_ranges(session, obj.config, ranges) if ranges else []
-        store_checks(session, report, drift, report["ranges"])
+        session = open_session(obj.config)  # writable: results are kept in _cdchub.checks
+    except MergeError:
+        if not isinstance(obj.config.warehouse, DuckDBWarehouse):
+            raise
+        # A running `cdchub run` holds the file: read through it; it stores its own checks.
+        session = open_reader(obj.config)  # type: ignore[assignment]
+        stored = False
+    try:
+        down = unreachable_sources(obj.config)
+        report = verify_all(session, obj.config, down)
+        # An unreachable source is reported once (by verify_all), not again per table and check.
+        reachable = obj.config.model_copy(
+            update={"sources": [s for s in obj.config.sources if s.name not in down]}
+        )
+        drift = schema_drift(session, reachable)
+        report["ranges"] = all_ranges(session, reachable, ranges) if ranges else []
+        if stored:
+            store_checks(session, report, drift, report["ranges"])
+        else:
+            _progress("note: read through the running `cdchub run`; results not stored")
         report["schema_drift"] = drift_json(drift)
     finally:
         session.close()
@@ -354,12 +760,14 @@ def verify(obj: _Context, as_json: bool, ranges: int | None) -> None:
     else:
         for entry in report["tables"]:
             mark = "OK  " if entry["ok"] else "FAIL"
+            if entry["error"]:
+                click.echo(f"{mark} {entry['source']}.{entry['table']}: {entry['error']}")
+                continue
             click.echo(
                 f"{mark} {entry['source']}.{entry['table']}: source {entry['source_rows']} rows, "
                 f"warehouse {entry['warehouse_rows']}; missing {entry['missing_keys']}, "
                 f"unexpected {entry['unexpected_keys']}, different {entry['different_rows']}; "
                 f"history violations {sum(entry['history'].values())}"
-                + (f"; error: {entry['error']}" if entry["error"] else "")
             )
         for d in report["schema_drift"]:
             if not d["ok"]:
@@ -504,6 +912,32 @@ def lag(obj: _Context, as_json: bool, window: str) -> None:
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--window", default="15m", show_default=True, help="Lag percentile window.")
+@click.pass_obj
+@_guard
+def status(obj: _Context, as_json: bool, window: str) -> None:
+    """One screen: stack, connectors, the run, and per table state, lag, versions, verify (exit 1
+    when something needs a person)."""
+    from cdchub.status import collect_status, describe
+    from observability.access import parse_window
+
+    window_s = parse_window(window)
+    reader = _open_reader(obj.config)
+    try:
+        found = collect_status(obj.config, reader, window_s)
+    finally:
+        if reader is not None:
+            reader.close()
+    if as_json:
+        _emit(found.to_json())
+    else:
+        click.echo(describe(found))
+    if not found.ok:
+        sys.exit(1)
+
+
+@cli.command()
 @click.option("--port", type=int, help="Port on 127.0.0.1 (default: observability.dashboard.port).")
 @click.pass_obj
 @_guard
@@ -536,9 +970,38 @@ def demo(obj: _Context, as_json: bool, events: int, rate: float, seed: int) -> N
         sys.exit(1)
 
 
+_GLOBAL_FLAGS = {"--debug"}
+_GLOBAL_VALUED = {"--config"}
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Move `--config PATH` / `--config=PATH` / `--debug` given after the subcommand to the front,
+    so `cdchub verify --config x.yaml` works like `cdchub --config x.yaml verify`.
+
+    Only these two names are moved (no subcommand has an option of that name); `--` ends the scan.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg in _GLOBAL_FLAGS or any(arg.startswith(f"{n}=") for n in _GLOBAL_VALUED):
+            front.append(arg)
+        elif arg in _GLOBAL_VALUED and i + 1 < len(argv):
+            front.extend(argv[i : i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main() -> None:
     """Console-script entry point."""
-    cli()
+    cli(args=hoist_global_options(sys.argv[1:]), prog_name="cdchub")
 
 
 if __name__ == "__main__":

@@ -106,6 +106,9 @@ class SourceConfig(_Model):
     # null turns it off.
     heartbeat_table: str | None = "cdchub_heartbeat"
     snapshot_mode: str = "initial"
+    # The Debezium signaling table `cdchub backfill` writes to (connectors/signals.py): PostgreSQL
+    # `public.` unless qualified, MariaDB/MySQL the source database; null turns signaling off.
+    signal_table: str | None = "cdchub_signal"
     # Apply each source transaction atomically across its tables (needs Debezium transaction metadata).
     transaction_consistent: bool = True
     # Key columns of tables without a primary key (`schema.table` → columns); PostgreSQL tables also
@@ -368,6 +371,17 @@ def load_config(path: str | os.PathLike[str] | None = None) -> HubConfig:
         raise ConfigError(
             "config file not found; pass --config PATH or set CDCHUB_CONFIG", path=str(location)
         ) from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(
+            "--config names a directory; give the config file (e.g. DIR/cdchub.yaml)",
+            path=str(location),
+        ) from exc
+    except OSError as exc:  # unreadable: permissions, a broken link, …
+        raise ConfigError(
+            f"cannot read the config file: {exc.strerror or exc}", path=str(location)
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError("config file is not UTF-8 text", path=str(location)) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file is not valid YAML: {exc}", path=str(location)) from exc
     if not isinstance(raw, dict):

@@ -14,6 +14,7 @@ from typing import Any
 
 from cdc_consumers.runner import Runner, RunResult
 from cdchub.config import HubConfig
+from cdchub.errors import CdcHubError
 from cdchub.verify import verify_all
 from cdchub.warehouses import open_session
 
@@ -89,8 +90,16 @@ def run_demo(
         if "error" in outcome:
             raise outcome["error"]
         first: RunResult = outcome["result"]
-        progress(f"demo: draining until idle for {idle_seconds:.0f}s")
-        tail = runner.run(until_idle=idle_seconds, handle_signals=False)
+        # The drain is bounded: idle time, plus the stall timeout of a transaction that never
+        # completes, plus room for Debezium to deliver the workload's tail on a loaded machine.
+        bound = idle_seconds + config.kafka.transaction_timeout_s + 120
+        progress(f"demo: draining until idle for {idle_seconds:.0f}s (at most {bound:.0f}s)")
+        tail = runner.run(until_idle=idle_seconds, max_seconds=bound, handle_signals=False)
+        if tail.stopped_by != "idle":
+            waiting = "; ".join(tail.waiting) or "records still arriving"
+            raise CdcHubError(
+                f"demo: the drain did not go idle within {bound:.0f}s; still waiting for: {waiting}"
+            )
         progress("demo: verifying every table against its source")
         report = verify_all(session, config)
     finally:
@@ -139,7 +148,8 @@ def describe(summary: dict[str, Any]) -> str:
     for t in summary["tables"]:
         mark = "ok" if t["ok"] else "MISMATCH"
         lines.append(
-            f"    {t['source']}.{t['table']:28} -> {t['warehouse_table']:28} {t['rows']:6} rows  {mark}"
+            f"    {t['source']}.{t['table']:28} -> {t['warehouse_table']:28} "
+            f"{'-' if t['rows'] is None else t['rows']:>6} rows  {mark}"
         )
     path = summary["warehouse"]["path"]
     lines.append(f"  warehouse: {path}")

@@ -45,6 +45,10 @@ class ConnectorError(CdcHubError):
     """Kafka Connect refused or failed a connector operation."""
 
 
+class KafkaUnavailable(Retryable):
+    """No Kafka broker answered (the stack is down, or the bootstrap servers are wrong)."""
+
+
 class DecodeError(Terminal):
     """A Debezium record could not be decoded into a ChangeEvent."""
 
@@ -59,6 +63,10 @@ class SchemaChangeError(MergeError):
     Only the table named by `table_id` must stop; the runner holds its changes and goes on.
     """
 
-    def __init__(self, message: str, table_id: object, **context: Any) -> None:
+    def __init__(
+        self, message: str, table_id: object, *, new_column_type: object = None, **context: Any
+    ) -> None:
         super().__init__(message, **context)
         self.table_id = table_id
+        # The source type the warehouse column must hold before the table may resume.
+        self.new_column_type = new_column_type

@@ -44,3 +44,21 @@ def rows_as_of(
     columns = source_columns(session, table)
     query = as_of(table.names, columns, at, order_by=table.key_columns)
     return columns, session.query(query)
+
+
+def parse_instant(text: str, option: str = "--at") -> dt.datetime:
+    """An instant typed by a user: ISO 8601 (a trailing `Z` is UTC; no zone means UTC) or `now`.
+
+    Raises:
+        ConfigError: neither.
+    """
+    if text.strip().lower() == "now":
+        return dt.datetime.now(dt.UTC)
+    try:
+        instant = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(
+            f"{option} {text!r} is not an instant: write ISO 8601 such as 2026-11-25T18:00:00Z, "
+            "or now"
+        ) from exc
+    return instant if instant.tzinfo else instant.replace(tzinfo=dt.UTC)

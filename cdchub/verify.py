@@ -24,6 +24,7 @@ from cdc_consumers.converters.numeric import decimal_text
 from cdc_consumers.converters.temporal import interval_parts
 from cdchub.catalog import ReplicatedTable, replicated_tables, warehouse_types
 from cdchub.config import HubConfig
+from cdchub.errors import ConfigError
 from cdchub.sources import connect, list_tables, read_table, table_is_empty
 from merge import checks, plan
 from merge.session import WarehouseSession
@@ -69,8 +70,9 @@ class TableReport:
             "source": self.source,
             "table": self.table,
             "warehouse_table": self.warehouse_table,
-            "source_rows": self.source_rows,
-            "warehouse_rows": self.warehouse_rows,
+            # A table that could not be compared has no counts (None), not zeros.
+            "source_rows": None if self.error else self.source_rows,
+            "warehouse_rows": None if self.error else self.warehouse_rows,
             "missing_keys": self.counts.get("missing", 0),
             "unexpected_keys": self.counts.get("unexpected", 0),
             "different_rows": self.counts.get("different", 0),
@@ -238,7 +240,7 @@ def verify_table(
         with connect(source) as conn:
             columns, source_rows = read_table(conn, source, table.source_schema, table.source_table)
     except Exception as exc:  # report per table; one unreachable source must not hide the others
-        report.error = f"cannot read source table: {exc}"
+        report.error = f"cannot read source table: {one_line(exc)}"
         return report
     wh_types = warehouse_types(session, table.warehouse_schema, table.current_table)
     report.missing_columns = [c for c in columns if c not in wh_types]
@@ -268,13 +270,17 @@ def verify_table(
     return report
 
 
-def _unreplicated(config: HubConfig, known: set[tuple[str, str, str]]) -> list[TableReport]:
+def _unreplicated(
+    config: HubConfig, known: set[tuple[str, str, str]], skip: set[str] | None = None
+) -> list[TableReport]:
     """A failing entry for each captured, non-empty source table that has no warehouse table.
 
     An empty source table produces no change event, so it has no warehouse table yet; that is exact.
     """
     reports = []
     for source in config.sources:
+        if skip and source.name in skip:
+            continue
         try:
             with connect(source) as conn:
                 missing = [
@@ -284,7 +290,8 @@ def _unreplicated(config: HubConfig, known: set[tuple[str, str, str]]) -> list[T
                     and not table_is_empty(conn, source, namespace, table)
                 ]
         except Exception as exc:  # reported, not raised: the other sources are still checked
-            reports.append(TableReport(source.name, "*", "-", error=f"cannot list tables: {exc}"))
+            error = f"cannot list tables: {one_line(exc)}"
+            reports.append(TableReport(source.name, "*", "-", error=error))
             continue
         for namespace, table in missing:
             report = TableReport(source.name, f"{namespace}.{table}", "-")
@@ -293,13 +300,56 @@ def _unreplicated(config: HubConfig, known: set[tuple[str, str, str]]) -> list[T
     return reports
 
 
-def verify_all(session: WarehouseSession, config: HubConfig) -> dict[str, Any]:
-    """Verify every replicated table; the dict is what `verify --json` prints."""
+def one_line(exc: BaseException) -> str:
+    """A driver error as one line (psycopg's connection errors span several)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def unreachable_sources(config: HubConfig) -> dict[str, str]:
+    """Each configured source that cannot be connected to, with why (one line)."""
+    down = {}
+    for source in config.sources:
+        try:
+            with connect(source):
+                pass
+        except Exception as exc:
+            where = f"{source.host}:{source.port}/{source.database}"
+            down[source.name] = (
+                f"cannot connect to source {source.name!r} at {where}: {one_line(exc)}"
+            )
+    return down
+
+
+def verify_all(
+    session: WarehouseSession, config: HubConfig, down: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Verify every replicated table; the dict is what `verify --json` prints.
+
+    A source that cannot be reached gives one failing entry (table `*`) instead of one error per
+    table, and its tables are not counted: a table that was not compared has no counts to show.
+
+    Raises:
+        ConfigError: no source is configured, so there is nothing to compare with.
+    """
+    if not config.sources:
+        raise ConfigError(
+            "no sources configured: verify compares the warehouse with its sources; add a "
+            "`sources:` entry to the config",
+            path=str(config.config_path) if config.config_path else None,
+        )
     tables = replicated_tables(session)
-    configured = {s.name for s in config.sources}
-    reports = [verify_table(session, config, t) for t in tables if t.source in configured]
+    if down is None:
+        down = unreachable_sources(config)
+    reports = [TableReport(name, "*", "-", error=why) for name, why in down.items()]
+    reachable = {s.name for s in config.sources} - set(down)
+    reports.extend(verify_table(session, config, t) for t in tables if t.source in reachable)
     reports.extend(
-        _unreplicated(config, {(t.source, t.source_schema, t.source_table) for t in tables})
+        _unreplicated(
+            config,
+            {(t.source, t.source_schema, t.source_table) for t in tables},
+            skip=set(down),
+        )
     )
     return {
         "ok": bool(reports) and all(r.ok for r in reports),

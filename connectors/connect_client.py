@@ -1,4 +1,5 @@
-"""A small Kafka Connect REST client: create-or-update, status, delete; retried with tenacity."""
+"""A small Kafka Connect REST client: create-or-update, status, pause/resume/restart, delete;
+retried with tenacity."""
 
 from __future__ import annotations
 
@@ -80,9 +81,58 @@ class ConnectClient:
             raise ConnectorError(f"cannot read status: {_message(response)}", connector=name)
         return response.json()
 
-    def restart(self, name: str) -> None:
-        """Restart a connector and its failed tasks."""
-        self._request("POST", f"/connectors/{name}/restart?includeTasks=true&onlyFailed=true")
+    def restart(self, name: str, only_failed: bool = True) -> bool:
+        """Restart a connector and its (failed) tasks; False when it does not exist."""
+        failed = "true" if only_failed else "false"
+        response = self._request(
+            "POST", f"/connectors/{name}/restart?includeTasks=true&onlyFailed={failed}"
+        )
+        return self._accepted(name, response, "restart")
+
+    def pause(self, name: str) -> bool:
+        """Pause a connector and its tasks (offsets and slot kept); False when it does not exist."""
+        return self._accepted(name, self._request("PUT", f"/connectors/{name}/pause"), "pause")
+
+    def resume(self, name: str) -> bool:
+        """Resume a paused connector; False when it does not exist."""
+        return self._accepted(name, self._request("PUT", f"/connectors/{name}/resume"), "resume")
+
+    def stop(self, name: str) -> bool:
+        """Stop a connector (tasks shut down, config kept); False when it does not exist."""
+        return self._accepted(name, self._request("PUT", f"/connectors/{name}/stop"), "stop")
+
+    def create_stopped(self, name: str, config: dict[str, str]) -> None:
+        """Create a connector in the STOPPED state (it runs nothing until resumed)."""
+        response = self._request(
+            "POST", "/connectors", json={"name": name, "config": config, "initial_state": "STOPPED"}
+        )
+        if response.status_code not in (200, 201):
+            raise ConnectorError(
+                f"Kafka Connect refused the config: {_message(response)}", connector=name
+            )
+
+    def reset_offsets(self, name: str) -> None:
+        """Forget a STOPPED connector's source offsets (Kafka Connect 3.6+)."""
+        response = self._request("DELETE", f"/connectors/{name}/offsets")
+        if response.status_code != 200:
+            raise ConnectorError(f"cannot reset offsets: {_message(response)}", connector=name)
+
+    def config(self, name: str) -> dict[str, str] | None:
+        """The connector's current config, or None when it does not exist."""
+        response = self._request("GET", f"/connectors/{name}/config")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise ConnectorError(f"cannot read config: {_message(response)}", connector=name)
+        return dict(response.json())
+
+    @staticmethod
+    def _accepted(name: str, response: httpx.Response, action: str) -> bool:
+        if response.status_code == 404:
+            return False
+        if response.status_code not in (200, 202, 204):
+            raise ConnectorError(f"cannot {action}: {_message(response)}", connector=name)
+        return True
 
     def delete(self, name: str) -> bool:
         """Delete a connector; False when it did not exist."""

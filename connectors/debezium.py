@@ -17,6 +17,8 @@ Settings every source gets, and why:
   transaction, and BEGIN/END records for transaction-consistent apply.
 - `skipped.operations=none`: PostgreSQL skips TRUNCATE by default; a hub that misses truncates diverges.
 - heartbeats: keep lag measurable (and the PostgreSQL slot advancing) while the source is idle.
+- signaling (`signal.data.collection`) and notifications to a Kafka topic: `cdchub backfill` starts an
+  incremental snapshot through the signaling table and follows it by its notifications.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 from cdchub.config import HubConfig, SourceConfig
 from connectors.heartbeat import action_query, heartbeat_table
+from connectors.signals import notification_topic, signal_collection
 
 CONNECTOR_CLASSES = {
     "postgres": "io.debezium.connector.postgresql.PostgresConnector",
@@ -55,8 +58,16 @@ def _include_list(tables: list[str]) -> str:
     return ",".join(re.escape(t) for t in tables)
 
 
-def connector_config(source: SourceConfig, hub: HubConfig) -> dict[str, str]:
-    """The full Kafka Connect config of a source's Debezium connector."""
+MASK = "********"
+
+
+def connector_config(
+    source: SourceConfig, hub: HubConfig, *, mask_secrets: bool = False
+) -> dict[str, str]:
+    """The full Kafka Connect config of a source's Debezium connector.
+
+    With `mask_secrets` the password is not even read (`connectors apply --dry-run`).
+    """
     config: dict[str, Any] = {
         "connector.class": CONNECTOR_CLASSES[source.kind],
         "tasks.max": "1",
@@ -64,7 +75,7 @@ def connector_config(source: SourceConfig, hub: HubConfig) -> dict[str, str]:
         "database.hostname": source.host,
         "database.port": str(source.port),
         "database.user": source.user,
-        "database.password": source.secret(),
+        "database.password": MASK if mask_secrets else source.secret(),
         "key.converter": "org.apache.kafka.connect.json.JsonConverter",
         "key.converter.schemas.enable": "true",
         "value.converter": "org.apache.kafka.connect.json.JsonConverter",
@@ -110,12 +121,20 @@ def connector_config(source: SourceConfig, hub: HubConfig) -> dict[str, str]:
         config["message.key.columns"] = ";".join(
             f"{re.escape(t)}:{','.join(cols)}" for t, cols in sorted(source.key_columns.items())
         )
+    excluded = []
     beat = heartbeat_table(source)
     if beat is not None:
         config["heartbeat.action.query"] = action_query(source)
-        if not source.tables:
-            # Published so its WAL reaches Debezium, but never captured as a table.
-            config["table.exclude.list"] = _include_list([".".join(beat)])
+        excluded.append(".".join(beat))
+    collection = signal_collection(source)
+    if collection is not None:
+        config["signal.data.collection"] = collection
+        config["notification.enabled.channels"] = "sink"
+        config["notification.sink.topic.name"] = notification_topic(source)
+        excluded.append(collection)
+    if excluded and not source.tables:
+        # Published (or in the binlog) so Debezium sees them, but never captured as tables.
+        config["table.exclude.list"] = _include_list(excluded)
     config.update(source.extra)
     return {k: str(v) for k, v in config.items()}
 
@@ -127,4 +146,4 @@ def _stable_id(name: str) -> int:
 
 def redacted(config: dict[str, str]) -> dict[str, str]:
     """The config with secrets masked, for display."""
-    return {k: ("********" if "password" in k else v) for k, v in config.items()}
+    return {k: (MASK if "password" in k else v) for k, v in config.items()}

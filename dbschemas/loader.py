@@ -29,6 +29,7 @@ from psycopg.types.json import Jsonb
 
 from cdchub.config import SourceConfig
 from cdchub.errors import ConfigError, StackError
+from connectors import signals
 from connectors.heartbeat import create_statement, heartbeat_table
 from dbschemas import fakedata as fd
 from infrastructure.stack.layout import Credentials, StackLayout
@@ -192,6 +193,7 @@ def _load_postgres(layout: StackLayout, source: SourceConfig, progress: Progress
                 progress(f"demo: {where}: seeded {summary}")
             _pg_grant(conn, source.database, layout.pg_cdc.user)
             _pg_heartbeat_table(conn, source, layout.pg_cdc.user)
+            _pg_signal_table(conn, source, layout.pg_cdc.user)
             action = _pg_publication(conn, source)
             conn.commit()
             progress(f"demo: {where}: granted SELECT to {layout.pg_cdc.user}; {action}")
@@ -266,6 +268,19 @@ def _pg_heartbeat_table(conn: psycopg.Connection, source: SourceConfig, cdc_user
     )
 
 
+def _pg_signal_table(conn: psycopg.Connection, source: SourceConfig, cdc_user: str) -> None:
+    """The Debezium signaling table `cdchub backfill` writes to (connectors/signals.py)."""
+    found = signals.signal_table(source)
+    if found is None:
+        return
+    conn.execute(signals.create_statement(source).encode())
+    conn.execute(
+        sql.SQL("GRANT SELECT, INSERT, DELETE ON {} TO {}").format(
+            sql.Identifier(*found), sql.Identifier(cdc_user)
+        )
+    )
+
+
 def _pg_publication_tables(conn: psycopg.Connection, source: SourceConfig) -> list[tuple[str, str]]:
     """The (schema, table) pairs to publish: the source's list, else every user table.
 
@@ -280,6 +295,7 @@ def _pg_publication_tables(conn: psycopg.Connection, source: SourceConfig) -> li
     ).fetchall()
     existing = [(r[0], r[1]) for r in rows]
     beat = heartbeat_table(source)
+    signal = signals.signal_table(source)
     if source.tables is None:
         return existing
     wanted = [tuple(t.split(".", 1)) for t in source.tables]
@@ -290,7 +306,8 @@ def _pg_publication_tables(conn: psycopg.Connection, source: SourceConfig) -> li
             source=source.name,
             database=source.database,
         )
-    return [(s, t) for s, t in wanted] + ([beat] if beat and beat not in wanted else [])
+    extra = [t for t in (beat, signal) if t and t not in wanted and t in existing]
+    return [(s, t) for s, t in wanted] + extra
 
 
 def _pg_publication(conn: psycopg.Connection, source: SourceConfig) -> str:
@@ -560,12 +577,27 @@ def _load_mariadb(layout: StackLayout, source: SourceConfig, progress: Progress)
                     conn.commit()
                     summary = ", ".join(f"{n} {t}" for t, n in seeded.items())
                     progress(f"demo: {where}: seeded {summary}")
+                _mariadb_signal_table(cur, source, layout.mariadb_cdc.user)
+                conn.commit()
         finally:
             conn.close()
     except pymysql.err.MySQLError as exc:
         raise StackError(
             f"loading the demo schema failed: {exc}", source=source.name, database=source.database
         ) from exc
+
+
+def _mariadb_signal_table(cur: Any, source: SourceConfig, cdc_user: str) -> None:
+    """The Debezium signaling table `cdchub backfill` writes to, writable by the CDC user."""
+    found = signals.signal_table(source)
+    if found is None:
+        return
+    cur.execute(signals.create_statement(source))
+    table = f"{mysql_ident(found[0])}.{mysql_ident(found[1])}"
+    for host in ("localhost", "127.0.0.1", "%"):
+        cur.execute("SELECT 1 FROM mysql.user WHERE user = %s AND host = %s", (cdc_user, host))
+        if cur.fetchone():
+            cur.execute(f"GRANT SELECT, INSERT, DELETE ON {table} TO %s@%s", (cdc_user, host))
 
 
 WAREHOUSE_COLS = (

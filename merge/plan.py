@@ -272,6 +272,68 @@ def remove_applied(target: MergeTarget) -> exp.Expression:
     return exp.delete(target.stage, where=exp.Exists(this=probe))
 
 
+def drop_unchanged_snapshot_rows(target: MergeTarget) -> exp.Expression:
+    """Step 0b: delete staged snapshot rows (`r`) equal to the version they would follow.
+
+    An incremental snapshot (`cdchub backfill`) re-reads rows that are usually already in history.
+    A re-read row whose values equal the key's previous version (by position, among the history and
+    the stage, and not a delete) is not a change: writing it would be a fake version. One that
+    differs is kept: the warehouse had missed a change, and the snapshot repairs that drift.
+    Values are compared null-safely (`IS NOT DISTINCT FROM`).
+    """
+    names = target.column_names
+    carried = [*names, SOURCE_POS, IS_DELETED, OP]
+    in_stage = exp.Exists(
+        this=exp.select(exp.Literal.number(1))
+        .from_(target.stage.as_("k"))
+        .where(_key_match(target.key, "k", "h"))
+    )
+    union = exp.union(
+        exp.select(*(col(c, "h") for c in carried)).from_(target.history.as_("h")).where(in_stage),
+        exp.select(*(col(c) for c in carried)).from_(target.stage.copy()),
+        distinct=False,
+    )
+    lagged = exp.select(
+        *(col(c) for c in carried),
+        _window(target, "LAG", SOURCE_POS).as_("_prev_pos"),
+        _window(target, "LAG", IS_DELETED).as_("_prev_deleted"),
+        *(_window(target, "LAG", v).as_(f"_prev_{i}") for i, v in enumerate(target.value_columns)),
+    ).from_(exp.Subquery(this=union, alias=exp.TableAlias(this=ident("u"))))
+    same = [
+        exp.EQ(this=col(OP, "p"), expression=exp.Literal.string("r")),
+        exp.not_(exp.Is(this=col("_prev_pos", "p"), expression=exp.null())),
+        exp.not_(col("_prev_deleted", "p")),
+        *(
+            exp.NullSafeEQ(this=col(v, "p"), expression=col(f"_prev_{i}", "p"))
+            for i, v in enumerate(target.value_columns)
+        ),
+    ]
+    probe = (
+        exp.select(exp.Literal.number(1))
+        .from_(exp.Subquery(this=lagged, alias=exp.TableAlias(this=ident("p"))))
+        .where(
+            _and(
+                [
+                    _key_match(target.key, "p", target.stage_name),
+                    exp.EQ(
+                        this=col(SOURCE_POS, "p"), expression=col(SOURCE_POS, target.stage_name)
+                    ),
+                    *same,
+                ]
+            )
+        )
+    )
+    return exp.delete(
+        target.stage,
+        where=_and(
+            [
+                exp.EQ(this=col(OP, target.stage_name), expression=exp.Literal.string("r")),
+                exp.Exists(this=probe),
+            ]
+        ),
+    )
+
+
 def collect_keys(target: MergeTarget, source: exp.Expression | None = None) -> exp.Expression:
     """Step 2: `CREATE TEMP TABLE _cdc_keys AS SELECT DISTINCT <key> FROM _cdc_stage`."""
     select = exp.select(*(col(k) for k in target.key)).distinct().from_(source or target.stage)
@@ -657,6 +719,7 @@ CHECKS = "checks"
 PARKED = "parked_records"
 SCHEMAS = "schema_log"
 COLUMNS = "columns"
+FORCED = "forced_releases"
 
 OFFSETS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("consumer_group", "string"),
@@ -715,8 +778,8 @@ CHECKS_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-# Stream records held back until their source transaction is complete (transaction-consistent mode),
-# stored raw with the offsets so a restart resumes with them (see cdc_consumers/transactions.py).
+# Stream records of a table stopped by an incompatible schema change, stored raw with the offsets so
+# a restart (after `cdchub schema accept`) applies them (see cdc_consumers/runner.py).
 PARKED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("consumer_group", "string"),
     ("topic", "string"),
@@ -727,6 +790,18 @@ PARKED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("record_value", "bytes"),
     ("parked_at", "timestamptz"),
     ("reason", "string"),
+)
+
+
+# Transactions applied without transaction consistency (stalled or larger than the buffer).
+FORCED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("consumer_group", "string"),
+    ("source", "string"),
+    ("tx_id", "string"),
+    ("events_arrived", "int64"),
+    ("events_expected", "int64"),
+    ("reason", "string"),
+    ("released_at", "timestamptz"),
 )
 
 
@@ -773,6 +848,7 @@ def control_ddl(dialect: Dialect) -> list[exp.Expression]:
                 (PARKED, PARKED_COLUMNS),
                 (SCHEMAS, SCHEMAS_COLUMNS),
                 (COLUMNS, COLUMNS_COLUMNS),
+                (FORCED, FORCED_COLUMNS),
             )
         ),
     ]
@@ -817,6 +893,17 @@ def delete_parked(group: str, topic: str, partition: int, offsets: Sequence[int]
             exp.EQ(this=col("topic"), expression=exp.Literal.string(topic)),
             exp.EQ(this=col("partition"), expression=exp.Literal.number(partition)),
             exp.In(this=col("record_offset"), expressions=[exp.Literal.number(o) for o in offsets]),
+        ),
+    )
+
+
+def delete_parked_reason(group: str, reason: str) -> exp.Expression:
+    """Remove every stored record of a consumer group parked for `reason`."""
+    return exp.delete(
+        control_table(PARKED),
+        where=exp.and_(
+            exp.EQ(this=col("consumer_group"), expression=exp.Literal.string(group)),
+            exp.EQ(this=col("reason"), expression=exp.Literal.string(reason)),
         ),
     )
 

@@ -45,6 +45,20 @@ def batches_since(since: dt.datetime) -> exp.Select:
     )
 
 
+def forced_releases_since(since: dt.datetime) -> exp.Select:
+    """Per source, transactions applied without consistency at or after `since`, and the last time."""
+    return (
+        exp.select(
+            plan.col("source"),
+            exp.Count(this=exp.Star()),
+            exp.Max(this=plan.col("released_at")),
+        )
+        .from_(plan.control_table(plan.FORCED))
+        .where(_since("released_at", since))
+        .group_by(plan.col("source"))
+    )
+
+
 def last_applied() -> exp.Select:
     """Per table: the latest source commit applied and the latest warehouse commit."""
     return (

@@ -44,21 +44,36 @@ class Checkpoint:
     next_offset: int
 
 
+# Why a record sits in `_cdchub.parked_records`. Only records of a table stopped by an incompatible
+# schema change are stored ("held"); "transaction" rows were written by versions that parked incomplete
+# transactions in the warehouse and are migrated back to Kafka offsets (`migrate_transaction_parking`).
 PARKED_FOR_TRANSACTION = "transaction"
 HELD_FOR_SCHEMA = "held"
 
 
+@dataclass(frozen=True)
+class ForcedReleaseRow:
+    """A transaction applied without transaction consistency (`_cdchub.forced_releases`)."""
+
+    source: str
+    tx_id: str
+    arrived: int
+    expected: int | None
+    reason: str
+
+
 @dataclass
 class ParkedChanges:
-    """Parked records to add and to drop, stored in the batch's transaction with the checkpoints.
+    """Consumer state written in the batch's transaction with the checkpoints.
 
-    `added` wait for their source transaction to complete; `held` belong to a table stopped by an
-    incompatible schema change and wait for the operator.
+    `held` belong to a table stopped by an incompatible schema change and wait for the operator;
+    `removed` are held records that this batch applied; `forced` are transactions released
+    incomplete, recorded for `cdchub lag` and the dashboard.
     """
 
-    added: list[StreamRecord] = field(default_factory=list)
-    removed: list[StreamRecord] = field(default_factory=list)
     held: list[StreamRecord] = field(default_factory=list)
+    removed: list[StreamRecord] = field(default_factory=list)
+    forced: list[ForcedReleaseRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -272,6 +287,9 @@ class Scd2Engine:
                     table,
                     table=str(table),
                     column=column.name,
+                    old_type=_describe(old),
+                    new_type=_describe(column.type),
+                    new_column_type=column.type,
                 )
             if verdict.change is Change.WIDEN:
                 columns[column.name] = verdict.column_type
@@ -411,6 +429,9 @@ class Scd2Engine:
                 )
             else:
                 self._load_stage(target, _stage_rows(target, segment))
+                if any(e.op is Op.READ for e in segment):
+                    # Re-read rows equal to their key's current version are no change (backfill).
+                    self.session.execute(plan.drop_unchanged_snapshot_rows(target))
             unavailable = sorted({c for e in segment for c in e.unavailable})
             statements = plan.merge_statements(target, unavailable)
             for statement in statements[:3]:
@@ -474,7 +495,7 @@ class Scd2Engine:
         )
 
     def parked_records(self) -> list[tuple[StreamRecord, str]]:
-        """Records parked by earlier batches of this consumer group, with why, in stream order."""
+        """Records stored by earlier batches of this consumer group, with why, in stream order."""
         self.ensure_control()
         rows = self.session.query(plan.select_parked(self.consumer_group))
         return [
@@ -482,23 +503,43 @@ class Scd2Engine:
             for t, p, o, ts, k, v, reason in rows
         ]
 
+    def migrate_transaction_parking(self) -> int:
+        """Give records parked in the warehouse by an older version back to Kafka.
+
+        Older versions stored incomplete transactions' records in `_cdchub.parked_records` and moved
+        the offsets past them. Kafka is the buffer now: the stored offset of each such partition is
+        rewound to its earliest parked record (the re-read is idempotent) and the rows are dropped,
+        in one transaction. Returns the number of records migrated.
+        """
+        parked = [r for r, reason in self.parked_records() if reason == PARKED_FOR_TRANSACTION]
+        if not parked:
+            return 0
+        earliest: dict[tuple[str, int], int] = {}
+        for r in parked:
+            key = (r.stream, r.partition)
+            earliest[key] = min(earliest.get(key, r.offset), r.offset)
+        stored = self.stored_checkpoints()
+        rewound = [
+            Checkpoint(topic, partition, min(offset, stored.get((topic, partition), offset)))
+            for (topic, partition), offset in earliest.items()
+        ]
+        with self.session.transaction():
+            self._store_checkpoints(rewound)
+            self.session.execute(
+                plan.delete_parked_reason(self.consumer_group, PARKED_FOR_TRANSACTION)
+            )
+        return len(parked)
+
     def _store_parked(self, parked: ParkedChanges) -> None:
-        added = {
-            (r.stream, r.partition, r.offset): (r, PARKED_FOR_TRANSACTION) for r in parked.added
-        }
         removed: dict[tuple[str, int], list[int]] = {}
         for r in parked.removed:
-            # Parked and released within this batch: it never needs to reach the store.
-            if added.pop((r.stream, r.partition, r.offset), None) is None:
-                removed.setdefault((r.stream, r.partition), []).append(r.offset)
-        # Held after the removals, so a record released by its transaction and then held stays.
-        added.update({(r.stream, r.partition, r.offset): (r, HELD_FOR_SCHEMA) for r in parked.held})
+            removed.setdefault((r.stream, r.partition), []).append(r.offset)
         for (stream, partition), offsets in removed.items():
             self.session.execute(
                 plan.delete_parked(self.consumer_group, stream, partition, offsets)
             )
-        if added:
-            now = dt.datetime.now(dt.UTC)
+        now = dt.datetime.now(dt.UTC)
+        if parked.held:
             columns = [c for c, _ in plan.PARKED_COLUMNS]
             self.session.executemany(
                 plan.insert_rows(plan.control_table(plan.PARKED), columns),
@@ -512,9 +553,18 @@ class Scd2Engine:
                         r.key,
                         r.value,
                         now,
-                        reason,
+                        HELD_FOR_SCHEMA,
                     )
-                    for r, reason in added.values()
+                    for r in parked.held
+                ],
+            )
+        if parked.forced:
+            columns = [c for c, _ in plan.FORCED_COLUMNS]
+            self.session.executemany(
+                plan.insert_rows(plan.control_table(plan.FORCED), columns),
+                [
+                    (self.consumer_group, f.source, f.tx_id, f.arrived, f.expected, f.reason, now)
+                    for f in parked.forced
                 ],
             )
 

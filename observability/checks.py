@@ -45,7 +45,8 @@ def check_rows(
         missing = d.missing if d else t.get("missing_columns", [])
         mismatched = d.mismatched if d else []
         counts = t.get("missing_keys", 0) + t.get("unexpected_keys", 0) + t.get("different_rows", 0)
-        rows_off = abs(t.get("source_rows", 0) - t.get("warehouse_rows", 0))
+        # A table that could not be compared (its source is down) has no counts: None.
+        rows_off = abs((t.get("source_rows") or 0) - (t.get("warehouse_rows") or 0))
         history = t.get("history", {})
         verdicts = [
             (

@@ -3,6 +3,9 @@
 Standard library only (`http.server`). The page (`static/dashboard.html`) draws its charts as SVG
 with a few lines of plain JavaScript, so it needs no internet and vendors no chart library. It
 refreshes itself from `/api/lag`, the same report `cdchub lag --json` prints.
+
+Inside `cdchub run` it may also answer `POST /api/query` (read-only SQL for the CLI while the run holds
+a DuckDB file), only with the run's token: see `observability/access.py`.
 """
 
 from __future__ import annotations
@@ -16,8 +19,15 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from cdchub.errors import CdcHubError
+
 log = logging.getLogger(__name__)
 ReportFn = Callable[[float], dict[str, Any]]
+# SQL -> (Arrow IPC stream, DuckDB type name per column)
+QueryFn = Callable[[str], tuple[bytes, list[str]]]
+QUERY_PATH = "/api/query"
+TYPES_HEADER = "X-Cdchub-Column-Types"
+MAX_QUERY_BYTES = 1_000_000
 STATIC = {
     "/": ("dashboard.html", "text/html; charset=utf-8"),
     "/index.html": ("dashboard.html", "text/html; charset=utf-8"),
@@ -28,7 +38,12 @@ def _static(name: str) -> bytes:
     return resources.files("observability").joinpath("static", name).read_bytes()
 
 
-def _handler(report: ReportFn, default_window_s: float) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    report: ReportFn,
+    default_window_s: float,
+    query: QueryFn | None = None,
+    authorized: Callable[[str | None], bool] | None = None,
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("dashboard: " + format, *args)
@@ -60,6 +75,38 @@ def _handler(report: ReportFn, default_window_s: float) -> type[BaseHTTPRequestH
                 return
             self._send(404, b"not found", "text/plain")
 
+        def _error(self, status: int, message: str) -> None:
+            self._send(status, json.dumps({"error": message}).encode(), "application/json")
+
+        def do_POST(self) -> None:
+            if urlparse(self.path).path != QUERY_PATH or query is None or authorized is None:
+                self._send(404, b"not found", "text/plain")
+                return
+            if not authorized(self.headers.get("Authorization")):
+                self._error(401, "a valid query token is required")
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if not 0 < length <= MAX_QUERY_BYTES:
+                self._error(400, 'send one JSON object {"sql": ...} of at most 1 MB')
+                return
+            try:
+                sql = json.loads(self.rfile.read(length))["sql"]
+                body, types = query(str(sql))
+            except CdcHubError as exc:  # refused by the read-only check
+                self._error(400, str(exc))
+                return
+            except Exception as exc:  # the warehouse's own message, for the CLI to print
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                self._error(400, f"the warehouse refused the query: {first}")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.apache.arrow.stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header(TYPES_HEADER, json.dumps(types))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
     return Handler
 
 
@@ -72,8 +119,12 @@ class DashboardServer:
         host: str = "127.0.0.1",
         port: int = 0,
         default_window_s: float = 900.0,
+        query: QueryFn | None = None,
+        authorized: Callable[[str | None], bool] | None = None,
     ) -> None:
-        self.server = ThreadingHTTPServer((host, port), _handler(report, default_window_s))
+        self.server = ThreadingHTTPServer(
+            (host, port), _handler(report, default_window_s, query, authorized)
+        )
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

@@ -45,6 +45,12 @@ class NoInstrumentation:
         """A block around one table's merge (`merge.observer.ApplyObserver`)."""
         return nullcontext()
 
+    def transactions_forced(self, source: str, reason: str, count: int) -> None:
+        """Count transactions applied without transaction consistency."""
+
+    def table_stopped(self, table: TableId) -> None:
+        """A table stopped for an incompatible column type change (`cdchub.tables.stopped`)."""
+
     def sample(self, consumer: Any) -> None:
         """Sample consumer lag and heartbeats (rate-limited by the implementation)."""
 

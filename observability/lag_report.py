@@ -20,6 +20,7 @@ from typing import Any
 from cdchub.catalog import replicated_tables
 from cdchub.config import HubConfig
 from merge import plan, reports
+from merge.runstate import stopped_tables
 from merge.session import WarehouseSession
 from observability.kafka_probe import KafkaProbe
 from observability.lagmath import current_lag
@@ -98,6 +99,12 @@ def build_report(
     tables = replicated_tables(session)
     has_batches = session.table_columns(plan.CONTROL_SCHEMA, plan.BATCHES) is not None
     has_checks = session.table_columns(plan.CONTROL_SCHEMA, plan.CHECKS) is not None
+    forced: dict[str, dict[str, Any]] = {}
+    if session.table_columns(plan.CONTROL_SCHEMA, plan.FORCED) is not None:
+        forced = {
+            str(r[0]): {"count": int(r[1]), "last": _iso(r[2])}
+            for r in session.query(reports.forced_releases_since(since))
+        }
     rows = session.query(reports.batches_since(since)) if has_batches else []
     last = (
         {(r[0], r[1]): r[2:] for r in session.query(reports.last_applied())} if has_batches else {}
@@ -114,6 +121,11 @@ def build_report(
     kafka_error: str | None = None
     if with_kafka:
         consumer_lag, heartbeats, kafka_error = _kafka_side(config)
+    # Tables stopped by an incompatible type change (stored by the run that stopped them).
+    stops = {
+        (s.source, f"{s.source_schema}.{s.source_table}"): s
+        for s in stopped_tables(session, config.kafka.group_id)
+    }
     bucket_s = max(5.0, window_s / SERIES_POINTS)
     entries = []
     for t in tables:
@@ -125,6 +137,11 @@ def build_report(
         pending = consumer_lag.get(topic)
         commit_s = last_commit.timestamp() if last_commit else None
         lag = current_lag(now, commit_s, bool(pending), heartbeats.get(t.source))
+        stop = stops.get((t.source, name))
+        lag_s, basis = lag.seconds, lag.basis
+        if stop is not None:
+            # Heartbeats say nothing of a stopped table: it is as old as its last applied commit.
+            lag_s, basis = (now - commit_s if commit_s else None), "stopped"
         table_checks = checks.get((t.source, name), [])
         entries.append(
             {
@@ -142,8 +159,10 @@ def build_report(
                 "last_applied_commit": _iso(last_commit),
                 "last_batch_at": _iso(last_batch),
                 "since_last_commit_s": round(now - commit_s, 3) if commit_s else None,
-                "current_lag_s": round(lag.seconds, 3) if lag.seconds is not None else None,
-                "current_lag_basis": lag.basis,
+                "current_lag_s": round(lag_s, 3) if lag_s is not None else None,
+                "current_lag_basis": basis,
+                "state": "stopped" if stop is not None else "flowing",
+                "stopped": stop.to_json() if stop is not None else None,
                 "consumer_lag_messages": pending,
                 "slo_s": config.observability.slo_for(f"{t.source}.{name}"),
                 "checks": table_checks,
@@ -157,7 +176,11 @@ def build_report(
         "consumer_group": config.kafka.group_id,
         # No dead-letter queue exists yet: a poison record stops the run instead (docs/observability.md).
         "dlq_events": 0,
+        # Transactions applied without transaction consistency in the window (stalled or too big).
+        "forced_releases": sum(f["count"] for f in forced.values()),
+        "forced_releases_by_source": forced,
         "heartbeat_age_s": {s: round(max(0.0, now - t), 3) for s, t in heartbeats.items()},
         "kafka_error": kafka_error,
+        "stopped_tables": [s.name for s in stops.values()],
         "tables": entries,
     }

@@ -23,6 +23,8 @@ class GaugeState:
     consumer_lag_seconds: dict[tuple[str, int], float] = field(default_factory=dict)
     heartbeat_age_s: dict[str, float] = field(default_factory=dict)
     current_lag_s: dict[tuple[str, str], float] = field(default_factory=dict)
+    # (source, table) -> 1 while the table is stopped by an incompatible column type change.
+    tables_stopped: dict[tuple[str, str], int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -54,6 +56,12 @@ class HubMetrics:
             unit="{event}",
             description="Events sent to a dead-letter queue (no DLQ yet: always 0)",
         )
+        self.forced_releases = meter.create_counter(
+            "cdchub.transactions.forced",
+            unit="{transaction}",
+            description="Source transactions applied without transaction consistency (stalled or "
+            "larger than the buffer), by source and reason",
+        )
         self.slo_breaches = meter.create_counter(
             "cdchub.freshness.slo.breaches",
             unit="{sample}",
@@ -61,6 +69,7 @@ class HubMetrics:
         )
         # A counter that is never added to is not exported; add 0 so the series exists.
         self.dlq_events.add(0)
+        self.forced_releases.add(0)
         meter.create_observable_gauge(
             "cdchub.kafka.consumer.lag",
             callbacks=[self._consumer_lag],
@@ -84,6 +93,13 @@ class HubMetrics:
             callbacks=[self._current_lag],
             unit="s",
             description="Current lag estimate per table (see docs/observability.md)",
+        )
+
+        meter.create_observable_gauge(
+            "cdchub.tables.stopped",
+            callbacks=[self._tables_stopped],
+            unit="{table}",
+            description="1 per table stopped by an incompatible column type change (held changes)",
         )
 
     def _snapshot(self, values: dict[Any, Any]) -> list[tuple[Any, Any]]:
@@ -117,3 +133,7 @@ class HubMetrics:
     def _current_lag(self, _options: CallbackOptions) -> Iterable[Observation]:
         for (source, table), lag in self._snapshot(self.state.current_lag_s):
             yield Observation(lag, {"source": source, "table": table})
+
+    def _tables_stopped(self, _options: CallbackOptions) -> Iterable[Observation]:
+        for (source, table), stopped in self._snapshot(self.state.tables_stopped):
+            yield Observation(stopped, {"source": source, "table": table})

@@ -149,7 +149,15 @@ class _Batch(BatchWatch):
 class RunInstrumentation(NoInstrumentation):
     """Traces and metrics for one `Runner`."""
 
-    def __init__(self, telemetry: Telemetry, config: HubConfig, *, clock: Any = time.time) -> None:
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        config: HubConfig,
+        *,
+        clock: Any = time.time,
+        probe: KafkaProbe | None = None,
+    ) -> None:
+        """`probe` answers heartbeat questions (default: a KafkaProbe built at the first sample)."""
         self.telemetry = telemetry
         self.tracer = telemetry.tracer
         self.metrics = HubMetrics(telemetry.meter)
@@ -162,7 +170,7 @@ class RunInstrumentation(NoInstrumentation):
         self.last_record_ts: dict[tuple[str, int], float] = {}
         self._batch: _Batch | None = None
         self._next_sample = 0.0
-        self._probe: KafkaProbe | None = None
+        self._probe: KafkaProbe | None = probe
         self._session: WarehouseSession | None = None
         self.checks = ScheduledChecks(config)
 
@@ -269,6 +277,10 @@ class RunInstrumentation(NoInstrumentation):
         ) as span:
             yield span
 
+    def transactions_forced(self, source: str, reason: str, count: int) -> None:
+        """Count transactions applied without transaction consistency."""
+        self.metrics.forced_releases.add(count, {"source": source, "reason": reason})
+
     def sample(self, consumer: Any) -> None:
         """Refresh consumer lag, heartbeat ages and current lag (at most every sample interval).
 
@@ -330,6 +342,11 @@ class RunInstrumentation(NoInstrumentation):
             state.consumer_lag_seconds = seconds
             state.heartbeat_age_s = {s: max(0.0, now - t) for s, t in heartbeats.items()}
             state.current_lag_s = current
+
+    def table_stopped(self, table: TableId) -> None:
+        """Export 1 for the stopped table until the run ends (the stop is stored in the warehouse)."""
+        with self.metrics.state.lock:
+            self.metrics.state.tables_stopped[(table.source, table_label(table))] = 1
 
     def close(self) -> None:
         """Close the heartbeat probe."""

@@ -162,3 +162,58 @@ def check_history_matches_reference(session: WarehouseSession, seed: int, length
     assert warehouse_history(session) == expected
     live = [(r[0][0], r[1], r[2]) for r in expected if r[5] and not r[6]]
     assert warehouse_current(session) == sorted(live)
+
+
+def _event(op: Op, key: int, row: dict[str, object] | None, pos: str, second: int) -> ChangeEvent:
+    when = T0 + dt.timedelta(seconds=second)
+    before = {"id": key, "name": None, "qty": None} if op is Op.DELETE else None
+    after = None if op is Op.DELETE else dict(row or {})
+    return ChangeEvent(TABLE, op, (key,), before, after, pos, when, f"t{pos}", SCHEMA)
+
+
+def _identities(history: list[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+    """(key, position, op) of every version."""
+    return {(r[0][0], r[8], r[7]) for r in history}
+
+
+def check_resnapshot_writes_only_drift(session: WarehouseSession) -> None:
+    """A re-read (`r`) row equal to its key's current version writes no version; one that differs
+    (a change the warehouse missed) writes exactly one; replaying the re-read changes nothing."""
+    engine = Scd2Engine(session, "g")
+    a1 = {"id": 1, "name": "a", "qty": 1}
+    a2 = {"id": 1, "name": "a", "qty": 2}
+    b1 = {"id": 2, "name": None, "qty": 5}
+    c1 = {"id": 3, "name": "c", "qty": 7}
+    streamed = [
+        _event(Op.READ, 1, a1, "0001", 0),  # the initial snapshot
+        _event(Op.READ, 2, b1, "0001", 0),
+        _event(Op.CREATE, 3, c1, "0002", 1),
+        _event(Op.UPDATE, 1, a2, "0003", 2),
+        _event(Op.DELETE, 3, None, "0004", 3),
+    ]
+    engine.apply({TABLE: streamed}, INFO, [Checkpoint("topic", 0, 1)])
+    before = warehouse_history(session)
+    # The backfill: key 1 unchanged (the update in the same batch is its predecessor), key 2 equal
+    # (NULL name compared null-safely), key 3 deleted at the source and absent from a snapshot.
+    update = _event(Op.UPDATE, 2, {"id": 2, "name": None, "qty": 6}, "0005", 4)
+    resnapshot = [
+        update,
+        _event(Op.READ, 1, a2, "0006", 9),
+        _event(Op.READ, 2, {"id": 2, "name": None, "qty": 6}, "0006", 9),
+    ]
+    engine.apply({TABLE: resnapshot}, INFO, [Checkpoint("topic", 0, 2)])
+    after = warehouse_history(session)
+    added = _identities(after) - _identities(before)
+    assert added == {(2, "0005", "u")}, "an unchanged re-read row wrote a version"
+    # Drift: the warehouse holds qty 6 for key 2, the source has 8 (a change was lost).
+    drift = _event(Op.READ, 2, {"id": 2, "name": "z", "qty": 8}, "0007", 10)
+    engine.apply({TABLE: [drift]}, INFO, [Checkpoint("topic", 0, 3)])
+    repaired = warehouse_history(session)
+    assert _identities(repaired) - _identities(after) == {(2, "0007", "r")}
+    assert next(r for r in repaired if r[0] == (2,) and r[5])[1:3] == ("z", 8)
+    # Replaying the whole backfill (and the drift) changes nothing.
+    engine.apply({TABLE: [*resnapshot, drift]}, INFO, [Checkpoint("topic", 0, 4)])
+    engine = Scd2Engine(session, "g")
+    engine.apply({TABLE: [drift, *resnapshot]}, INFO, [Checkpoint("topic", 0, 5)])
+    assert warehouse_history(session) == repaired
+    assert warehouse_current(session) == [(1, "a", 2), (2, "z", 8)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
@@ -14,10 +15,17 @@ import pyarrow as pa
 from sqlglot import exp
 
 from cdc_consumers.model import ColumnType
-from cdchub.errors import MergeError
+from cdchub.errors import ConfigError, MergeError
 from cdchub.warehouses.arrow_types import arrow_type
 from merge import plan
 from merge.dialects.duckdb import DuckDBDialect
+
+# DuckDB's lock error names the holder: "Conflicting lock is held in /usr/bin/python (PID 1234)".
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in .*?\(PID (\d+)\)")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _text_fallback(value: Any) -> Any:
@@ -36,14 +44,30 @@ class DuckDBSession:
         self.dialect = DuckDBDialect()
         self.path = Path(path)
         if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # under a regular file, under /proc, no permission, …
+                blocker = next(
+                    (p for p in self.path.parents if p.exists() and not p.is_dir()), None
+                )
+                why = f"{blocker} is a file" if blocker else (exc.strerror or str(exc))
+                raise ConfigError(
+                    f"cannot create the warehouse directory {self.path.parent}: {why}; set "
+                    "warehouse.path to a writable location",
+                    path=str(self.path),
+                ) from exc
         try:
             self.conn = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as exc:
+            holder = _LOCK_HOLDER.search(str(exc))
+            if holder:
+                raise MergeError(
+                    f"the DuckDB warehouse is held by another process (PID {holder.group(1)}, "
+                    "probably `cdchub run`); DuckDB allows one writer: stop it, or pass a copy",
+                    path=str(self.path),
+                ) from exc
             raise MergeError(
-                f"cannot open the DuckDB warehouse: {exc}. Only one writer may hold the file; "
-                "stop `cdchub run` or pass a copy",
-                path=str(self.path),
+                f"cannot open the DuckDB warehouse: {_first_line(exc)}", path=str(self.path)
             ) from exc
         self.conn.execute("SET TimeZone = 'UTC'")
         self._depth = 0
@@ -87,6 +111,11 @@ class DuckDBSession:
         """Fetch all rows of a query (a sqlglot tree, or SQL text typed by a user)."""
         sql = statement if isinstance(statement, str) else self.dialect.render(statement)
         return self.conn.execute(sql).fetchall()
+
+    def read(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows of a user's read-only query (`cdchub sql`)."""
+        cursor = self.conn.execute(sql)
+        return [d[0] for d in cursor.description or ()], cursor.fetchall()
 
     def load_stage(
         self, name: str, columns: Sequence[tuple[str, ColumnType]], rows: Sequence[Sequence[Any]]

@@ -99,6 +99,17 @@ class PostgresSession:
             cur.execute(sql)
             return cur.fetchall() if cur.description else []
 
+    def read(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows of a user's read-only query (`cdchub sql`).
+
+        Run in a transaction of its own, so a session opened `read_only` begins it `READ ONLY`.
+        """
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute(sql)
+            if not cur.description:
+                return [], []
+            return [d.name for d in cur.description], cur.fetchall()
+
     def load_stage(
         self, name: str, columns: Sequence[tuple[str, ColumnType]], rows: Sequence[Sequence[Any]]
     ) -> None:

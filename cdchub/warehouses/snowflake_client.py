@@ -120,6 +120,12 @@ class SnowflakeSession:
         sql = statement if isinstance(statement, str) else self.dialect.render(statement)
         return [tuple(r) for r in self._run(sql).fetchall()]
 
+    def read(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows of a user's read-only query (`cdchub sql`)."""
+        cursor = self._run(sql)
+        names = [d[0] for d in cursor.description or ()]
+        return names, [tuple(r) for r in cursor.fetchall()]
+
     def load_stage(
         self, name: str, columns: Sequence[tuple[str, ColumnType]], rows: Sequence[Sequence[Any]]
     ) -> None:

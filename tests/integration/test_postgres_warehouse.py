@@ -28,7 +28,11 @@ from tests.exactly_once_cases import (
 from tests.integration.conftest import Stack
 from tests.integration.helpers import failures, replicate_until_verified
 from tests.integration.pg_kinds import KINDS, expected
-from tests.scd2_cases import TABLE, check_history_matches_reference
+from tests.scd2_cases import (
+    TABLE,
+    check_history_matches_reference,
+    check_resnapshot_writes_only_drift,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +78,10 @@ def test_postgres_failure_mid_batch_leaves_neither_data_nor_offsets(
 
 def test_postgres_batch_of_two_tables_commits_both_or_neither(pg_session: PostgresSession) -> None:
     check_two_tables_fail_together(pg_session)
+
+
+def test_postgres_resnapshot_writes_only_drift(pg_session: PostgresSession) -> None:
+    check_resnapshot_writes_only_drift(pg_session)
 
 
 def test_pipeline_into_postgres_warehouse_verifies(stack: Stack) -> None:

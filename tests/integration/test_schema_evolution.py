@@ -162,7 +162,7 @@ def test_an_incompatible_change_stops_only_its_table_until_accepted(
         conn.close()
     session = open_session(config)
     try:
-        accept_schema(session, "gadgets.gadgets")
+        accept_schema(session, "gadgets.gadgets", config.kafka.group_id)
     finally:
         session.close()
     report = replicate_until_verified(config)

@@ -19,6 +19,7 @@ from observability.checks import store_checks
 from observability.dashboard import DashboardServer
 from observability.lag_report import build_report, weighted_percentile
 from observability.lagmath import current_lag
+from tests.memory_stream import MemoryStream
 from tests.unit.envelope_records import make_record
 
 STREAMED = ["shop.public.orders.u", "shop.public.orders.c", "shop.public.customers.c"]
@@ -41,10 +42,11 @@ def filled(tmp_path: Path) -> Iterator[tuple[HubConfig, DuckDBSession]]:
         warehouse=DuckDBWarehouse(path=tmp_path / "wh.duckdb"),
     )
     session = DuckDBSession(config.warehouse.path)
-    runner = Runner(config, session)
-    runner.engine.ensure_control()
+    stream = MemoryStream()
+    runner = Runner(config, session, progress=lambda _m: None, stream_factory=stream.factory())
     for name in STREAMED:  # one batch per record: three batch rows
-        runner._apply([make_record(name)])
+        stream.append_record(make_record(name))
+        runner.run(until_idle=0, handle_signals=False)
     yield config, session
     session.close()
 

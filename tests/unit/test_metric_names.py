@@ -33,6 +33,7 @@ def exported_names() -> set[str]:
         state.consumer_lag_seconds = {("shop.public.orders", 0): 1.0}
         state.heartbeat_age_s = {"shop": 1.0}
         state.current_lag_s = {("shop", "public.orders"): 1.0}
+        state.tables_stopped = {("shop", "public.orders"): 1}
         assert telemetry.prometheus_address is not None
         host, port = telemetry.prometheus_address
         text = httpx.get(f"http://{host}:{port}/metrics", timeout=10).text

@@ -63,8 +63,8 @@ def test_postgres_connector_gets_the_heartbeat_action_query(tmp_path: Path) -> N
     generated = connector_config(config.sources[0], config)
     query = generated["heartbeat.action.query"]
     assert query.startswith('INSERT INTO "public"."cdchub_heartbeat"') and "'shop'" in query
-    # All tables captured: the heartbeat table must be excluded from capture explicitly.
-    assert generated["table.exclude.list"] == r"public\.cdchub_heartbeat"
+    # All tables captured: the heartbeat and signaling tables are excluded from capture explicitly.
+    assert generated["table.exclude.list"] == r"public\.cdchub_heartbeat,public\.cdchub_signal"
     off = load_config(write(tmp_path, BASE + "    heartbeat_table: null\n"))
     assert "heartbeat.action.query" not in connector_config(off.sources[0], off)
 
@@ -77,4 +77,5 @@ def test_mariadb_connector_gets_no_action_query(tmp_path: Path) -> None:
     )
     config = load_config(write(tmp_path, text))
     generated = connector_config(config.sources[0], config)
-    assert "heartbeat.action.query" not in generated and "table.exclude.list" not in generated
+    assert "heartbeat.action.query" not in generated
+    assert generated["table.exclude.list"] == r"inventory\.cdchub_signal"  # signaling only

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +19,6 @@ from cdc_consumers.model import (
     TableSchema,
 )
 from cdc_consumers.transactions import TransactionAssembler, decode_boundary
-from cdchub.warehouses.duckdb_client import DuckDBSession
-from merge.scd2 import ParkedChanges, Scd2Engine
 
 SCHEMA = TableSchema((Column("id", ColumnType("int64"), optional=False),), ("id",))
 ORDERS = TableId("shop", "public", "orders")
@@ -47,19 +44,19 @@ def end(tx: str, count: int, offset: int) -> tuple:
 
 def test_a_transaction_is_released_whole_once_its_end_and_all_events_arrived() -> None:
     asm = TransactionAssembler("shop", max_events=100, timeout_s=60)
-    assert asm.add_event(event(ORDERS, 1, "tx1", 1), record("shop.public.orders", 0))
-    assert asm.release() == []
-    asm.add_boundary(*end("tx1", 3, 0))
-    assert asm.add_event(event(ITEMS, 10, "tx1", 2), record("shop.public.order_items", 0))
-    assert asm.release() == []  # END says 3 events, 2 arrived
-    assert asm.add_event(event(ITEMS, 11, "tx1", 3), record("shop.public.order_items", 1))
-    released = asm.release()
+    assert asm.add_event(event(ORDERS, 1, "tx1", 1), record("shop.public.orders", 0), 0.0)
+    assert asm.release(0.0) == []
+    asm.add_boundary(*end("tx1", 3, 0), 0.0)
+    assert asm.add_event(event(ITEMS, 10, "tx1", 2), record("shop.public.order_items", 0), 0.0)
+    assert asm.release(0.0) == []  # END says 3 events, 2 arrived
+    assert asm.add_event(event(ITEMS, 11, "tx1", 3), record("shop.public.order_items", 1), 0.0)
+    released = asm.release(0.0)
     assert [e.key for e, _ in released] == [(1,), (10,), (11,)]
     assert asm.parked_events == 0
     # A straggler of a finished transaction, and a snapshot row, are not parked.
-    assert not asm.add_event(event(ITEMS, 12, "tx1", 4), record("shop.public.order_items", 2))
+    assert not asm.add_event(event(ITEMS, 12, "tx1", 4), record("shop.public.order_items", 2), 0.0)
     snap = ChangeEvent(ORDERS, Op.READ, (5,), None, {"id": 5}, "0", T0, None, SCHEMA, snapshot=True)
-    assert not asm.add_event(snap, record("shop.public.orders", 3))
+    assert not asm.add_event(snap, record("shop.public.orders", 3), 0.0)
 
 
 def test_postgres_boundaries_match_events_by_xid() -> None:
@@ -77,13 +74,13 @@ def test_postgres_boundaries_match_events_by_xid() -> None:
 
 def test_a_later_complete_transaction_waits_for_an_earlier_incomplete_one() -> None:
     asm = TransactionAssembler("shop", max_events=100, timeout_s=60)
-    asm.add_boundary(*end("tx1", 2, 0))
-    asm.add_boundary(*end("tx2", 1, 1))
-    asm.add_event(event(ORDERS, 2, "tx2", 5), record("shop.public.orders", 0))
-    asm.add_event(event(ORDERS, 1, "tx1", 1), record("shop.public.orders", 1))
-    assert asm.release() == []  # tx1 (committed first) still misses an event
-    asm.add_event(event(ITEMS, 1, "tx1", 2), record("shop.public.order_items", 0))
-    assert [e.tx_id for e, _ in asm.release()] == ["tx1", "tx1", "tx2"]
+    asm.add_boundary(*end("tx1", 2, 0), 0.0)
+    asm.add_boundary(*end("tx2", 1, 1), 0.0)
+    asm.add_event(event(ORDERS, 2, "tx2", 5), record("shop.public.orders", 0), 0.0)
+    asm.add_event(event(ORDERS, 1, "tx1", 1), record("shop.public.orders", 1), 0.0)
+    assert asm.release(0.0) == []  # tx1 (committed first) still misses an event
+    asm.add_event(event(ITEMS, 1, "tx1", 2), record("shop.public.order_items", 0), 0.0)
+    assert [e.tx_id for e, _ in asm.release(0.0)] == ["tx1", "tx1", "tx2"]
 
 
 def test_an_oversized_transaction_is_released_with_a_warning(
@@ -91,47 +88,64 @@ def test_an_oversized_transaction_is_released_with_a_warning(
 ) -> None:
     asm = TransactionAssembler("shop", max_events=3, timeout_s=60)
     for i in range(5):
-        asm.add_event(event(ITEMS, i, "big", i), record("shop.public.order_items", i))
+        asm.add_event(event(ITEMS, i, "big", i), record("shop.public.order_items", i), 0.0)
     with caplog.at_level(logging.WARNING):
-        released = asm.release()
+        released = asm.release(0.0)
     assert len(released) == 5
     assert "larger than the transaction buffer" in caplog.text
     assert asm.stats.forced_transactions == 1
     # The rest of that transaction flows straight through.
-    assert not asm.add_event(event(ITEMS, 9, "big", 9), record("shop.public.order_items", 9))
+    assert not asm.add_event(event(ITEMS, 9, "big", 9), record("shop.public.order_items", 9), 0.0)
 
 
-def test_an_incomplete_transaction_is_released_only_after_the_consumer_idled(
+def test_an_incomplete_transaction_is_released_only_when_its_source_shows_it_is_stuck(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     asm = TransactionAssembler("shop", max_events=100, timeout_s=30)
-    asm.add_boundary(*end("tx1", 2, 0))
-    asm.add_event(event(ORDERS, 1, "tx1", 1), record("shop.public.orders", 0))
-    assert asm.release(idle_s=0) == []  # catching up: the missing event may be next in line
+    asm.add_boundary(*end("tx1", 2, 0), 0.0)
+    asm.add_event(event(ORDERS, 1, "tx1", 1), record("shop.public.orders", 0), 0.0)
+    # Catching up, for however long: the missing event may be next in line on another topic.
+    assert asm.release(1000.0, caught_up=False) == []
+    # Read to the end: the stall clock starts now, and runs for the timeout.
+    assert asm.release(1000.0, caught_up=True) == []
+    assert asm.release(1029.0, caught_up=True) == []
     with caplog.at_level(logging.WARNING):
-        assert len(asm.release(idle_s=31)) == 1
+        assert len(asm.release(1031.0, caught_up=True)) == 1
     assert "tx1 stalled" in caplog.text
+    [forced] = asm.take_forced()
+    assert (forced.tx_id, forced.arrived, forced.expected, forced.reason) == (
+        "tx1",
+        1,
+        2,
+        "stalled",
+    )
 
 
-def test_parked_records_survive_a_restart_in_the_warehouse(tmp_path: Path) -> None:
-    session = DuckDBSession(tmp_path / "w.duckdb")
-    try:
-        engine = Scd2Engine(session, "g")
-        asm = TransactionAssembler("shop", max_events=100, timeout_s=60)
-        first = record("shop.public.orders", 7, b"order")
-        asm.add_event(event(ORDERS, 1, "tx1", 1), first)
-        delta = asm.take_delta()
-        engine.apply({}, {}, [], ParkedChanges(delta.added, delta.removed))
-        stored = [r for r, _reason in Scd2Engine(session, "g").parked_records()]
-        assert stored == [first]
-        # After the restart the transaction completes; its records leave the store.
-        again = TransactionAssembler("shop", max_events=100, timeout_s=60)
-        again.add_event(event(ORDERS, 1, "tx1", 1), stored[0], restored=True)
-        boundary, raw = end("tx1", 1, 0)
-        again.add_boundary(boundary, raw)
-        assert len(again.release()) == 1
-        delta = again.take_delta()
-        engine.apply({}, {}, [], ParkedChanges(delta.added, delta.removed))
-        assert engine.parked_records() == []
-    finally:
-        session.close()
+def test_a_later_complete_transaction_is_evidence_of_a_stall() -> None:
+    asm = TransactionAssembler("shop", max_events=100, timeout_s=30)
+    asm.add_boundary(*end("tx1", 2, 0), 0.0)
+    asm.add_event(event(ORDERS, 1, "tx1", 1), record("shop.public.orders", 0), 0.0)
+    asm.add_boundary(*end("tx2", 1, 1), 0.0)
+    asm.add_event(event(ORDERS, 2, "tx2", 5), record("shop.public.orders", 1), 0.0)
+    assert asm.release(5.0) == []
+    assert [e.tx_id for e, _ in asm.release(36.0)] == ["tx1", "tx2"]
+
+
+def test_the_end_of_a_transaction_without_captured_rows_never_blocks() -> None:
+    asm = TransactionAssembler("shop", max_events=100, timeout_s=30)
+    asm.add_boundary(*end("heartbeat", 0, 0), 0.0)
+    asm.add_boundary(*end("tx1", 1, 1), 0.0)
+    asm.add_event(event(ORDERS, 1, "tx1", 1), record("shop.public.orders", 0), 0.0)
+    assert [e.tx_id for e, _ in asm.release(0.0)] == ["tx1"]
+    assert not asm.holding
+
+
+def test_low_water_is_the_earliest_held_record_per_partition() -> None:
+    asm = TransactionAssembler("shop", max_events=100, timeout_s=30)
+    asm.add_event(event(ORDERS, 1, "tx1", 1), record("shop.public.orders", 4), 0.0)
+    asm.add_event(event(ORDERS, 2, "tx1", 2), record("shop.public.orders", 9), 0.0)
+    asm.add_boundary(*end("tx1", 3, 6), 0.0)
+    assert asm.low_water() == {("shop.public.orders", 0): 4, ("shop.transaction", 0): 6}
+    # The same record read twice (a rebalance) is parked once: the count stays honest.
+    asm.add_event(event(ORDERS, 2, "tx1", 2), record("shop.public.orders", 9), 0.0)
+    assert asm.parked_events == 2 and asm.release(0.0) == []

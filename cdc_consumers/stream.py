@@ -1,0 +1,176 @@
+"""The change stream the runner reads: a small seam over the Kafka consumer.
+
+The runner is given a `ChangeStream` (a factory of them, one per run) instead of building a
+`KafkaConsumer` itself, so tests drive the real loop through an in-memory stream and the loop never
+touches kafka-python types. `KafkaChangeStream` is the production implementation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple, Protocol
+
+from cdc_consumers.model import StreamRecord
+from cdchub.errors import KafkaUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class Partition(NamedTuple):
+    """One partition of one topic (attribute-compatible with kafka-python's TopicPartition)."""
+
+    topic: str
+    partition: int
+
+
+OnAssign = Callable[[list[Partition]], None]
+
+
+class ChangeStream(Protocol):
+    """What the runner needs of a consumer: subscribe, poll, position, seek, commit."""
+
+    def subscribe(self, pattern: str, on_assign: OnAssign) -> None:
+        """Follow every topic matching `pattern`; `on_assign` positions newly assigned partitions."""
+
+    def poll(self, max_records: int, timeout_ms: int) -> list[StreamRecord]:
+        """Up to `max_records` records, waiting at most `timeout_ms` for the first."""
+
+    def seek(self, partition: Partition, offset: int) -> None:
+        """Read `partition` from `offset` next."""
+
+    def seek_to_beginning(self, partition: Partition) -> None:
+        """Read `partition` from its first retained record next."""
+
+    def assignment(self) -> set[Partition]:
+        """The partitions this consumer reads now."""
+
+    def position(self, partition: Partition) -> int:
+        """The offset of the next record this consumer will read from `partition`."""
+
+    def end_offsets(self, partitions: Iterable[Partition]) -> dict[Partition, int]:
+        """The offset after the last record of each partition."""
+
+    def topics(self) -> set[str]:
+        """Every topic the cluster has (cached metadata)."""
+
+    def commit(self, offsets: dict[Partition, int]) -> None:
+        """Store offsets in Kafka (a courtesy for lag tools: the warehouse holds the truth)."""
+
+    def close(self) -> None:
+        """Leave the group and release the connection."""
+
+
+class KafkaChangeStream:
+    """`ChangeStream` over kafka-python's `KafkaConsumer`."""
+
+    def __init__(self, consumer: Any) -> None:
+        self.consumer = consumer
+
+    @classmethod
+    def connect(
+        cls,
+        bootstrap_servers: str,
+        group_id: str,
+        client_id: str,
+        max_poll_records: int,
+        fetch_max_bytes: int = 64 * 1024 * 1024,
+        max_partition_fetch_bytes: int = 8 * 1024 * 1024,
+        bootstrap_s: float = 30.0,
+        **extra: Any,
+    ) -> KafkaChangeStream:
+        """A consumer in `group_id` that commits nothing by itself (offsets live in the warehouse).
+
+        Raises:
+            KafkaUnavailable: no broker answered within `bootstrap_s` (retryable).
+        """
+        from kafka import KafkaConsumer
+        from kafka.errors import KafkaError
+
+        settings: dict[str, Any] = {
+            "bootstrap_servers": bootstrap_servers,
+            "group_id": group_id,
+            "client_id": client_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "max_poll_records": max_poll_records,
+            # New tables appear as new topics; find them within seconds, not the default 5 minutes.
+            "metadata_max_age_ms": 5000,
+            "fetch_max_wait_ms": 200,
+            # Catch-up reads megabytes per fetch rather than the 1 MB per partition default.
+            "fetch_max_bytes": fetch_max_bytes,
+            "max_partition_fetch_bytes": max_partition_fetch_bytes,
+            # A killed consumer's partitions move to its successor after this long.
+            "session_timeout_ms": 10000,
+            "heartbeat_interval_ms": 3000,
+        }
+        settings["bootstrap_timeout_ms"] = int(bootstrap_s * 1000)
+        settings.update(extra)
+        try:
+            return cls(KafkaConsumer(**settings))
+        except KafkaError as exc:
+            raise KafkaUnavailable(
+                f"Kafka is not reachable at {bootstrap_servers} (no broker answered within "
+                f"{bootstrap_s:.0f}s); is the stack up? `cdchub stack status`",
+                bootstrap_servers=bootstrap_servers,
+            ) from exc
+
+    def subscribe(self, pattern: str, on_assign: OnAssign) -> None:
+        from kafka import ConsumerRebalanceListener
+
+        class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+            def on_partitions_revoked(self, revoked: Any) -> None:
+                pass
+
+            def on_partitions_assigned(self, assigned: Any) -> None:
+                on_assign([Partition(tp.topic, tp.partition) for tp in assigned])
+
+        self.consumer.subscribe(pattern=pattern, listener=_Listener())
+
+    def poll(self, max_records: int, timeout_ms: int) -> list[StreamRecord]:
+        polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        out: list[StreamRecord] = []
+        for records in polled.values():
+            out.extend(
+                StreamRecord(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value)
+                for r in records
+            )
+        return out
+
+    def _tp(self, partition: Partition) -> Any:
+        from kafka import TopicPartition
+
+        return TopicPartition(partition.topic, partition.partition)
+
+    def seek(self, partition: Partition, offset: int) -> None:
+        self.consumer.seek(self._tp(partition), offset)
+
+    def seek_to_beginning(self, partition: Partition) -> None:
+        self.consumer.seek_to_beginning(self._tp(partition))
+
+    def assignment(self) -> set[Partition]:
+        return {Partition(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+
+    def position(self, partition: Partition) -> int:
+        return int(self.consumer.position(self._tp(partition)))
+
+    def end_offsets(self, partitions: Iterable[Partition]) -> dict[Partition, int]:
+        tps = [self._tp(p) for p in partitions]
+        if not tps:
+            return {}
+        ends = self.consumer.end_offsets(tps)
+        return {Partition(tp.topic, tp.partition): int(o) for tp, o in ends.items()}
+
+    def topics(self) -> set[str]:
+        return set(self.consumer.topics())
+
+    def commit(self, offsets: dict[Partition, int]) -> None:
+        from kafka.structs import OffsetAndMetadata
+
+        if offsets:
+            self.consumer.commit(
+                {self._tp(p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()}
+            )
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)

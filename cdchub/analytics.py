@@ -1,0 +1,114 @@
+"""Analytics helpers over the replicated tables: ready-made views (`cdchub views`) and a dbt
+`sources.yml` (`cdchub dbt-sources`)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import yaml
+
+from cdchub.catalog import ReplicatedTable, replicated_tables
+from cdchub.config import DuckDBWarehouse, HubConfig, PostgresWarehouse, SnowflakeWarehouse
+from cdchub.history import source_columns
+from merge.naming import INGESTED_AT, VALID_FROM
+from merge.session import WarehouseSession
+from merge.views import ViewSpec, changes_view, versions_view
+
+
+def table_views(session: WarehouseSession, table: ReplicatedTable) -> list[ViewSpec]:
+    """The `<table>_versions` and `<table>_changes` views of one replicated table."""
+    columns = source_columns(session, table)
+    return [
+        versions_view(table.names, table.key_columns),
+        changes_view(table.names, table.key_columns, columns, session.dialect.FALLBACK_TYPE),
+    ]
+
+
+def create_views(session: WarehouseSession, *, drop: bool = False) -> list[str]:
+    """Create (or replace) the views of every replicated table; with `drop`, remove them.
+
+    Returns the views' qualified names. Run it again after a column is added at the source: a view
+    keeps the columns it was created with.
+    """
+    done = []
+    for table in replicated_tables(session):
+        for view in table_views(session, table):
+            session.execute(view.drop() if drop else view.create())
+            done.append(f"{view.schema}.{view.name}")
+    return done
+
+
+def _freshness(slo_s: float) -> dict[str, Any]:
+    """dbt freshness from the lag SLO: warn past the SLO, error past twice the SLO (minutes)."""
+    warn = max(1, math.ceil(slo_s / 60))
+    return {
+        "warn_after": {"count": warn, "period": "minute"},
+        "error_after": {"count": 2 * warn, "period": "minute"},
+    }
+
+
+def dbt_sources(config: HubConfig, tables: list[ReplicatedTable]) -> dict[str, Any]:
+    """A dbt `sources.yml` document: one dbt source per warehouse schema, current and history tables.
+
+    Freshness is declared on the history table, on `_cdc_valid_from` (the source commit time of the
+    latest applied change), with thresholds from `observability.freshness_slo_s` or the table's
+    entry in `freshness_slo_per_table_s`; a table without an SLO gets no freshness block.
+    """
+    warehouse = config.warehouse
+    database: str | None = None
+    quoting: dict[str, bool] = {}
+    if isinstance(warehouse, DuckDBWarehouse):
+        database = warehouse.path.stem  # dbt-duckdb names the attached file's catalog by its stem
+    elif isinstance(warehouse, PostgresWarehouse):
+        database = warehouse.database
+    elif isinstance(warehouse, SnowflakeWarehouse):
+        database = warehouse.database
+        # The hub creates quoted lower-case names; unquoted they would be folded to upper case.
+        quoting = {"database": False, "schema": True, "identifier": True}
+    by_schema: dict[str, list[ReplicatedTable]] = {}
+    for t in tables:
+        by_schema.setdefault(t.warehouse_schema, []).append(t)
+    sources = []
+    for schema, members in by_schema.items():
+        entries = []
+        for t in members:
+            origin = f"{t.source}.{t.source_schema}.{t.source_table}"
+            keys = [{"name": k, "data_tests": ["not_null"]} for k in t.key_columns]
+            entries.append(
+                {
+                    "name": t.current_table,
+                    "description": f"Current rows of {origin} (one per live key), by cdchub.",
+                    "loaded_at_field": INGESTED_AT,
+                    "columns": keys,
+                }
+            )
+            history: dict[str, Any] = {
+                "name": t.history_table,
+                "description": (
+                    f"Every version of {origin} (SCD type 2: _cdc_valid_from/_cdc_valid_to, "
+                    "source commit times), by cdchub."
+                ),
+                "loaded_at_field": VALID_FROM,
+            }
+            slo = config.observability.slo_for(f"{t.source}.{t.source_schema}.{t.source_table}")
+            if slo is not None:
+                history["freshness"] = _freshness(slo)
+            else:
+                history["freshness"] = None  # explicit: no SLO configured for this table
+            entries.append(history)
+        source: dict[str, Any] = {"name": schema, "schema": schema}
+        if database:
+            source["database"] = database
+        if quoting:
+            source["quoting"] = quoting
+        source["tables"] = entries
+        sources.append(source)
+    return {"version": 2, "sources": sources}
+
+
+def dbt_sources_yaml(config: HubConfig, session: WarehouseSession | Any) -> str:
+    """`cdchub dbt-sources`: the YAML text for the warehouse's replicated tables."""
+    doc = dbt_sources(config, replicated_tables(session))
+    header = "# Generated by `cdchub dbt-sources`; run it again when tables are added.\n"
+    return header + yaml.safe_dump(doc, sort_keys=False, width=100)

@@ -1,0 +1,126 @@
+"""An in-memory `ChangeStream` for unit tests: the runner's real loop without a broker.
+
+Topics are append-only lists of `StreamRecord`s with increasing offsets. The same
+object can serve several runs (`factory`), like a broker that outlives consumers: records appended
+between runs are read by the next run from wherever the warehouse says.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from cdc_consumers.model import StreamRecord
+from cdc_consumers.stream import ChangeStream, OnAssign, Partition
+
+
+class MemoryStream:
+    """Topics in memory; one consumer at a time; partitions assigned at subscribe."""
+
+    def __init__(self, max_per_poll: int | None = None) -> None:
+        self.logs: dict[Partition, list[StreamRecord]] = {}
+        self.max_per_poll = max_per_poll
+        self.committed: dict[Partition, int] = {}
+        self.polls = 0
+        # Assigned partitions that polls skip (a partition the consumer reads far behind the rest).
+        self.slow: set[Partition] = set()
+        self._positions: dict[Partition, int] = {}
+        self._pattern: re.Pattern[str] | None = None
+        self._on_assign: OnAssign | None = None
+        # Hook called before each poll (tests append records "while the consumer runs").
+        self.before_poll: Callable[[MemoryStream], None] | None = None
+
+    # -- the producer side --------------------------------------------------------------------
+
+    def append(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int = 0,
+        offset: int | None = None,
+    ) -> int:
+        """Append one record (at `offset` when given and past the end: a gap, as after compaction)."""
+        p = Partition(topic, partition)
+        log = self.logs.setdefault(p, [])
+        end = self._end(p)
+        at = end if offset is None or offset < end else offset
+        log.append(StreamRecord(topic, partition, at, 0, key, value))
+        self._assign_new()
+        return at
+
+    def append_record(self, record: Any) -> int:
+        """Append a record shaped like kafka-python's ConsumerRecord, keeping its offset if it can."""
+        return self.append(record.topic, record.key, record.value, record.partition, record.offset)
+
+    def _end(self, p: Partition) -> int:
+        log = self.logs.get(p)
+        return log[-1].offset + 1 if log else 0
+
+    def factory(self) -> Callable[[], ChangeStream]:
+        """A stream factory for `Runner(stream_factory=...)`: every run gets this stream, fresh."""
+
+        def make() -> ChangeStream:
+            self._positions = {}
+            self._pattern = None
+            return self
+
+        return make
+
+    # -- ChangeStream --------------------------------------------------------------------------
+
+    def subscribe(self, pattern: str, on_assign: OnAssign) -> None:
+        self._pattern = re.compile(pattern)
+        self._on_assign = on_assign
+        self._assign_new()
+
+    def _assign_new(self) -> None:
+        if self._pattern is None or self._on_assign is None:
+            return
+        new = [p for p in self.logs if p not in self._positions and self._pattern.match(p.topic)]
+        for p in new:
+            self._positions[p] = 0
+        if new:
+            self._on_assign(new)
+
+    def poll(self, max_records: int, timeout_ms: int) -> list[StreamRecord]:
+        if self.before_poll is not None:
+            self.before_poll(self)
+        self.polls += 1
+        limit = min(max_records, self.max_per_poll or max_records)
+        out: list[StreamRecord] = []
+        for p in sorted(self._positions):
+            if p in self.slow:
+                continue
+            for record in self.logs[p]:
+                if len(out) >= limit:
+                    break
+                if record.offset >= self._positions[p]:
+                    out.append(record)
+                    self._positions[p] = record.offset + 1
+        return out
+
+    def seek(self, partition: Partition, offset: int) -> None:
+        self._positions[partition] = offset
+
+    def seek_to_beginning(self, partition: Partition) -> None:
+        self._positions[partition] = 0
+
+    def assignment(self) -> set[Partition]:
+        return set(self._positions)
+
+    def position(self, partition: Partition) -> int:
+        return self._positions[partition]
+
+    def end_offsets(self, partitions: Iterable[Partition]) -> dict[Partition, int]:
+        return {p: self._end(p) for p in partitions}
+
+    def topics(self) -> set[str]:
+        return {p.topic for p in self.logs}
+
+    def commit(self, offsets: dict[Partition, int]) -> None:
+        self.committed.update(offsets)
+
+    def close(self) -> None:
+        self._pattern = None
