@@ -160,6 +160,8 @@ class Runner:
         self._caught_up_sources: dict[str, bool] = {}
         self._behind: list[str] = []
         self._all_caught_up = False
+        # Records waiting in Kafka at the last probe (end offsets minus positions).
+        self._backlog = 0
         self._probed_at = -1e9
         self._changes_seen = 0
 
@@ -277,16 +279,24 @@ class Runner:
         return position
 
     def _poll_batch(self, stream: ChangeStream) -> list[StreamRecord]:
-        """Poll until the batch is full or the batch wait has passed since its first record."""
+        """Poll until the batch is full (events or bytes) or the batch wait has passed since its
+        first record.
+
+        The wait bounds how long a first record waits for company. While the last probe saw at
+        least a batch of records waiting in Kafka, they need no waiting for: the batch fills to its
+        size limits, however long polling them takes (each batch costs a fixed set of statements
+        per table, so a catch-up wants full ones); an empty poll still ends it.
+        """
         limit = self.config.kafka.batch_max_events
         max_bytes = self.config.kafka.batch_max_bytes
         wait_s = self.config.kafka.batch_max_wait_ms / 1000
+        catching_up = self._backlog >= limit
         records: list[StreamRecord] = []
         size = 0
         first_at: float | None = None
         while len(records) < limit and size < max_bytes:
             timeout = 500
-            if first_at is not None:
+            if first_at is not None and not catching_up:
                 timeout = max(0, int((first_at + wait_s - time.monotonic()) * 1000))
             polled = stream.poll(limit - len(records), timeout)
             records.extend(polled)
@@ -294,7 +304,9 @@ class Runner:
             size += sum(len(r.value or b"") + len(r.key or b"") for r in polled)
             if records and first_at is None:
                 first_at = time.monotonic()
-            if first_at is None or time.monotonic() - first_at >= wait_s or not polled:
+            if first_at is None or not polled:
+                break
+            if not catching_up and time.monotonic() - first_at >= wait_s:
                 break
         return records
 
@@ -318,9 +330,11 @@ class Runner:
             log.debug("caught-up probe failed: %s", exc)
             self._caught_up_sources = {}
             self._all_caught_up = False
+            self._backlog = 0
             return
         unassigned = existing - {p.topic for p in assignment}
         lagging = sorted(p for p in assignment if positions[p] < ends.get(p, 0))
+        self._backlog = sum(ends.get(p, 0) - positions[p] for p in lagging)
         self._behind = [
             f"{p.topic}[{p.partition}] at offset {positions[p]} of {ends.get(p, 0)}"
             for p in lagging
