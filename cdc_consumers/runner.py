@@ -52,6 +52,8 @@ from merge.session import WarehouseSession
 from observability.instrumentation import NoInstrumentation
 
 log = logging.getLogger(__name__)
+FETCH_MAX_BYTES = 16 * 1024 * 1024
+FETCH_PARTITION_BYTES = 4 * 1024 * 1024
 Progress = Callable[[str], None]
 
 
@@ -138,9 +140,12 @@ class Runner:
             kafka.group_id,
             self.client_id,
             kafka.batch_max_events,
-            # The fetch buffer stays within one batch's bytes; a partition gives up to 8 MiB.
-            fetch_max_bytes=kafka.batch_max_bytes,
-            max_partition_fetch_bytes=min(8 * 1024 * 1024, kafka.batch_max_bytes),
+            # kafka-python holds a fetch response about three times over while it parses it (the
+            # response, each partition's slice, the records), so fetches stay well under a batch:
+            # 16 MiB per fetch, 4 MiB per partition (the 1 MiB default means a round trip every
+            # ~150 Debezium records of ~7 KB).
+            fetch_max_bytes=min(FETCH_MAX_BYTES, kafka.batch_max_bytes),
+            max_partition_fetch_bytes=min(FETCH_PARTITION_BYTES, kafka.batch_max_bytes),
             bootstrap_s=self._bootstrap_s,
         )
 
