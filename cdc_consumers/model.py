@@ -168,3 +168,60 @@ class ChangeEvent:
     def image(self) -> dict[str, Any] | None:
         """The row as it stands after this event (the before-image for a delete)."""
         return self.before if self.op is Op.DELETE else self.after
+
+
+# -- values Python's datetime cannot hold ------------------------------------------------------------
+# The decoder emits these warehouse-neutral values; each warehouse's value adapter decides how they
+# are stored (DuckDB and PostgreSQL exactly, Snowflake clamped or refused: docs/types.md).
+
+DAY_US = 86_400_000_000
+
+
+@dataclass(frozen=True)
+class Infinite:
+    """PostgreSQL's `infinity` (or `-infinity` when `negative`) of a date or timestamp column."""
+
+    negative: bool = False
+
+    def __str__(self) -> str:
+        return "-infinity" if self.negative else "infinity"
+
+
+@dataclass(frozen=True)
+class OutOfRange:
+    """A date, timestamp or time of day outside what `datetime` holds, exact in Debezium's unit.
+
+    `unit` is `days` (a date: days since 1970-01-01 in the proleptic Gregorian calendar, e.g. a BC
+    date), `us` (a timestamp: µs since the epoch, e.g. year 0 from a snapshot) or `time_us` (µs past
+    midnight: PostgreSQL's `24:00:00`). `str()` is PostgreSQL's text form (`4713-01-01 BC`).
+    """
+
+    unit: str
+    value: int
+
+    def __str__(self) -> str:
+        if self.unit == "time_us":
+            seconds, micros = divmod(self.value, 1_000_000)
+            text = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+            return f"{text}.{micros:06d}" if micros else text
+        days, day_us = divmod(self.value, DAY_US) if self.unit == "us" else (self.value, 0)
+        year, month, day = civil_from_days(days)
+        era = " BC" if year <= 0 else ""
+        text = f"{year if year > 0 else 1 - year:04d}-{month:02d}-{day:02d}"
+        if self.unit == "us":
+            text += " " + str(OutOfRange("time_us", day_us))
+        return text + era
+
+
+def civil_from_days(days: int) -> tuple[int, int, int]:
+    """(year, month, day) of a day number since 1970-01-01, proleptic Gregorian, any year (year 0
+    is 1 BC). H. Hinnant's algorithm, the inverse of `converters.temporal._days_from_civil`."""
+    days += 719468
+    era = days // 146097  # floor division: C's `(z - 146096) / 146097` for negative z
+    doe = days - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (month <= 2), month, day

@@ -549,7 +549,13 @@ def asof(
 
 
 @cli.command()
-@click.argument("query")
+@click.argument("query", required=False)
+@click.option(
+    "--file",
+    "query_file",
+    type=click.File("r", encoding="utf-8"),
+    help="Read the query from FILE (`-` for stdin), e.g. one that starts with a `--` comment.",
+)
 @click.option(
     "--as-of",
     "as_of",
@@ -562,7 +568,8 @@ def asof(
 @_guard
 def sql(
     obj: _Context,
-    query: str,
+    query: str | None,
+    query_file: Any,
     as_of: str | None,
     fmt: str | None,
     output: Path | None,
@@ -570,11 +577,17 @@ def sql(
 ) -> None:
     """Run one read-only SELECT on the warehouse, optionally as of an instant (`--as-of`).
 
-    Works while `cdchub run` holds the DuckDB file: the run answers the query.
+    Works while `cdchub run` holds the DuckDB file: the run answers the query. A query that starts
+    with `-` (a `--` comment) goes after `--` or in --file.
     """
     from cdchub.query import run_sql
     from cdchub.tabular import default_format, write_result
     from observability.access import open_reader
+
+    if (query is None) == (query_file is None):
+        raise click.UsageError("give the query as an argument or with --file (one of them)")
+    query = query if query is not None else query_file.read()
+    assert query is not None
 
     instant = _instant(as_of, "--as-of") if as_of else None
     fmt = fmt or default_format()

@@ -70,3 +70,11 @@ class SchemaChangeError(MergeError):
         self.table_id = table_id
         # The source type the warehouse column must hold before the table may resume.
         self.new_column_type = new_column_type
+
+
+class UnrepresentableValue(MergeError, Terminal):
+    """A source value the warehouse's column type cannot store, refused rather than altered.
+
+    Raised by a warehouse's value adapter (e.g. a BC date or `24:00:00` on Snowflake); the context
+    names the warehouse, column, value and, once the engine adds it, the table.
+    """

@@ -24,12 +24,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
 from cdc_consumers.model import ColumnType
-from merge.dialects.base import Dialect
 from merge.naming import (
     CONTROL_SCHEMA,
     CURRENT_META,
@@ -43,6 +43,9 @@ from merge.naming import (
     VALID_TO,
     TableNames,
 )
+
+if TYPE_CHECKING:
+    from merge.dialects.base import Dialect
 
 STAGE = "_cdc_stage"
 KEYS = "_cdc_keys"
@@ -104,21 +107,9 @@ class MergeTarget:
     names: TableNames
     columns: tuple[tuple[str, ColumnType], ...]
     key: tuple[str, ...]
-    # Where a segment is staged. Dialects whose DDL commits the open transaction (Snowflake) get a
-    # pair per table, created before the batch's transaction and emptied with DELETE inside it.
+    # Where a segment is staged; the dialect's scratch strategy names them (`merge.scratch`).
     stage_name: str = STAGE
     keys_name: str = KEYS
-    reuse_scratch: bool = False
-
-    def with_own_scratch(self) -> MergeTarget:
-        """This target with its own long-lived stage and key tables (no DDL inside a batch)."""
-        suffix = f"{self.names.schema}__{self.names.current}"
-        return replace(
-            self,
-            stage_name=f"{STAGE}__{suffix}",
-            keys_name=f"{KEYS}__{suffix}",
-            reuse_scratch=True,
-        )
 
     @property
     def stage(self) -> exp.Table:
@@ -168,6 +159,16 @@ def stage_from(
         expression=select,
         properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
     )
+
+
+def stage_into(
+    name: str, source: str, columns: Sequence[tuple[str, ColumnType]], dialect: Dialect
+) -> exp.Expression:
+    """`INSERT INTO name SELECT CAST(c AS <type>) … FROM source`: `stage_from` into a kept stage."""
+    select = exp.select(
+        *(exp.cast(col(c), dialect.column_type(t)).as_(ident(c)) for c, t in columns)
+    ).from_(table(source))
+    return exp.insert(select, table(name), columns=[ident(c) for c, _ in columns])
 
 
 # -- DDL -------------------------------------------------------------------------------------------
@@ -530,12 +531,14 @@ def carry_unavailable(target: MergeTarget, columns: Sequence[str]) -> exp.Expres
         return None
     index = {c: names.index(c) for c in wanted}
     hist = target.names.history
+    # The segment's own stage: Snowflake names one per table (`merge.scratch.PersistentPerTable`).
+    stage = target.stage_name
     marked = {
         c: exp.func(
             "COALESCE",
             exp.GT(
                 this=exp.StrPosition(
-                    this=col(UNAVAILABLE, STAGE), substr=exp.Literal.string(f",{index[c]},")
+                    this=col(UNAVAILABLE, stage), substr=exp.Literal.string(f",{index[c]},")
                 ),
                 expression=exp.Literal.number(0),
             ),
@@ -552,9 +555,9 @@ def carry_unavailable(target: MergeTarget, columns: Sequence[str]) -> exp.Expres
         )
         .from_(target.history.as_("h"))
         .join(
-            table(STAGE),
-            on=_and([_key_match(target.key, "h", STAGE), exp.EQ(
-                this=col(SOURCE_POS, "h"), expression=col(SOURCE_POS, STAGE)
+            target.stage,
+            on=_and([_key_match(target.key, "h", stage), exp.EQ(
+                this=col(SOURCE_POS, "h"), expression=col(SOURCE_POS, stage)
             )]),
             join_type="LEFT",
         )
@@ -682,31 +685,6 @@ def stage_truncate(
     return exp.insert(
         select, exp.Schema(this=target.stage, expressions=[ident(c) for c in columns])
     )
-
-
-def merge_statements(target: MergeTarget, unavailable: Sequence[str] = ()) -> list[exp.Expression]:
-    """Steps 1-6 for one staged segment, in order (the staging table must exist and be loaded).
-
-    `unavailable` names the columns some staged change did not carry (step 4b runs for them).
-    """
-    statements: list[exp.Expression] = [
-        remove_applied(target),
-        *(
-            [empty_table(target.keys), fill_keys(target)]
-            if target.reuse_scratch
-            else [drop_table(target.keys), collect_keys(target)]
-        ),
-        insert_versions(target),
-        relink(target),
-    ]
-    fill = carry_unavailable(target, unavailable)
-    if fill is not None:
-        statements.append(fill)
-    forward = carry_forward(target)
-    if forward is not None:
-        statements.append(forward)
-    statements.extend(refresh_current(target))
-    return statements
 
 
 # -- control tables --------------------------------------------------------------------------------

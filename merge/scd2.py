@@ -27,8 +27,9 @@ from typing import Any
 from sqlglot import exp
 
 from cdc_consumers.model import ChangeEvent, ColumnType, Op, StreamRecord, TableId, TableSchema
-from cdchub.errors import MergeError, SchemaChangeError
+from cdchub.errors import MergeError, SchemaChangeError, UnrepresentableValue
 from merge import plan
+from merge.batch_plan import BatchPlan, SegmentSpec, StepKind, plan_table_batch
 from merge.evolution import Change, evolve
 from merge.naming import TableNames, check_column_names, table_names
 from merge.observer import ApplyObserver, NullObserver
@@ -176,9 +177,7 @@ class Scd2Engine:
             )
         existing = self.session.table_columns(names.schema, names.history)
         columns, widened = self._merge_columns(table, names, known, schema, existing)
-        target = plan.MergeTarget(names, tuple(columns), schema.key)
-        if not self.dialect.TRANSACTIONAL_DDL:
-            target = target.with_own_scratch()
+        target = self.dialect.SCRATCH.target(plan.MergeTarget(names, tuple(columns), schema.key))
         if existing is None:
             self._create(target, table, info)
         else:
@@ -389,16 +388,24 @@ class Scd2Engine:
                 if known is None:
                     continue  # a truncate of a table never seen: nothing to close
                 targets[table] = known
-        for target in targets.values():
-            if target.reuse_scratch:
-                self._prepare_scratch(target)
+        # Each table's plan is built once, before the transaction: its `prepare` steps may be DDL.
+        segments = {table: _segments(events_by_table[table]) for table in targets}
+        plans = {
+            table: plan_table_batch(
+                target, [_spec(s) for s in segments[table]], self.dialect.SCRATCH, self.dialect
+            )
+            for table, target in targets.items()
+        }
+        for batch_plan in plans.values():
+            self._prepare_scratch(batch_plan)
         batch_id = uuid.uuid4().hex
         results: list[TableResult] = []
         with self.session.transaction():
             for table, events in events_by_table.items():
                 if table in targets:
                     with self.observer.merge_table(table, targets[table].names, events):
-                        results.append(self._apply_table(targets[table], table, events))
+                        versions = self._run_plan(plans[table], table, segments[table])
+                        results.append(TableResult(table, len(events), versions))
             checkpoints = list(checkpoints)
             self._store_checkpoints(checkpoints)
             if parked is not None:
@@ -414,56 +421,47 @@ class Scd2Engine:
             self._log_batch(batch_id, results, events_by_table, committed_at)
         return BatchResult(batch_id, results, committed_at)
 
-    def _apply_table(
-        self, target: plan.MergeTarget, table: TableId, events: list[ChangeEvent]
-    ) -> TableResult:
+    def _run_plan(
+        self, batch_plan: BatchPlan, table: TableId, segments: list[list[ChangeEvent]]
+    ) -> int:
+        """Execute a table's plan in the open transaction; the number of versions it added."""
+        target = batch_plan.target
         versions = 0
-        for segment in _segments(events):
-            if segment[0].op is Op.TRUNCATE:
-                truncate = segment[0]
-                self._load_stage(target, [])
-                self.session.execute(
-                    plan.stage_truncate(
-                        target, truncate.position, truncate.commit_time, truncate.tx_id
+        for step in batch_plan.steps:
+            if step.kind is StepKind.LOAD:
+                segment = segments[step.segment]
+                rows = [] if segment[0].op is Op.TRUNCATE else _stage_rows(target, segment)
+                try:
+                    self.session.load_stage(
+                        target.stage_name, plan.stage_columns(target), rows, create=step.create
                     )
-                )
+                except UnrepresentableValue as exc:
+                    raise UnrepresentableValue(
+                        exc.message, **exc.context, table=str(table)
+                    ) from None
+            elif step.kind is StepKind.COUNT:
+                assert step.statement is not None
+                versions += int(self.session.query(step.statement)[0][0])
             else:
-                self._load_stage(target, _stage_rows(target, segment))
-                if any(e.op is Op.READ for e in segment):
-                    # Re-read rows equal to their key's current version are no change (backfill).
-                    self.session.execute(plan.drop_unchanged_snapshot_rows(target))
-            unavailable = sorted({c for e in segment for c in e.unavailable})
-            statements = plan.merge_statements(target, unavailable)
-            for statement in statements[:3]:
-                self.session.execute(statement)
-            versions += self._count_stage(target)
-            for statement in statements[3:]:
-                self.session.execute(statement)
-        return TableResult(table, len(events), versions)
+                assert step.statement is not None
+                self.session.execute(step.statement)
+        return versions
 
-    def _prepare_scratch(self, target: plan.MergeTarget) -> None:
-        """Create a target's own stage and key tables before the batch's transaction, once.
+    def _prepare_scratch(self, batch_plan: BatchPlan) -> None:
+        """Run a plan's `prepare` steps once per target and session, outside any transaction.
 
-        Where DDL commits the open transaction (Snowflake), creating them inside the batch would
-        commit half of it; created here, the batch only empties and fills them (DML).
+        Where DDL commits the open transaction (Snowflake), creating scratch tables inside the batch
+        would commit half of it; created here, the batch only empties and fills them (DML).
         """
-        if target in self._scratch_ready:
+        target = batch_plan.target
+        if not batch_plan.prepare or target in self._scratch_ready:
             return
-        self.session.load_stage(target.stage_name, plan.stage_columns(target), [])
-        self.session.execute(plan.drop_table(target.keys))
-        self.session.execute(
-            plan.create_table(target.keys, plan.key_columns(target), self.dialect, temporary=True)
-        )
+        for step in batch_plan.prepare:
+            if step.kind is StepKind.LOAD:
+                self.session.load_stage(target.stage_name, plan.stage_columns(target), [])
+            elif step.statement is not None:
+                self.session.execute(step.statement)
         self._scratch_ready.add(target)
-
-    def _load_stage(self, target: plan.MergeTarget, rows: list[tuple[Any, ...]]) -> None:
-        if not target.reuse_scratch:
-            self.session.execute(plan.drop_table(target.stage))
-        self.session.load_stage(target.stage_name, plan.stage_columns(target), rows)
-
-    def _count_stage(self, target: plan.MergeTarget) -> int:
-        rows = self.session.query(exp.select(exp.Count(this=exp.Star())).from_(target.stage))
-        return int(rows[0][0])
 
     def _store_checkpoints(self, checkpoints: Iterable[Checkpoint]) -> None:
         by_stream: dict[str, list[Checkpoint]] = {}
@@ -651,6 +649,17 @@ def _segments(events: list[ChangeEvent]) -> list[list[ChangeEvent]]:
     if current:
         segments.append(current)
     return segments
+
+
+def _spec(segment: list[ChangeEvent]) -> SegmentSpec:
+    """What the plan needs of a segment: its truncate, or the columns some change did not carry."""
+    first = segment[0]
+    if first.op is Op.TRUNCATE:
+        return SegmentSpec(truncate=(first.position, first.commit_time, first.tx_id))
+    return SegmentSpec(
+        unavailable=tuple(sorted({c for e in segment for c in e.unavailable})),
+        snapshot=any(e.op is Op.READ for e in segment),
+    )
 
 
 def _stage_rows(target: plan.MergeTarget, events: list[ChangeEvent]) -> list[tuple[Any, ...]]:

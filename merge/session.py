@@ -38,9 +38,15 @@ class WarehouseSession(Protocol):
         ...
 
     def load_stage(
-        self, name: str, columns: Sequence[tuple[str, ColumnType]], rows: Sequence[Sequence[Any]]
+        self,
+        name: str,
+        columns: Sequence[tuple[str, ColumnType]],
+        rows: Sequence[Sequence[Any]],
+        *,
+        create: bool = True,
     ) -> None:
-        """Create temporary table `name` with `columns` and bulk-load `rows` into it."""
+        """Bulk-load `rows` into table `name`: created first as a temporary table with `columns` when
+        `create`, else it exists (and is empty) already (`merge.scratch.PersistentPerTable`)."""
         ...
 
     def table_columns(self, schema: str, table: str) -> list[str] | None:

@@ -1,8 +1,8 @@
 """Dates, times, durations and instants in every Debezium encoding, at microsecond precision.
 
-Values Python's `datetime` cannot hold (BC dates, PostgreSQL `infinity`, the time `24:00:00`) stay
-integers in the Connect unit (days or microseconds): the Arrow staging writes them to the warehouse
-as they are, so DuckDB stores `4713-01-01 (BC)`, `infinity` and `24:00:00` exactly.
+Values Python's `datetime` cannot hold (BC dates, PostgreSQL `infinity`, the time `24:00:00`) become
+warehouse-neutral values (`Infinite`, `OutOfRange` in `cdc_consumers.model`) that keep the exact
+Connect unit; each warehouse's value adapter decides how they are stored (docs/types.md).
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import datetime as dt
 import re
 from decimal import Decimal
 
+from cdc_consumers.model import DAY_US, Infinite, OutOfRange
+
 EPOCH_DATE = dt.date(1970, 1, 1)
 EPOCH = dt.datetime(1970, 1, 1)
 UTC = dt.UTC
-DAY_US = 86_400_000_000
-# DuckDB's ±infinity timestamps, and the sentinels Debezium sends for PostgreSQL's ±infinity
+# The sentinels Debezium sends for PostgreSQL's ±infinity timestamps
 # (`infinity` → 9223372036825200000, `-infinity` → -9223372036832400000: docs/facts.md).
-INFINITY_US = 2**63 - 1
 _PG_INFINITY_US = 9_223_372_036_825_200_000
 _PG_NEG_INFINITY_US = -9_223_372_036_832_400_000
 _MIN_DAYS = (dt.date.min - EPOCH_DATE).days
@@ -26,26 +26,27 @@ _MIN_US = _MIN_DAYS * DAY_US
 _MAX_US = (_MAX_DAYS + 1) * DAY_US - 1
 
 
-def date_from_days(days: int) -> dt.date | int:
-    """`io.debezium.time.Date`: days since the epoch (an int when outside years 1-9999)."""
+def date_from_days(days: int) -> dt.date | OutOfRange:
+    """`io.debezium.time.Date`: days since the epoch (`OutOfRange` outside years 1-9999)."""
     if _MIN_DAYS <= days <= _MAX_DAYS:
         return EPOCH_DATE + dt.timedelta(days=days)
-    return days
+    return OutOfRange("days", days)
 
 
-def time_ms(ms: int) -> dt.time | int:
+def time_ms(ms: int) -> dt.time | OutOfRange:
     """`io.debezium.time.Time`: milliseconds past midnight."""
     return time_us(ms * 1000)
 
 
-def time_us(us: int) -> dt.time | int:
-    """`io.debezium.time.MicroTime` of a PostgreSQL time: µs past midnight (`24:00:00` stays an int)."""
+def time_us(us: int) -> dt.time | OutOfRange:
+    """`io.debezium.time.MicroTime` of a PostgreSQL time: µs past midnight (`24:00:00` is
+    `OutOfRange`: `datetime.time` stops at 23:59:59.999999)."""
     if 0 <= us < DAY_US:
         return (EPOCH + dt.timedelta(microseconds=us)).time()
-    return us
+    return OutOfRange("time_us", us)
 
 
-def time_ns(ns: int) -> dt.time | int:
+def time_ns(ns: int) -> dt.time | OutOfRange:
     """`io.debezium.time.NanoTime`, truncated to microseconds."""
     return time_us(ns // 1000)
 
@@ -55,39 +56,40 @@ def duration_us(us: int) -> dt.timedelta:
     return dt.timedelta(microseconds=us)
 
 
-def timestamp_us(us: int) -> dt.datetime | int:
-    """`io.debezium.time.MicroTimestamp`: naive µs since the epoch; ±infinity as DuckDB's."""
+def timestamp_us(us: int) -> dt.datetime | Infinite | OutOfRange:
+    """`io.debezium.time.MicroTimestamp`: naive µs since the epoch; PostgreSQL ±infinity as
+    `Infinite`, other years outside 1-9999 as `OutOfRange`."""
     if us >= _PG_INFINITY_US:
-        return INFINITY_US
+        return Infinite()
     if us <= _PG_NEG_INFINITY_US:
-        return -INFINITY_US
+        return Infinite(negative=True)
     if _MIN_US <= us <= _MAX_US:
         return EPOCH + dt.timedelta(microseconds=us)
-    return us
+    return OutOfRange("us", us)
 
 
-def timestamp_ms(ms: int) -> dt.datetime | int:
+def timestamp_ms(ms: int) -> dt.datetime | Infinite | OutOfRange:
     """`io.debezium.time.Timestamp`: naive ms since the epoch."""
     return timestamp_us(ms * 1000)
 
 
-def timestamp_ns(ns: int) -> dt.datetime | int:
+def timestamp_ns(ns: int) -> dt.datetime | Infinite | OutOfRange:
     """`io.debezium.time.NanoTimestamp`, truncated to microseconds."""
     return timestamp_us(ns // 1000)
 
 
-def parse_zoned_timestamp(text: str) -> dt.datetime | int:
+def parse_zoned_timestamp(text: str) -> dt.datetime | Infinite | OutOfRange:
     """`io.debezium.time.ZonedTimestamp` (ISO-8601 with `Z` or an offset) → an aware UTC datetime;
-    PostgreSQL's `infinity`/`-infinity` → DuckDB's ±infinity."""
+    PostgreSQL's `infinity`/`-infinity` → `Infinite`."""
     if text == "infinity":
-        return INFINITY_US
+        return Infinite()
     if text == "-infinity":
-        return -INFINITY_US
+        return Infinite(negative=True)
     try:
         parsed = dt.datetime.fromisoformat(text)
     except ValueError:
-        # A year Python cannot hold (0 or BC, e.g. `0000-12-30T00:00:00Z` from a snapshot): µs.
-        return _iso_to_us(text)
+        # A year Python cannot hold (0 or BC, e.g. `0000-12-30T00:00:00Z` from a snapshot).
+        return OutOfRange("us", _iso_to_us(text))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
@@ -102,7 +104,7 @@ _ISO_INSTANT = re.compile(
 def _days_from_civil(year: int, month: int, day: int) -> int:
     """Days since 1970-01-01 of a proleptic Gregorian date, for any year (H. Hinnant's algorithm)."""
     year -= month <= 2
-    era = (year if year >= 0 else year - 399) // 400
+    era = year // 400  # floor division (the C original adjusts for truncation by hand)
     yoe = year - era * 400
     doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy

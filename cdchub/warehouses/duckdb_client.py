@@ -14,9 +14,10 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType
+from cdc_consumers.model import ColumnType, Infinite, OutOfRange
 from cdchub.errors import ConfigError, MergeError
 from cdchub.warehouses.arrow_types import arrow_type
+from cdchub.warehouses.values import adapt_temporal
 from merge import plan
 from merge.dialects.duckdb import DuckDBDialect
 
@@ -35,6 +36,18 @@ def _text_fallback(value: Any) -> Any:
     if isinstance(value, Decimal):
         return format(value, "f")
     return str(value)
+
+
+# DuckDB's own ±infinity: the largest int32 day / int64 µs (its Arrow reader takes them as such).
+_INFINITY = {"date": 2**31 - 1, "timestamp": 2**63 - 1, "timestamptz": 2**63 - 1}
+
+
+def _temporal(value: Infinite | OutOfRange, ctype: ColumnType) -> int:
+    """DuckDB stores every one exactly: ±infinity, BC dates and `24:00:00` are native values, staged
+    as the integer units of the Arrow column (days, µs since the epoch, µs past midnight)."""
+    if isinstance(value, Infinite):
+        return -_INFINITY[ctype.kind] if value.negative else _INFINITY[ctype.kind]
+    return value.value
 
 
 class DuckDBSession:
@@ -118,14 +131,20 @@ class DuckDBSession:
         return [d[0] for d in cursor.description or ()], cursor.fetchall()
 
     def load_stage(
-        self, name: str, columns: Sequence[tuple[str, ColumnType]], rows: Sequence[Sequence[Any]]
+        self,
+        name: str,
+        columns: Sequence[tuple[str, ColumnType]],
+        rows: Sequence[Sequence[Any]],
+        *,
+        create: bool = True,
     ) -> None:
-        """Create a temp table from an Arrow table built column by column with exact types."""
+        """Create a temp table (or fill the existing one) from an Arrow table built column by
+        column with exact types."""
         fields = []
         arrays = []
         for index, (col_name, ctype) in enumerate(columns):
             atype = arrow_type(ctype, self.dialect.MAX_DECIMAL_PRECISION)
-            values = [row[index] for row in rows]
+            values = [adapt_temporal(row[index], ctype, _temporal) for row in rows]
             if pa.types.is_string(atype) and ctype.kind not in ("string", "json", "uuid"):
                 values = [_text_fallback(v) for v in values]
             fields.append(pa.field(col_name, atype))
@@ -134,7 +153,7 @@ class DuckDBSession:
         view = f"{name}_arrow"
         self.conn.register(view, staged)
         try:
-            for statement in self.stage_sql(name, columns):
+            for statement in self.stage_sql(name, columns, create):
                 self.execute(statement)
         finally:
             # If the transaction failed already, the first error is the one to report.
@@ -142,9 +161,14 @@ class DuckDBSession:
                 self.conn.unregister(view)
 
     @staticmethod
-    def stage_sql(name: str, columns: Sequence[tuple[str, ColumnType]]) -> list[exp.Expression]:
-        """The staging statements: a typed temp table from the registered Arrow view."""
-        return [plan.stage_from(name, f"{name}_arrow", columns, DuckDBDialect())]
+    def stage_sql(
+        name: str, columns: Sequence[tuple[str, ColumnType]], create: bool = True
+    ) -> list[exp.Expression]:
+        """The staging statements: a typed temp table from the registered Arrow view (or, into an
+        existing stage, an `INSERT … SELECT` from it)."""
+        if create:
+            return [plan.stage_from(name, f"{name}_arrow", columns, DuckDBDialect())]
+        return [plan.stage_into(name, f"{name}_arrow", columns, DuckDBDialect())]
 
     def table_columns(self, schema: str, table: str) -> list[str] | None:
         """Column names of `schema.table` in order, or None."""

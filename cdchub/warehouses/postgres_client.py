@@ -10,10 +10,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType
+from cdc_consumers.model import ColumnType, Infinite, OutOfRange
 from cdchub.config import PostgresWarehouse
 from cdchub.errors import MergeError
-from cdchub.warehouses.values import falls_back_to_text, text_value
+from cdchub.warehouses.values import adapt_temporal, falls_back_to_text, text_value
 from merge import client_sql, plan
 from merge.dialects.postgres import PostgresDialect
 
@@ -22,10 +22,16 @@ def _raw_json(value: str) -> str:
     return value
 
 
+def _temporal(value: Infinite | OutOfRange, ctype: ColumnType) -> str:
+    """PostgreSQL holds ±infinity, BC dates and `24:00:00` natively: `COPY` gets its text form."""
+    return str(value)
+
+
 def _copy_value(value: Any, ctype: ColumnType, as_text: bool) -> Any:
     """A value in the form `COPY` takes for its column's warehouse type."""
     if value is None:
         return None
+    value = adapt_temporal(value, ctype, _temporal)
     if as_text:
         return text_value(value)
     if ctype.kind == "json":
@@ -111,11 +117,18 @@ class PostgresSession:
             return [d.name for d in cur.description], cur.fetchall()
 
     def load_stage(
-        self, name: str, columns: Sequence[tuple[str, ColumnType]], rows: Sequence[Sequence[Any]]
+        self,
+        name: str,
+        columns: Sequence[tuple[str, ColumnType]],
+        rows: Sequence[Sequence[Any]],
+        *,
+        create: bool = True,
     ) -> None:
-        """Create the temporary stage, then stream every row through one `COPY … FROM STDIN`."""
-        create, copy_from = self.stage_sql(name, columns)
-        self.execute(create)
+        """Create the temporary stage (unless it exists), then stream every row through one
+        `COPY … FROM STDIN`."""
+        *ddl, copy_from = self.stage_sql(name, columns, create)
+        for statement in ddl:
+            self.execute(statement)
         if not rows:
             return
         copy_sql = self.dialect.render(copy_from)
@@ -127,12 +140,12 @@ class PostgresSession:
                 )
 
     @staticmethod
-    def stage_sql(name: str, columns: Sequence[tuple[str, ColumnType]]) -> list[exp.Expression]:
-        """The staging statements: a typed temp table, then `COPY … FROM STDIN` into it."""
-        return [
-            plan.create_table(plan.table(name), columns, PostgresDialect(), temporary=True),
-            client_sql.copy_from_stdin(name, [c for c, _ in columns]),
-        ]
+    def stage_sql(
+        name: str, columns: Sequence[tuple[str, ColumnType]], create: bool = True
+    ) -> list[exp.Expression]:
+        """The staging statements: a typed temp table (when `create`), then `COPY … FROM STDIN`."""
+        ddl = [plan.create_table(plan.table(name), columns, PostgresDialect(), temporary=True)]
+        return [*(ddl if create else []), client_sql.copy_from_stdin(name, [c for c, _ in columns])]
 
     def table_columns(self, schema: str, table: str) -> list[str] | None:
         """Column names of `schema.table` in order, or None."""

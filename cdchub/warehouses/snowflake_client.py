@@ -10,6 +10,7 @@ creates its own tables with its own SQL, which the house rule (clients only bind
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,25 +19,66 @@ from typing import Any
 import snowflake.connector
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType
+from cdc_consumers.model import ColumnType, Infinite, OutOfRange
 from cdchub.config import SnowflakeWarehouse
-from cdchub.errors import MergeError
-from cdchub.warehouses.values import falls_back_to_text, text_value
+from cdchub.errors import MergeError, UnrepresentableValue
+from cdchub.warehouses.values import adapt_temporal, falls_back_to_text, text_value
 from merge import client_sql, plan
 from merge.dialects.snowflake import SnowflakeDialect
 
 _DDL = (exp.Create, exp.Drop, exp.Alter)
 
 
+_LAST = dt.datetime(9999, 12, 31, 23, 59, 59, 999999)
+_FIRST = dt.datetime(1, 1, 1)
+# Snowflake has no ±infinity: they become the ends of the range every Snowflake client can read,
+# so order and comparisons keep working (`infinity` and 9999-12-31 23:59:59.999999 become one value).
+_ENDS: dict[str, tuple[Any, Any]] = {
+    "date": (_FIRST.date(), _LAST.date()),
+    "timestamp": (_FIRST, _LAST),
+    "timestamptz": (_FIRST.replace(tzinfo=dt.UTC), _LAST.replace(tzinfo=dt.UTC)),
+}
+
+
+def _temporal(value: Infinite | OutOfRange, ctype: ColumnType) -> Any:
+    """±infinity as the ends of the range; a year before 1 or `24:00:00` is refused (a Snowflake
+    TIME stops at 23:59:59.999999999, and years before 1582 are not reliably Gregorian there)."""
+    if isinstance(value, Infinite) and ctype.kind in _ENDS:
+        first, last = _ENDS[ctype.kind]
+        return first if value.negative else last
+    raise UnrepresentableValue(
+        f"the value {value} cannot be stored in a Snowflake {ctype.kind.upper()} column. "
+        "Change the source row, or leave the column out of the connector "
+        "(column.exclude.list), then restart `cdchub run`",
+        warehouse="snowflake",
+    )
+
+
 def _bind_value(value: Any, ctype: ColumnType, as_text: bool) -> Any:
     """A value the connector can bind into its column's Snowflake type."""
     if value is None:
         return None
+    value = adapt_temporal(value, ctype, _temporal)
     if ctype.kind == "array":
         return json.dumps(value, default=str, ensure_ascii=False)
     if as_text:
         return text_value(value)
     return value
+
+
+def _with_column(
+    exc: UnrepresentableValue,
+    columns: Sequence[tuple[str, ColumnType]],
+    rows: Sequence[Sequence[Any]],
+) -> UnrepresentableValue:
+    """The refusal again, naming the first column that holds a value Snowflake cannot store."""
+    for row in rows:
+        for (name, ctype), value in zip(columns, row, strict=True):
+            try:
+                adapt_temporal(value, ctype, _temporal)
+            except UnrepresentableValue:
+                return UnrepresentableValue(exc.message, **exc.context, column=name)
+    return exc
 
 
 class SnowflakeSession:
@@ -61,8 +103,6 @@ class SnowflakeSession:
         except snowflake.connector.errors.Error as exc:
             raise MergeError(f"cannot connect to Snowflake: {exc}", account=config.account) from exc
         self._depth = 0
-        # Stage tables this session created, by name, with their columns (reused across batches).
-        self._stages: dict[str, tuple[tuple[str, ColumnType], ...]] = {}
 
     def _run(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         cur = self.conn.cursor()
@@ -74,7 +114,8 @@ class SnowflakeSession:
         """BEGIN … COMMIT, rolled back on error; nested blocks join the outer transaction.
 
         The engine creates each table's stage and key tables before the batch's transaction
-        (`TRANSACTIONAL_DDL = False`), so a batch runs only DML and commits, offsets included, as one.
+        (`merge.scratch.PersistentPerTable`), so a batch runs only DML and commits, offsets included,
+        as one.
         """
         if self._depth:
             self._depth += 1
@@ -127,35 +168,39 @@ class SnowflakeSession:
         return names, [tuple(r) for r in cursor.fetchall()]
 
     def load_stage(
-        self, name: str, columns: Sequence[tuple[str, ColumnType]], rows: Sequence[Sequence[Any]]
+        self,
+        name: str,
+        columns: Sequence[tuple[str, ColumnType]],
+        rows: Sequence[Sequence[Any]],
+        *,
+        create: bool = True,
     ) -> None:
-        """Create (or, when this session made it already, empty) the stage; one `executemany`.
-
-        Emptying is a DELETE, so a stage the engine prepared before the batch is reloaded without DDL
-        inside the batch's transaction.
-        """
-        create, insert = self.stage_sql(name, columns)
-        shape = tuple(columns)
-        if self._stages.get(name) == shape:
-            # The engine created this table before the batch: empty it with DML, inside the batch.
-            self.execute(plan.empty_table(plan.table(name)))
-        else:
-            self.execute(plan.drop_table(plan.table(name)))
-            self.execute(create)
-            self._stages[name] = shape
+        """Create the stage when `create` (the engine does it before the batch's transaction:
+        `merge.scratch.PersistentPerTable`), then load every row with one `executemany`."""
+        *ddl, insert = self.stage_sql(name, columns, create)
+        for statement in ddl:
+            self.execute(statement)
         if not rows:
             return
         shapes = [(t, falls_back_to_text(t, self.dialect)) for _, t in columns]
-        bound = [
-            [_bind_value(v, t, f) for v, (t, f) in zip(row, shapes, strict=True)] for row in rows
-        ]
+        try:
+            bound = [
+                [_bind_value(v, t, f) for v, (t, f) in zip(row, shapes, strict=True)]
+                for row in rows
+            ]
+        except UnrepresentableValue as exc:
+            raise _with_column(exc, columns, rows) from None
         self.executemany(insert, bound)
 
     @staticmethod
-    def stage_sql(name: str, columns: Sequence[tuple[str, ColumnType]]) -> list[exp.Expression]:
-        """The staging statements: a typed temp table, then one array-bound `INSERT … VALUES`."""
+    def stage_sql(
+        name: str, columns: Sequence[tuple[str, ColumnType]], create: bool = True
+    ) -> list[exp.Expression]:
+        """The staging statements: a typed temp table (when `create`), then one array-bound
+        `INSERT … VALUES`."""
+        ddl = [plan.create_table(plan.table(name), columns, SnowflakeDialect(), temporary=True)]
         return [
-            plan.create_table(plan.table(name), columns, SnowflakeDialect(), temporary=True),
+            *(ddl if create else []),
             plan.insert_rows(plan.table(name), [c for c, _ in columns]),
         ]
 

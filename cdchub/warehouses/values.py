@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType
+from cdc_consumers.model import ColumnType, Infinite, OutOfRange
 from merge.dialects.base import Dialect
 
 # Kinds whose values are already text when they reach a text column.
@@ -28,3 +29,16 @@ def falls_back_to_text(ctype: ColumnType, dialect: Dialect) -> bool:
     if ctype.kind in _TEXTUAL:
         return False
     return dialect.column_type(ctype).this in exp.DataType.TEXT_TYPES
+
+
+TemporalAdapter = Callable[[Infinite | OutOfRange, ColumnType], Any]
+
+
+def adapt_temporal(value: Any, ctype: ColumnType, adapter: TemporalAdapter) -> Any:
+    """`value` with each warehouse-neutral temporal value (`Infinite`, `OutOfRange`, also inside an
+    array) replaced by what `adapter` makes of it for its column type; other values as they are."""
+    if isinstance(value, Infinite | OutOfRange):
+        return adapter(value, ctype)
+    if isinstance(value, list) and ctype.element is not None:
+        return [adapt_temporal(v, ctype.element, adapter) for v in value]
+    return value

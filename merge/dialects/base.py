@@ -9,6 +9,8 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
 from cdc_consumers.model import ColumnType
+from merge.batch_plan import ScratchStrategy
+from merge.scratch import TempPerSegment
 
 
 class Dialect:
@@ -22,9 +24,9 @@ class Dialect:
     SQLGLOT_DIALECT: ClassVar[str] = ""
     MAX_DECIMAL_PRECISION: ClassVar[int] = 38
     MAX_IDENTIFIER_LENGTH: ClassVar[int] = 63
-    SUPPORTS_UPDATE_FROM: ClassVar[bool] = True
-    # False where DDL (CREATE/DROP of the temporary stage) commits the open transaction (Snowflake).
-    TRANSACTIONAL_DDL: ClassVar[bool] = True
+    # Where segments are staged (`merge.scratch`): temporary tables per segment, unless DDL
+    # commits the open transaction (Snowflake), which needs tables made before it.
+    SCRATCH: ClassVar[ScratchStrategy] = TempPerSegment()
     # True where history needs a btree on (key, position) for the merge's probes to stay cheap.
     INDEXES_HISTORY: ClassVar[bool] = False
     FALLBACK_TYPE: ClassVar[str] = "TEXT"

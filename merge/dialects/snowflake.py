@@ -8,6 +8,7 @@ from sqlglot import exp
 
 from cdc_consumers.model import ColumnType
 from merge.dialects.base import Dialect
+from merge.scratch import PersistentPerTable
 
 
 class SnowflakeDialect(Dialect):
@@ -22,7 +23,7 @@ class SnowflakeDialect(Dialect):
     MAX_DECIMAL_PRECISION = 38
     MAX_IDENTIFIER_LENGTH = 255
     # Snowflake's DDL, CTAS of a temporary table included, commits the open transaction first.
-    TRANSACTIONAL_DDL = False
+    SCRATCH = PersistentPerTable()
     FALLBACK_TYPE = "VARCHAR"
     TYPES: ClassVar[dict[str, str]] = {
         "int16": "SMALLINT",

@@ -1,4 +1,7 @@
-"""The PostgreSQL warehouse on the real stack: the SCD2 property, exactly-once, and the pipeline.
+"""The PostgreSQL warehouse on the real stack: its COPY staging and the whole pipeline into it.
+
+The SCD2 property, exactly-once, TOAST, type-matrix and schema-evolution cases run on it from the
+behaviour suite (tests/integration/test_behaviour_postgres.py).
 
 The warehouse database is the one `stack up` creates on the stack's PostgreSQL (`cdchub_warehouse`,
 owned by the `cdchub_warehouse` user). Nothing is mocked.
@@ -11,28 +14,16 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from sqlglot import exp
 
 from cdchub.config import HubConfig, PostgresWarehouse
 from cdchub.warehouses.postgres_client import PostgresSession
 from merge import client_sql, plan
 from merge.naming import CONTROL_SCHEMA
-from tests.exactly_once_cases import (
-    check_failure_leaves_nothing,
-    check_two_tables_fail_together,
-    is_offsets_write,
-    is_relink,
-)
 from tests.integration.conftest import Stack
 from tests.integration.helpers import failures, replicate_until_verified
 from tests.integration.pg_kinds import KINDS, expected
-from tests.scd2_cases import (
-    TABLE,
-    check_history_matches_reference,
-    check_resnapshot_writes_only_drift,
-)
+from tests.scd2_cases import TABLE
 
 pytestmark = pytest.mark.integration
 
@@ -56,32 +47,6 @@ def pg_session(stack: Stack) -> Iterator[PostgresSession]:
         yield session
     finally:
         session.close()
-
-
-@settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(seed=st.integers(0, 10_000), length=st.integers(1, 40))
-def test_postgres_history_matches_reference_model(
-    pg_session: PostgresSession, seed: int, length: int
-) -> None:
-    _drop_schemas(pg_session, TABLE.source, CONTROL_SCHEMA)
-    check_history_matches_reference(pg_session, seed, length)
-
-
-@pytest.mark.parametrize("fails", [is_relink, is_offsets_write], ids=["relink", "offsets"])
-def test_postgres_failure_mid_batch_leaves_neither_data_nor_offsets(
-    pg_session: PostgresSession, fails: object
-) -> None:
-    check_failure_leaves_nothing(pg_session, fails)
-
-
-def test_postgres_batch_of_two_tables_commits_both_or_neither(pg_session: PostgresSession) -> None:
-    check_two_tables_fail_together(pg_session)
-
-
-def test_postgres_resnapshot_writes_only_drift(pg_session: PostgresSession) -> None:
-    check_resnapshot_writes_only_drift(pg_session)
 
 
 def test_pipeline_into_postgres_warehouse_verifies(stack: Stack) -> None:

@@ -214,7 +214,8 @@ def test_analytics_doc_queries_run_on_the_demo_warehouse(
     }  # fmt: skip
     results: dict[str, list[dict[str, Any]]] = {}
     for name, sql in queries.items():
-        out = _cli(path, "sql", sql, "--format", "json")
+        # The blocks start with a `--` comment: as a user would, pass it after `--`.
+        out = _cli(path, "sql", "--format", "json", "--", sql)
         assert out.exit_code == 0, (name, out.output)
         results[name] = json.loads(out.stdout)
         assert results[name], f"{name} returned no rows on the demo warehouse"

@@ -414,3 +414,22 @@ def test_dbt_sources_without_slo_disables_freshness(tmp_path: Path) -> None:
     assert [t["name"] for t in tables] == ["orders", "orders_history"]
     assert tables[1]["freshness"] is None
     assert tables[0]["columns"] == [{"name": "order_id", "data_tests": ["not_null"]}]
+
+
+def test_cli_sql_from_a_file_or_after_double_dash(
+    demo_config: tuple[Path, list[Any]], tmp_path: Path
+) -> None:
+    config, events = demo_config
+    query = "-- a comment first, as in docs/analytics.md\nSELECT count(*) AS n FROM src.items"
+    expected = len(expected_as_of(events, dt.datetime(2100, 1, 1, tzinfo=dt.UTC)))
+    file = tmp_path / "q.sql"
+    file.write_text(query)
+    for args in (["--file", str(file)], ["--", query]):
+        out = _cli(config, "sql", "--format", "json", *args)
+        assert out.exit_code == 0, out.output
+        assert json.loads(out.stdout) == [{"n": expected}]
+    out = CliRunner().invoke(cli, ["--config", str(config), "sql", "--file", "-", "--format",
+                                   "csv"], input=query)  # fmt: skip
+    assert out.exit_code == 0 and out.stdout.splitlines() == ["n", str(expected)]
+    out = _cli(config, "sql")
+    assert out.exit_code == 2 and "give the query" in out.stderr

@@ -1,4 +1,6 @@
-"""The captured type matrix and TOAST stream merged into DuckDB: every value lands exactly.
+"""The captured type matrix merged into DuckDB: every value lands in its exact DuckDB type.
+
+TOAST carry-forward and the temporal edges run on every warehouse in tests/behaviour/suite.py.
 
 Uses the real envelopes of tests/fixtures/types (see test_types.py) and a real DuckDB file.
 """
@@ -10,13 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pytest
 
 from cdc_consumers.model import ChangeEvent, Op, TableId
 from cdchub.warehouses.duckdb_client import DuckDBSession
 from merge.scd2 import Scd2Engine, TableInfo
 from tests.unit.test_types import MY, PG
-from tools.capture_envelopes import BIG
 
 
 def _merge(path: Path, stream: list[ChangeEvent], kind: str, batch: int) -> None:
@@ -40,29 +40,6 @@ def _rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
     finally:
         conn.close()
-
-
-@pytest.mark.parametrize("batch", [1, 3, 100])
-def test_unchanged_toast_values_are_carried_forward(tmp_path: Path, batch: int) -> None:
-    path = tmp_path / "wh.duckdb"
-    _merge(path, PG, "postgres", batch)
-    history = _rows(
-        path,
-        'SELECT small, t, j, b, a, _cdc_op FROM "typespg"."toast_history" ORDER BY _cdc_source_pos',
-    )
-    doc = '{"k":"' + BIG + '"}'
-    assert [h[0] for h in history] == [
-        1,
-        2,
-        3,
-        4,
-        4,
-    ]  # r, u, u, u, d (the truncate finds no live key)
-    for version in history[:4]:
-        assert version[2] == doc and version[3] == BIG.encode() and version[4] == [BIG, None]
-    assert [h[1] for h in history[:4]] == [BIG, BIG, "short now", "short now"]
-    assert history[4][5] == "d" and history[4][1] == "short now"  # the delete carries values
-    assert all("__debezium" not in repr(h) for h in history)
 
 
 def test_postgres_matrix_lands_in_exact_duckdb_types(tmp_path: Path) -> None:

@@ -1,8 +1,12 @@
 -- src.public.items -> src.items and src.items_history, rendered for snowflake
--- key: id
+-- key: id; scratch tables: persistent-per-table
 
--- prepare, once per table and before any transaction: on snowflake DDL commits the open transaction (docs/warehouses.md)
+-- prepare: once per table and session, before any transaction
+
+-- drop_stage: a stage left by an earlier session
 DROP TABLE IF EXISTS "_cdc_stage__src__items";
+
+-- create_stage: the table's own stage, empty
 CREATE TEMPORARY TABLE IF NOT EXISTS "_cdc_stage__src__items" (
   "id" BIGINT,
   "name" VARCHAR,
@@ -14,15 +18,23 @@ CREATE TEMPORARY TABLE IF NOT EXISTS "_cdc_stage__src__items" (
   "_cdc_tx_id" VARCHAR,
   "_cdc_unavailable" VARCHAR
 );
+
+-- drop_keys: a key table left by an earlier session
 DROP TABLE IF EXISTS "_cdc_keys__src__items";
+
+-- create_keys: the table's own key table
 CREATE TEMPORARY TABLE IF NOT EXISTS "_cdc_keys__src__items" (
   "id" BIGINT
 );
 
 BEGIN;
 
--- stage: load the segment's rows (the client's bulk path)
+-- segment 1: changes, some of them snapshot rows, some without unchanged TOAST values (name, price)
+
+-- empty_stage: DML, so it stays in the transaction
 DELETE FROM "_cdc_stage__src__items";
+
+-- load_stage: bulk-load the segment
 INSERT INTO "_cdc_stage__src__items" (
   "id",
   "name",
@@ -37,43 +49,64 @@ INSERT INTO "_cdc_stage__src__items" (
 VALUES
   (?, ?, ?, ?, ?, ?, ?, ?, ?);
 
--- stage, for a truncate segment instead: one deleted version per live key
-INSERT INTO "_cdc_stage__src__items" (
-  "id",
-  "name",
-  "price",
-  "_cdc_valid_from",
-  "_cdc_is_deleted",
-  "_cdc_op",
-  "_cdc_source_pos",
-  "_cdc_tx_id",
-  "_cdc_unavailable"
-)
-SELECT
-  "id",
-  "name",
-  "price",
-  CAST('2026-01-01T00:00:00+00:00' AS TIMESTAMPTZ),
-  TRUE,
-  't',
-  '<position>',
-  'tx',
-  NULL
-FROM (
-  SELECT
-    "id",
-    "name",
-    "price",
-    "_cdc_is_deleted",
-    ROW_NUMBER() OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos" DESC NULLS LAST) AS "_cdc_rank"
-  FROM "src"."items_history"
-  WHERE
-    "_cdc_source_pos" < '<position>'
-) AS "h"
+-- drop_unchanged_snapshot_rows: re-read rows equal to their key's previous version are no change (backfill)
+DELETE FROM "_cdc_stage__src__items"
 WHERE
-  "h"."_cdc_rank" = 1 AND NOT "h"."_cdc_is_deleted";
+  "_cdc_stage__src__items"."_cdc_op" = 'r'
+  AND EXISTS(
+    SELECT
+      1
+    FROM (
+      SELECT
+        "id",
+        "name",
+        "price",
+        "_cdc_source_pos",
+        "_cdc_is_deleted",
+        "_cdc_op",
+        LAG("_cdc_source_pos") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "_prev_pos",
+        LAG("_cdc_is_deleted") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "_prev_deleted",
+        LAG("name") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "_prev_0",
+        LAG("price") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "_prev_1"
+      FROM (
+        SELECT
+          "h"."id",
+          "h"."name",
+          "h"."price",
+          "h"."_cdc_source_pos",
+          "h"."_cdc_is_deleted",
+          "h"."_cdc_op"
+        FROM "src"."items_history" AS "h"
+        WHERE
+          EXISTS(
+            SELECT
+              1
+            FROM "_cdc_stage__src__items" AS "k"
+            WHERE
+              "k"."id" = "h"."id"
+          )
+        UNION ALL
+        SELECT
+          "id",
+          "name",
+          "price",
+          "_cdc_source_pos",
+          "_cdc_is_deleted",
+          "_cdc_op"
+        FROM "_cdc_stage__src__items"
+      ) AS "u"
+    ) AS "p"
+    WHERE
+      "p"."id" = "_cdc_stage__src__items"."id"
+      AND "p"."_cdc_source_pos" = "_cdc_stage__src__items"."_cdc_source_pos"
+      AND "p"."_cdc_op" = 'r'
+      AND NOT "p"."_prev_pos" IS NULL
+      AND NOT "p"."_prev_deleted"
+      AND "p"."name" IS NOT DISTINCT FROM "p"."_prev_0"
+      AND "p"."price" IS NOT DISTINCT FROM "p"."_prev_1"
+  );
 
--- 1. remove_applied: drop versions history already has
+-- remove_applied: drop staged versions history already has
 DELETE FROM "_cdc_stage__src__items"
 WHERE
   EXISTS(
@@ -85,10 +118,10 @@ WHERE
       AND "h"."_cdc_source_pos" = "_cdc_stage__src__items"."_cdc_source_pos"
   );
 
--- 2. collect_keys: the keys this segment touches
+-- collect_keys: empty the key table
 DELETE FROM "_cdc_keys__src__items";
 
--- 2. collect_keys
+-- collect_keys: the keys this segment touches
 INSERT INTO "_cdc_keys__src__items" (
   "id"
 )
@@ -96,7 +129,12 @@ SELECT DISTINCT
   "id"
 FROM "_cdc_stage__src__items";
 
--- 3. insert_versions: append the new versions, open
+-- count_staged: the versions this segment adds
+SELECT
+  COUNT(*)
+FROM "_cdc_stage__src__items";
+
+-- insert_versions: append the new versions, open
 INSERT INTO "src"."items_history" (
   "id",
   "name",
@@ -124,7 +162,7 @@ SELECT
   CURRENT_TIMESTAMP()
 FROM "_cdc_stage__src__items";
 
--- 4. relink: valid_from/valid_to/is_current of touched keys
+-- relink: valid_from/valid_to/is_current of the touched keys
 UPDATE "src"."items_history" SET "_cdc_valid_from" = "w"."eff_from", "_cdc_valid_to" = "w"."next_from", "_cdc_is_current" = "w"."next_pos" IS NULL
 FROM (
   SELECT
@@ -164,7 +202,60 @@ WHERE
     )
   );
 
--- 5. carry_forward: deletes take the values they close
+-- carry_unavailable: unchanged TOAST values from the key's previous version
+UPDATE "src"."items_history" SET "name" = CASE WHEN "w"."_m1" THEN "w"."_f1" ELSE "items_history"."name" END, "price" = CASE WHEN "w"."_m2" THEN "w"."_f2" ELSE "items_history"."price" END
+FROM (
+  SELECT
+    "id",
+    "_cdc_source_pos",
+    "_m1",
+    "_m2",
+    FIRST_VALUE("_v1") OVER (PARTITION BY "id", "_g1" ORDER BY "_cdc_source_pos") AS "_f1",
+    FIRST_VALUE("_v2") OVER (PARTITION BY "id", "_g2" ORDER BY "_cdc_source_pos") AS "_f2"
+  FROM (
+    SELECT
+      *,
+      SUM(CASE WHEN "_m1" THEN 0 ELSE 1 END) OVER (
+        PARTITION BY "id"
+        ORDER BY "_cdc_source_pos"
+        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+      ) AS "_g1",
+      SUM(CASE WHEN "_m2" THEN 0 ELSE 1 END) OVER (
+        PARTITION BY "id"
+        ORDER BY "_cdc_source_pos"
+        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+      ) AS "_g2"
+    FROM (
+      SELECT
+        "h"."id",
+        "h"."_cdc_source_pos",
+        "h"."name" AS "_v1",
+        "h"."price" AS "_v2",
+        COALESCE(CHARINDEX(',1,', "_cdc_stage__src__items"."_cdc_unavailable") > 0, FALSE) AS "_m1",
+        COALESCE(CHARINDEX(',2,', "_cdc_stage__src__items"."_cdc_unavailable") > 0, FALSE) AS "_m2"
+      FROM "src"."items_history" AS "h"
+      LEFT JOIN "_cdc_stage__src__items"
+        ON "h"."id" = "_cdc_stage__src__items"."id"
+        AND "h"."_cdc_source_pos" = "_cdc_stage__src__items"."_cdc_source_pos"
+      WHERE
+        EXISTS(
+          SELECT
+            1
+          FROM "_cdc_keys__src__items"
+          WHERE
+            "_cdc_keys__src__items"."id" = "h"."id"
+        )
+    ) AS "j"
+  ) AS "g"
+) AS "w"
+WHERE
+  "items_history"."id" = "w"."id"
+  AND "items_history"."_cdc_source_pos" = "w"."_cdc_source_pos"
+  AND (
+    "w"."_m1" OR "w"."_m2"
+  );
+
+-- carry_forward: deletes take the values they close
 UPDATE "src"."items_history" SET "name" = "p"."_prev_0", "price" = "p"."_prev_1"
 FROM (
   SELECT
@@ -189,7 +280,7 @@ WHERE
   AND "items_history"."_cdc_op" = 'd'
   AND NOT "p"."_prev_pos" IS NULL;
 
--- 6. refresh_current: replace touched keys
+-- refresh_current: drop the touched keys from current
 DELETE FROM "src"."items"
 WHERE
   EXISTS(
@@ -200,7 +291,7 @@ WHERE
       "_cdc_keys__src__items"."id" = "items"."id"
   );
 
--- 6. refresh_current
+-- refresh_current: insert their live current versions
 INSERT INTO "src"."items" (
   "id",
   "name",
@@ -232,10 +323,219 @@ WHERE
       "_cdc_keys__src__items"."id" = "h"."id"
   );
 
--- offsets: the next Kafka offsets, in the same transaction
+-- segment 2: a truncate (one deleted version per live key)
+
+-- empty_stage: DML, so it stays in the transaction
+DELETE FROM "_cdc_stage__src__items";
+
+-- load_stage: an empty stage
+
+-- stage_truncate: one deleted version per key live just before the truncate
+INSERT INTO "_cdc_stage__src__items" (
+  "id",
+  "name",
+  "price",
+  "_cdc_valid_from",
+  "_cdc_is_deleted",
+  "_cdc_op",
+  "_cdc_source_pos",
+  "_cdc_tx_id",
+  "_cdc_unavailable"
+)
+SELECT
+  "id",
+  "name",
+  "price",
+  CAST('2026-01-01T00:00:00+00:00' AS TIMESTAMPTZ),
+  TRUE,
+  't',
+  '<position>',
+  'tx',
+  NULL
+FROM (
+  SELECT
+    "id",
+    "name",
+    "price",
+    "_cdc_is_deleted",
+    ROW_NUMBER() OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos" DESC NULLS LAST) AS "_cdc_rank"
+  FROM "src"."items_history"
+  WHERE
+    "_cdc_source_pos" < '<position>'
+) AS "h"
+WHERE
+  "h"."_cdc_rank" = 1 AND NOT "h"."_cdc_is_deleted";
+
+-- remove_applied: drop staged versions history already has
+DELETE FROM "_cdc_stage__src__items"
+WHERE
+  EXISTS(
+    SELECT
+      1
+    FROM "src"."items_history" AS "h"
+    WHERE
+      "h"."id" = "_cdc_stage__src__items"."id"
+      AND "h"."_cdc_source_pos" = "_cdc_stage__src__items"."_cdc_source_pos"
+  );
+
+-- collect_keys: empty the key table
+DELETE FROM "_cdc_keys__src__items";
+
+-- collect_keys: the keys this segment touches
+INSERT INTO "_cdc_keys__src__items" (
+  "id"
+)
+SELECT DISTINCT
+  "id"
+FROM "_cdc_stage__src__items";
+
+-- count_staged: the versions this segment adds
+SELECT
+  COUNT(*)
+FROM "_cdc_stage__src__items";
+
+-- insert_versions: append the new versions, open
+INSERT INTO "src"."items_history" (
+  "id",
+  "name",
+  "price",
+  "_cdc_valid_from",
+  "_cdc_valid_to",
+  "_cdc_is_current",
+  "_cdc_is_deleted",
+  "_cdc_op",
+  "_cdc_source_pos",
+  "_cdc_tx_id",
+  "_cdc_ingested_at"
+)
+SELECT
+  "id",
+  "name",
+  "price",
+  "_cdc_valid_from",
+  CAST(NULL AS TIMESTAMPTZ),
+  FALSE,
+  "_cdc_is_deleted",
+  "_cdc_op",
+  "_cdc_source_pos",
+  "_cdc_tx_id",
+  CURRENT_TIMESTAMP()
+FROM "_cdc_stage__src__items";
+
+-- relink: valid_from/valid_to/is_current of the touched keys
+UPDATE "src"."items_history" SET "_cdc_valid_from" = "w"."eff_from", "_cdc_valid_to" = "w"."next_from", "_cdc_is_current" = "w"."next_pos" IS NULL
+FROM (
+  SELECT
+    "id",
+    "_cdc_source_pos",
+    "eff_from",
+    LEAD("eff_from") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "next_from",
+    LEAD("_cdc_source_pos") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "next_pos"
+  FROM (
+    SELECT
+      "id",
+      "_cdc_source_pos",
+      MIN("_cdc_valid_from") OVER (
+        PARTITION BY "id"
+        ORDER BY "_cdc_source_pos"
+        ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING
+      ) AS "eff_from"
+    FROM "src"."items_history" AS "h"
+    WHERE
+      EXISTS(
+        SELECT
+          1
+        FROM "_cdc_keys__src__items"
+        WHERE
+          "_cdc_keys__src__items"."id" = "h"."id"
+      )
+  ) AS "c"
+) AS "w"
+WHERE
+  "items_history"."id" = "w"."id"
+  AND "items_history"."_cdc_source_pos" = "w"."_cdc_source_pos"
+  AND (
+    "items_history"."_cdc_valid_from" IS DISTINCT FROM "w"."eff_from"
+    OR "items_history"."_cdc_valid_to" IS DISTINCT FROM "w"."next_from"
+    OR "items_history"."_cdc_is_current" <> (
+      "w"."next_pos" IS NULL
+    )
+  );
+
+-- carry_forward: deletes take the values they close
+UPDATE "src"."items_history" SET "name" = "p"."_prev_0", "price" = "p"."_prev_1"
+FROM (
+  SELECT
+    "id",
+    "_cdc_source_pos",
+    LAG("_cdc_source_pos") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "_prev_pos",
+    LAG("name") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "_prev_0",
+    LAG("price") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "_prev_1"
+  FROM "src"."items_history" AS "h"
+  WHERE
+    EXISTS(
+      SELECT
+        1
+      FROM "_cdc_keys__src__items"
+      WHERE
+        "_cdc_keys__src__items"."id" = "h"."id"
+    )
+) AS "p"
+WHERE
+  "items_history"."id" = "p"."id"
+  AND "items_history"."_cdc_source_pos" = "p"."_cdc_source_pos"
+  AND "items_history"."_cdc_op" = 'd'
+  AND NOT "p"."_prev_pos" IS NULL;
+
+-- refresh_current: drop the touched keys from current
+DELETE FROM "src"."items"
+WHERE
+  EXISTS(
+    SELECT
+      1
+    FROM "_cdc_keys__src__items"
+    WHERE
+      "_cdc_keys__src__items"."id" = "items"."id"
+  );
+
+-- refresh_current: insert their live current versions
+INSERT INTO "src"."items" (
+  "id",
+  "name",
+  "price",
+  "_cdc_valid_from",
+  "_cdc_op",
+  "_cdc_source_pos",
+  "_cdc_tx_id",
+  "_cdc_ingested_at"
+)
+SELECT
+  "id",
+  "name",
+  "price",
+  "_cdc_valid_from",
+  "_cdc_op",
+  "_cdc_source_pos",
+  "_cdc_tx_id",
+  "_cdc_ingested_at"
+FROM "src"."items_history" AS "h"
+WHERE
+  "h"."_cdc_is_current"
+  AND NOT "h"."_cdc_is_deleted"
+  AND EXISTS(
+    SELECT
+      1
+    FROM "_cdc_keys__src__items"
+    WHERE
+      "_cdc_keys__src__items"."id" = "h"."id"
+  );
+
+-- offsets: the next Kafka offsets
 DELETE FROM "_cdchub"."kafka_offsets"
 WHERE
   "consumer_group" = '<group>' AND "topic" = '<topic>' AND "partition" IN (0);
+
+-- offsets
 INSERT INTO "_cdchub"."kafka_offsets" (
   "consumer_group",
   "topic",
