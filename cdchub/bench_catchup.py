@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import os
 import resource
 import shutil
@@ -417,7 +418,7 @@ def _fill(config: HubConfig, events: int, progress: Progress) -> _Backlog:
         seeded = sum(counts.values())
         per_tx = EVENTS_PER_TX + 1 / DELETE_EVERY
         big = max(0, int(events * SNAPSHOT_SHARE) - seeded)
-        transactions = max(1, int((events - seeded - big) / per_tx))
+        transactions = max(1, math.ceil((events - seeded - big) / per_tx))
         progress(f"bench: adding {big:,} customers (the snapshot's big table)")
         conn.execute(_BIG_TABLE, (big,))  # type: ignore[arg-type]
         conn.execute(_FILL_PROCEDURE)  # type: ignore[arg-type]
