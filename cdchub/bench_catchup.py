@@ -161,6 +161,8 @@ class CatchupResult:
     peak_rss_mb: float
     rss_before_run_mb: float
     split: Split
+    # Transactions the run applied without transaction consistency (its buffer bound or a stall).
+    forced_releases: int
     verify_ok: bool
     verify_failures: list[str]
     load_before: str
@@ -188,6 +190,7 @@ class CatchupResult:
             f"merge {s.merge:.1f} s ({s.merge / total:.0%})",
             f"  peak RSS     {self.peak_rss_mb:.0f} MB (this process; "
             f"{self.rss_before_run_mb:.0f} MB before the run started)",
+            f"  forced       {self.forced_releases} transaction(s) released incomplete",
             f"  verify       {'OK' if self.verify_ok else 'FAILED: ' + '; '.join(self.verify_failures)}",
         ]
         if self.peer is not None:
@@ -490,6 +493,17 @@ def _session(config: HubConfig) -> Iterator[WarehouseSession]:
         session.close()
 
 
+@dataclass
+class _Timed:
+    applied: int
+    batches: int
+    seconds: float
+    split: Split
+    peak_rss_mb: float
+    rss_before_mb: float
+    forced_releases: int
+
+
 @contextmanager
 def _profiler(output: Path | None, progress: Progress) -> Iterator[None]:
     """py-spy sampling this process while the block runs (collapsed stacks into `output`)."""
@@ -535,7 +549,7 @@ def _timed_run(
     expected: int,
     progress: Progress,
     profile: Path | None = None,
-) -> tuple[int, int, float, Split, float, float]:
+) -> _Timed:
     """(events applied, batches, seconds to the last commit, split, peak RSS MB) of a fresh run."""
     from cdc_consumers.runner import Runner
 
@@ -566,7 +580,15 @@ def _timed_run(
         )
     seconds = (last_commit[0] or time.perf_counter()) - began
     peak = _rss_mb("VmHWM")
-    return result.events, result.batches, seconds, timers.split(seconds), peak, rss_before
+    return _Timed(
+        result.events,
+        result.batches,
+        seconds,
+        timers.split(seconds),
+        peak,
+        rss_before,
+        result.forced_releases,
+    )
 
 
 def _rss_mb(field: str) -> float:
@@ -713,9 +735,10 @@ def bench_catchup(
                 f"bench: timing a fresh cdchub run, transaction consistency "
                 f"{'on' if consistent else 'off'} (load {load_before})"
             )
-            applied, batches, seconds, split, peak, rss_before = _timed_run(
+            timed = _timed_run(
                 fresh, consistent, backlog.events, progress, profile if index == 0 else None
             )
+            applied, seconds = timed.applied, timed.seconds
             load_after = _load()
             progress(f"bench: run done in {seconds:.1f} s; verifying against the source")
             ok, failures = _verify(fresh)
@@ -736,12 +759,13 @@ def bench_catchup(
                     fill_seconds=backlog.fill_s,
                     produce_seconds=backlog.produce_s,
                     applied_events=applied,
-                    batches=batches,
+                    batches=timed.batches,
                     seconds=seconds,
                     events_per_s=applied / seconds if seconds else 0.0,
-                    peak_rss_mb=peak,
-                    rss_before_run_mb=rss_before,
-                    split=split,
+                    peak_rss_mb=timed.peak_rss_mb,
+                    rss_before_run_mb=timed.rss_before_mb,
+                    split=timed.split,
+                    forced_releases=timed.forced_releases,
                     verify_ok=ok,
                     verify_failures=failures,
                     load_before=load_before,
