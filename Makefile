@@ -26,16 +26,17 @@ jars: venv  ## Kafka + Debezium jars from Maven Central into ~/.cache/cdchub (sk
 demo: setup  ## Stack up, schemas, connectors, workload, replicate, verify
 	$(BIN)/cdchub demo
 
-test: setup  ## Unit tests, then integration tests on a private stack
-	$(BIN)/ruff check .
+test: setup lint  ## Lint (ruff, import layers, mypy), unit tests, then integration tests on a private stack
 	$(BIN)/pytest tests/unit -q
 	$(BIN)/pytest tests/integration -q
 
 test-unit: venv
 	$(BIN)/pytest tests/unit -q
 
-lint: venv
+lint: venv  ## ruff; the import-layer contracts (pyproject [tool.importlinter]); mypy (strict on core/, merge/)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 down:
 	$(BIN)/cdchub stack down

@@ -7,7 +7,7 @@ each record then costs one parse of its payload (orjson, `cdc_consumers.jsonfast
 Records that are not row changes:
 - a tombstone (null value) follows every delete for log compaction: skipped;
 - `op = "t"` is a truncate: a ChangeEvent with no key and no images;
-- heartbeats and transaction BEGIN/END arrive on their own topics (see `cdc_consumers.topics`).
+- heartbeats and transaction BEGIN/END arrive on their own topics (see `connectors.topics`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from typing import Any
 
 from cdc_consumers import jsonfast
 from cdc_consumers.converters import UNAVAILABLE, row_decoder
-from cdc_consumers.model import (
+from cdc_consumers.positions import binlog_position, postgres_position
+from core.errors import DecodeError
+from core.model import (
     ChangeEvent,
     KafkaCoordinates,
     Op,
@@ -27,8 +29,6 @@ from cdc_consumers.model import (
     TableId,
     TableSchema,
 )
-from cdc_consumers.positions import binlog_position, postgres_position
-from cdchub.errors import DecodeError
 
 _PAYLOAD_MARK = b',"payload":'
 _SCHEMA_START = len(b'{"schema":')

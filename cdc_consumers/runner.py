@@ -16,6 +16,7 @@ incomplete transaction is judged by its own source's progress (`transactions.Tra
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 import signal
@@ -26,21 +27,23 @@ from typing import Any
 
 from cdc_consumers import gcpolicy
 from cdc_consumers.envelope import EnvelopeDecoder
-from cdc_consumers.model import ChangeEvent, ColumnType, SourceKind, StreamRecord, TableId
+from cdc_consumers.replay import ReplayJobs
 from cdc_consumers.stream import ChangeStream, KafkaChangeStream, Partition
-from cdc_consumers.topics import data_topic_pattern, source_of, subscription_pattern
 from cdc_consumers.transactions import (
     TransactionAssembler,
     decode_boundary,
     is_transaction_topic,
 )
-from cdchub.config import HubConfig, SourceConfig
-from cdchub.errors import SchemaChangeError
+from connectors.topics import data_topic_pattern, source_of, subscription_pattern
+from core.config import HubConfig, SourceConfig
+from core.errors import DecodeError, SchemaChangeError, TableApplyError, UnrepresentableValue
+from core.model import ChangeEvent, ColumnType, SourceKind, StreamRecord, TableId
+from core.results import BatchResult, RunResult
+from merge import dead_letters
 from merge.naming import default_namespace
 from merge.runstate import RunLease, StoppedTable, record_stop, stopped_tables
 from merge.scd2 import (
     HELD_FOR_SCHEMA,
-    BatchResult,
     Checkpoint,
     ForcedReleaseRow,
     ParkedChanges,
@@ -58,24 +61,6 @@ Progress = Callable[[str], None]
 
 
 @dataclass
-class RunResult:
-    """What a run applied, for the CLI summary and the demo."""
-
-    batches: int = 0
-    events: int = 0
-    versions: int = 0
-    per_table: dict[str, int] = field(default_factory=dict)
-    lags_ms: list[float] = field(default_factory=list)
-    elapsed_s: float = 0.0
-    stopped_by: str = ""
-    forced_releases: int = 0
-    # What the run still waited for when it stopped (transactions, partitions not read to the end).
-    waiting: list[str] = field(default_factory=list)
-    # Tables this run stopped for an incompatible type change, one line each (`StoppedTable.describe`).
-    stopped_tables: list[str] = field(default_factory=list)
-
-
-@dataclass
 class _Batch:
     """Events of one batch grouped per table, with what the engine needs to know of each table."""
 
@@ -90,6 +75,12 @@ class _Batch:
             self.infos[event.table] = TableInfo(
                 source.kind, source.database, default_namespace(source.kind, source.database)
             )
+
+
+def _table_of(topic: str) -> TableId:
+    """The table a data topic carries (`<source>.<namespace>.<table>`)."""
+    source, namespace, table = [*topic.split(".", 2), "", ""][:3]
+    return TableId(source, namespace, table)
 
 
 def _address(record: StreamRecord) -> tuple[str, int, int]:
@@ -110,9 +101,15 @@ class Runner:
         client_id: str = "cdchub-run",
         instrumentation: NoInstrumentation | None = None,
         stream_factory: Callable[[], ChangeStream] | None = None,
+        jobs: ReplayJobs | None = None,
+        between_batches: Callable[[WarehouseSession], object] | None = None,
     ) -> None:
         self.config = config
-        # Spans and metrics (observability.tracing); the default records nothing.
+        # Work other CLI commands hand to this run (a replay), applied between batches.
+        self.jobs = jobs
+        # Called with the session between batches (the `run` command's scheduled checks).
+        self.between_batches = between_batches
+        # Spans and metrics (ops.tracing); the default records nothing.
         self.instrumentation = instrumentation or NoInstrumentation()
         self.session = self.instrumentation.wrap_session(session)
         self.progress = progress
@@ -129,6 +126,11 @@ class Runner:
         self._held_stored: set[tuple[str, int, int]] = set()
         self._restored_held: list[tuple[ChangeEvent, SourceConfig, StreamRecord]] = []
         self._stops: dict[TableId, StoppedTable] = {}
+        # Dead letters: the tables they halted, the letter of each retried record, pending letters.
+        self._dlq_blocked: set[TableId] = set()
+        self._letter_of: dict[tuple[str, int, int], str] = {}
+        self._new_letters: list[dead_letters.DeadLetter] = []
+        self._letters_checked_at = -1e9
         self.assemblers: dict[str, TransactionAssembler] = {}
         self._bootstrap_s = 30.0
         self._reset()
@@ -205,6 +207,10 @@ class Runner:
                 Partition(t, p): o for (t, p), o in self.engine.stored_checkpoints().items()
             }
             self._restore_held()
+            self._dlq_blocked = set()
+            self._letter_of = {}
+            self._letters_checked_at = -1e9
+            self._check_letters(time.monotonic())
             gcpolicy.tune_for_batches()
             # Without a broker the client gives up after this long: within --max-seconds.
             self._bootstrap_s = 30.0 if max_seconds is None else max(1.0, min(30.0, max_seconds))
@@ -239,7 +245,12 @@ class Runner:
                         self._commit_courtesy(stream)
                 if self._changes_seen != seen:
                     last_change = now
+                if self.jobs is not None:
+                    self.jobs.run_pending(self.session)
+                self._check_letters(now)
                 self.instrumentation.sample(stream)
+                if self.between_batches is not None:
+                    self.between_batches(self.session)
                 if now - last_report[0] > 2 and result.events != last_report[1]:
                     last_report = (now, result.events)
                     self.progress(
@@ -368,14 +379,20 @@ class Runner:
         except Exception as exc:  # courtesy commit only; the warehouse holds the truth
             log.debug("kafka commit failed: %s", exc)
 
-    def _restore_held(self) -> None:
-        """Reload the records held for a stopped table (their offsets are past them already)."""
-        self._held_stored = set()
-        self._restored_held = []
+    def _restore_held(self, only: TableId | None = None) -> None:
+        """Reload the records held for a stopped table (their offsets are past them already).
+
+        With `only`, reload that table's records (a dead letter resolved mid-run) and keep the rest.
+        """
+        if only is None:
+            self._held_stored = set()
+            self._restored_held = []
         for record, reason in self.engine.parked_records():
             source = self.sources.get(source_of(record.stream))
             if source is None or reason != HELD_FOR_SCHEMA:
                 continue  # the source left the config: its records stay stored
+            if only is not None and _table_of(record.stream) != only:
+                continue
             # Retried in the first batch: the operator may have fixed the warehouse column.
             event = self.decoders[source.name].decode(record.key, record.value, record.coordinates)
             if event is not None:
@@ -391,8 +408,11 @@ class Runner:
                 if boundary is not None:
                     assembler.add_boundary(boundary, record, now)
             return
-        # A DecodeError propagates: nothing of this batch is committed, so nothing is lost.
-        event = self.decoders[source.name].decode(record.key, record.value, record.coordinates)
+        try:
+            event = self.decoders[source.name].decode(record.key, record.value, record.coordinates)
+        except DecodeError as exc:  # a poison record: to the dead-letter store, under its policy
+            self._dead_letter(_table_of(record.stream), record, "decode", str(exc))
+            return
         if event is None:
             return
         self._changes_seen += 1
@@ -415,8 +435,8 @@ class Runner:
     def _apply(self, records: list[StreamRecord], now: float) -> BatchResult | None:
         batch = _Batch()
         retried = [(event.table, record) for event, _, record in self._restored_held]
-        for event, source, record in self._restored_held:
-            batch.add(event, source, record)
+        for event, held_source, record in self._restored_held:
+            batch.add(event, held_source, record)
         self._restored_held = []
         with self.instrumentation.decode(len(records)):
             for record in records:
@@ -436,14 +456,34 @@ class Runner:
                 self.instrumentation.transactions_forced(f.source, f.reason, 1)
         for table in [t for t in batch.events if t in self.blocked]:
             self._hold(batch, table, parked)
+        parked.dead, self._new_letters = self._new_letters, []
         checkpoints = self._checkpoints()
-        if not (checkpoints or batch.events or parked.held or parked.forced or retried):
+        if not (
+            checkpoints or batch.events or parked.held or parked.forced or retried or parked.dead
+        ):
             return None
+        failed: dict[TableId, tuple[list[tuple[ChangeEvent, StreamRecord]], TableInfo, str]] = {}
         while True:
             # Retried held records of tables that are not stopped leave the store with this batch.
             parked.removed = [r for t, r in retried if t not in self.blocked]
+            parked.resolved = [
+                self._letter_of[a]
+                for t, r in retried
+                if t not in self.blocked and (a := _address(r)) in self._letter_of
+            ]
             try:
                 result = self.engine.apply(batch.events, batch.infos, checkpoints, parked)
+            except (TableApplyError, UnrepresentableValue) as exc:
+                if not isinstance(exc.table_id, TableId) or exc.table_id not in batch.events:
+                    raise
+                table = exc.table_id
+                # Commit the others (this table's records held, atomically with the offsets), then
+                # find the event at fault (`_isolate`).
+                pairs = list(zip(batch.events[table], batch.records[table], strict=True))
+                failed[table] = (pairs, batch.infos[table], str(exc))
+                self.blocked[table] = str(exc)
+                self._hold(batch, table, parked)
+                continue
             except SchemaChangeError as exc:
                 table = exc.table_id
                 if not isinstance(table, TableId) or table not in batch.events:
@@ -459,7 +499,183 @@ class Runner:
                     self._held_stored.discard(_address(record))
             for cp in checkpoints:
                 self._stored[Partition(cp.stream, cp.partition)] = cp.next_offset
+            for letter in parked.dead:
+                self.instrumentation.dead_lettered(letter.source, letter.table_name, letter.status)
+            for table, (pairs, info, _error) in failed.items():
+                self._isolate(table, pairs, info)
             return result
+
+    # -- dead letters ------------------------------------------------------------------------
+
+    def _policy(self, table: TableId) -> str:
+        return self.config.dead_letters.policy_for(str(table))
+
+    def _dead_letter(
+        self,
+        table: TableId,
+        record: StreamRecord,
+        kind: str,
+        error: str,
+        event: ChangeEvent | None = None,
+    ) -> dead_letters.DeadLetter:
+        """Queue a letter for the batch's transaction; under `halt`, stop the table."""
+        halt = self._policy(table) == "halt"
+        letter = dead_letters.new_letter(
+            self.config.kafka.group_id,
+            table.source,
+            f"{table.namespace}.{table.table}",
+            record,
+            kind,
+            error,
+            event_key=json.dumps(list(event.key), default=str) if event is not None else "",
+            position=event.position if event is not None else "",
+            status=dead_letters.OPEN if halt else dead_letters.SKIPPED,
+        )
+        self._new_letters.append(letter)
+        where = f"{record.stream}[{record.partition}]@{record.offset}"
+        if halt:
+            self.blocked[table] = f"dead letter {letter.letter_id}: {error}"
+            self._dlq_blocked.add(table)
+            log.error(
+                "table %s stopped: %s at %s (dead letter %s)", table, error, where, letter.letter_id
+            )
+            self.progress(
+                f"run: table {table} stopped: {error} ({where}); the event is dead letter "
+                f"{letter.letter_id}: fix the cause, then `cdchub dlq retry {letter.letter_id}` "
+                f"(or `cdchub dlq skip {letter.letter_id}`); the other tables go on"
+            )
+        else:
+            log.warning(
+                "skipped an event of %s: %s at %s (dead letter %s)",
+                table,
+                error,
+                where,
+                letter.letter_id,
+            )
+        return letter
+
+    def _isolate(
+        self, table: TableId, pairs: list[tuple[ChangeEvent, StreamRecord]], info: TableInfo
+    ) -> None:
+        """Apply a failed table's events up to the one at fault; dead-letter it, per the policy.
+
+        The longest prefix that applies is found by bisection, each successful part committed
+        with the removal of its held records. The event at fault becomes a dead letter (or, if it
+        was a retried letter, that letter is reopened with the new error). Under `halt` the rest
+        stays held and the table stays stopped; under `skip` the search goes on past it.
+        """
+        last_error = ""
+
+        def attempt(part: list[tuple[ChangeEvent, StreamRecord]]) -> bool:
+            nonlocal last_error
+            resolved = [
+                self._letter_of[a] for _, r in part if (a := _address(r)) in self._letter_of
+            ]
+            try:
+                self.engine.apply(
+                    {table: [e for e, _ in part]},
+                    {table: info},
+                    [],
+                    ParkedChanges(removed=[r for _, r in part], resolved=resolved),
+                )
+            except (TableApplyError, UnrepresentableValue) as exc:
+                last_error = str(exc)
+                return False
+            for _, r in part:
+                self._held_stored.discard(_address(r))
+            return True
+
+        rest = pairs
+        while rest:
+            if attempt(rest):
+                rest = []
+                break
+            lo, hi = 0, len(rest)  # rest[:lo] applied; rest[lo:hi] fails
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if attempt(rest[lo:mid]):
+                    lo = mid
+                else:
+                    hi = mid
+            event, record = rest[lo]
+            known = self._letter_of.get(_address(record))
+            with self.session.transaction():
+                if known is not None:
+                    dead_letters.set_status(
+                        self.session,
+                        self.config.kafka.group_id,
+                        [known],
+                        dead_letters.OPEN,
+                        last_error,
+                    )
+                else:
+                    letter = self._dead_letter(table, record, "apply", last_error, event)
+                    self._new_letters.remove(letter)
+                    dead_letters.store(self.session, [letter])
+                    self.instrumentation.dead_lettered(
+                        letter.source, letter.table_name, letter.status
+                    )
+                self.engine.apply({}, {}, [], ParkedChanges(removed=[record]))
+            self._held_stored.discard(_address(record))
+            if known is not None:
+                self.blocked[table] = f"dead letter {known}: {last_error}"
+                self._dlq_blocked.add(table)
+            if table in self._dlq_blocked:
+                return  # halted: what follows stays held
+            rest = rest[lo + 1 :]
+        self.blocked.pop(table, None)
+        self._dlq_blocked.discard(table)
+
+    def _check_letters(self, now: float) -> None:
+        """Pick up `cdchub dlq retry/skip` decisions (every 2 s, and at start)."""
+        if now - self._letters_checked_at < 2.0:
+            return
+        self._letters_checked_at = now
+        letters = dead_letters.letters(
+            self.session,
+            self.config.kafka.group_id,
+            statuses=(dead_letters.OPEN, dead_letters.RETRY),
+        )
+        open_tables = set()
+        for letter in letters:
+            table = _table_of(letter.topic)
+            if letter.status == dead_letters.OPEN:
+                open_tables.add(table)
+                if table not in self._dlq_blocked:  # a halt recorded by an earlier run
+                    self.blocked[table] = f"dead letter {letter.letter_id}: {letter.error}"
+                    self._dlq_blocked.add(table)
+                continue
+            record = letter.record
+            if _address(record) in self._letter_of:
+                continue  # already on its way
+            source = self.sources.get(letter.source)
+            if source is None:
+                continue
+            try:
+                event = self.decoders[source.name].decode(
+                    record.key, record.value, record.coordinates
+                )
+            except DecodeError as exc:
+                with self.session.transaction():
+                    dead_letters.set_status(
+                        self.session,
+                        self.config.kafka.group_id,
+                        [letter.letter_id],
+                        dead_letters.OPEN,
+                        str(exc),
+                    )
+                open_tables.add(table)
+                continue
+            self._letter_of[_address(record)] = letter.letter_id
+            if event is not None:
+                self._restored_held.append((event, source, record))
+                self._held_stored.add(_address(record))
+        # A halted table whose letters were all retried or skipped resumes, its held events first.
+        for table in list(self._dlq_blocked):
+            if table not in open_tables:
+                self._dlq_blocked.discard(table)
+                self.blocked.pop(table, None)
+                self._restore_held(only=table)
 
     def _record_stop(self, table: TableId, exc: SchemaChangeError) -> None:
         """Store the stop in the warehouse, where `lag`, the dashboard and `schema accept` see it."""

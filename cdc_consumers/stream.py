@@ -11,8 +11,8 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, Protocol
 
-from cdc_consumers.model import StreamRecord
-from cdchub.errors import KafkaUnavailable
+from core.errors import KafkaUnavailable
+from core.model import StreamRecord
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class KafkaChangeStream:
     def subscribe(self, pattern: str, on_assign: OnAssign) -> None:
         from kafka import ConsumerRebalanceListener
 
-        class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+        class _Listener(ConsumerRebalanceListener):
             def on_partitions_revoked(self, revoked: Any) -> None:
                 pass
 

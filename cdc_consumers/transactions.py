@@ -28,8 +28,8 @@ from typing import Any
 
 from cdc_consumers import jsonfast
 from cdc_consumers.envelope import transaction_key
-from cdc_consumers.model import ChangeEvent, SourceKind, StreamRecord
-from cdchub.errors import DecodeError
+from core.errors import DecodeError
+from core.model import ChangeEvent, SourceKind, StreamRecord
 
 log = logging.getLogger(__name__)
 

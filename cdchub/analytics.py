@@ -8,12 +8,12 @@ from typing import Any
 
 import yaml
 
-from cdchub.catalog import ReplicatedTable, replicated_tables
-from cdchub.config import DuckDBWarehouse, HubConfig, PostgresWarehouse, SnowflakeWarehouse
-from cdchub.history import source_columns
+from core.config import DuckDBWarehouse, HubConfig, PostgresWarehouse, SnowflakeWarehouse
 from merge.naming import INGESTED_AT, VALID_FROM
 from merge.session import WarehouseSession
 from merge.views import ViewSpec, changes_view, versions_view
+from ops.catalog import ReplicatedTable, replicated_tables
+from ops.history import source_columns
 
 
 def table_views(session: WarehouseSession, table: ReplicatedTable) -> list[ViewSpec]:

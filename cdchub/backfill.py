@@ -31,12 +31,12 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from cdchub.config import HubConfig, SourceConfig
-from cdchub.errors import ConfigError, ConnectorError, Terminal
-from cdchub.sources import open_connection
 from connectors import signals
 from connectors.connect_client import ConnectClient
-from connectors.debezium import connector_name
+from connectors.debezium import connector_name, heartbeat_topic
+from connectors.sources import open_connection
+from core.config import HubConfig, SourceConfig
+from core.errors import ConfigError, ConnectorError, Terminal
 
 Progress = Callable[[str], None]
 
@@ -279,7 +279,8 @@ def _payload(raw: bytes | None) -> dict[str, Any] | None:
 
 
 class _Follower:
-    """Reads the table topic (from its end at start) and the notification topic (from its start)."""
+    """Reads the table topic and the source's heartbeats (from their ends at start), and the
+    notification topic (from its start: it is small, and filtered by the signal's id)."""
 
     def __init__(self, config: HubConfig, target: BackfillTarget) -> None:
         from kafka import KafkaConsumer, TopicPartition
@@ -289,32 +290,46 @@ class _Follower:
         self.consumer = KafkaConsumer(
             bootstrap_servers=config.kafka.bootstrap_servers,
             enable_auto_commit=False,
+            allow_auto_create_topics=False,  # probing a topic must not create it
             consumer_timeout_ms=1000,
         )
         self.notifications = signals.notification_topic(target.source)
+        self.heartbeats = heartbeat_topic(target.source)
         parts = self.consumer.partitions_for_topic(target.topic) or {0}
         self.table_parts = [TopicPartition(target.topic, p) for p in sorted(parts)]
+        self.beat_parts = [
+            TopicPartition(self.heartbeats, p)
+            for p in sorted(self.consumer.partitions_for_topic(self.heartbeats) or ())
+        ]
         self.note_parts: list[Any] = []
-        self.consumer.assign(self.table_parts)
+        self.consumer.assign(self.table_parts + self.beat_parts)
         self.start = self.consumer.end_offsets(self.table_parts)
-        for tp, offset in self.start.items():
+        for tp, offset in self.consumer.end_offsets(self.table_parts + self.beat_parts).items():
             self.consumer.seek(tp, offset)
         self.rows_read = 0
+        self.last_row_at = time.monotonic()
+        self.last_beat_ms = 0  # source time of the newest heartbeat read
         self.events: list[dict[str, Any]] = []
 
     def _watch_notifications(self) -> None:
-        if self.note_parts:
-            return
-        parts = self.consumer.partitions_for_topic(self.notifications)
-        if not parts:
-            return  # created by the connector's first notification
-        self.note_parts = [self._tp(self.notifications, p) for p in sorted(parts)]
-        self.consumer.assign(self.table_parts + self.note_parts)
-        for tp in self.note_parts:
-            self.consumer.seek_to_beginning(tp)
+        """Add the notification (and heartbeat) topics once they exist: the connector creates
+        them with its first message. Read from their start; ids and times filter them."""
+        added = []
+        if not self.note_parts:
+            parts = self.consumer.partitions_for_topic(self.notifications) or ()
+            self.note_parts = [self._tp(self.notifications, p) for p in sorted(parts)]
+            added += self.note_parts
+        if not self.beat_parts:
+            parts = self.consumer.partitions_for_topic(self.heartbeats) or ()
+            self.beat_parts = [self._tp(self.heartbeats, p) for p in sorted(parts)]
+            added += self.beat_parts
+        if added:
+            self.consumer.assign(self.table_parts + self.beat_parts + self.note_parts)
+            for tp in added:
+                self.consumer.seek_to_beginning(tp)
 
     def poll(self, signal_id: str) -> None:
-        """Read what arrived: count `r` rows, collect this signal's notifications."""
+        """Read what arrived: count `r` rows, note heartbeats, collect this signal's notifications."""
         self._watch_notifications()
         for tp, records in self.consumer.poll(timeout_ms=500, max_records=5000).items():
             for record in records:
@@ -324,6 +339,9 @@ class _Follower:
                 if tp.topic == self.target.topic:
                     if doc.get("op") == "r":
                         self.rows_read += 1
+                        self.last_row_at = time.monotonic()
+                elif tp.topic == self.heartbeats:
+                    self.last_beat_ms = max(self.last_beat_ms, int(doc.get("ts_ms") or 0))
                 elif doc.get("id") == signal_id:
                     self.events.append(doc)
 
@@ -441,7 +459,7 @@ def _follow(
     bar: ProgressBar | None,
 ) -> None:
     seen = 0
-    ends: dict[Any, int] | None = None
+    completed_ms: int | None = None
     while True:
         follower.poll(signal_id)
         result.rows_read = follower.rows_read
@@ -461,9 +479,9 @@ def _follow(
                     signal=signal_id,
                 )
             if kind == "COMPLETED":
-                ends = follower.end_offsets()
+                completed_ms = int(event.get("timestamp") or 0)
         seen = len(follower.events)
-        if ends is not None and follower.position_reached(ends):
+        if completed_ms is not None and _all_rows_out(follower, result, completed_ms):
             result.completed = True
             return
         if time.monotonic() > deadline:
@@ -473,6 +491,27 @@ def _follow(
                 "`cdchub connectors status`",
                 signal=signal_id,
             )
+
+
+QUIET_S = 3.0
+
+
+def _all_rows_out(follower: _Follower, result: BackfillResult, completed_ms: int) -> bool:
+    """Whether every re-read row is on the topic, once Debezium notified COMPLETED.
+
+    COMPLETED comes before the last chunk's rows: Debezium reads a chunk, writes the window's close
+    marker and notifies, but sends the chunk only when its stream reaches that marker in the log
+    (docs/facts.md). So: every scanned row has arrived; or (rows changed during their window are
+    dropped from the chunk, so fewer may come) a heartbeat newer than COMPLETED shows the stream has
+    moved on and no row came for a few seconds. Either way the topic is read to its end.
+    """
+    if not follower.position_reached(follower.end_offsets()):
+        return False
+    scanned = result.debezium_rows_scanned
+    if scanned is not None and follower.rows_read >= scanned:
+        return True
+    quiet = time.monotonic() - follower.last_row_at >= QUIET_S
+    return quiet and follower.last_beat_ms > completed_ms
 
 
 def _wait_applied(
@@ -528,9 +567,9 @@ def count_reread_versions(session: Any, target: BackfillTarget, since: str) -> i
 
     `session` is any reader with `query(expression)` (a warehouse session, or the running hub's).
     """
-    from cdchub.catalog import replicated_tables
     from merge import plan
     from merge.naming import OP, SOURCE_POS
+    from ops.catalog import replicated_tables
 
     found = [
         t

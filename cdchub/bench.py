@@ -19,8 +19,8 @@ from decimal import Decimal
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from cdc_consumers.model import ChangeEvent, Column, ColumnType, Op, TableId, TableSchema
-from cdchub.config import HubConfig, PostgresWarehouse, SnowflakeWarehouse
+from core.config import HubConfig, PostgresWarehouse, SnowflakeWarehouse
+from core.model import ChangeEvent, Column, ColumnType, Op, TableId, TableSchema
 from merge import client_sql
 from merge.scd2 import Checkpoint, Scd2Engine, TableInfo
 from merge.session import WarehouseSession
@@ -103,7 +103,7 @@ def synthetic_events(count: int, keys: int, seed: int) -> list[ChangeEvent]:
 
 @contextmanager
 def _duckdb() -> Iterator[WarehouseSession]:
-    from cdchub.warehouses.duckdb_client import DuckDBSession
+    from connectors.warehouses.duckdb_client import DuckDBSession
 
     with TemporaryDirectory(prefix="cdchub-bench-") as tmp:
         session = DuckDBSession(Path(tmp) / "warehouse.duckdb")
@@ -115,7 +115,7 @@ def _duckdb() -> Iterator[WarehouseSession]:
 
 @contextmanager
 def _postgres(config: HubConfig) -> Iterator[WarehouseSession]:
-    from cdchub.warehouses.postgres_client import PostgresSession
+    from connectors.warehouses.postgres_client import PostgresSession
     from infrastructure.stack.layout import StackLayout
 
     warehouse = config.warehouse
@@ -134,7 +134,7 @@ def _postgres(config: HubConfig) -> Iterator[WarehouseSession]:
 
 @contextmanager
 def _snowflake(config: HubConfig) -> Iterator[WarehouseSession]:
-    from cdchub.warehouses.snowflake_client import SnowflakeSession
+    from connectors.warehouses.snowflake_client import SnowflakeSession
 
     if isinstance(config.warehouse, SnowflakeWarehouse):
         session = SnowflakeSession(config.warehouse)

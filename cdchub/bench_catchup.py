@@ -6,7 +6,7 @@ big `customers` table (the snapshot) and, once the connector runs, a stream of m
 transactions committed by a server-side procedure (order + two items + payment + a customer update,
 and every tenth a payment delete). When every data topic holds the records this must produce, a
 fresh Runner (fresh warehouse, fresh consumer group) is timed from its start to its last commit, and
-the warehouse is verified against the source with `cdchub.verify`. With `peer`, Debezium's JDBC sink
+the warehouse is verified against the source with `ops.verify`. With `peer`, Debezium's JDBC sink
 connector (upsert, deletes on, one task) then reads the same topics into a new PostgreSQL database
 of the stack, timed from registration until its tables equal the source.
 
@@ -38,12 +38,11 @@ import yaml
 from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 
-from cdc_consumers.model import ChangeEvent, TableId
-from cdchub.config import DuckDBWarehouse, HubConfig, load_config
-from cdchub.errors import StackError
-from merge.naming import TableNames
+from core.config import DuckDBWarehouse, HubConfig, load_config
+from core.errors import StackError
+from core.model import ChangeEvent, TableId
 from merge.session import WarehouseSession
-from observability.instrumentation import BatchWatch, NoInstrumentation
+from observability.instrumentation import BatchWatch, HistoryName, NoInstrumentation, S
 
 Progress = Callable[[str], None]
 SOURCE = "shop"
@@ -245,8 +244,8 @@ class CatchupTimers(NoInstrumentation):
         self.merge_s = 0.0
         self.transaction_s = 0.0
 
-    def wrap_session(self, session: WarehouseSession) -> WarehouseSession:
-        return _TimedSession(session, self)  # type: ignore[return-value]
+    def wrap_session(self, session: S) -> S:
+        return _TimedSession(session, self)  # type: ignore[arg-type, return-value]
 
     @contextmanager
     def batch(self, records: Sequence[Any], polled_at_ns: int) -> Iterator[BatchWatch]:
@@ -266,7 +265,7 @@ class CatchupTimers(NoInstrumentation):
 
     @contextmanager
     def merge_table(
-        self, table: TableId, names: TableNames, events: Sequence[ChangeEvent]
+        self, table: TableId, names: HistoryName, events: Sequence[ChangeEvent]
     ) -> Iterator[None]:
         began = time.perf_counter()
         try:
@@ -423,8 +422,8 @@ def _fill(config: HubConfig, events: int, progress: Progress) -> _Backlog:
         big = max(0, int(events * SNAPSHOT_SHARE) - seeded)
         transactions = max(1, math.ceil((events - seeded - big) / per_tx))
         progress(f"bench: adding {big:,} customers (the snapshot's big table)")
-        conn.execute(_BIG_TABLE, (big,))  # type: ignore[arg-type]
-        conn.execute(_FILL_PROCEDURE)  # type: ignore[arg-type]
+        conn.execute(_BIG_TABLE, (big,))
+        conn.execute(_FILL_PROCEDURE)
         conn.commit()
     snapshot_rows = seeded + big
     deletes = transactions // DELETE_EVERY
@@ -484,7 +483,7 @@ def _wait_produced(config: HubConfig, expected: int, progress: Progress) -> None
 
 @contextmanager
 def _session(config: HubConfig) -> Iterator[WarehouseSession]:
-    from cdchub.warehouses import open_session
+    from connectors.warehouses import open_session
 
     session = open_session(config)
     try:
@@ -607,7 +606,7 @@ def _reset_peak_rss() -> None:
 
 
 def _verify(config: HubConfig) -> tuple[bool, list[str]]:
-    from cdchub.verify import verify_all
+    from ops.verify import verify_all
 
     with _session(config) as session:
         report = verify_all(session, config)
@@ -794,7 +793,7 @@ def _fresh_warehouse(config: HubConfig, index: int) -> HubConfig:
     from infrastructure.stack.layout import StackLayout
 
     layout = StackLayout(config)
-    database = f"{warehouse.database}_{index}"  # type: ignore[union-attr]
+    database = f"{warehouse.database}_{index}"
     with pg_connect(layout.pg_admin, "postgres", autocommit=True) as conn:
         conn.execute(
             sql.SQL("CREATE DATABASE {} OWNER {}").format(

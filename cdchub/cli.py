@@ -15,9 +15,9 @@ from typing import Any
 import click
 
 from cdchub import __version__
-from cdchub.config import HubConfig, load_config
-from cdchub.errors import CdcHubError
 from cdchub.tabular import FORMATS
+from core.config import HubConfig, load_config
+from core.errors import CdcHubError, ConfigError
 
 
 class _Context:
@@ -225,8 +225,8 @@ _SOURCE_OPTION = click.option(
 @_guard
 def connectors_apply(obj: _Context, dry_run: bool, source: str | None, as_json: bool) -> None:
     """Create or update one connector per configured source and wait until it runs."""
-    from connectors.lifecycle import planned_configs
     from connectors.service import apply_connectors
+    from ops.lifecycle import planned_configs
 
     if dry_run:
         planned = planned_configs(obj.config, source)
@@ -241,7 +241,7 @@ def connectors_apply(obj: _Context, dry_run: bool, source: str | None, as_json: 
 
 
 def _control(obj: _Context, action: str, source: str | None, as_json: bool) -> None:
-    from connectors.lifecycle import control
+    from ops.lifecycle import control
 
     results = control(obj.config, action, source, progress=_progress)
     if as_json:
@@ -290,7 +290,7 @@ def connectors_restart(obj: _Context, source: str | None, as_json: bool) -> None
 @_guard
 def connectors_delete(obj: _Context, source: str | None, drop_slot: bool, as_json: bool) -> None:
     """Delete connectors; say what is left (topics, warehouse tables, source objects)."""
-    from connectors.lifecycle import delete, describe_delete
+    from ops.lifecycle import delete, describe_delete
 
     reports = delete(obj.config, source, drop_slot=drop_slot, progress=_progress)
     if as_json:
@@ -351,7 +351,7 @@ def workload(
     as_json: bool,
 ) -> None:
     """Run inserts, updates and deletes in transactions against every demo source."""
-    from cdchub.workload import run_workload
+    from dbschemas.workload import run_workload
     from infrastructure.stack.layout import StackLayout
 
     if duration is None and events is None:
@@ -387,16 +387,33 @@ def workload(
 @_guard
 def run(obj: _Context, until_idle: float | None, max_seconds: float | None, as_json: bool) -> None:
     """Consume every CDC topic and merge into the warehouse (Ctrl-C stops after the batch)."""
+    from cdc_consumers.replay import ReplayJobs, replay_in_run
     from cdc_consumers.runner import Runner
-    from cdchub.warehouses import open_session
+    from cdchub.dlq_service import decide_in_run
+    from connectors.warehouses import open_session
     from merge.runstate import stopped_tables
-    from observability.service import instrumented
+    from ops.checks import ScheduledChecks
+    from ops.service import instrumented
 
     session = open_session(obj.config)
+    jobs = ReplayJobs()  # `cdchub replay --execute` hands its work to this run
     try:
-        with instrumented(obj.config, session, progress=_progress) as instrumentation:
+        with instrumented(
+            obj.config,
+            session,
+            progress=_progress,
+            replay=lambda doc: replay_in_run(obj.config, jobs, doc),
+            dlq=lambda doc: jobs.submit(
+                lambda s: decide_in_run(s, obj.config.kafka.group_id, doc), timeout_s=120
+            ),
+        ) as instrumentation:
             runner = Runner(
-                obj.config, session, progress=_progress, instrumentation=instrumentation
+                obj.config,
+                session,
+                progress=_progress,
+                instrumentation=instrumentation,
+                jobs=jobs,
+                between_batches=ScheduledChecks(obj.config),
             )
             result = runner.run(until_idle=until_idle, max_seconds=max_seconds)
         stops = stopped_tables(session, obj.config.kafka.group_id)
@@ -440,17 +457,146 @@ def run(obj: _Context, until_idle: float | None, max_seconds: float | None, as_j
 
 
 @cli.command()
+@click.option("--table", "table", required=True, help="shop.orders or shop.public.orders")
+@click.option("--from-offset", type=click.IntRange(min=0), help="First offset to re-read.")
+@click.option("--to-offset", type=click.IntRange(min=0), help="Last offset to re-read (inclusive).")
+@click.option("--from-time", help="Re-read records Kafka received at or after this instant.")
+@click.option("--to-time", help="Stop before records Kafka received at or after this instant.")
+@click.option("--execute", is_flag=True, help="Apply; without it only the plan is printed.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def replay(
+    obj: _Context,
+    table: str,
+    from_offset: int | None,
+    to_offset: int | None,
+    from_time: str | None,
+    to_time: str | None,
+    execute: bool,
+    as_json: bool,
+) -> None:
+    """Re-read a range of a table's topic and re-apply it (history changes only if events were missing)."""
+    from cdchub.replay_service import replay_table
+
+    if from_offset is not None and from_time is not None:
+        raise click.UsageError("give --from-offset or --from-time, not both")
+    if to_offset is not None and to_time is not None:
+        raise click.UsageError("give --to-offset or --to-time, not both")
+    report = replay_table(
+        obj.config,
+        table,
+        from_offset=from_offset,
+        to_offset=to_offset,
+        from_time=_instant(from_time, "--from-time") if from_time else None,
+        to_time=_instant(to_time, "--to-time") if to_time else None,
+        execute=execute,
+        progress=_progress,
+    )
+    if as_json:
+        _emit(report)
+        return
+    click.echo(report["plan_text"])
+    if report.get("summary") is None:
+        click.echo("nothing applied: add --execute to apply this plan")
+    else:
+        click.echo(report["summary_text"])
+
+
+@cli.group()
+def dlq() -> None:
+    """Dead letters: events the hub could not apply (list, show, retry, skip)."""
+
+
+@dlq.command("list")
+@click.option("--all", "include_done", is_flag=True, help="Also skipped and applied letters.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def dlq_list(obj: _Context, include_done: bool, as_json: bool) -> None:
+    """List dead letters (open and retrying ones; --all for every one)."""
+    from cdchub.dlq_service import list_letters
+
+    found = list_letters(obj.config, include_done=include_done)
+    if as_json:
+        _emit([letter.summary() for letter in found])
+        return
+    if not found:
+        click.echo("no dead letters" + ("" if include_done else " waiting (--all shows every one)"))
+        return
+    for letter in found:
+        click.echo(
+            f"{letter.letter_id}  {letter.status:8} {letter.source}.{letter.table_name}  "
+            f"{letter.topic}[{letter.partition}]@{letter.record_offset}  {letter.error_kind}: "
+            f"{' '.join(letter.error.split())[:160]}"
+        )
+
+
+@dlq.command("show")
+@click.argument("letter_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def dlq_show(obj: _Context, letter_id: str, as_json: bool) -> None:
+    """Show one dead letter whole: its error, coordinates and the record's value."""
+    from cdchub.dlq_service import list_letters
+
+    found = list_letters(obj.config, letter_id=letter_id)
+    if not found:
+        raise ConfigError(f"no dead letter {letter_id} (see `cdchub dlq list --all`)")
+    letter = found[0]
+    doc = letter.summary() | {
+        "record_key": letter.record_key.decode("utf-8", "replace") if letter.record_key else None,
+        "record_value": (
+            letter.record_value.decode("utf-8", "replace") if letter.record_value else None
+        ),
+    }
+    if as_json:
+        _emit(doc)
+        return
+    for name, value in doc.items():
+        click.echo(f"{name}: {value}")
+
+
+@dlq.command("retry")
+@click.argument("letter_ids", nargs=-1)
+@click.option("--table", help="Retry every open or skipped letter of this table.")
+@click.pass_obj
+@_guard
+def dlq_retry(obj: _Context, letter_ids: tuple[str, ...], table: str | None) -> None:
+    """Apply dead letters again (after fixing the cause); `cdchub run` picks them up."""
+    from cdchub.dlq_service import change
+
+    if not letter_ids and table is None:
+        raise click.UsageError("give letter ids or --table")
+    changed = change(obj.config, "retry", list(letter_ids), table)
+    click.echo(f"{len(changed)} dead letter(s) marked for retry: {', '.join(changed)}")
+
+
+@dlq.command("skip")
+@click.argument("letter_ids", nargs=-1, required=True)
+@click.pass_obj
+@_guard
+def dlq_skip(obj: _Context, letter_ids: tuple[str, ...]) -> None:
+    """Give up on dead letters; a table they halted resumes."""
+    from cdchub.dlq_service import change
+
+    changed = change(obj.config, "skip", list(letter_ids))
+    click.echo(f"{len(changed)} dead letter(s) skipped: {', '.join(changed)}")
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @_guard
 def tables(obj: _Context, as_json: bool) -> None:
     """List replicated tables and where they live in the warehouse."""
-    from cdchub.catalog import replicated_tables
-    from observability.access import open_reader
+    from ops.access import open_reader
+    from ops.catalog import replicated_tables
 
     session = open_reader(obj.config)
     try:
-        found = replicated_tables(session)  # type: ignore[arg-type]
+        found = replicated_tables(session)
     finally:
         session.close()
     if as_json:
@@ -475,8 +621,8 @@ def schema() -> None:
 @_guard
 def schema_accept(obj: _Context, table: str) -> None:
     """Accept TABLE's warehouse columns as altered by hand; its held changes apply on the next run."""
-    from cdchub.schema_admin import accept_schema
-    from cdchub.warehouses import open_session
+    from connectors.warehouses import open_session
+    from ops.schema_admin import accept_schema
 
     session = open_session(obj.config)
     try:
@@ -496,7 +642,7 @@ _FORMAT_HELP = (
 
 
 def _instant(text: str, option: str) -> dt.datetime:
-    from cdchub.history import parse_instant
+    from ops.history import parse_instant
 
     return parse_instant(text, option)
 
@@ -527,10 +673,10 @@ def asof(
     limit: int | None,
 ) -> None:
     """Print the rows TABLE held at an instant, from its history (e.g. `asof shop.orders --at …`)."""
-    from cdchub.history import find_table, rows_as_of
     from cdchub.query import warn_before_history
     from cdchub.tabular import default_format, write_result
-    from observability.access import open_reader
+    from ops.access import open_reader
+    from ops.history import find_table, rows_as_of
 
     instant = _instant(at, "--at")
     if as_json and fmt not in (None, "json"):
@@ -582,7 +728,7 @@ def sql(
     """
     from cdchub.query import run_sql
     from cdchub.tabular import default_format, write_result
-    from observability.access import open_reader
+    from ops.access import open_reader
 
     if (query is None) == (query_file is None):
         raise click.UsageError("give the query as an argument or with --file (one of them)")
@@ -611,7 +757,7 @@ def sql(
 def views(obj: _Context, drop: bool) -> None:
     """Create the `<table>_versions` and `<table>_changes` views of every replicated table."""
     from cdchub.analytics import create_views
-    from cdchub.warehouses import open_session
+    from connectors.warehouses import open_session
 
     session = open_session(obj.config)  # writes DDL: on DuckDB, stop `cdchub run` first
     try:
@@ -630,7 +776,7 @@ def views(obj: _Context, drop: bool) -> None:
 def dbt_sources(obj: _Context, output: Path | None) -> None:
     """Write a dbt sources.yml for the replicated tables (freshness from the lag SLO)."""
     from cdchub.analytics import dbt_sources_yaml
-    from observability.access import open_reader
+    from ops.access import open_reader
 
     session = open_reader(obj.config)
     try:
@@ -718,7 +864,7 @@ def backfill(
 
 def _open_reader(config: HubConfig) -> Any:
     """A read-only warehouse reader (directly, or through the run that holds DuckDB), or None."""
-    from observability.access import open_reader
+    from ops.access import open_reader
 
     try:
         return open_reader(config)
@@ -734,14 +880,14 @@ def _open_reader(config: HubConfig) -> Any:
 @_guard
 def verify(obj: _Context, as_json: bool, ranges: int | None) -> None:
     """Compare every replicated table with its source and check history (exit 1 on mismatch)."""
-    from cdchub.config import DuckDBWarehouse
-    from cdchub.errors import MergeError
-    from cdchub.verify import unreachable_sources, verify_all
-    from cdchub.warehouses import open_session
-    from observability.access import open_reader
-    from observability.checks import drift_json, store_checks
-    from observability.range_checksum import all_ranges
-    from observability.schema_drift import schema_drift
+    from connectors.warehouses import open_session
+    from core.config import DuckDBWarehouse
+    from core.errors import MergeError
+    from ops.access import open_reader
+    from ops.checks import drift_json, store_checks
+    from ops.range_checksum import all_ranges
+    from ops.schema_drift import schema_drift
+    from ops.verify import unreachable_sources, verify_all
 
     stored = True
     try:
@@ -807,8 +953,8 @@ def verify(obj: _Context, as_json: bool, ranges: int | None) -> None:
 @_guard
 def render_sql(kind: str, table: str, columns: str | None, key: str | None) -> None:
     """Print the statements of one batch for one table, rendered for a warehouse (no database)."""
-    from cdchub.demo_tables import find_demo_table, parse_columns
     from cdchub.render_sql import render_plan
+    from dbschemas.demo_tables import find_demo_table, parse_columns
 
     shape = parse_columns(table, columns, key or "") if columns else find_demo_table(table)
     click.echo(render_plan(kind, shape))
@@ -912,8 +1058,8 @@ def bench_catchup(
 @_guard
 def lag(obj: _Context, as_json: bool, window: str) -> None:
     """Current replication lag per table, percentiles over a window, and Kafka consumer lag."""
-    from observability.access import lag_report, parse_window
-    from observability.service import describe_lag
+    from ops.access import lag_report, parse_window
+    from ops.service import describe_lag
 
     report = lag_report(obj.config, parse_window(window))
     if as_json:
@@ -933,7 +1079,7 @@ def status(obj: _Context, as_json: bool, window: str) -> None:
     """One screen: stack, connectors, the run, and per table state, lag, versions, verify (exit 1
     when something needs a person)."""
     from cdchub.status import collect_status, describe
-    from observability.access import parse_window
+    from ops.access import parse_window
 
     window_s = parse_window(window)
     reader = _open_reader(obj.config)
@@ -956,7 +1102,7 @@ def status(obj: _Context, as_json: bool, window: str) -> None:
 @_guard
 def dashboard(obj: _Context, port: int | None) -> None:
     """Serve the lag dashboard (per table: lag chart, throughput, consumer lag, checks)."""
-    from observability.service import serve_dashboard
+    from ops.service import serve_dashboard
 
     serve_dashboard(obj.config, port, progress=_progress)
 

@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cdc_consumers.runner import Runner, RunResult
-from cdchub.config import HubConfig
-from cdchub.errors import CdcHubError
-from cdchub.verify import verify_all
-from cdchub.warehouses import open_session
+from cdc_consumers.runner import Runner
+from connectors.warehouses import open_session
+from core.config import HubConfig
+from core.errors import CdcHubError
+from core.results import RunResult
+from ops.verify import verify_all
 
 Progress = Callable[[str], None]
 
@@ -46,9 +47,9 @@ def run_demo(
     progress: Progress = print,
 ) -> dict[str, Any]:
     """Run the demo and return its summary (see `describe`)."""
-    from cdchub.workload import run_workload
     from connectors.service import apply_connectors
     from dbschemas.loader import load_demo_schemas
+    from dbschemas.workload import run_workload
     from infrastructure.stack.layout import StackLayout
     from infrastructure.stack.service import LocalStack
 

@@ -16,12 +16,12 @@ from typing import Any, Protocol
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
-from cdchub.catalog import ReplicatedTable, replicated_tables
-from cdchub.errors import ConfigError
+from core.errors import ConfigError
 from merge.asof import AsOfTarget, read_only_query, rewrite_as_of
 from merge.dialects.base import Dialect
 from merge.naming import VALID_FROM, TableNames
 from merge.plan import col, table
+from ops.catalog import ReplicatedTable, replicated_tables
 
 Warn = Callable[[str], None]
 
@@ -51,7 +51,7 @@ class QueryResult:
     sql: str
 
 
-def render_user_query(tree: exp.Expression, dialect: Dialect) -> str:
+def render_user_query(tree: exp.Expr, dialect: Dialect) -> str:
     """SQL text for a (rewritten) user query.
 
     Snowflake folds unquoted names to upper case while the hub creates its tables with quoted

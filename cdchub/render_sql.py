@@ -12,7 +12,7 @@ import datetime as dt
 
 from sqlglot import exp
 
-from cdchub.demo_tables import TableShape
+from dbschemas.demo_tables import TableShape
 from merge import plan
 from merge.batch_plan import SegmentSpec, StageSql, plan_table_batch
 from merge.dialects import dialect_for
@@ -22,14 +22,14 @@ from merge.naming import table_names
 def _stage_sql(kind: str) -> StageSql:
     """The bulk path of a warehouse's client (imported lazily: each pulls in its driver)."""
     if kind == "postgres":
-        from cdchub.warehouses.postgres_client import PostgresSession
+        from connectors.warehouses.postgres_client import PostgresSession
 
         return PostgresSession.stage_sql
     if kind == "snowflake":
-        from cdchub.warehouses.snowflake_client import SnowflakeSession
+        from connectors.warehouses.snowflake_client import SnowflakeSession
 
         return SnowflakeSession.stage_sql
-    from cdchub.warehouses.duckdb_client import DuckDBSession
+    from connectors.warehouses.duckdb_client import DuckDBSession
 
     return DuckDBSession.stage_sql
 

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import yaml
 from sqlglot import exp
 
-from cdchub.config import HubConfig, SourceConfig
-from cdchub.errors import ConfigError
 from connectors import heartbeat, signals
+from core.config import HubConfig, SourceConfig
+from core.errors import ConfigError
 
 _KINDS = {"postgres": "postgres", "postgresql": "postgres", "mariadb": "mariadb", "mysql": "mysql"}
 _PORTS = {"postgres": 5432, "mariadb": 3306, "mysql": 3306}

@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdchub.config import HubConfig
-from cdchub.errors import CdcHubError
+from core.config import HubConfig
+from core.errors import CdcHubError
 
 
 @dataclass
@@ -25,6 +25,8 @@ class Status:
     connectors: list[dict[str, Any]] | str = field(default_factory=list)
     run: dict[str, Any] = field(default_factory=dict)
     tables: list[dict[str, Any]] = field(default_factory=list)
+    # Transactions applied without transaction consistency within the window (`_cdchub.forced_releases`).
+    forced_releases: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -42,6 +44,7 @@ class Status:
             "connectors": self.connectors,
             "run": self.run,
             "tables": self.tables,
+            "forced_releases": self.forced_releases,
             "notes": self.notes,
         }
 
@@ -147,6 +150,7 @@ def _backfilling(config: HubConfig) -> dict[str, str]:
         consumer = KafkaConsumer(
             bootstrap_servers=config.kafka.bootstrap_servers,
             enable_auto_commit=False,
+            allow_auto_create_topics=False,  # probing a topic must not create it
             consumer_timeout_ms=1500,
         )
     except Exception:
@@ -195,8 +199,8 @@ def _versions(reader: Any) -> dict[tuple[str, str], int]:
     """History versions per (source, schema.table), through the catalog."""
     from sqlglot import exp
 
-    from cdchub.catalog import replicated_tables
     from merge import plan
+    from ops.catalog import replicated_tables
 
     counts = {}
     for t in replicated_tables(reader):
@@ -212,9 +216,10 @@ def _held(reader: Any, group: str) -> dict[str, int]:
     from sqlglot import exp
 
     from merge import plan
+    from merge.naming import CONTROL_SCHEMA
     from merge.scd2 import HELD_FOR_SCHEMA
 
-    if reader.table_columns(plan.CONTROL_SCHEMA, plan.PARKED) is None:
+    if reader.table_columns(CONTROL_SCHEMA, plan.PARKED) is None:
         return {}
     query = (
         exp.select(plan.col("topic"), exp.Count(this=exp.Star()))
@@ -232,7 +237,8 @@ def _held(reader: Any, group: str) -> dict[str, int]:
 
 def collect_status(config: HubConfig, reader: Any | None, window_s: float = 900.0) -> Status:
     """Everything `cdchub status` shows. `reader` reads the warehouse (None: it cannot be read)."""
-    from observability.access import lag_report
+    from ops.access import lag_report
+    from ops.lag_report import build_report
 
     status = Status()
     _stack(config, status)
@@ -256,10 +262,20 @@ def collect_status(config: HubConfig, reader: Any | None, window_s: float = 900.
             f"{config.kafka.group_id} has no members)"
         )
     try:
-        report = lag_report(config, window_s)
+        # Through the reader when there is one: it reaches a DuckDB file held by a run too.
+        report = (
+            build_report(reader, config, window_s=window_s)
+            if reader is not None
+            else lag_report(config, window_s)
+        )
     except CdcHubError as exc:
         status.problems.append(f"lag report: {exc}")
         return status
+    status.forced_releases = {
+        "window_s": window_s,
+        "count": int(report.get("forced_releases") or 0),
+        "by_source": report.get("forced_releases_by_source") or {},
+    }
     if report.get("kafka_error"):
         status.problems.append(f"Kafka: {report['kafka_error']}")
     versions: dict[tuple[str, str], int] = {}
@@ -346,6 +362,12 @@ def describe(status: Status) -> str:
                 f"{_cell(t['lag_s']):>8} {_cell(t['kafka_consumer_lag']):>9} "
                 f"{_cell(t['history_versions']):>9} {verify}"
             )
+    forced = status.forced_releases
+    if forced and forced["count"]:
+        lines.append(
+            f"forced transaction releases in the last {forced['window_s']:.0f}s: {forced['count']} "
+            "(applied without transaction consistency; see docs/transactions.md)"
+        )
     for note in status.notes:
         lines.append(f"note: {note}")
     if status.problems:

@@ -22,7 +22,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cdchub.errors import ConfigError
+from core.errors import ConfigError
 
 FORMATS = ("table", "json", "csv", "tsv", "parquet")
 

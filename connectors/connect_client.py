@@ -6,45 +6,46 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from tenacity import (
-    retry,
-    retry_if_exception_type,
-    stop_after_delay,
-    wait_exponential,
-)
 
-from cdchub.errors import ConnectorError, Retryable
+from connectors.failures import RETRYABLE_HTTP_STATUSES, classify_httpx, first_line, retrying
+from core.errors import ConnectorError, Retryable
 
 
 class ConnectUnavailable(Retryable, ConnectorError):
     """The Connect REST API did not answer (not started yet, or rebalancing)."""
 
 
-_retrying = retry(
-    retry=retry_if_exception_type(ConnectUnavailable),
-    wait=wait_exponential(multiplier=0.5, max=5),
-    stop=stop_after_delay(60),
-    reraise=True,
-)
-
-
 class ConnectClient:
     """Talks to one Kafka Connect cluster."""
 
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, timeout: float = 30.0, attempts: int = 12) -> None:
         self.url = url.rstrip("/")
         self.http = httpx.Client(base_url=self.url, timeout=timeout)
+        self.attempts = attempts
 
-    @_retrying
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One REST call; retryable failures (see `classify_httpx`) are retried with backoff."""
+        policy = retrying(
+            f"Kafka Connect {method} {path}",
+            {"url": self.url},
+            attempts=self.attempts,
+            max_wait_s=5,
+        )
+        return policy(self._request_once, method, path, **kwargs)
+
+    def _request_once(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self.http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ConnectUnavailable(
-                f"Kafka Connect is not reachable: {exc}", url=self.url
+        except httpx.HTTPError as exc:
+            if classify_httpx(exc) is Retryable:
+                raise ConnectUnavailable(
+                    f"Kafka Connect is not reachable: {first_line(exc)}", url=self.url
+                ) from exc
+            raise ConnectorError(
+                f"Kafka Connect request failed: {first_line(exc)}", url=self.url, path=path
             ) from exc
-        # 409: a rebalance is in progress; Connect asks the caller to retry.
-        if response.status_code in (409, 503):
+        # 409: a rebalance is in progress; Connect asks the caller to retry. 503/504: starting.
+        if response.status_code in RETRYABLE_HTTP_STATUSES:
             raise ConnectUnavailable(
                 f"Kafka Connect is busy ({response.status_code})", url=self.url, path=path
             )

@@ -26,9 +26,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from cdchub.config import HubConfig, SourceConfig
 from connectors.heartbeat import action_query, heartbeat_table
 from connectors.signals import notification_topic, signal_collection
+from core.config import HubConfig, SourceConfig
 
 CONNECTOR_CLASSES = {
     "postgres": "io.debezium.connector.postgresql.PostgresConnector",

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from cdchub.config import SourceConfig
+from core.config import SourceConfig
 
 
 def heartbeat_table(source: SourceConfig) -> tuple[str, str] | None:
@@ -58,10 +58,8 @@ def action_query(source: SourceConfig) -> str:
                 exp.Tuple(expressions=[exp.Literal.string(source.name), exp.CurrentTimestamp()])
             ]
         ),
-        exp.Schema(
-            this=_table(source),
-            expressions=[exp.to_identifier("source"), exp.to_identifier("beat_at")],
-        ),
+        _table(source),
+        columns=[exp.to_identifier("source"), exp.to_identifier("beat_at")],
     )
     statement.set(
         "conflict",

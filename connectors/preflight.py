@@ -9,10 +9,10 @@ from typing import Any
 import psycopg
 import pymysql
 
-from cdchub.config import SourceConfig
-from cdchub.errors import ConnectorError
-from cdchub.sources import open_connection
 from connectors import heartbeat
+from connectors.sources import open_connection
+from core.config import SourceConfig
+from core.errors import ConnectorError
 
 
 def check_source(source: SourceConfig) -> None:

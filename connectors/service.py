@@ -6,11 +6,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cdchub.config import HubConfig, SourceConfig
-from cdchub.errors import ConnectorError
 from connectors.connect_client import ConnectClient
 from connectors.debezium import connector_config, connector_name
 from connectors.preflight import check_source
+from core.config import HubConfig, SourceConfig
+from core.errors import ConnectorError
 
 Progress = Callable[[str], None]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from cdchub.config import SourceConfig
+from core.config import SourceConfig
 
 NOTIFICATION_TOPIC_PREFIX = "__debezium-notification"
 
@@ -125,10 +125,8 @@ def insert_signal(source: SourceConfig, signal_id: str, kind: str, data: dict[st
                 )
             ]
         ),
-        exp.Schema(
-            this=_table(source),
-            expressions=[exp.to_identifier(c) for c in ("id", "type", "data")],
-        ),
+        _table(source),
+        columns=[exp.to_identifier(c) for c in ("id", "type", "data")],
     )
     return _render(source, statement)
 

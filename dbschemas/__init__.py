@@ -1,4 +1,4 @@
 """The demo business behind `cdchub demo`: an online shop (PostgreSQL) and its inventory (MariaDB).
 
-`loader.load_demo_schemas` creates and seeds the databases; `cdchub.workload` then changes them.
+`loader.load_demo_schemas` creates and seeds the databases; `dbschemas.workload` then changes them.
 """

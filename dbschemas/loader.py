@@ -27,10 +27,10 @@ import pymysql.cursors
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from cdchub.config import SourceConfig
-from cdchub.errors import ConfigError, StackError
 from connectors import signals
 from connectors.heartbeat import create_statement, heartbeat_table
+from core.config import SourceConfig
+from core.errors import ConfigError, StackError
 from dbschemas import fakedata as fd
 from infrastructure.stack.layout import Credentials, StackLayout
 
@@ -180,7 +180,7 @@ def _load_postgres(layout: StackLayout, source: SourceConfig, progress: Progress
         with pg_connect(admin, source.database) as conn:
             missing = _pg_missing_tables(conn)
             if missing:
-                conn.execute(SCHEMA_FILES["shop"].read_text())  # type: ignore[arg-type]
+                conn.execute(SCHEMA_FILES["shop"].read_text())
                 conn.commit()
                 progress(f"demo: {where}: created tables {', '.join(missing)}")
             counts = _pg_counts(conn)

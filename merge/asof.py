@@ -15,7 +15,7 @@ import sqlglot
 import sqlglot.errors
 from sqlglot import exp
 
-from cdchub.errors import ConfigError
+from core.errors import ConfigError
 from merge.naming import IS_DELETED, VALID_FROM, VALID_TO, TableNames
 from merge.plan import col, ident, table
 

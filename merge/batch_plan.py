@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType
+from core.model import ColumnType
 from merge import plan
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from merge.naming import IS_CURRENT, SOURCE_POS, VALID_FROM, VALID_TO
 from merge.plan import MergeTarget, col
 
 
-def _count(source: exp.Expression, where: exp.Expression) -> exp.Select:
+def _count(source: exp.Expression, where: exp.Expr) -> exp.Select:
     return (
         exp.select(exp.Count(this=exp.Star()))
         .from_(exp.Subquery(this=source, alias=exp.TableAlias(this=exp.to_identifier("v"))))

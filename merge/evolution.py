@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cdc_consumers.model import ColumnType
+from core.model import ColumnType
 from merge.dialects.base import Dialect
 
 _INT_RANK = {"int8": 0, "int16": 1, "int32": 2, "int64": 3}

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdc_consumers.model import TableId
-from cdchub.errors import MergeError
+from core.errors import MergeError
+from core.model import TableId
 
 META_PREFIX = "_cdc_"
 CONTROL_SCHEMA = "_cdchub"

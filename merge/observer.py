@@ -1,7 +1,7 @@
 """The hook through which observability watches a merge, without `merge/` knowing OpenTelemetry.
 
 The engine wraps each table's merge in `observer.merge_table(...)`; the observability layer
-(`observability.tracing`) implements it with a span and counts events by operation. The default
+(`ops.tracing`) implements it with a span and counts events by operation. The default
 observer does nothing.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Protocol
 
-from cdc_consumers.model import ChangeEvent, TableId
+from core.model import ChangeEvent, TableId
 from merge.naming import TableNames
 
 

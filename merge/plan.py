@@ -29,9 +29,11 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType
+from core.model import ColumnType
 from merge.naming import (
-    CONTROL_SCHEMA,
+    CONTROL_SCHEMA as CONTROL_SCHEMA,  # re-exported: callers spell it plan.CONTROL_SCHEMA
+)
+from merge.naming import (
     CURRENT_META,
     HISTORY_META,
     IS_CURRENT,
@@ -77,18 +79,18 @@ def col(name: str, qualifier: str | None = None) -> exp.Column:
     return exp.Column(this=ident(name), table=ident(qualifier) if qualifier else None)
 
 
-def _and(conditions: Sequence[exp.Expression]) -> exp.Expression:
+def _and(conditions: Sequence[exp.Expr]) -> exp.Expr:
     return exp.and_(*conditions) if len(conditions) > 1 else conditions[0]
 
 
-def _key_match(key: Sequence[str], left: str, right: str) -> exp.Expression:
+def _key_match(key: Sequence[str], left: str, right: str) -> exp.Expr:
     return _and([exp.EQ(this=col(k, left), expression=col(k, right)) for k in key])
 
 
 def update(
     tbl: exp.Table,
     assignments: Sequence[tuple[str, exp.Expression]],
-    where: exp.Expression,
+    where: exp.Expr,
     from_: exp.Expression,
 ) -> exp.Update:
     """`UPDATE tbl SET … FROM … WHERE …`, built node by node so no source name is ever re-parsed."""
@@ -349,9 +351,7 @@ def collect_keys(target: MergeTarget, source: exp.Expression | None = None) -> e
 def fill_keys(target: MergeTarget) -> exp.Expression:
     """Step 2 without DDL: `INSERT INTO <keys> SELECT DISTINCT <key> FROM <stage>` (reused tables)."""
     select = exp.select(*(col(k) for k in target.key)).distinct().from_(target.stage)
-    return exp.insert(
-        select, exp.Schema(this=target.keys, expressions=[ident(k) for k in target.key])
-    )
+    return exp.insert(select, target.keys, columns=[ident(k) for k in target.key])
 
 
 def key_columns(target: MergeTarget) -> list[tuple[str, ColumnType]]:
@@ -380,9 +380,7 @@ def insert_versions(target: MergeTarget) -> exp.Expression:
         exp.CurrentTimestamp(),
     ).from_(target.stage)
     columns = [*names, *(n for n, _ in HISTORY_META)]
-    return exp.insert(
-        select, exp.Schema(this=target.history, expressions=[ident(c) for c in columns])
-    )
+    return exp.insert(select, target.history, columns=[ident(c) for c in columns])
 
 
 def _touched(target: MergeTarget, alias: str) -> exp.Expression:
@@ -639,7 +637,8 @@ def refresh_current(target: MergeTarget) -> list[exp.Expression]:
     )
     insert = exp.insert(
         select,
-        exp.Schema(this=target.current, expressions=[ident(c) for c in [*names, *meta]]),
+        target.current,
+        columns=[ident(c) for c in [*names, *meta]],
     )
     return [delete, insert]
 
@@ -682,9 +681,7 @@ def stage_truncate(
         )
     )
     columns = [*names, *(n for n, _ in STAGE_META)]
-    return exp.insert(
-        select, exp.Schema(this=target.stage, expressions=[ident(c) for c in columns])
-    )
+    return exp.insert(select, target.stage, columns=[ident(c) for c in columns])
 
 
 # -- control tables --------------------------------------------------------------------------------
@@ -849,7 +846,8 @@ def insert_rows(tbl: exp.Table, columns: Sequence[str]) -> exp.Expression:
     values = exp.Tuple(expressions=[exp.Placeholder() for _ in columns])
     return exp.insert(
         exp.Values(expressions=[values]),
-        exp.Schema(this=tbl, expressions=[ident(c) for c in columns]),
+        tbl,
+        columns=[ident(c) for c in columns],
     )
 
 
@@ -922,7 +920,7 @@ def select_schema_logged(source: str, namespace: str, name: str, columns: str) -
     )
 
 
-def _table_match(schema: str, history: str) -> exp.Expression:
+def _table_match(schema: str, history: str) -> exp.Expr:
     return exp.and_(
         exp.EQ(this=col("warehouse_schema"), expression=exp.Literal.string(schema)),
         exp.EQ(this=col("history_table"), expression=exp.Literal.string(history)),

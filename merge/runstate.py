@@ -26,9 +26,10 @@ from typing import Any
 
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType
-from cdchub.errors import Terminal
+from core.errors import Terminal
+from core.model import ColumnType
 from merge import plan
+from merge.naming import CONTROL_SCHEMA
 from merge.session import WarehouseSession
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class LeaseLost(Terminal):
 def ensure_tables(session: WarehouseSession) -> None:
     """Create the lease and stopped-table control tables if missing."""
     with session.transaction():
-        session.execute(plan.create_schema(plan.CONTROL_SCHEMA))
+        session.execute(plan.create_schema(CONTROL_SCHEMA))
         for name, cols in ((LEASE, LEASE_COLUMNS), (STOPS, STOPS_COLUMNS)):
             session.execute(
                 plan.create_table(
@@ -91,7 +92,7 @@ def _eq(column: str, value: str | int) -> exp.Expression:
 
 
 def _has(session: WarehouseSession, name: str) -> bool:
-    return session.table_columns(plan.CONTROL_SCHEMA, name) is not None
+    return session.table_columns(CONTROL_SCHEMA, name) is not None
 
 
 # -- lease ------------------------------------------------------------------------------------------
@@ -295,7 +296,7 @@ class StoppedTable:
         )
 
 
-def _table_where(group: str, source: str, schema: str, table: str) -> exp.Expression:
+def _table_where(group: str, source: str, schema: str, table: str) -> exp.Expr:
     return exp.and_(
         _eq("consumer_group", group),
         _eq("source", source),
@@ -345,7 +346,7 @@ def clear_stop(session: WarehouseSession, group: str, source: str, schema: str, 
 
 def stopped_tables(session: Any, group: str) -> list[StoppedTable]:
     """Every table of a consumer group stopped by a type change (any session with `query`)."""
-    if session.table_columns(plan.CONTROL_SCHEMA, STOPS) is None:
+    if session.table_columns(CONTROL_SCHEMA, STOPS) is None:
         return []
     query = (
         exp.select(*(plan.col(c) for c, _ in STOPS_COLUMNS[1:]))
@@ -353,4 +354,4 @@ def stopped_tables(session: Any, group: str) -> list[StoppedTable]:
         .where(_eq("consumer_group", group))
         .order_by(plan.col("source"), plan.col("source_schema"), plan.col("source_table"))
     )
-    return [StoppedTable(*(r[:-1]), stopped_at=r[-1]) for r in session.query(query)]
+    return [StoppedTable(*r) for r in session.query(query)]

@@ -26,10 +26,19 @@ from typing import Any
 
 from sqlglot import exp
 
-from cdc_consumers.model import ChangeEvent, ColumnType, Op, StreamRecord, TableId, TableSchema
-from cdchub.errors import MergeError, SchemaChangeError, UnrepresentableValue
-from merge import plan
+from core.errors import (
+    CdcHubError,
+    MergeError,
+    SchemaChangeError,
+    TableApplyError,
+    UnrepresentableValue,
+)
+from core.failures import first_line, is_retryable, retrying
+from core.model import ChangeEvent, ColumnType, Op, StreamRecord, TableId, TableSchema
+from core.results import BatchResult, TableResult
+from merge import dead_letters, plan
 from merge.batch_plan import BatchPlan, SegmentSpec, StepKind, plan_table_batch
+from merge.dead_letters import DeadLetter
 from merge.evolution import Change, evolve
 from merge.naming import TableNames, check_column_names, table_names
 from merge.observer import ApplyObserver, NullObserver
@@ -67,14 +76,18 @@ class ForcedReleaseRow:
 class ParkedChanges:
     """Consumer state written in the batch's transaction with the checkpoints.
 
-    `held` belong to a table stopped by an incompatible schema change and wait for the operator;
-    `removed` are held records that this batch applied; `forced` are transactions released
-    incomplete, recorded for `cdchub lag` and the dashboard.
+    `held` belong to a stopped table (an incompatible schema change, or a dead letter under the
+    `halt` policy) and wait for the operator; `removed` are held records that this batch applied;
+    `forced` are transactions released incomplete, recorded for `cdchub lag` and the dashboard;
+    `dead` are new dead letters (`merge.dead_letters`), `resolved` the ids of retried ones applied.
     """
 
     held: list[StreamRecord] = field(default_factory=list)
     removed: list[StreamRecord] = field(default_factory=list)
     forced: list[ForcedReleaseRow] = field(default_factory=list)
+    # Dead letters to store, and letters whose retried event this batch applied.
+    dead: list[DeadLetter] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -84,33 +97,6 @@ class TableInfo:
     source_kind: str
     source_database: str
     default_namespace: str
-
-
-@dataclass
-class TableResult:
-    """What one table's merge did in one batch."""
-
-    table: TableId
-    events: int
-    versions: int
-    lags_ms: list[float] = field(default_factory=list)
-
-
-@dataclass
-class BatchResult:
-    """What one batch did: per-table results and the warehouse commit time."""
-
-    batch_id: str
-    tables: list[TableResult]
-    committed_at: dt.datetime
-
-    @property
-    def events(self) -> int:
-        return sum(t.events for t in self.tables)
-
-    @property
-    def versions(self) -> int:
-        return sum(t.versions for t in self.tables)
 
 
 def _percentile(values: Sequence[float], pct: float) -> float:
@@ -147,6 +133,7 @@ class Scd2Engine:
         with self.session.transaction():
             for statement in plan.control_ddl(self.dialect):
                 self.session.execute(statement)
+        dead_letters.ensure_table(self.session)
         self._control_ready = True
 
     def stored_checkpoints(self) -> dict[tuple[str, int], int]:
@@ -370,6 +357,63 @@ class Scd2Engine:
         checkpoints: Iterable[Checkpoint],
         parked: ParkedChanges | None = None,
     ) -> BatchResult:
+        """Apply one batch (see `_apply_once`), retrying the whole transaction on retryable errors.
+
+        A retry re-runs the complete warehouse transaction: the failed attempt rolled back (data,
+        offsets and parked records together), and a commit whose acknowledgement was lost is
+        recognised by the merge (`remove_applied` drops events at or before the stored positions),
+        so the batch still takes effect exactly once.
+
+        Raises:
+            MergeError: a terminal driver error, or a retryable one that outlasted the retries;
+                with the tables and offsets of the batch.
+        """
+        checkpoints = list(checkpoints)
+
+        def context() -> dict[str, Any]:
+            return {
+                "tables": ",".join(str(t) for t in events_by_table) or None,
+                "offsets": ",".join(
+                    f"{c.stream}[{c.partition}]@{c.next_offset}" for c in checkpoints
+                )
+                or None,
+            }
+
+        try:
+            for attempt in retrying("warehouse batch", context):
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        self._after_failure()
+                    return self._apply_once(events_by_table, infos, checkpoints, parked)
+        except TableApplyError as exc:  # one table at fault: the runner dead-letters it
+            raise TableApplyError(
+                exc.message, exc.table_id, **{**exc.context, **context()}
+            ) from exc.__cause__
+        except CdcHubError:
+            raise  # typed already (a schema change stops its table; the runner handles it)
+        except Exception as exc:
+            verdict = "retries exhausted" if is_retryable(exc) else "terminal error"
+            raise MergeError(
+                f"warehouse batch failed ({verdict}): {first_line(exc)}", **context()
+            ) from exc
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _after_failure(self) -> None:
+        """Forget what a failed attempt may have left half-made; reconnect if the link broke."""
+        self._targets.clear()
+        self._fitted.clear()
+        self._scratch_ready.clear()
+        reconnect = getattr(self.session, "reconnect", None)
+        if reconnect is not None:
+            reconnect()
+
+    def _apply_once(
+        self,
+        events_by_table: dict[TableId, list[ChangeEvent]],
+        infos: dict[TableId, TableInfo],
+        checkpoints: list[Checkpoint],
+        parked: ParkedChanges | None = None,
+    ) -> BatchResult:
         """Merge every table's events and store the checkpoints (and parked records), in one transaction."""
         self.ensure_control()
         targets = {}
@@ -380,7 +424,12 @@ class Scd2Engine:
                 if e.op is not Op.TRUNCATE:
                     first_seen.setdefault(id(e.schema), e)
             for e in first_seen.values():
-                targets[table] = self._target(table, e.schema, infos[table], e.position)
+                try:
+                    targets[table] = self._target(table, e.schema, infos[table], e.position)
+                except SchemaChangeError:
+                    raise
+                except MergeError as exc:  # key-less, reserved column names: this table only
+                    raise TableApplyError(exc.message, table, **exc.context) from exc
             if table not in targets:
                 known = self._targets.get(table) or self._stored_target(
                     table, events[0].schema, infos[table]
@@ -404,8 +453,22 @@ class Scd2Engine:
             for table, events in events_by_table.items():
                 if table in targets:
                     with self.observer.merge_table(table, targets[table].names, events):
-                        versions = self._run_plan(plans[table], table, segments[table])
-                        results.append(TableResult(table, len(events), versions))
+                        try:
+                            versions = self._run_plan(plans[table], table, segments[table])
+                            results.append(TableResult(table, len(events), versions))
+                        except UnrepresentableValue as exc:  # a value this warehouse cannot hold
+                            exc.table_id = table  # the runner dead-letters it like TableApplyError
+                            raise
+                        except CdcHubError:
+                            raise
+                        except Exception as exc:
+                            if is_retryable(exc):
+                                raise  # retried whole by `apply`; no table is at fault
+                            raise TableApplyError(
+                                f"the warehouse refused the changes: {first_line(exc)}",
+                                table,
+                                table=str(table),
+                            ) from exc
             checkpoints = list(checkpoints)
             self._store_checkpoints(checkpoints)
             if parked is not None:
@@ -555,6 +618,12 @@ class Scd2Engine:
                     )
                     for r in parked.held
                 ],
+            )
+        if parked.dead:
+            dead_letters.store(self.session, parked.dead)
+        if parked.resolved:
+            dead_letters.set_status(
+                self.session, self.consumer_group, parked.resolved, dead_letters.APPLIED
             )
         if parked.forced:
             columns = [c for c, _ in plan.FORCED_COLUMNS]

@@ -1,6 +1,6 @@
 """The small contract a warehouse client must satisfy for the merge engine to drive it.
 
-`merge/` builds SQL and never opens a connection; clients (`cdchub/warehouses/`) implement this
+`merge/` builds SQL and never opens a connection; clients (`connectors/warehouses/`) implement this
 Protocol and never build SQL beyond binding parameters.
 """
 
@@ -12,14 +12,33 @@ from typing import Any, Protocol
 
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType
+from core.model import ColumnType
 from merge.dialects.base import Dialect
 
 
-class WarehouseSession(Protocol):
-    """One open connection to a warehouse."""
+class QuerySession(Protocol):
+    """What a reader of the warehouse needs: the dialect, queries and the catalog.
 
-    dialect: Dialect
+    A `WarehouseSession` is one; so are read-only readers (a cursor beside a running writer, a
+    running hub's query endpoint).
+    """
+
+    @property
+    def dialect(self) -> Dialect:
+        """How this warehouse's SQL is rendered (read-only, so a client may narrow its type)."""
+        ...
+
+    def query(self, statement: exp.Expression) -> list[tuple[Any, ...]]:
+        """Run a query and fetch all rows."""
+        ...
+
+    def table_columns(self, schema: str, table: str) -> list[str] | None:
+        """Column names of an existing table, in order; None when it does not exist."""
+        ...
+
+
+class WarehouseSession(QuerySession, Protocol):
+    """One open connection to a warehouse."""
 
     def transaction(self) -> AbstractContextManager[None]:
         """A block that commits on success and rolls back on error."""
@@ -33,10 +52,6 @@ class WarehouseSession(Protocol):
         """Run one parameterised statement for many rows (small control writes only)."""
         ...
 
-    def query(self, statement: exp.Expression) -> list[tuple[Any, ...]]:
-        """Run a query and fetch all rows."""
-        ...
-
     def load_stage(
         self,
         name: str,
@@ -47,10 +62,6 @@ class WarehouseSession(Protocol):
     ) -> None:
         """Bulk-load `rows` into table `name`: created first as a temporary table with `columns` when
         `create`, else it exists (and is empty) already (`merge.scratch.PersistentPerTable`)."""
-        ...
-
-    def table_columns(self, schema: str, table: str) -> list[str] | None:
-        """Column names of an existing table, in order; None when it does not exist."""
         ...
 
     def close(self) -> None:

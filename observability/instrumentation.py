@@ -1,6 +1,6 @@
 """What the runner calls around its stages; the null version does nothing and costs nothing.
 
-`cdc_consumers.runner.Runner` takes one of these. `observability.tracing.RunInstrumentation` is the
+`cdc_consumers.runner.Runner` takes one of these. `ops.tracing.RunInstrumentation` is the
 real one (spans and metrics); `NoInstrumentation` keeps the runner free of `if` branches.
 """
 
@@ -8,12 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from cdc_consumers.model import ChangeEvent, TableId
-from merge.naming import TableNames
-from merge.scd2 import BatchResult
-from merge.session import WarehouseSession
+from core.model import ChangeEvent, TableId
+from core.results import BatchResult
+
+S = TypeVar("S")
+
+
+class HistoryName(Protocol):
+    """Where a table's history lives (`merge.naming.TableNames` satisfies it).
+
+    A protocol, so that this leaf needs nothing of `merge`.
+    """
+
+    @property
+    def schema(self) -> str: ...
+
+    @property
+    def history(self) -> str: ...
 
 
 class BatchWatch:
@@ -26,7 +39,7 @@ class BatchWatch:
 class NoInstrumentation:
     """Instrumentation that records nothing."""
 
-    def wrap_session(self, session: WarehouseSession) -> WarehouseSession:
+    def wrap_session(self, session: S) -> S:
         """The session itself."""
         return session
 
@@ -40,13 +53,16 @@ class NoInstrumentation:
         return nullcontext()
 
     def merge_table(
-        self, table: TableId, names: TableNames, events: Sequence[ChangeEvent]
+        self, table: TableId, names: HistoryName, events: Sequence[ChangeEvent]
     ) -> AbstractContextManager[object]:
         """A block around one table's merge (`merge.observer.ApplyObserver`)."""
         return nullcontext()
 
     def transactions_forced(self, source: str, reason: str, count: int) -> None:
         """Count transactions applied without transaction consistency."""
+
+    def dead_lettered(self, source: str, table: str, status: str) -> None:
+        """Count an event sent to the dead-letter store (`cdchub.dlq.events`)."""
 
     def table_stopped(self, table: TableId) -> None:
         """A table stopped for an incompatible column type change (`cdchub.tables.stopped`)."""

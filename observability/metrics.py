@@ -54,7 +54,7 @@ class HubMetrics:
         self.dlq_events = meter.create_counter(
             "cdchub.dlq.events",
             unit="{event}",
-            description="Events sent to a dead-letter queue (no DLQ yet: always 0)",
+            description="Events sent to the dead-letter store, by source, table and status",
         )
         self.forced_releases = meter.create_counter(
             "cdchub.transactions.forced",

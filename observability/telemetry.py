@@ -23,8 +23,8 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.trace import Tracer
 
-from cdchub.errors import ConfigError
-from observability.config import ObservabilityConfig
+from core.errors import ConfigError
+from core.observability_config import ObservabilityConfig
 
 log = logging.getLogger(__name__)
 # Replication lag spans milliseconds (streaming) to hours (a stalled connector): seconds buckets.

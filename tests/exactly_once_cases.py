@@ -8,12 +8,13 @@ and a redelivery of the batch must apply it once.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlglot import exp
 
-from cdc_consumers.model import ChangeEvent, Op, TableId
+from core.errors import MergeError
+from core.model import ChangeEvent, Op, TableId
 from merge import plan
 from merge.scd2 import Checkpoint, Scd2Engine
 from merge.session import WarehouseSession
@@ -25,26 +26,50 @@ class Injected(RuntimeError):
 
 
 class FailingSession:
-    """Delegates to a real session; raises before the first statement `fails(statement)` matches."""
+    """Delegates to a real session; raises before the first statement `fails(statement)` matches.
 
-    def __init__(self, inner: WarehouseSession, fails: Any) -> None:
+    `error` builds the exception (a terminal `Injected` unless given); `times` bounds how often it
+    fires (None: every time while armed).
+    """
+
+    def __init__(
+        self,
+        inner: WarehouseSession,
+        fails: Any,
+        error: Callable[[str], BaseException] = Injected,
+        times: int | None = None,
+    ) -> None:
         self.inner = inner
         self.dialect = inner.dialect
         self.fails = fails
+        self.error = error
+        self.times = times
+        self.fired = 0
         self.armed = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
+    def _check(self, statement: exp.Expression) -> None:
+        if not (self.armed and self.fails(statement)):
+            return
+        if self.times is not None and self.fired >= self.times:
+            return
+        self.fired += 1
+        raise self.error(type(statement).__name__)
+
     def execute(self, statement: exp.Expression, params: dict[str, Any] | None = None) -> None:
-        if self.armed and self.fails(statement):
-            raise Injected(type(statement).__name__)
+        self._check(statement)
         self.inner.execute(statement, params)
 
     def executemany(self, statement: exp.Expression, rows: Sequence[Sequence[Any]]) -> None:
-        if self.armed and self.fails(statement):
-            raise Injected(type(statement).__name__)
+        self._check(statement)
         self.inner.executemany(statement, rows)
+
+
+def _injected(exc: MergeError) -> bool:
+    """The engine wraps a terminal driver error in a MergeError with the batch's context."""
+    return isinstance(exc.__cause__, Injected) and "offsets=topic[0]@5" in str(exc)
 
 
 # A second table of the same source: a batch that spans two tables commits both or neither.
@@ -88,8 +113,8 @@ def check_failure_leaves_nothing(session: WarehouseSession, fails: Any) -> None:
     failing.armed = True
     try:
         engine.apply({TABLE: _events(2, 3)}, INFO, [Checkpoint("topic", 0, 5)])
-    except Injected:
-        pass
+    except MergeError as exc:
+        assert _injected(exc), exc
     else:
         raise AssertionError("the injected failure did not fire")
     failing.armed = False
@@ -130,8 +155,8 @@ def check_two_tables_fail_together(session: WarehouseSession) -> None:
     second = {TABLE: _events(2, 3), TABLE_B: _events(2, 3, TABLE_B)}
     try:
         engine.apply(second, infos, [Checkpoint("topic", 0, 5)])
-    except Injected:
-        pass
+    except MergeError as exc:
+        assert _injected(exc), exc
     else:
         raise AssertionError("the injected failure did not fire")
     failing.armed = False
@@ -139,3 +164,19 @@ def check_two_tables_fail_together(session: WarehouseSession) -> None:
     assert Scd2Engine(session, "g").stored_checkpoints() == {("topic", 0): 2}
     engine.apply(second, infos, [Checkpoint("topic", 0, 5)])
     assert len(warehouse_history(session)) == len(_history_b(session)) == 5
+
+
+def check_retryable_failure_is_retried_once(
+    session: WarehouseSession, fails: Any, error: Callable[[str], BaseException]
+) -> None:
+    """A retryable error mid-batch: the engine retries the whole transaction; the effect is once."""
+    failing = FailingSession(session, fails, error=error, times=1)
+    engine = Scd2Engine(failing, "g")  # type: ignore[arg-type]
+    engine.apply({TABLE: _events(0, 2)}, INFO, [Checkpoint("topic", 0, 2)])
+    failing.armed = True
+    engine.apply({TABLE: _events(2, 3)}, INFO, [Checkpoint("topic", 0, 5)])
+    assert failing.fired == 1, "the injected failure did not fire"
+    history = warehouse_history(session)
+    assert [r[8] for r in history] == [f"{i:08d}" for i in range(5)]
+    assert [r[5] for r in history] == [False] * 4 + [True]
+    assert Scd2Engine(session, "g").stored_checkpoints() == {("topic", 0): 5}

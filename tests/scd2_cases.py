@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from cdc_consumers.model import ChangeEvent, Column, ColumnType, Op, TableId, TableSchema
+from core.model import ChangeEvent, Column, ColumnType, Op, TableId, TableSchema
 from merge import plan
 from merge.scd2 import Checkpoint, Scd2Engine, TableInfo
 from merge.session import WarehouseSession

@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from cdchub.config import HubConfig, SourceConfig, load_config
 from connectors.service import apply_connectors
+from core.config import HubConfig, SourceConfig, load_config
 from dbschemas.loader import mariadb_connect, pg_connect
 from dbschemas.samples import mariadbserver, pgserver
 from infrastructure.stack.layout import StackLayout

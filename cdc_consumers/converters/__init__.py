@@ -23,7 +23,7 @@ from cdc_consumers.converters.base import (
     is_unavailable,
 )
 from cdc_consumers.converters.temporal import parse_zoned_timestamp
-from cdc_consumers.model import Column, ColumnType
+from core.model import Column, ColumnType
 
 __all__ = [
     "UNAVAILABLE",

@@ -1,7 +1,7 @@
 """Dates, times, durations and instants in every Debezium encoding, at microsecond precision.
 
 Values Python's `datetime` cannot hold (BC dates, PostgreSQL `infinity`, the time `24:00:00`) become
-warehouse-neutral values (`Infinite`, `OutOfRange` in `cdc_consumers.model`) that keep the exact
+warehouse-neutral values (`Infinite`, `OutOfRange` in `core.model`) that keep the exact
 Connect unit; each warehouse's value adapter decides how they are stored (docs/types.md).
 """
 
@@ -11,7 +11,7 @@ import datetime as dt
 import re
 from decimal import Decimal
 
-from cdc_consumers.model import DAY_US, Infinite, OutOfRange
+from core.model import DAY_US, Infinite, OutOfRange
 
 EPOCH_DATE = dt.date(1970, 1, 1)
 EPOCH = dt.datetime(1970, 1, 1)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from cdchub.config import HubConfig
+from core.config import HubConfig
 from dbschemas.samples import northwind, pagila, pgserver, sakila_mysql, sakila_pg
 from dbschemas.samples.datasets import datasets_dir
 from infrastructure.stack.layout import StackLayout

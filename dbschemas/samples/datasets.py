@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cdchub.errors import ConfigError
+from core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 ENV_VAR = "CDCHUB_DATASETS"

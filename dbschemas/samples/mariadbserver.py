@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from cdchub.errors import StackError
+from core.errors import StackError
 from dbschemas.loader import mariadb_connect, mysql_ident
 from infrastructure.stack.layout import StackLayout
 

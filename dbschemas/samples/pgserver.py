@@ -8,9 +8,9 @@ import subprocess
 import psycopg
 from psycopg import sql
 
-from cdchub.config import SourceConfig
-from cdchub.errors import StackError
 from connectors.heartbeat import create_statement, heartbeat_table
+from core.config import SourceConfig
+from core.errors import StackError
 from dbschemas.loader import _pg_create_database, pg_connect
 from infrastructure.stack.layout import StackLayout
 

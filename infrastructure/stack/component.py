@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cdchub.errors import StackError
+from core.errors import StackError
 from infrastructure.stack import process
 from infrastructure.stack.layout import HOST, StackLayout
 

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cdchub.errors import StackError
-from cdchub.paths import REPO_ROOT, cache_dir
+from core.errors import StackError
+from core.paths import REPO_ROOT, cache_dir
 
 POM = REPO_ROOT / "infrastructure" / "java" / "pom.xml"
 _NS = {"m": "http://maven.apache.org/POM/4.0.0"}

@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from cdchub.config import HubConfig, PostgresWarehouse
+from core.config import HubConfig, PostgresWarehouse
 
 HOST = "127.0.0.1"
 PG_ADMIN_USER = "cdchub_admin"

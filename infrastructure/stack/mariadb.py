@@ -7,6 +7,7 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pymysql
 
@@ -144,8 +145,8 @@ class MariaDB(Component):
         )
 
     def connect(
-        self, creds: Credentials | None = None, **kwargs: object
-    ) -> pymysql.connections.Connection:
+        self, creds: Credentials | None = None, **kwargs: Any
+    ) -> pymysql.connections.Connection[Any]:
         """A TCP connection as the admin (default) or another user."""
         creds = creds or self.layout.mariadb_admin
         return pymysql.connect(
@@ -155,7 +156,7 @@ class MariaDB(Component):
             password=creds.password(),
             connect_timeout=3,
             autocommit=True,
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
 
     def answers(self) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cdchub.errors import StackError
+from core.errors import StackError
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import shutil
 from collections.abc import Callable
 from typing import Any
 
-from cdchub.config import DuckDBWarehouse, HubConfig
+from core.config import DuckDBWarehouse, HubConfig
 from infrastructure.stack.component import Component
 from infrastructure.stack.connect import Connect
 from infrastructure.stack.jars import JarPaths, ensure_jars, jar_paths

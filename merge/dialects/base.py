@@ -8,7 +8,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
-from cdc_consumers.model import ColumnType
+from core.model import ColumnType
 from merge.batch_plan import ScratchStrategy
 from merge.scratch import TempPerSegment
 
@@ -62,6 +62,6 @@ class Dialect:
             pretty=pretty,
         )
 
-    def parse(self, sql: str) -> exp.Expression:
+    def parse(self, sql: str) -> exp.Expr:
         """Parse SQL written in this dialect (used for golden tests and `render-sql`)."""
         return sqlglot.parse_one(sql, read=self.SQLGLOT_DIALECT)

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from sqlglot import exp
 
-from cdc_consumers.model import ColumnType
+from core.model import ColumnType
 from merge.dialects.base import Dialect
 from merge.scratch import PersistentPerTable
 

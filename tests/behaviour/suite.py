@@ -22,7 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
-from cdc_consumers.model import (
+from connectors.warehouses.values import text_value
+from core.errors import SchemaChangeError, UnrepresentableValue
+from core.model import (
     ChangeEvent,
     Column,
     ColumnType,
@@ -32,15 +34,16 @@ from cdc_consumers.model import (
     TableId,
     TableSchema,
 )
-from cdchub.errors import SchemaChangeError, UnrepresentableValue
-from cdchub.warehouses.values import text_value
 from merge import plan
 from merge.naming import table_names
 from merge.scd2 import Scd2Engine, TableInfo
 from merge.session import WarehouseSession
 from tests.behaviour.warehouses import Warehouse
 from tests.exactly_once_cases import (
+    FailingSession,
+    _events,
     check_failure_leaves_nothing,
+    check_retryable_failure_is_retried_once,
     check_two_tables_fail_together,
     is_offsets_write,
     is_relink,
@@ -319,6 +322,47 @@ def test_failure_mid_batch_leaves_neither_data_nor_offsets(
 def test_batch_of_two_tables_commits_both_or_neither(warehouse: Warehouse, tmp_path: Path) -> None:
     with warehouse.fresh(tmp_path / "w") as session:
         check_two_tables_fail_together(session)
+
+
+def retryable_error(kind: str) -> Any:
+    """A real driver exception of this warehouse that `connectors.failures` classifies retryable."""
+    if kind == "duckdb":
+        import duckdb
+
+        return lambda what: duckdb.TransactionException(f"Conflict on update ({what})")
+    if kind == "postgres":
+        from psycopg import errors
+
+        return lambda what: errors.SerializationFailure(f"could not serialize access ({what})")
+    from snowflake.connector.errors import OperationalError
+
+    return lambda what: OperationalError(msg=f"connection reset ({what})", errno=250001)
+
+
+@pytest.mark.parametrize("fails", [is_relink, is_offsets_write], ids=["relink", "offsets"])
+def test_a_retryable_failure_mid_batch_is_retried_and_applied_once(
+    warehouse: Warehouse, tmp_path: Path, fails: Any
+) -> None:
+    with warehouse.fresh(tmp_path / "w") as session:
+        check_retryable_failure_is_retried_once(session, fails, retryable_error(warehouse.kind))
+
+
+def test_a_retryable_failure_that_persists_stops_with_the_batch_context(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    from core.errors import MergeError
+    from merge.scd2 import Checkpoint
+
+    with warehouse.fresh(tmp_path / "w") as session:
+        failing = FailingSession(session, is_relink, error=retryable_error(warehouse.kind))
+        engine = Scd2Engine(failing, "g")  # type: ignore[arg-type]
+        engine.apply({TABLE: _events(0, 2)}, INFO, [Checkpoint("topic", 0, 2)])
+        failing.armed = True
+        with pytest.raises(MergeError, match=r"retries exhausted.*offsets=topic\[0\]@4") as raised:
+            engine.apply({TABLE: _events(2, 2)}, INFO, [Checkpoint("topic", 0, 4)])
+        assert failing.fired == 5  # bounded
+        assert "tables=src.public.items" in str(raised.value)
+        assert Scd2Engine(session, "g").stored_checkpoints() == {("topic", 0): 2}
 
 
 # -- schema evolution ----------------------------------------------------------------------------------

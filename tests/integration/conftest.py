@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cdchub.config import HubConfig, load_config
 from connectors.service import apply_connectors
+from core.config import HubConfig, load_config
 from dbschemas.loader import load_demo_schemas
 from infrastructure.stack.layout import StackLayout
 from infrastructure.stack.service import LocalStack

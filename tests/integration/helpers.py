@@ -8,10 +8,11 @@ from typing import Any
 
 import duckdb
 
-from cdc_consumers.runner import Runner, RunResult
-from cdchub.config import DuckDBWarehouse, HubConfig
-from cdchub.verify import verify_all
-from cdchub.warehouses import open_session
+from cdc_consumers.runner import Runner
+from connectors.warehouses import open_session
+from core.config import DuckDBWarehouse, HubConfig
+from core.results import RunResult
+from ops.verify import verify_all
 
 
 def with_warehouse(config: HubConfig, path: Path, group: str) -> HubConfig:

@@ -7,7 +7,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from cdc_consumers.model import ColumnType
+from core.model import ColumnType
 
 KINDS: list[tuple[str, ColumnType, Any]] = [
     ("i16", ColumnType("int16"), -32768),

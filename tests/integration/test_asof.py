@@ -16,16 +16,16 @@ from typing import Any
 
 import pytest
 
-from cdchub.catalog import replicated_tables, warehouse_types
-from cdchub.config import HubConfig
-from cdchub.history import rows_as_of
-from cdchub.sources import connect, read_table
-from cdchub.verify import diff_rows
-from cdchub.warehouses import open_session
-from cdchub.warehouses.postgres_client import PostgresSession
-from cdchub.workload import run_workload
+from connectors.sources import connect, read_table
+from connectors.warehouses import open_session
+from connectors.warehouses.postgres_client import PostgresSession
+from core.config import HubConfig
+from dbschemas.workload import run_workload
 from merge import client_sql
 from merge.naming import CONTROL_SCHEMA
+from ops.catalog import replicated_tables, warehouse_types
+from ops.history import rows_as_of
+from ops.verify import diff_rows
 from tests.integration.conftest import Stack
 from tests.integration.helpers import replicate_until_verified, run_until_idle
 from tests.integration.test_postgres_warehouse import warehouse_config

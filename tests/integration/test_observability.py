@@ -27,8 +27,8 @@ import httpx
 import pytest
 import yaml
 
-from cdchub.workload import run_workload
 from dbschemas.loader import pg_connect
+from dbschemas.workload import run_workload
 from tests.integration.conftest import Stack
 from tests.integration.test_pipeline import ALL_TABLES
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from cdchub.workload import run_workload
+from dbschemas.workload import run_workload
 from tests.integration.conftest import Stack
 from tests.integration.helpers import (
     failures,

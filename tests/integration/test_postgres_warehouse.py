@@ -16,8 +16,8 @@ from decimal import Decimal
 import pytest
 from sqlglot import exp
 
-from cdchub.config import HubConfig, PostgresWarehouse
-from cdchub.warehouses.postgres_client import PostgresSession
+from connectors.warehouses.postgres_client import PostgresSession
+from core.config import HubConfig, PostgresWarehouse
 from merge import client_sql, plan
 from merge.naming import CONTROL_SCHEMA
 from tests.integration.conftest import Stack

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cdchub.config import HubConfig, SourceConfig
 from connectors.service import apply_connectors
+from core.config import HubConfig, SourceConfig
 from dbschemas.samples import SAMPLES, load_sample, source_entry
 from dbschemas.samples.churn import churn
 from dbschemas.samples.datasets import datasets_dir

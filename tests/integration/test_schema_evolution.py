@@ -9,11 +9,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from cdchub.schema_admin import accept_schema
-from cdchub.warehouses import open_session
 from connectors.service import apply_connectors
+from connectors.warehouses import open_session
 from dbschemas.loader import source_connection
 from dbschemas.samples.mariadbserver import run_script
+from ops.schema_admin import accept_schema
 from tests.integration.conftest import Stack
 from tests.integration.helpers import (
     failures,

@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from cdchub.config import HubConfig, SourceConfig
-from cdchub.errors import ConnectorError
 from connectors.service import apply_connectors
+from core.config import HubConfig, SourceConfig
+from core.errors import ConnectorError
 from dbschemas.samples import pgserver
 from tests.integration.conftest import Stack
 from tests.integration.helpers import (

@@ -26,14 +26,14 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from cdchub.catalog import replicated_tables, warehouse_types
 from cdchub.cli import cli
-from cdchub.config import HubConfig
 from cdchub.query import run_sql
-from cdchub.verify import diff_rows
-from cdchub.warehouses import open_session
-from cdchub.workload import run_workload
-from observability.access import QueryTicket
+from connectors.warehouses import open_session
+from core.config import HubConfig
+from dbschemas.workload import run_workload
+from ops.access import QueryTicket
+from ops.catalog import replicated_tables, warehouse_types
+from ops.verify import diff_rows
 from tests.integration.conftest import Stack
 from tests.integration.helpers import replicate_until_verified, run_until_idle
 from tests.integration.test_asof import source_state, warehouse

@@ -16,10 +16,10 @@ import duckdb
 import pytest
 
 from cdc_consumers.runner import Runner
-from cdchub.config import HubConfig
-from cdchub.warehouses import open_session
+from connectors.warehouses import open_session
+from core.config import HubConfig
+from core.results import BatchResult
 from dbschemas.loader import source_connection
-from merge.scd2 import BatchResult
 from tests.integration.conftest import Stack
 from tests.integration.helpers import failures, replicate_until_verified, verify, with_warehouse
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cdchub.config import HubConfig, SourceConfig
 from connectors.service import apply_connectors
+from core.config import HubConfig, SourceConfig
 from dbschemas.samples import mariadbserver, pgserver
 from tests.integration.conftest import Stack
 from tests.integration.helpers import failures, replicate_until_verified, with_warehouse

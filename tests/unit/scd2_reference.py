@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from cdc_consumers.model import ChangeEvent, Op
+from core.model import ChangeEvent, Op
 
 
 def reference_history(events: list[ChangeEvent]) -> list[tuple[Any, ...]]:

@@ -83,12 +83,12 @@ def test_warehouse_path_that_cannot_be_created(tmp_path: Path, under: str) -> No
 def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import cdchub.catalog
+    import ops.catalog
 
     def broken(_session: object) -> list[object]:
         raise RuntimeError("a bug\nwith a second line")
 
-    monkeypatch.setattr(cdchub.catalog, "replicated_tables", broken)
+    monkeypatch.setattr(ops.catalog, "replicated_tables", broken)
     config = write_config(tmp_path)
     duckdb.connect(str(tmp_path / "wh.duckdb")).close()
     code, _, err = invoke("--config", str(config), "tables")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cdchub.config import load_config
-from cdchub.errors import ConfigError
+from core.config import load_config
+from core.errors import ConfigError
 
 BASE = """
 sources:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cdc_consumers.envelope import EnvelopeDecoder
-from cdc_consumers.model import KafkaCoordinates, Op, SourceKind
+from core.model import KafkaCoordinates, Op, SourceKind
 
 FIXTURES = json.loads(
     (Path(__file__).resolve().parents[1] / "fixtures" / "debezium_envelopes.json").read_text()
@@ -100,7 +100,7 @@ def test_mariadb_positions_follow_the_binlog() -> None:
 
 
 def test_garbage_names_topic_and_offset() -> None:
-    from cdchub.errors import DecodeError
+    from core.errors import DecodeError
 
     decoder = EnvelopeDecoder("shop", SourceKind.POSTGRES)
     with pytest.raises(DecodeError, match=r"topic=t.*partition=0.*offset=7"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cdc_consumers.model import ColumnType as T
+from core.model import ColumnType as T
 from merge.dialects.duckdb import DuckDBDialect
 from merge.evolution import Change, evolve
 
@@ -78,9 +78,9 @@ def test_evolution_verdicts(old: T, new: T, change: Change, result: T) -> None:
 def test_engine_widens_a_column_in_place_and_refuses_an_incompatible_change(tmp_path) -> None:
     import datetime as dt
 
-    from cdc_consumers.model import ChangeEvent, Column, Op, TableId, TableSchema
-    from cdchub.errors import MergeError
-    from cdchub.warehouses.duckdb_client import DuckDBSession
+    from connectors.warehouses.duckdb_client import DuckDBSession
+    from core.errors import MergeError
+    from core.model import ChangeEvent, Column, Op, TableId, TableSchema
     from merge.scd2 import Checkpoint, Scd2Engine, TableInfo
 
     table = TableId("src", "public", "t")

@@ -26,7 +26,7 @@ def test_jsonfast_matches_stdlib_and_falls_back() -> None:
 
 def test_decoder_notices_a_new_schema_on_the_same_topic() -> None:
     from cdc_consumers.envelope import EnvelopeDecoder
-    from cdc_consumers.model import KafkaCoordinates, SourceKind
+    from core.model import KafkaCoordinates, SourceKind
 
     def record(fields: list[str], values: dict[str, object]) -> bytes:
         schema = {

@@ -12,13 +12,13 @@ import httpx
 import pytest
 
 from cdc_consumers.runner import Runner
-from cdchub.config import DuckDBWarehouse, HubConfig, SourceConfig
-from cdchub.warehouses.duckdb_client import DuckDBSession
-from observability.access import CursorSession, ObservabilityError, parse_window
-from observability.checks import store_checks
-from observability.dashboard import DashboardServer
-from observability.lag_report import build_report, weighted_percentile
+from connectors.warehouses.duckdb_client import DuckDBSession
+from core.config import DuckDBWarehouse, HubConfig, SourceConfig
 from observability.lagmath import current_lag
+from ops.access import CursorSession, ObservabilityError, parse_window
+from ops.checks import store_checks
+from ops.dashboard import DashboardServer
+from ops.lag_report import build_report, weighted_percentile
 from tests.memory_stream import MemoryStream
 from tests.unit.envelope_records import make_record
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cdc_consumers.runner import Runner
-from cdchub.config import DuckDBWarehouse, HubConfig, SourceConfig
+from core.config import DuckDBWarehouse, HubConfig, SourceConfig
 from merge import plan
 from merge.runstate import (
     LEASE,
@@ -113,7 +113,7 @@ def test_the_runner_refuses_to_start_while_another_run_holds_the_lease(tmp_path:
     """No Kafka needed: the lease is taken before the consumer is created."""
     import socket
 
-    from cdchub.warehouses.duckdb_client import DuckDBSession
+    from connectors.warehouses.duckdb_client import DuckDBSession
 
     config = HubConfig(
         sources=[

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from observability.config import ObservabilityConfig, PrometheusConfig
+from core.observability_config import ObservabilityConfig, PrometheusConfig
 from observability.metrics import HubMetrics
 from observability.telemetry import build_telemetry
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from cdchub.config import load_config
-from cdchub.errors import ConfigError
 from connectors.debezium import connector_config
+from core.config import load_config
+from core.errors import ConfigError
 
 BASE = """
 sources:

@@ -13,10 +13,10 @@ import pytest
 
 from cdchub.backfill import parse_condition, resolve_table
 from cdchub.cli import hoist_global_options
-from cdchub.config import load_config
-from cdchub.errors import ConfigError
 from cdchub.progress import progress_bar
 from connectors import signals
+from core.config import load_config
+from core.errors import ConfigError
 
 CONFIG = """
 sources:

@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from observability.config import ObservabilityConfig, OtlpConfig
+from core.observability_config import ObservabilityConfig, OtlpConfig
 from observability.metrics import HubMetrics
 from observability.telemetry import build_telemetry
 

@@ -1,6 +1,6 @@
 """Reading a DuckDB warehouse while another process holds it: the holder serves read-only queries on
 127.0.0.1 behind a per-run token (0600 ticket file), and `cdchub sql` / `asof` / `tables` go through
-it. The holder here is a real second process running `observability.service.instrumented` (what
+it. The holder here is a real second process running `ops.service.instrumented` (what
 `cdchub run` wraps itself in) on a real DuckDB file; no Kafka is needed for that part.
 """
 
@@ -22,17 +22,17 @@ import yaml
 from click.testing import CliRunner
 
 from cdchub.cli import cli
-from cdchub.config import load_config
-from observability.access import QueryTicket, RemoteSession, open_reader
+from core.config import load_config
+from ops.access import QueryTicket, RemoteSession, open_reader
 from tests.unit.test_sql_over_history import _fill
 from tests.unit.warehouses import duckdb_session
 
 HOLDERS: dict[str, subprocess.Popen[str]] = {}
 HOLDER = """
 import sys
-from cdchub.config import load_config
-from cdchub.warehouses import open_session
-from observability.service import instrumented
+from core.config import load_config
+from connectors.warehouses import open_session
+from ops.service import instrumented
 
 config = load_config(sys.argv[1])
 session = open_session(config)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from observability.range_checksum import range_sums, row_hash
+from ops.range_checksum import range_sums, row_hash
 
 
 def _rows(n: int) -> dict[tuple[str, ...], list[object]]:

@@ -18,10 +18,10 @@ import sqlglot
 from click.testing import CliRunner
 from sqlglot import exp
 
-from cdc_consumers.model import ChangeEvent, Column, ColumnType, Op, TableId, TableSchema
 from cdchub.cli import cli
-from cdchub.demo_tables import demo_tables, parse_columns
 from cdchub.render_sql import render_plan
+from core.model import ChangeEvent, Column, ColumnType, Op, TableId, TableSchema
+from dbschemas.demo_tables import demo_tables, parse_columns
 from merge import plan
 from merge.batch_plan import SegmentSpec, StepKind, plan_table_batch
 from merge.naming import table_names

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from cdc_consumers.runner import Runner
-from cdchub.config import DuckDBWarehouse, HubConfig, KafkaConfig, SourceConfig
-from cdchub.warehouses.duckdb_client import DuckDBSession
+from connectors.warehouses.duckdb_client import DuckDBSession
+from core.config import DuckDBWarehouse, HubConfig, KafkaConfig, SourceConfig
 from merge.scd2 import PARKED_FOR_TRANSACTION, Checkpoint, Scd2Engine
 from tests.memory_stream import MemoryStream
 from tests.unit.envelope_records import ENVELOPES

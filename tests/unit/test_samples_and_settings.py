@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from cdchub.config import HubConfig, SourceConfig
-from cdchub.errors import ConfigError
-from cdchub.verify import normalize
 from connectors.debezium import connector_config
+from core.config import HubConfig, SourceConfig
+from core.errors import ConfigError
 from dbschemas.samples import pagila, rows
 from dbschemas.samples.datasets import ENV_VAR, datasets_dir
+from ops.verify import normalize
 
 
 def _hub(*sources: SourceConfig) -> HubConfig:

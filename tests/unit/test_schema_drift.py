@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from observability.checks import check_rows
-from observability.schema_drift import TableDrift, compare, type_mismatch
+from ops.checks import check_rows
+from ops.schema_drift import TableDrift, compare, type_mismatch
 
 
 @pytest.mark.parametrize(

@@ -26,15 +26,15 @@ from click.testing import CliRunner
 from sqlglot import exp
 
 from cdchub.analytics import create_views, dbt_sources
-from cdchub.catalog import replicated_tables
 from cdchub.cli import cli
-from cdchub.config import load_config
 from cdchub.query import QueryFailed, run_sql
 from cdchub.tabular import arrow_table, render_text
+from core.config import load_config
 from merge.asof import AsOfTarget, QueryRefused, read_only_query, rewrite_as_of
 from merge.naming import TableNames
 from merge.scd2 import Checkpoint, Scd2Engine
 from merge.session import WarehouseSession
+from ops.catalog import replicated_tables
 from tests.scd2_cases import INFO, T0, TABLE, deliveries, source_stream
 from tests.unit.scd2_reference import reference_history
 from tests.unit.warehouses import duckdb_session, snowflake_session
@@ -405,7 +405,7 @@ def test_dbt_sources_without_slo_disables_freshness(tmp_path: Path) -> None:
     config_path = tmp_path / "cdchub.yaml"
     config_path.write_text(yaml.safe_dump({"warehouse": {"kind": "duckdb"}}))
     config = load_config(config_path)
-    from cdchub.catalog import ReplicatedTable
+    from ops.catalog import ReplicatedTable
 
     table = ReplicatedTable("shop", "postgres", "shop", "public", "orders", "shop", "orders",
                             "orders_history", ["order_id"])  # fmt: skip

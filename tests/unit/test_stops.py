@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from cdc_consumers.model import ColumnType
 from cdc_consumers.runner import Runner
-from cdchub.config import DuckDBWarehouse, HubConfig, SourceConfig
-from cdchub.errors import ConfigError
-from cdchub.schema_admin import accept_schema, holds
-from cdchub.warehouses.duckdb_client import DuckDBSession
+from connectors.warehouses.duckdb_client import DuckDBSession
+from core.config import DuckDBWarehouse, HubConfig, SourceConfig
+from core.errors import ConfigError
+from core.model import ColumnType
 from merge.dialects.duckdb import DuckDBDialect
 from merge.dialects.postgres import PostgresDialect
 from merge.runstate import stopped_tables
-from observability.lag_report import build_report
-from observability.service import describe_lag
+from ops.lag_report import build_report
+from ops.schema_admin import accept_schema, holds
+from ops.service import describe_lag
 from tests.memory_stream import MemoryStream
 from tests.unit.envelope_records import Record, make_record
 

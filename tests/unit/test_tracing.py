@@ -19,10 +19,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from cdc_consumers.runner import Runner
-from cdchub.config import DuckDBWarehouse, HubConfig, SourceConfig
-from cdchub.warehouses.duckdb_client import DuckDBSession
+from connectors.warehouses.duckdb_client import DuckDBSession
+from core.config import DuckDBWarehouse, HubConfig, SourceConfig
 from observability.telemetry import build_telemetry
-from observability.tracing import RunInstrumentation
+from ops.tracing import RunInstrumentation
 from tests.memory_stream import MemoryStream
 from tests.unit.envelope_records import ENVELOPES, Record, make_record
 
@@ -241,3 +241,16 @@ def test_clock_skew_is_counted_and_lag_clamped(traced: Traced) -> None:
         s for s in traced.spans.get_finished_spans() if s.parent is None and s.name != "COMMIT"
     )
     assert root.attributes["cdchub.clock_skew.events"] == 1
+
+
+def test_a_stopped_table_sets_the_stopped_gauge(traced: Traced) -> None:
+    from tests.unit.test_stops import retyped
+
+    first = make_record("shop.public.orders.u")
+    _apply(traced.runner, [first, make_record("shop.public.customers.c")])
+    assert _metric_points(traced.metrics, "cdchub.tables.stopped") == []
+    _apply(traced.runner, [retyped(first, first.offset + 1)])
+    points = _metric_points(traced.metrics, "cdchub.tables.stopped")
+    assert [(dict(p.attributes), p.value) for p in points] == [
+        ({"source": "shop", "table": "public.orders"}, 1)
+    ]

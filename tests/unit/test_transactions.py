@@ -8,7 +8,8 @@ import logging
 
 import pytest
 
-from cdc_consumers.model import (
+from cdc_consumers.transactions import TransactionAssembler, decode_boundary
+from core.model import (
     ChangeEvent,
     Column,
     ColumnType,
@@ -18,7 +19,6 @@ from cdc_consumers.model import (
     TableId,
     TableSchema,
 )
-from cdc_consumers.transactions import TransactionAssembler, decode_boundary
 
 SCHEMA = TableSchema((Column("id", ColumnType("int64"), optional=False),), ("id",))
 ORDERS = TableId("shop", "public", "orders")

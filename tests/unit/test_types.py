@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from cdc_consumers.envelope import EnvelopeDecoder
-from cdc_consumers.model import (
+from core.model import (
     ChangeEvent,
     Infinite,
     KafkaCoordinates,

@@ -13,8 +13,8 @@ from typing import Any
 
 import duckdb
 
-from cdc_consumers.model import ChangeEvent, Op, TableId
-from cdchub.warehouses.duckdb_client import DuckDBSession
+from connectors.warehouses.duckdb_client import DuckDBSession
+from core.model import ChangeEvent, Op, TableId
 from merge.scd2 import Scd2Engine, TableInfo
 from tests.unit.test_types import MY, PG
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cdchub.verify import normalize
+from ops.verify import normalize
 
 
 def test_jsonb_text_compares_as_a_document() -> None:

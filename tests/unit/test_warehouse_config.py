@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cdchub.config import PostgresWarehouse, SnowflakeWarehouse, load_config
-from cdchub.errors import ConfigError
+from core.config import PostgresWarehouse, SnowflakeWarehouse, load_config
+from core.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:

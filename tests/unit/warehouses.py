@@ -8,9 +8,9 @@ from pathlib import Path
 
 import fakesnow
 
-from cdchub.config import SnowflakeWarehouse
-from cdchub.warehouses.duckdb_client import DuckDBSession
-from cdchub.warehouses.snowflake_client import SnowflakeSession
+from connectors.warehouses.duckdb_client import DuckDBSession
+from connectors.warehouses.snowflake_client import SnowflakeSession
+from core.config import SnowflakeWarehouse
 
 
 @contextmanager

@@ -1,0 +1,136 @@
+"""`cdchub dlq`: list, show, retry and skip dead letters (see merge.dead_letters).
+
+Reads go through `open_reader` (directly, or through the running hub that holds a DuckDB file);
+decisions (retry, skip) are written by this process, or handed to the running hub when it holds the
+file. The run picks decisions up within seconds: a retried event is applied and spliced into its
+place in history by source position; a halted table resumes once none of its letters is open.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from cdchub.replay_service import ReplayError
+from connectors.warehouses import open_session
+from core.config import DuckDBWarehouse, HubConfig
+from core.errors import ConfigError, MergeError
+from merge import dead_letters
+from merge.session import WarehouseSession
+from ops.access import QueryTicket, open_reader
+from ops.dashboard import DLQ_PATH
+
+ACTIONS = {"retry": dead_letters.RETRY, "skip": dead_letters.SKIPPED}
+
+
+def list_letters(
+    config: HubConfig, *, include_done: bool = False, letter_id: str | None = None
+) -> list[dead_letters.DeadLetter]:
+    """Letters of the configured consumer group (open and retrying ones unless `include_done`)."""
+    statuses: tuple[str, ...] = (
+        ()
+        if include_done or letter_id
+        else (
+            dead_letters.OPEN,
+            dead_letters.RETRY,
+        )
+    )
+    reader = open_reader(config)
+    try:
+        return dead_letters.letters(
+            reader,  # type: ignore[arg-type]
+            config.kafka.group_id,
+            statuses=statuses,
+            letter_id=letter_id,
+        )
+    finally:
+        reader.close()
+
+
+def decide(
+    session: WarehouseSession,
+    group: str,
+    action: str,
+    letter_ids: list[str],
+    table: str | None = None,
+) -> list[str]:
+    """Mark letters for retry or skip; the ids changed.
+
+    Raises:
+        ConfigError: an unknown id, a letter already applied, or a table with no open letter.
+    """
+    status = ACTIONS[action]
+    chosen: list[str] = []
+    if table is not None:
+        namespace_table = table.split(".", 1)[1] if table.count(".") >= 2 else table
+        found = [
+            letter
+            for letter in dead_letters.letters(
+                session, group, statuses=(dead_letters.OPEN, dead_letters.SKIPPED)
+            )
+            if letter.table_name in (table, namespace_table)
+            or f"{letter.source}.{letter.table_name}" == table
+        ]
+        if not found:
+            raise ConfigError(f"no open or skipped dead letter for table {table}")
+        chosen = [letter.letter_id for letter in found]
+    for letter_id in letter_ids:
+        found = dead_letters.letters(session, group, letter_id=letter_id)
+        if not found:
+            raise ConfigError(f"no dead letter {letter_id} (see `cdchub dlq list --all`)")
+        if found[0].status == dead_letters.APPLIED:
+            raise ConfigError(f"dead letter {letter_id} was applied already")
+        chosen.append(letter_id)
+    with session.transaction():
+        dead_letters.set_status(session, group, chosen, status)
+    return chosen
+
+
+def decide_in_run(session: WarehouseSession, group: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """The running hub's side of `decide` (its endpoint hands the request to the run loop)."""
+    changed = decide(
+        session, group, str(doc["action"]), [str(i) for i in doc.get("ids", [])], doc.get("table")
+    )
+    return {"changed": changed}
+
+
+def change(
+    config: HubConfig, action: str, letter_ids: list[str], table: str | None = None
+) -> list[str]:
+    """Retry or skip letters, in this process or through the running hub that holds DuckDB."""
+    try:
+        session = open_session(config)
+    except MergeError:
+        ticket = QueryTicket.read(QueryTicket.path(config))
+        if not isinstance(config.warehouse, DuckDBWarehouse) or ticket is None:
+            raise
+        return _through_running(ticket, {"action": action, "ids": letter_ids, "table": table})
+    try:
+        dead_letters.ensure_table(session)
+        return decide(session, config.kafka.group_id, action, letter_ids, table)
+    finally:
+        session.close()
+
+
+def _through_running(ticket: QueryTicket, doc: dict[str, Any]) -> list[str]:
+    try:
+        response = httpx.post(
+            ticket.url + DLQ_PATH,
+            json=doc,
+            headers={"Authorization": f"Bearer {ticket.token}"},
+            timeout=120.0,
+        )
+    except httpx.HTTPError as exc:
+        raise ReplayError(
+            f"the running `cdchub run` (pid {ticket.pid}) did not answer at {ticket.url}: {exc}"
+        ) from exc
+    if response.status_code != 200:
+        try:
+            message = response.json().get("error", response.text)
+        except ValueError:
+            message = response.text
+        if response.status_code == 400:
+            raise ConfigError(message)
+        raise ReplayError(message)
+    return list(response.json()["changed"])

@@ -1,0 +1,120 @@
+"""`cdchub replay`: plan, then apply in this process or through the running hub (see cdc_consumers.replay)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from cdc_consumers.replay import ReplayPlan, ReplaySummary, execute_replay, plan_replay
+from connectors.warehouses import open_session
+from core.config import DuckDBWarehouse, HubConfig
+from core.errors import CdcHubError, ConfigError, MergeError
+from merge.runstate import RunLease
+from ops.access import QueryTicket, open_reader
+from ops.dashboard import REPLAY_PATH
+from ops.history import find_table
+
+Progress = Callable[[str], None]
+
+
+class ReplayError(CdcHubError):
+    """The replay could not be applied (the running hub refused it, or did not answer)."""
+
+
+def replay_table(
+    config: HubConfig,
+    table: str,
+    *,
+    from_offset: int | None = None,
+    to_offset: int | None = None,
+    from_time: dt.datetime | None = None,
+    to_time: dt.datetime | None = None,
+    execute: bool = False,
+    progress: Progress = print,
+) -> dict[str, Any]:
+    """Print-ready plan (and, with `execute`, the summary) of replaying a range of one table's topic.
+
+    Raises:
+        ConfigError: unknown table, empty or backwards range.
+        LeaseHeld: a `cdchub run` holds a PostgreSQL/Snowflake warehouse (stop it, then replay).
+        ReplayError: the running hub refused or failed the replay.
+    """
+    reader = open_reader(config)
+    try:
+        found = find_table(reader, table)  # type: ignore[arg-type]
+    finally:
+        reader.close()
+    topic = f"{found.source}.{found.source_schema}.{found.source_table}"
+    name = f"{found.source}.{found.source_schema}.{found.source_table}"
+    plan = plan_replay(
+        config,
+        name,
+        topic,
+        from_offset=from_offset,
+        to_offset=to_offset,
+        from_time=from_time,
+        to_time=to_time,
+    )
+    if from_offset is not None and to_offset is not None and to_offset < from_offset:
+        raise ConfigError(f"--to-offset {to_offset} is before --from-offset {from_offset}")
+    report: dict[str, Any] = {"plan": plan.to_json(), "plan_text": plan.describe(), "summary": None}
+    if not execute:
+        return report
+    summary = _execute(config, plan, progress)
+    report["summary"] = summary.to_json()
+    report["summary_text"] = summary.describe()
+    return report
+
+
+def _execute(config: HubConfig, plan: ReplayPlan, progress: Progress) -> ReplaySummary:
+    try:
+        session = open_session(config)
+    except MergeError:
+        # The DuckDB file is held: by a running hub that takes work, or by something else.
+        ticket = QueryTicket.read(QueryTicket.path(config))
+        warehouse = config.warehouse
+        if not isinstance(warehouse, DuckDBWarehouse) or ticket is None:
+            raise
+        progress(f"replay: handing the plan to the running `cdchub run` (pid {ticket.pid})")
+        return _through_running(ticket, plan)
+    try:
+        # While the replay applies, no `cdchub run` may start (one writer); a live one refuses us.
+        lease = RunLease.acquire(session, config.kafka.group_id)
+        try:
+            return execute_replay(config, session, plan, progress=progress)
+        finally:
+            lease.release()
+    finally:
+        session.close()
+
+
+def _through_running(ticket: QueryTicket, plan: ReplayPlan) -> ReplaySummary:
+    try:
+        response = httpx.post(
+            ticket.url + REPLAY_PATH,
+            json=plan.to_json(),
+            headers={"Authorization": f"Bearer {ticket.token}"},
+            timeout=3600.0,
+        )
+    except httpx.HTTPError as exc:
+        raise ReplayError(
+            f"the running `cdchub run` (pid {ticket.pid}) did not answer at {ticket.url}: {exc}"
+        ) from exc
+    if response.status_code != 200:
+        try:
+            message = response.json().get("error", response.text)
+        except ValueError:
+            message = response.text
+        raise ReplayError(message)
+    doc = response.json()
+    summary = ReplaySummary(
+        records=int(doc["records"]),
+        events=int(doc["events"]),
+        applied=int(doc["applied"]),
+        elapsed_s=float(doc["elapsed_s"]),
+        per_table=dict(doc.get("per_table", {})),
+    )
+    return summary

@@ -1,0 +1,184 @@
+"""The DuckDB warehouse client: one file, Arrow staging, single-writer transactions."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from connectors.warehouses.arrow_types import arrow_type
+from connectors.warehouses.values import adapt_temporal
+from core.errors import ConfigError, MergeError
+from core.model import ColumnType, Infinite, OutOfRange
+from merge import plan
+from merge.dialects.duckdb import DuckDBDialect
+
+# DuckDB's lock error names the holder: "Conflicting lock is held in /usr/bin/python (PID 1234)".
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in .*?\(PID (\d+)\)")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _text_fallback(value: Any) -> Any:
+    """Values headed for a text fallback column (e.g. numeric beyond 38 digits) keep every digit."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+# DuckDB's own ±infinity: the largest int32 day / int64 µs (its Arrow reader takes them as such).
+_INFINITY = {"date": 2**31 - 1, "timestamp": 2**63 - 1, "timestamptz": 2**63 - 1}
+
+
+def _temporal(value: Infinite | OutOfRange, ctype: ColumnType) -> int:
+    """DuckDB stores every one exactly: ±infinity, BC dates and `24:00:00` are native values, staged
+    as the integer units of the Arrow column (days, µs since the epoch, µs past midnight)."""
+    if isinstance(value, Infinite):
+        return -_INFINITY[ctype.kind] if value.negative else _INFINITY[ctype.kind]
+    return value.value
+
+
+class DuckDBSession:
+    """A WarehouseSession on a DuckDB file."""
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self.dialect = DuckDBDialect()
+        self.path = Path(path)
+        if not read_only:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # under a regular file, under /proc, no permission, …
+                blocker = next(
+                    (p for p in self.path.parents if p.exists() and not p.is_dir()), None
+                )
+                why = f"{blocker} is a file" if blocker else (exc.strerror or str(exc))
+                raise ConfigError(
+                    f"cannot create the warehouse directory {self.path.parent}: {why}; set "
+                    "warehouse.path to a writable location",
+                    path=str(self.path),
+                ) from exc
+        try:
+            self.conn = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            holder = _LOCK_HOLDER.search(str(exc))
+            if holder:
+                raise MergeError(
+                    f"the DuckDB warehouse is held by another process (PID {holder.group(1)}, "
+                    "probably `cdchub run`); DuckDB allows one writer: stop it, or pass a copy",
+                    path=str(self.path),
+                ) from exc
+            raise MergeError(
+                f"cannot open the DuckDB warehouse: {_first_line(exc)}", path=str(self.path)
+            ) from exc
+        self.conn.execute("SET TimeZone = 'UTC'")
+        self._depth = 0
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor on the warehouse catalog: its own snapshot, usable from another thread."""
+        return self.conn.cursor()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Commit on success, roll back on error; nested blocks join the outer transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.conn.execute("BEGIN TRANSACTION")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    def execute(self, statement: exp.Expression, params: dict[str, Any] | None = None) -> None:
+        """Run one statement rendered in the DuckDB dialect."""
+        self.conn.execute(self.dialect.render(statement), params or None)
+
+    def executemany(self, statement: exp.Expression, rows: Sequence[Sequence[Any]]) -> None:
+        """Run a parameterised statement for each row."""
+        if rows:
+            self.conn.executemany(self.dialect.render(statement), [list(r) for r in rows])
+
+    def query(self, statement: exp.Expression | str) -> list[tuple[Any, ...]]:
+        """Fetch all rows of a query (a sqlglot tree, or SQL text typed by a user)."""
+        sql = statement if isinstance(statement, str) else self.dialect.render(statement)
+        return self.conn.execute(sql).fetchall()
+
+    def read(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows of a user's read-only query (`cdchub sql`)."""
+        cursor = self.conn.execute(sql)
+        return [d[0] for d in cursor.description or ()], cursor.fetchall()
+
+    def load_stage(
+        self,
+        name: str,
+        columns: Sequence[tuple[str, ColumnType]],
+        rows: Sequence[Sequence[Any]],
+        *,
+        create: bool = True,
+    ) -> None:
+        """Create a temp table (or fill the existing one) from an Arrow table built column by
+        column with exact types."""
+        fields = []
+        arrays = []
+        for index, (col_name, ctype) in enumerate(columns):
+            atype = arrow_type(ctype, self.dialect.MAX_DECIMAL_PRECISION)
+            values = [adapt_temporal(row[index], ctype, _temporal) for row in rows]
+            if pa.types.is_string(atype) and ctype.kind not in ("string", "json", "uuid"):
+                values = [_text_fallback(v) for v in values]
+            fields.append(pa.field(col_name, atype))
+            arrays.append(pa.array(values, type=atype))
+        staged = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+        view = f"{name}_arrow"
+        self.conn.register(view, staged)
+        try:
+            for statement in self.stage_sql(name, columns, create):
+                self.execute(statement)
+        finally:
+            # If the transaction failed already, the first error is the one to report.
+            with contextlib.suppress(duckdb.Error):
+                self.conn.unregister(view)
+
+    @staticmethod
+    def stage_sql(
+        name: str, columns: Sequence[tuple[str, ColumnType]], create: bool = True
+    ) -> list[exp.Expression]:
+        """The staging statements: a typed temp table from the registered Arrow view (or, into an
+        existing stage, an `INSERT … SELECT` from it)."""
+        if create:
+            return [plan.stage_from(name, f"{name}_arrow", columns, DuckDBDialect())]
+        return [plan.stage_into(name, f"{name}_arrow", columns, DuckDBDialect())]
+
+    def table_columns(self, schema: str, table: str) -> list[str] | None:
+        """Column names of `schema.table` in order, or None."""
+        rows = self.conn.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [schema, table],
+        ).fetchall()
+        return [r[0] for r in rows] or None
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()

@@ -1,0 +1,214 @@
+"""The Snowflake warehouse client: snowflake-connector-python, `executemany` into a temporary stage.
+
+Bulk path: one `INSERT INTO _cdc_stage … VALUES (?, …)` with `executemany`. With the `qmark`
+paramstyle the connector sends all rows as one array-bound request, and above
+`CLIENT_STAGE_ARRAY_BINDING_THRESHOLD` it uploads them to a temporary internal stage and loads them
+server-side, so a batch is never one statement per row. `write_pandas` was not chosen: it needs
+pandas, infers column types from the frame (decimals and timestamps lose their declared type), and
+creates its own tables with its own SQL, which the house rule (clients only bind parameters) forbids.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import snowflake.connector
+from sqlglot import exp
+
+from connectors.warehouses.values import adapt_temporal, falls_back_to_text, text_value
+from core.config import SnowflakeWarehouse
+from core.errors import MergeError, UnrepresentableValue
+from core.model import ColumnType, Infinite, OutOfRange
+from merge import client_sql, plan
+from merge.dialects.snowflake import SnowflakeDialect
+
+_DDL = (exp.Create, exp.Drop, exp.Alter)
+
+
+_LAST = dt.datetime(9999, 12, 31, 23, 59, 59, 999999)
+_FIRST = dt.datetime(1, 1, 1)
+# Snowflake has no ±infinity: they become the ends of the range every Snowflake client can read,
+# so order and comparisons keep working (`infinity` and 9999-12-31 23:59:59.999999 become one value).
+_ENDS: dict[str, tuple[Any, Any]] = {
+    "date": (_FIRST.date(), _LAST.date()),
+    "timestamp": (_FIRST, _LAST),
+    "timestamptz": (_FIRST.replace(tzinfo=dt.UTC), _LAST.replace(tzinfo=dt.UTC)),
+}
+
+
+def _temporal(value: Infinite | OutOfRange, ctype: ColumnType) -> Any:
+    """±infinity as the ends of the range; a year before 1 or `24:00:00` is refused (a Snowflake
+    TIME stops at 23:59:59.999999999, and years before 1582 are not reliably Gregorian there)."""
+    if isinstance(value, Infinite) and ctype.kind in _ENDS:
+        first, last = _ENDS[ctype.kind]
+        return first if value.negative else last
+    raise UnrepresentableValue(
+        f"the value {value} cannot be stored in a Snowflake {ctype.kind.upper()} column. "
+        "Change the source row, or leave the column out of the connector "
+        "(column.exclude.list), then restart `cdchub run`",
+        warehouse="snowflake",
+    )
+
+
+def _bind_value(value: Any, ctype: ColumnType, as_text: bool) -> Any:
+    """A value the connector can bind into its column's Snowflake type."""
+    if value is None:
+        return None
+    value = adapt_temporal(value, ctype, _temporal)
+    if ctype.kind == "array":
+        return json.dumps(value, default=str, ensure_ascii=False)
+    if as_text:
+        return text_value(value)
+    return value
+
+
+def _with_column(
+    exc: UnrepresentableValue,
+    columns: Sequence[tuple[str, ColumnType]],
+    rows: Sequence[Sequence[Any]],
+) -> UnrepresentableValue:
+    """The refusal again, naming the first column that holds a value Snowflake cannot store."""
+    for row in rows:
+        for (name, ctype), value in zip(columns, row, strict=True):
+            try:
+                adapt_temporal(value, ctype, _temporal)
+            except UnrepresentableValue:
+                return UnrepresentableValue(exc.message, **exc.context, column=name)
+    return exc
+
+
+class SnowflakeSession:
+    """A WarehouseSession on one Snowflake database and schema."""
+
+    def __init__(self, config: SnowflakeWarehouse) -> None:
+        self.dialect = SnowflakeDialect()
+        try:
+            self.conn = snowflake.connector.connect(
+                account=config.account,
+                user=config.user,
+                password=config.secret(),
+                database=config.database,
+                schema=config.schema_,
+                warehouse=config.compute_warehouse,
+                role=config.role,
+                # qmark: server-side (array) binding, the bulk path of executemany.
+                paramstyle="qmark",
+                autocommit=True,
+                session_parameters={"TIMEZONE": "UTC"},
+            )
+        except snowflake.connector.errors.Error as exc:
+            raise MergeError(f"cannot connect to Snowflake: {exc}", account=config.account) from exc
+        self._depth = 0
+
+    def _run(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        cur = self.conn.cursor()
+        cur.execute(sql, params)
+        return cur
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN … COMMIT, rolled back on error; nested blocks join the outer transaction.
+
+        The engine creates each table's stage and key tables before the batch's transaction
+        (`merge.scratch.PersistentPerTable`), so a batch runs only DML and commits, offsets included,
+        as one.
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._run(self.dialect.render(exp.Transaction()))
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._run(self.dialect.render(exp.Rollback()))
+            raise
+        else:
+            self._run(self.dialect.render(exp.Commit()))
+        finally:
+            self._depth = 0
+
+    def execute(self, statement: exp.Expression, params: dict[str, Any] | None = None) -> None:
+        """Run one statement rendered in the Snowflake dialect.
+
+        DDL inside a transaction is run the way Snowflake runs it: the open transaction commits, the
+        DDL runs on its own, and a new transaction begins. Doing it explicitly makes emulators with
+        transactional DDL (fakesnow on DuckDB) behave like the real service.
+        """
+        sql = self.dialect.render(statement)
+        if self._depth and isinstance(statement, _DDL):
+            self._run(self.dialect.render(exp.Commit()))
+            self._run(sql, params or None)
+            self._run(self.dialect.render(exp.Transaction()))
+            return
+        self._run(sql, params or None)
+
+    def executemany(self, statement: exp.Expression, rows: Sequence[Sequence[Any]]) -> None:
+        """Run a parameterised statement for all rows as one array-bound request."""
+        if rows:
+            self.conn.cursor().executemany(self.dialect.render(statement), [list(r) for r in rows])
+
+    def query(self, statement: exp.Expression | str) -> list[tuple[Any, ...]]:
+        """Fetch all rows of a query (a sqlglot tree, or SQL text typed by a user)."""
+        sql = statement if isinstance(statement, str) else self.dialect.render(statement)
+        return [tuple(r) for r in self._run(sql).fetchall()]
+
+    def read(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows of a user's read-only query (`cdchub sql`)."""
+        cursor = self._run(sql)
+        names = [d[0] for d in cursor.description or ()]
+        return names, [tuple(r) for r in cursor.fetchall()]
+
+    def load_stage(
+        self,
+        name: str,
+        columns: Sequence[tuple[str, ColumnType]],
+        rows: Sequence[Sequence[Any]],
+        *,
+        create: bool = True,
+    ) -> None:
+        """Create the stage when `create` (the engine does it before the batch's transaction:
+        `merge.scratch.PersistentPerTable`), then load every row with one `executemany`."""
+        *ddl, insert = self.stage_sql(name, columns, create)
+        for statement in ddl:
+            self.execute(statement)
+        if not rows:
+            return
+        shapes = [(t, falls_back_to_text(t, self.dialect)) for _, t in columns]
+        try:
+            bound = [
+                [_bind_value(v, t, f) for v, (t, f) in zip(row, shapes, strict=True)]
+                for row in rows
+            ]
+        except UnrepresentableValue as exc:
+            raise _with_column(exc, columns, rows) from None
+        self.executemany(insert, bound)
+
+    @staticmethod
+    def stage_sql(
+        name: str, columns: Sequence[tuple[str, ColumnType]], create: bool = True
+    ) -> list[exp.Expression]:
+        """The staging statements: a typed temp table (when `create`), then one array-bound
+        `INSERT … VALUES`."""
+        ddl = [plan.create_table(plan.table(name), columns, SnowflakeDialect(), temporary=True)]
+        return [
+            *(ddl if create else []),
+            plan.insert_rows(plan.table(name), [c for c, _ in columns]),
+        ]
+
+    def table_columns(self, schema: str, table: str) -> list[str] | None:
+        """Column names of `schema.table` in order, or None."""
+        rows = self.query(client_sql.table_columns(schema, table))
+        return [r[0] for r in rows] or None
+
+    def close(self) -> None:
+        """Close the connection (an open transaction is rolled back by the server)."""
+        self.conn.close()

@@ -1,0 +1,251 @@
+"""The dead-letter store (`_cdchub.dead_letters`): events the hub could not apply, kept whole.
+
+A record that cannot be decoded, or whose table's merge fails for a reason that retrying cannot fix
+(a key-less table, a value the warehouse cannot hold, a constraint of the warehouse), is stored raw
+with the error, its table, key, source position and Kafka coordinates. The table's policy decides what
+follows: `halt` (the default: the table stops, its later events are held, the other tables go on) or
+`skip` (logged, counted, the table goes on). `cdchub dlq retry` puts a letter back in the run's way:
+the merge splices it into its place in history by source position, so a late retry is still exact.
+
+Status: `open` (needs a person; its table is halted), `skipped` (policy skip, or `cdchub dlq skip`),
+`retry` (asked for; the run applies it next), `applied` (a retry that succeeded).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlglot import exp
+
+from core.model import ColumnType, StreamRecord
+from merge import plan
+from merge.session import WarehouseSession
+
+DEAD = "dead_letters"
+OPEN, SKIPPED, RETRY, APPLIED = "open", "skipped", "retry", "applied"
+
+DEAD_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("letter_id", "string"),
+    ("consumer_group", "string"),
+    ("source", "string"),
+    ("table_name", "string"),
+    ("topic", "string"),
+    ("partition", "int32"),
+    ("record_offset", "int64"),
+    ("record_timestamp", "int64"),
+    ("record_key", "bytes"),
+    ("record_value", "bytes"),
+    ("event_key", "string"),
+    ("source_position", "string"),
+    ("error_kind", "string"),
+    ("error", "string"),
+    ("status", "string"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)
+_NAMES = [c for c, _ in DEAD_COLUMNS]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One stored event the hub could not apply."""
+
+    letter_id: str
+    consumer_group: str
+    source: str
+    table_name: str
+    topic: str
+    partition: int
+    record_offset: int
+    record_timestamp: int
+    record_key: bytes | None
+    record_value: bytes | None
+    event_key: str
+    source_position: str
+    error_kind: str
+    error: str
+    status: str
+    created_at: Any
+    updated_at: Any
+
+    @property
+    def record(self) -> StreamRecord:
+        """The Kafka record as it was received."""
+        return StreamRecord(
+            self.topic,
+            self.partition,
+            self.record_offset,
+            self.record_timestamp,
+            self.record_key,
+            self.record_value,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """The letter without its raw bytes (`cdchub dlq list --json`)."""
+        return {
+            "id": self.letter_id,
+            "source": self.source,
+            "table": self.table_name,
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.record_offset,
+            "key": self.event_key,
+            "position": self.source_position,
+            "error_kind": self.error_kind,
+            "error": self.error,
+            "status": self.status,
+            "created_at": str(self.created_at),
+            "updated_at": str(self.updated_at),
+        }
+
+
+def ensure_table(session: WarehouseSession) -> None:
+    """Create the store once (idempotent)."""
+    if session.table_columns(plan.CONTROL_SCHEMA, DEAD) is not None:
+        return
+    with session.transaction():
+        session.execute(plan.create_schema(plan.CONTROL_SCHEMA))
+        session.execute(
+            plan.create_table(
+                plan.control_table(DEAD),
+                [(c, ColumnType(k)) for c, k in DEAD_COLUMNS],
+                session.dialect,
+            )
+        )
+
+
+def new_letter(
+    group: str,
+    source: str,
+    table_name: str,
+    record: StreamRecord,
+    error_kind: str,
+    error: str,
+    *,
+    event_key: str = "",
+    position: str = "",
+    status: str = OPEN,
+) -> DeadLetter:
+    """A letter for one record (not stored yet: `store` writes it in the caller's transaction)."""
+    now = dt.datetime.now(dt.UTC)
+    return DeadLetter(
+        uuid.uuid4().hex[:12],
+        group,
+        source,
+        table_name,
+        record.stream,
+        record.partition,
+        record.offset,
+        record.timestamp or 0,
+        record.key,
+        record.value,
+        event_key,
+        position,
+        error_kind,
+        error[:4000],
+        status,
+        now,
+        now,
+    )
+
+
+def store(session: WarehouseSession, letters: Sequence[DeadLetter]) -> None:
+    """Insert letters (inside the caller's transaction)."""
+    if letters:
+        session.executemany(
+            plan.insert_rows(plan.control_table(DEAD), _NAMES),
+            [tuple(getattr(letter, c) for c in _NAMES) for letter in letters],
+        )
+
+
+def _eq(column: str, value: str) -> exp.Expression:
+    return exp.EQ(this=plan.col(column), expression=exp.Literal.string(value))
+
+
+def letters(
+    session: WarehouseSession,
+    group: str,
+    *,
+    statuses: Sequence[str] = (),
+    letter_id: str | None = None,
+    table_name: str | None = None,
+) -> list[DeadLetter]:
+    """Stored letters of a consumer group, oldest first, filtered by status, id or table."""
+    if session.table_columns(plan.CONTROL_SCHEMA, DEAD) is None:
+        return []
+    where = [_eq("consumer_group", group)]
+    if statuses:
+        where.append(
+            exp.In(this=plan.col("status"), expressions=[exp.Literal.string(s) for s in statuses])
+        )
+    if letter_id is not None:
+        where.append(_eq("letter_id", letter_id))
+    if table_name is not None:
+        where.append(_eq("table_name", table_name))
+    query = (
+        exp.select(*(plan.col(c) for c in _NAMES))
+        .from_(plan.control_table(DEAD))
+        .where(exp.and_(*where))
+        .order_by(plan.col("created_at"), plan.col("record_offset"))
+    )
+    out = []
+    for row in session.query(query):
+        values = list(row)
+        for i in (_NAMES.index("record_key"), _NAMES.index("record_value")):
+            values[i] = None if values[i] is None else bytes(values[i])
+        out.append(DeadLetter(*values))
+    return out
+
+
+def set_status(
+    session: WarehouseSession,
+    group: str,
+    letter_ids: Sequence[str],
+    status: str,
+    error: str | None = None,
+) -> None:
+    """Move letters to `status` (inside the caller's transaction), optionally with a new error."""
+    if not letter_ids:
+        return
+    now = dt.datetime.now(dt.UTC)
+    sets = [
+        exp.EQ(this=plan.col("status"), expression=exp.Literal.string(status)),
+        exp.EQ(
+            this=plan.col("updated_at"),
+            expression=exp.cast(exp.Literal.string(now.isoformat()), "TIMESTAMPTZ"),
+        ),
+    ]
+    if error is not None:
+        sets.append(exp.EQ(this=plan.col("error"), expression=exp.Literal.string(error[:4000])))
+    session.execute(
+        exp.Update(
+            this=plan.control_table(DEAD),
+            expressions=sets,
+            where=exp.Where(
+                this=exp.and_(
+                    _eq("consumer_group", group),
+                    exp.In(
+                        this=plan.col("letter_id"),
+                        expressions=[exp.Literal.string(i) for i in letter_ids],
+                    ),
+                )
+            ),
+        )
+    )
+
+
+def counts(session: WarehouseSession, group: str) -> dict[str, int]:
+    """Letters per status."""
+    if session.table_columns(plan.CONTROL_SCHEMA, DEAD) is None:
+        return {}
+    query = (
+        exp.select(plan.col("status"), exp.Count(this=exp.Star()))
+        .from_(plan.control_table(DEAD))
+        .where(_eq("consumer_group", group))
+        .group_by(plan.col("status"))
+    )
+    return {str(s): int(n) for s, n in session.query(query)}
