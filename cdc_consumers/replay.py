@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sqlglot import exp
+
 from cdc_consumers.envelope import EnvelopeDecoder
 from core.config import HubConfig
 from core.errors import ConfigError, KafkaUnavailable
@@ -249,6 +251,30 @@ def execute_replay(
     return summary
 
 
+def execute_rebuild(
+    config: HubConfig,
+    session: WarehouseSession,
+    tables: tuple[str, str, str],
+    plan: ReplayPlan,
+    progress: Progress = print,
+) -> ReplaySummary:
+    """Delete a table's warehouse rows (`tables`: schema, current, history) and re-apply its topic.
+
+    All in ONE transaction, so readers see the old rows until the commit and the rebuilt ones after
+    it. Refused where DDL commits the open transaction (a widening mid-replay would split it).
+    """
+    if not session.dialect.TRANSACTIONAL_DDL:
+        raise ConfigError(
+            f"{session.dialect.NAME} commits DDL inside a transaction, so a rebuild could not swap "
+            "atomically; use `cdchub replay` (which repairs missing versions) instead"
+        )
+    schema, current, history = tables
+    with session.transaction():
+        for name in (history, current):
+            session.execute(exp.delete(exp.table_(name, db=schema, quoted=True)))
+        return execute_replay(config, session, plan, progress=progress)
+
+
 def _coordinates(record: Any) -> Any:
     from core.model import KafkaCoordinates
 
@@ -318,9 +344,15 @@ def replay_in_run(
 ) -> dict[str, Any]:
     """The endpoint's side: apply a plan sent by the CLI on the run's session; the summary JSON."""
     plan = ReplayPlan.from_json(doc)
-    summary: ReplaySummary = jobs.submit(
-        lambda session: execute_replay(config, session, plan, progress=log.info), timeout_s
-    )
+    rebuild = doc.get("rebuild")
+
+    def work(session: WarehouseSession) -> ReplaySummary:
+        if rebuild is None:
+            return execute_replay(config, session, plan, progress=log.info)
+        tables = (str(rebuild["schema"]), str(rebuild["current"]), str(rebuild["history"]))
+        return execute_rebuild(config, session, tables, plan, progress=log.info)
+
+    summary: ReplaySummary = jobs.submit(work, timeout_s)
     return summary.to_json()
 
 

@@ -57,6 +57,8 @@ from observability.instrumentation import NoInstrumentation
 log = logging.getLogger(__name__)
 FETCH_MAX_BYTES = 16 * 1024 * 1024
 FETCH_PARTITION_BYTES = 4 * 1024 * 1024
+# How often a run looks for `cdchub dlq retry|skip` decisions (one small query on the warehouse).
+LETTER_CHECK_S = 5.0
 Progress = Callable[[str], None]
 
 
@@ -113,7 +115,9 @@ class Runner:
         self.instrumentation = instrumentation or NoInstrumentation()
         self.session = self.instrumentation.wrap_session(session)
         self.progress = progress
-        self.engine = Scd2Engine(self.session, config.kafka.group_id, self.instrumentation)
+        self.engine = Scd2Engine(
+            self.session, config.kafka.group_id, self.instrumentation, notify=progress
+        )
         self.decoders = {
             s.name: EnvelopeDecoder(s.name, SourceKind(s.kind)) for s in config.sources
         }
@@ -627,8 +631,8 @@ class Runner:
         self._dlq_blocked.discard(table)
 
     def _check_letters(self, now: float) -> None:
-        """Pick up `cdchub dlq retry/skip` decisions (every 2 s, and at start)."""
-        if now - self._letters_checked_at < 2.0:
+        """Pick up `cdchub dlq retry/skip` decisions (every `LETTER_CHECK_S`, and at start)."""
+        if now - self._letters_checked_at < LETTER_CHECK_S:
             return
         self._letters_checked_at = now
         letters = dead_letters.letters(

@@ -3,6 +3,12 @@
 No Kafka and no decoding: a seeded, legal stream of inserts, updates and deletes over a fixed key
 space is cut into batches and applied with `Scd2Engine.apply`, each batch in its own transaction with
 its offsets, exactly as `cdchub run` does. It prints figures; it is not a test and asserts nothing.
+
+It never touches what it did not make: each run writes into a schema of its own
+(`cdchub_bench_<8 hex digits>`) under a consumer group of its own, and afterwards drops that schema
+and deletes its rows from every control table (the control schema too when the run created it).
+DuckDB runs in a temporary file; PostgreSQL and Snowflake default to the local stack's warehouse
+and fakesnow, and refuse any other warehouse unless the user says `--yes`.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import random
 import resource
 import statistics
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
@@ -19,13 +26,17 @@ from decimal import Decimal
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
+from sqlglot import exp
+
 from core.config import HubConfig, PostgresWarehouse, SnowflakeWarehouse
+from core.errors import ConfigError
 from core.model import ChangeEvent, Column, ColumnType, Op, TableId, TableSchema
-from merge import client_sql
+from merge import client_sql, plan
+from merge.naming import CONTROL_SCHEMA
 from merge.scd2 import Checkpoint, Scd2Engine, TableInfo
 from merge.session import WarehouseSession
 
-TABLE = TableId("bench", "public", "items")
+SCRATCH_PREFIX = "cdchub_bench_"
 SCHEMA = TableSchema(
     (
         Column("id", ColumnType("int64"), False),
@@ -36,8 +47,6 @@ SCHEMA = TableSchema(
     ),
     ("id",),
 )
-INFO = {TABLE: TableInfo("postgres", "bench", "public")}
-GROUP = "cdchub-bench"
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
@@ -72,7 +81,45 @@ class BenchResult:
         return asdict(self)
 
 
-def synthetic_events(count: int, keys: int, seed: int) -> list[ChangeEvent]:
+@dataclass(frozen=True)
+class Scratch:
+    """What one benchmark run writes: its own schema (the source name), table and consumer group."""
+
+    schema: str
+
+    @classmethod
+    def new(cls) -> Scratch:
+        """A scratch name no other run, and no user schema, is expected to hold."""
+        return cls(f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:8]}")
+
+    @property
+    def table(self) -> TableId:
+        return TableId(self.schema, "public", "items")
+
+    @property
+    def group(self) -> str:
+        return self.schema
+
+    @property
+    def infos(self) -> dict[TableId, TableInfo]:
+        return {self.table: TableInfo("postgres", "bench", "public")}
+
+    def cleanup(self) -> list[exp.Expression]:
+        """Statements removing every trace: the schema, and its rows in each control table."""
+        by_source = (plan.TABLES, plan.BATCHES, plan.SCHEMAS, plan.CHECKS)
+        by_group = (plan.OFFSETS, plan.BATCH_OFFSETS, plan.PARKED)
+        statements: list[exp.Expression] = [client_sql.drop_schema(self.schema)]
+        for name, column, value in (
+            *((n, "source", self.schema) for n in by_source),
+            *((n, "consumer_group", self.group) for n in by_group),
+            (plan.COLUMNS, "warehouse_schema", self.schema),
+        ):
+            where = exp.EQ(this=plan.col(column), expression=exp.Literal.string(value))
+            statements.append(exp.delete(plan.control_table(name), where=where))
+        return statements
+
+
+def synthetic_events(count: int, keys: int, seed: int, table: TableId) -> list[ChangeEvent]:
     """A legal stream: a key absent is inserted; a live key is updated (75%) or deleted (25%)."""
     rng = random.Random(seed)
     live: set[int] = set()
@@ -96,14 +143,14 @@ def synthetic_events(count: int, keys: int, seed: int) -> list[ChangeEvent]:
             live.discard(key)
             op, before, after = Op.DELETE, {"id": key}, None
         events.append(
-            ChangeEvent(TABLE, op, (key,), before, after, f"{step:012d}", when, f"t{step}", SCHEMA)
+            ChangeEvent(table, op, (key,), before, after, f"{step:012d}", when, f"t{step}", SCHEMA)
         )
     return events
 
 
 @contextmanager
 def _duckdb() -> Iterator[WarehouseSession]:
-    from connectors.warehouses.duckdb_client import DuckDBSession
+    from connectors.warehouses.duckdb.client import DuckDBSession
 
     with TemporaryDirectory(prefix="cdchub-bench-") as tmp:
         session = DuckDBSession(Path(tmp) / "warehouse.duckdb")
@@ -114,29 +161,45 @@ def _duckdb() -> Iterator[WarehouseSession]:
 
 
 @contextmanager
-def _postgres(config: HubConfig) -> Iterator[WarehouseSession]:
-    from connectors.warehouses.postgres_client import PostgresSession
+def _postgres(config: HubConfig, yes: bool) -> Iterator[WarehouseSession]:
+    from connectors.warehouses.postgres.client import PostgresSession
     from infrastructure.stack.layout import StackLayout
 
+    local = StackLayout(config).pg_warehouse_config()
     warehouse = config.warehouse
     if not isinstance(warehouse, PostgresWarehouse):
         # Not configured: the local stack's warehouse database (`cdchub stack up` creates it).
-        warehouse = StackLayout(config).pg_warehouse_config()
+        warehouse = local
+    is_local = (warehouse.host, warehouse.port, warehouse.database) == (
+        local.host,
+        local.port,
+        local.database,
+    )
+    if not is_local and not yes:
+        raise ConfigError(
+            f"bench merge would write into {warehouse.location}, which is not the local stack's "
+            f"warehouse ({local.location}); give --yes to benchmark it anyway (the run uses a "
+            f"schema of its own, {SCRATCH_PREFIX}<random>, and removes everything it wrote)"
+        )
     session = PostgresSession(warehouse)
-    drop = client_sql.drop_schema(TABLE.source)
     try:
-        session.execute(drop)
         yield session
-        session.execute(drop)
     finally:
         session.close()
 
 
 @contextmanager
-def _snowflake(config: HubConfig) -> Iterator[WarehouseSession]:
-    from connectors.warehouses.snowflake_client import SnowflakeSession
+def _snowflake(config: HubConfig, yes: bool) -> Iterator[WarehouseSession]:
+    from connectors.warehouses.snowflake.client import SnowflakeSession
 
     if isinstance(config.warehouse, SnowflakeWarehouse):
+        if not yes:
+            raise ConfigError(
+                "bench merge would write into the configured Snowflake warehouse "
+                f"{config.warehouse.location}, not the local stack's; give --yes to benchmark it anyway (the run uses a "
+                f"schema of its own, {SCRATCH_PREFIX}<random>, and removes everything it wrote), "
+                "or configure no Snowflake warehouse to benchmark the emulator"
+            )
         session = SnowflakeSession(config.warehouse)
         try:
             yield session
@@ -162,29 +225,59 @@ def _snowflake(config: HubConfig) -> Iterator[WarehouseSession]:
             session.close()
 
 
-def _open(kind: str, config: HubConfig) -> AbstractContextManager[WarehouseSession]:
+def _open(kind: str, config: HubConfig, yes: bool) -> AbstractContextManager[WarehouseSession]:
     if kind == "postgres":
-        return _postgres(config)
+        return _postgres(config, yes)
     if kind == "snowflake":
-        return _snowflake(config)
+        return _snowflake(config, yes)
     return _duckdb()
 
 
+@contextmanager
+def scratch_in(session: WarehouseSession) -> Iterator[Scratch]:
+    """A fresh scratch schema in `session`'s warehouse, removed with every trace afterwards."""
+    scratch = Scratch.new()
+    had_control = session.table_columns(CONTROL_SCHEMA, plan.TABLES) is not None
+    try:
+        yield scratch
+    finally:
+        if had_control:
+            with session.transaction():
+                for statement in scratch.cleanup():
+                    session.execute(statement)
+        else:  # the run created the control schema: it goes too
+            session.execute(client_sql.drop_schema(scratch.schema))
+            session.execute(client_sql.drop_schema(CONTROL_SCHEMA))
+
+
 def bench_merge(
-    config: HubConfig, kind: str, *, events: int, batch: int, keys: int, seed: int = 7
+    config: HubConfig,
+    kind: str,
+    *,
+    events: int,
+    batch: int,
+    keys: int,
+    seed: int = 7,
+    yes: bool = False,
 ) -> BenchResult:
-    """Apply `events` synthetic changes in batches of `batch` and measure the merge."""
-    stream = synthetic_events(events, keys, seed)
+    """Apply `events` synthetic changes in batches of `batch` and measure the merge.
+
+    Raises:
+        ConfigError: the warehouse is not the local stack's (or fakesnow) and `yes` is not given.
+    """
     latencies: list[float] = []
     versions = 0
-    with _open(kind, config) as session:
-        engine = Scd2Engine(session, GROUP)
+    with _open(kind, config, yes) as session, scratch_in(session) as scratch:
+        stream = synthetic_events(events, keys, seed, scratch.table)
+        engine = Scd2Engine(session, scratch.group)
         engine.ensure_control()
         for start in range(0, len(stream), batch):
             chunk = stream[start : start + batch]
             began = time.perf_counter()
             result = engine.apply(
-                {TABLE: chunk}, INFO, [Checkpoint("bench", 0, start + len(chunk))]
+                {scratch.table: chunk},
+                scratch.infos,
+                [Checkpoint(scratch.schema, 0, start + len(chunk))],
             )
             latencies.append(time.perf_counter() - began)
             versions += result.versions

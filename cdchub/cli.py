@@ -16,6 +16,7 @@ import click
 
 from cdchub import __version__
 from cdchub.tabular import FORMATS
+from connectors.warehouses import kinds as warehouse_kinds
 from core.config import HubConfig, load_config
 from core.errors import CdcHubError, ConfigError
 
@@ -503,6 +504,42 @@ def replay(
         click.echo(report["summary_text"])
 
 
+@cli.command()
+@click.option("--table", "table", required=True, help="shop.orders or shop.public.orders")
+@click.option("--execute", is_flag=True, help="Rebuild; without it only the plan is printed.")
+@click.option(
+    "--accept-history-loss",
+    is_flag=True,
+    help="Rebuild even though Kafka no longer holds the topic's first records.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def rebuild(
+    obj: _Context, table: str, execute: bool, accept_history_loss: bool, as_json: bool
+) -> None:
+    """Rebuild one table's current and history tables from its whole topic, swapped in atomically."""
+    from cdchub.replay_service import rebuild_table
+
+    report = rebuild_table(
+        obj.config,
+        table,
+        execute=execute,
+        accept_history_loss=accept_history_loss,
+        progress=_progress,
+    )
+    if as_json:
+        _emit(report)
+        return
+    if report.get("warning"):
+        click.echo(f"warning: {report['warning']}", err=True)
+    click.echo(report["plan_text"])
+    if report.get("summary") is None:
+        click.echo("nothing changed: add --execute to rebuild")
+    else:
+        click.echo(report["summary_text"])
+
+
 @cli.group()
 def dlq() -> None:
     """Dead letters: events the hub could not apply (list, show, retry, skip)."""
@@ -943,8 +980,8 @@ def verify(obj: _Context, as_json: bool, ranges: int | None) -> None:
 @click.option(
     "--warehouse",
     "kind",
-    type=click.Choice(["duckdb", "postgres", "snowflake"]),
-    default="duckdb",
+    type=click.Choice(warehouse_kinds()),
+    default=warehouse_kinds()[0],
     show_default=True,
 )
 @click.option("--table", "table", required=True, help="source.namespace.table or schema.table.")
@@ -969,24 +1006,37 @@ def bench() -> None:
 @click.option(
     "--warehouse",
     "kind",
-    type=click.Choice(["duckdb", "postgres", "snowflake"]),
-    default="duckdb",
+    type=click.Choice(warehouse_kinds()),
+    default=warehouse_kinds()[0],
     show_default=True,
 )
 @click.option("--events", type=click.IntRange(1), default=10_000, show_default=True)
 @click.option("--batch", type=click.IntRange(1), default=1_000, show_default=True)
 @click.option("--keys", type=click.IntRange(1), default=2_000, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--yes", is_flag=True, help="Allow a configured warehouse other than the local stack's."
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @_guard
 def bench_merge(
-    obj: _Context, kind: str, events: int, batch: int, keys: int, seed: int, as_json: bool
+    obj: _Context,
+    kind: str,
+    events: int,
+    batch: int,
+    keys: int,
+    seed: int,
+    yes: bool,
+    as_json: bool,
 ) -> None:
-    """Merge throughput on synthetic inserts/updates/deletes: events/s, batch p50/p95, peak RSS."""
+    """Merge throughput on synthetic inserts/updates/deletes: events/s, batch p50/p95, peak RSS.
+
+    It works in a scratch schema of its own and removes every trace of it afterwards.
+    """
     from cdchub.bench import bench_merge as run_bench
 
-    result = run_bench(obj.config, kind, events=events, batch=batch, keys=keys, seed=seed)
+    result = run_bench(obj.config, kind, events=events, batch=batch, keys=keys, seed=seed, yes=yes)
     click.echo(json.dumps(result.to_json()) if as_json else result.describe())
 
 

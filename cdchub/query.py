@@ -18,7 +18,7 @@ from sqlglot.errors import ErrorLevel
 
 from core.errors import ConfigError
 from merge.asof import AsOfTarget, read_only_query, rewrite_as_of
-from merge.dialects.base import Dialect
+from merge.dialect import Dialect
 from merge.naming import VALID_FROM, TableNames
 from merge.plan import col, table
 from ops.catalog import ReplicatedTable, replicated_tables
@@ -60,7 +60,7 @@ def render_user_query(tree: exp.Expr, dialect: Dialect) -> str:
     """
     return tree.sql(
         dialect=dialect.SQLGLOT_DIALECT,
-        identify=dialect.SQLGLOT_DIALECT == "snowflake",
+        identify=dialect.FOLDS_UNQUOTED_UPPER,
         unsupported_level=ErrorLevel.RAISE,
     )
 
@@ -111,7 +111,7 @@ def run_sql(
     """
     tree = read_only_query(sql, session.dialect.SQLGLOT_DIALECT)
     if at is None:
-        text = sql if session.dialect.SQLGLOT_DIALECT != "snowflake" else None
+        text = sql if not session.dialect.FOLDS_UNQUOTED_UPPER else None
         text = text or render_user_query(tree, session.dialect)
     else:
         targets = as_of_targets(session, replicated_tables(session))

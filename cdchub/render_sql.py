@@ -12,33 +12,21 @@ import datetime as dt
 
 from sqlglot import exp
 
+from connectors.warehouses import plugin
 from dbschemas.demo_tables import TableShape
 from merge import plan
-from merge.batch_plan import SegmentSpec, StageSql, plan_table_batch
-from merge.dialects import dialect_for
-from merge.naming import table_names
-
-
-def _stage_sql(kind: str) -> StageSql:
-    """The bulk path of a warehouse's client (imported lazily: each pulls in its driver)."""
-    if kind == "postgres":
-        from connectors.warehouses.postgres_client import PostgresSession
-
-        return PostgresSession.stage_sql
-    if kind == "snowflake":
-        from connectors.warehouses.snowflake_client import SnowflakeSession
-
-        return SnowflakeSession.stage_sql
-    from connectors.warehouses.duckdb_client import DuckDBSession
-
-    return DuckDBSession.stage_sql
+from merge.batch_plan import SegmentSpec, plan_table_batch
+from merge.naming import NameBook
 
 
 def render_plan(kind: str, shape: TableShape) -> str:
     """Every statement of one batch for `shape`, pretty-printed in the `kind` dialect."""
-    dialect = dialect_for(kind)
+    warehouse = plugin(kind)
+    dialect = warehouse.dialect()
     # A shape's namespace is its source's default one (public, or the MariaDB database): bare names.
-    names = table_names(shape.table, shape.table.namespace)
+    # A name too long for the warehouse gets the short form `cdchub run` would record.
+    book = NameBook(dialect.fold, dialect.MAX_IDENTIFIER_LENGTH)
+    names, _ = book.resolve(shape.table, shape.table.namespace)
     target = plan.MergeTarget(names, shape.columns, shape.key)
     segments = [
         SegmentSpec(unavailable=tuple(target.value_columns), snapshot=True),
@@ -50,7 +38,7 @@ def render_plan(kind: str, shape: TableShape) -> str:
         f"{target.names.schema}.{target.names.history}, rendered for {kind}",
         f"-- key: {', '.join(shape.key)}; scratch tables: {dialect.SCRATCH.name}",
         "",
-        batch.render(dialect, _stage_sql(kind)),
+        batch.render(dialect, warehouse.stage_sql()),
     ]
     # The batch's control writes, in the same transaction (built by the builders the engine calls).
     offsets = [c for c, _ in plan.OFFSETS_COLUMNS]

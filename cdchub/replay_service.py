@@ -8,7 +8,13 @@ from typing import Any
 
 import httpx
 
-from cdc_consumers.replay import ReplayPlan, ReplaySummary, execute_replay, plan_replay
+from cdc_consumers.replay import (
+    ReplayPlan,
+    ReplaySummary,
+    execute_rebuild,
+    execute_replay,
+    plan_replay,
+)
 from connectors.warehouses import open_session
 from core.config import DuckDBWarehouse, HubConfig
 from core.errors import CdcHubError, ConfigError, MergeError
@@ -69,7 +75,59 @@ def replay_table(
     return report
 
 
-def _execute(config: HubConfig, plan: ReplayPlan, progress: Progress) -> ReplaySummary:
+def rebuild_table(
+    config: HubConfig,
+    table: str,
+    *,
+    execute: bool = False,
+    accept_history_loss: bool = False,
+    progress: Progress = print,
+) -> dict[str, Any]:
+    """Rebuild one table's warehouse tables from its whole topic, in ONE warehouse transaction.
+
+    Its current and history rows are deleted and the topic is re-applied from its first retained
+    record; readers see the old tables until the commit, then the rebuilt ones (an atomic swap on
+    warehouses whose DDL is transactional; refused on the others). Run `cdchub backfill --table T`
+    first when the topic no longer holds every row (compaction, retention): the fresh snapshot it
+    streams is then part of the rebuild. Other tables are not touched.
+
+    Raises:
+        ConfigError: Kafka no longer holds the topic's first records (history before them would be
+            lost) and `accept_history_loss` is not given; or the warehouse cannot swap atomically.
+    """
+    reader = open_reader(config)
+    try:
+        found = find_table(reader, table)  # type: ignore[arg-type]
+    finally:
+        reader.close()
+    topic = f"{found.source}.{found.source_schema}.{found.source_table}"
+    plan = plan_replay(config, topic, topic)
+    report: dict[str, Any] = {
+        "plan": plan.to_json(),
+        "plan_text": plan.describe().replace("replay ", "rebuild ", 1),
+        "summary": None,
+    }
+    lost = [r for r in plan.ranges if r.start > 0]
+    if lost:
+        where = ", ".join(f"partition {r.partition} starts at offset {r.start}" for r in lost)
+        message = (
+            f"Kafka no longer holds the first records of {topic} ({where}): the versions they "
+            "carried would be lost from history"
+        )
+        if not accept_history_loss:
+            raise ConfigError(message + "; add --accept-history-loss to rebuild anyway")
+        report["warning"] = message
+    if not execute:
+        return report
+    summary = _execute(config, plan, progress, rebuild=found)
+    report["summary"] = summary.to_json()
+    report["summary_text"] = summary.describe().replace("replayed", "rebuilt from", 1)
+    return report
+
+
+def _execute(
+    config: HubConfig, plan: ReplayPlan, progress: Progress, rebuild: Any = None
+) -> ReplaySummary:
     try:
         session = open_session(config)
     except MergeError:
@@ -79,11 +137,14 @@ def _execute(config: HubConfig, plan: ReplayPlan, progress: Progress) -> ReplayS
         if not isinstance(warehouse, DuckDBWarehouse) or ticket is None:
             raise
         progress(f"replay: handing the plan to the running `cdchub run` (pid {ticket.pid})")
-        return _through_running(ticket, plan)
+        return _through_running(ticket, plan, rebuild)
     try:
         # While the replay applies, no `cdchub run` may start (one writer); a live one refuses us.
         lease = RunLease.acquire(session, config.kafka.group_id)
         try:
+            if rebuild is not None:
+                tables = (rebuild.warehouse_schema, rebuild.current_table, rebuild.history_table)
+                return execute_rebuild(config, session, tables, plan, progress=progress)
             return execute_replay(config, session, plan, progress=progress)
         finally:
             lease.release()
@@ -91,11 +152,18 @@ def _execute(config: HubConfig, plan: ReplayPlan, progress: Progress) -> ReplayS
         session.close()
 
 
-def _through_running(ticket: QueryTicket, plan: ReplayPlan) -> ReplaySummary:
+def _through_running(ticket: QueryTicket, plan: ReplayPlan, rebuild: Any = None) -> ReplaySummary:
+    body = plan.to_json()
+    if rebuild is not None:
+        body["rebuild"] = {
+            "schema": rebuild.warehouse_schema,
+            "current": rebuild.current_table,
+            "history": rebuild.history_table,
+        }
     try:
         response = httpx.post(
             ticket.url + REPLAY_PATH,
-            json=plan.to_json(),
+            json=body,
             headers={"Authorization": f"Bearer {ticket.token}"},
             timeout=3600.0,
         )

@@ -4,7 +4,7 @@ It reuses the services behind other commands (nothing is measured twice): the lo
 `connectors status`, the lag report (`cdchub lag`: last applied commit, lag, Kafka consumer lag, the
 last verify results from `_cdchub.checks`), and the warehouse catalog. It adds what no other command
 shows: whether a `cdchub run` is consuming, each table's history version count and state (running,
-stopped by a schema change, backfilling).
+stopped by a schema change, halted by a dead letter, backfilling).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 from core.config import HubConfig
 from core.errors import CdcHubError
+from merge import dead_letters
 
 
 @dataclass
@@ -27,6 +28,8 @@ class Status:
     tables: list[dict[str, Any]] = field(default_factory=list)
     # Transactions applied without transaction consistency within the window (`_cdchub.forced_releases`).
     forced_releases: dict[str, Any] | None = None
+    # Dead letters per status (`_cdchub.dead_letters`; "open" ones need a person).
+    dead_letters: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -45,6 +48,7 @@ class Status:
             "run": self.run,
             "tables": self.tables,
             "forced_releases": self.forced_releases,
+            "dead_letters": self.dead_letters,
             "notes": self.notes,
         }
 
@@ -280,16 +284,26 @@ def collect_status(config: HubConfig, reader: Any | None, window_s: float = 900.
         status.problems.append(f"Kafka: {report['kafka_error']}")
     versions: dict[tuple[str, str], int] = {}
     held: dict[str, int] = {}
+    open_letters: dict[str, list[str]] = {}
     if reader is not None:
         versions = _versions(reader)
         held = _held(reader, config.kafka.group_id)
+        status.dead_letters = dead_letters.counts(reader, config.kafka.group_id)
+        for letter in dead_letters.letters(
+            reader, config.kafka.group_id, statuses=(dead_letters.OPEN,)
+        ):
+            open_letters.setdefault(f"{letter.source}.{letter.table_name}", []).append(
+                letter.letter_id
+            )
     else:
         status.notes.append("history versions and held changes not read: the warehouse is held")
     backfills = _backfilling(config)
     for t in report["tables"]:
         topic = f"{t['source']}.{t['table']}"
         state = "running"
-        if t.get("state") == "stopped" or held.get(topic):
+        if topic in open_letters:
+            state = "dead-lettered"
+        elif t.get("state") == "stopped" or held.get(topic):
             state = "stopped by schema change"
         elif topic in backfills:
             state = "backfilling"
@@ -313,6 +327,12 @@ def collect_status(config: HubConfig, reader: Any | None, window_s: float = 900.
             status.problems.append(
                 f"{topic}: stopped by an incompatible schema change; fix the warehouse column, "
                 f"then `cdchub schema accept {t['warehouse_table']}`"
+            )
+        if state == "dead-lettered":
+            ids = " ".join(open_letters[topic])
+            status.problems.append(
+                f"{topic}: stopped by a dead letter ({ids}); `cdchub dlq show {ids.split()[0]}`, "
+                f"fix the cause, then `cdchub dlq retry {ids}` (or `cdchub dlq skip`)"
             )
         if checks_ok is False:
             status.problems.append(f"{topic}: the last verify found differences (`cdchub verify`)")
@@ -355,7 +375,9 @@ def describe(status: Status) -> str:
         )
         lines.append(header)
         for t in status.tables:
-            state = {"stopped by schema change": "STOPPED"}.get(t["state"], t["state"])
+            state = {"stopped by schema change": "STOPPED", "dead-lettered": "DLQ"}.get(
+                t["state"], t["state"]
+            )
             verify = {True: "ok", False: "FAILED", None: "-"}[t["verify_ok"]]
             lines.append(
                 f"{t['table']:36} {state:12} {_cell(t['last_applied_commit']):26} "

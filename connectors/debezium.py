@@ -105,7 +105,8 @@ def connector_config(
             {
                 "database.server.id": str(source.server_id or 184000 + _stable_id(source.name)),
                 "database.include.list": re.escape(source.database),
-                "database.ssl.mode": "disable",
+                # The two connectors spell "no TLS" differently; the other spelling is refused.
+                "database.ssl.mode": "disabled" if source.kind == "mysql" else "disable",
                 "include.schema.changes": "false",
                 "bigint.unsigned.handling.mode": "precise",
                 # On by default, it rewrites years 0-69 to 2000-2069 (`0001-01-01` → `2001-01-01`).
@@ -132,6 +133,21 @@ def connector_config(
         config["notification.enabled.channels"] = "sink"
         config["notification.sink.topic.name"] = notification_topic(source)
         excluded.append(collection)
+        # Debezium captures the signaling table whatever the include/exclude lists say (observed,
+        # docs/facts.md); Kafka Connect's own Filter drops its records before they reach a topic,
+        # after Debezium has read the signals from them.
+        config.update(
+            {
+                "transforms": "cdchubDropSignals",
+                "transforms.cdchubDropSignals.type": "org.apache.kafka.connect.transforms.Filter",
+                "transforms.cdchubDropSignals.predicate": "cdchubIsSignal",
+                "predicates": "cdchubIsSignal",
+                "predicates.cdchubIsSignal.type": (
+                    "org.apache.kafka.connect.transforms.predicates.TopicNameMatches"
+                ),
+                "predicates.cdchubIsSignal.pattern": re.escape(f"{source.name}.{collection}"),
+            }
+        )
     if excluded and not source.tables:
         # Published (or in the binlog) so Debezium sees them, but never captured as tables.
         config["table.exclude.list"] = _include_list(excluded)

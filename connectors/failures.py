@@ -1,5 +1,8 @@
 """Driver and client errors classified as retryable or terminal, one function per driver.
 
+The warehouse drivers' functions live in each warehouse's folder (`connectors/warehouses/<kind>/
+errors.py`); Kafka's and httpx's are here.
+
 One function per warehouse driver or client says whether a failure may pass if the same operation is
 tried again (connection lost, lock or serialization conflict, broker unavailable, timeout) or needs a
 human (bad SQL, permission, a constraint, a type that does not fit). Each is registered with
@@ -10,6 +13,9 @@ imports its driver lazily, so a driver that is not installed is never imported. 
 
 from __future__ import annotations
 
+from connectors.warehouses.duckdb.errors import classify as classify_duckdb
+from connectors.warehouses.postgres.errors import classify as classify_psycopg
+from connectors.warehouses.snowflake.errors import classify as classify_snowflake
 from core.errors import Retryable, Terminal
 from core.failures import (
     Classifier,
@@ -20,61 +26,6 @@ from core.failures import (
     register,
     retrying,
 )
-
-
-def classify_duckdb(exc: BaseException) -> Verdict:
-    """DuckDB: a write-write conflict between transactions is retryable; the rest is terminal."""
-    import duckdb
-
-    if isinstance(exc, duckdb.TransactionException):
-        return Retryable  # "Conflict on update" / "Conflict on tuple deletion"
-    if isinstance(exc, duckdb.IOException) and "lock" not in str(exc).lower():
-        return Retryable  # a transient read/write failure of the file; a held lock is not
-    return Terminal
-
-
-# SQLSTATE classes and codes that pass on retry: connection exceptions (08), the server shutting
-# down (57P), serialization failure, deadlock, lock not available, query canceled (statement or
-# lock timeout), too many connections.
-_PG_RETRYABLE_CLASSES = ("08", "57P")
-_PG_RETRYABLE_CODES = {"40001", "40P01", "55P03", "57014", "53300"}
-
-
-def classify_psycopg(exc: BaseException) -> Verdict:
-    """psycopg 3: connection loss, conflicts and timeouts are retryable; the rest is terminal."""
-    import psycopg
-
-    state = getattr(exc, "sqlstate", None) or ""
-    if state in _PG_RETRYABLE_CODES or state.startswith(_PG_RETRYABLE_CLASSES):
-        return Retryable
-    if isinstance(exc, psycopg.OperationalError) and not state:
-        return Retryable  # no SQLSTATE: the connection broke (server gone, network)
-    if isinstance(exc, psycopg.InterfaceError) and "closed" in str(exc).lower():
-        return Retryable  # the connection was closed under the session
-    return Terminal
-
-
-# Snowflake error numbers that pass on retry: lock wait timeout / transaction aborted by a conflict,
-# statement timed out, service busy. Network failures are OperationalError without a SQL error code.
-_SNOWFLAKE_RETRYABLE_ERRNOS = {625, 604, 608, 1060, 250001, 250003, 250005}
-_SNOWFLAKE_RETRYABLE_CLASSES = {
-    "OperationalError",
-    "ServiceUnavailableError",
-    "GatewayTimeoutError",
-    "RequestTimeoutError",
-    "BadGatewayError",
-    "OtherHTTPRetryableError",
-    "RetryRequest",
-}
-
-
-def classify_snowflake(exc: BaseException) -> Verdict:
-    """The Snowflake connector: network, busy service, lock and statement timeouts are retryable."""
-    if type(exc).__name__ in _SNOWFLAKE_RETRYABLE_CLASSES:
-        return Retryable
-    if getattr(exc, "errno", None) in _SNOWFLAKE_RETRYABLE_ERRNOS:
-        return Retryable
-    return Terminal
 
 
 def classify_kafka(exc: BaseException) -> Verdict:

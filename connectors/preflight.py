@@ -10,16 +10,24 @@ import psycopg
 import pymysql
 
 from connectors import heartbeat
-from connectors.sources import open_connection
+from connectors.sources import list_tables, open_connection
+from connectors.warehouses import dialect_for
 from core.config import SourceConfig
 from core.errors import ConnectorError
+from core.model import TableId
+from merge.naming import default_namespace, name_notes
 
 
-def check_source(source: SourceConfig) -> None:
+def check_source(source: SourceConfig, warehouse_kind: str | None = None) -> list[str]:
     """Connect as the CDC user and check what Debezium will need.
 
+    Returns:
+        Notes for the operator: source tables that cannot keep their natural warehouse name in a
+        `warehouse_kind` warehouse (two that fold to one name, a name past its length limit).
+
     Raises:
-        ConnectorError: with the exact statement an admin must run.
+        ConnectorError: with the exact statement an admin must run, or naming a configured table
+            that does not exist.
     """
     try:
         conn = open_connection(source)
@@ -28,6 +36,7 @@ def check_source(source: SourceConfig) -> None:
             f"cannot connect as the CDC user: {str(exc).strip()}", source=source.name
         ) from exc
     with closing(conn):
+        _check_tables_exist(conn, source)
         if source.kind == "postgres":
             _check_postgres(conn, source)
             _check_keys_postgres(conn, source)
@@ -41,6 +50,49 @@ def check_source(source: SourceConfig) -> None:
                 f"heartbeat_table: null to do without); as an admin run: {missing}",
                 source=source.name,
             )
+        if warehouse_kind is None:
+            return []
+        dialect = dialect_for(warehouse_kind)
+        tables = [TableId(source.name, ns, t) for ns, t in list_tables(conn, source)]
+        ns = default_namespace(source.kind, source.database)
+        return name_notes(tables, ns, dialect.fold, dialect.MAX_IDENTIFIER_LENGTH)
+
+
+def _existing_tables(conn: Any, source: SourceConfig) -> set[str]:
+    """`namespace.table` of every base table the CDC user's connection can see in the database."""
+    if source.kind == "postgres":
+        rows = conn.execute(
+            "SELECT n.nspname || '.' || c.relname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')"
+        ).fetchall()
+        conn.rollback()
+        return {r[0] for r in rows}
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables "
+            "WHERE table_type = 'BASE TABLE' AND table_schema = %s",
+            (source.database,),
+        )
+        return {r[0] for r in cur.fetchall()}
+
+
+def _check_tables_exist(conn: Any, source: SourceConfig) -> None:
+    """Every configured table exists: Debezium would accept a missing one and capture nothing."""
+    if not source.tables:
+        return
+    existing = _existing_tables(conn, source)
+    missing = [t for t in source.tables if t not in existing]
+    if not missing:
+        return
+    where = "schema.table" if source.kind == "postgres" else f"{source.database}.table"
+    lowered = {t.lower(): t for t in existing}
+    hints = [f" (did you mean {lowered[t.lower()]}?)" for t in missing if t.lower() in lowered]
+    raise ConnectorError(
+        f"configured tables not found in database {source.database!r}: {', '.join(missing)}"
+        f"{hints[0] if hints else ''}. Fix `tables:` of this source (write each as {where}), or "
+        "create the table first",
+        source=source.name,
+    )
 
 
 def _check_postgres(conn: Any, source: SourceConfig) -> None:
@@ -67,6 +119,23 @@ def _check_postgres(conn: Any, source: SourceConfig) -> None:
             f"publication {source.publication!r} does not exist; as an admin run: "
             f'CREATE PUBLICATION "{source.publication}" FOR TABLE {tables} '
             "WITH (publish_via_partition_root = true);",
+            source=source.name,
+        )
+    published = {
+        r[0]
+        for r in conn.execute(
+            "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = %s",
+            (source.publication,),
+        ).fetchall()
+    }
+    unpublished = [t for t in source.tables or [] if t not in published]
+    if unpublished:
+        # Debezium would snapshot them and then never see a change.
+        listed = ", ".join(".".join(f'"{p}"' for p in t.split(".", 1)) for t in unpublished)
+        raise ConnectorError(
+            f"configured tables not in publication {source.publication!r}: "
+            f"{', '.join(unpublished)}; as an admin run: "
+            f'ALTER PUBLICATION "{source.publication}" ADD TABLE {listed};',
             source=source.name,
         )
 

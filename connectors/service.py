@@ -27,7 +27,8 @@ def apply_connectors(
     client = ConnectClient(config.connect.url)
     try:
         for source in config.sources:
-            check_source(source)
+            for note in check_source(source, config.warehouse.kind):
+                progress(f"note: {note}")
             name = connector_name(source)
             created = client.put_config(name, connector_config(source, config))
             progress(f"connector {name}: {'created' if created else 'updated'}")

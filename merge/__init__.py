@@ -1,1 +1,1 @@
-"""The SCD Type 2 merge engine and the warehouse dialects. Pure: builds SQL, never opens a connection."""
+"""The SCD Type 2 merge engine and the dialect base. Pure: builds SQL, never opens a connection."""

@@ -24,7 +24,7 @@ from core.model import ColumnType
 from merge import plan
 
 if TYPE_CHECKING:
-    from merge.dialects.base import Dialect
+    from merge.dialect import Dialect
 
 
 class StepKind(StrEnum):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from core.model import ColumnType
-from merge.dialects.base import Dialect
+from merge.dialect import Dialect
 
 _INT_RANK = {"int8": 0, "int16": 1, "int32": 2, "int64": 3}
 # Decimal digits an integer kind needs.

@@ -22,7 +22,6 @@ transaction together with the Kafka offsets:
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -44,10 +43,11 @@ from merge.naming import (
     VALID_FROM,
     VALID_TO,
     TableNames,
+    fit_identifier,
 )
 
 if TYPE_CHECKING:
-    from merge.dialects.base import Dialect
+    from merge.dialect import Dialect
 
 STAGE = "_cdc_stage"
 KEYS = "_cdc_keys"
@@ -226,16 +226,13 @@ def alter_column_type(
     )
 
 
-def history_index(target: MergeTarget, max_identifier_length: int) -> exp.Expression:
+def history_index(target: MergeTarget, max_identifier_length: int | None) -> exp.Expression:
     """`CREATE INDEX IF NOT EXISTS` on history (key…, `_cdc_source_pos`): a version's identity.
 
     remove_applied probes it for (key, position) and relink/carry_forward read every version of the
     touched keys; the name is shortened with a hash when it would pass the identifier limit.
     """
-    name = f"{target.names.history}_cdc_key_pos"
-    if len(name) > max_identifier_length:
-        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
-        name = f"{name[: max_identifier_length - 9]}_{digest}"
+    name = fit_identifier(f"{target.names.history}_cdc_key_pos", max_identifier_length)
     columns = [exp.Ordered(this=col(c)) for c in [*target.key, SOURCE_POS]]
     return exp.Create(
         this=exp.Index(
@@ -918,6 +915,13 @@ def select_schema_logged(source: str, namespace: str, name: str, columns: str) -
             )
         )
     )
+
+
+def select_registered() -> exp.Select:
+    """Every registered source table with its warehouse names (`_cdchub.tables`)."""
+    columns = ("source", "source_schema", "source_table", "warehouse_schema", "current_table",
+               "history_table")  # fmt: skip
+    return exp.select(*(col(c) for c in columns)).from_(control_table(TABLES))
 
 
 def _table_match(schema: str, history: str) -> exp.Expr:

@@ -22,7 +22,7 @@ def _since(column: str, since: dt.datetime) -> exp.Expression:
 def batches_since(since: dt.datetime) -> exp.Select:
     """Per-table batch rows committed at or after `since`, oldest first.
 
-    >>> from merge.dialects.duckdb import DuckDBDialect
+    >>> from connectors.warehouses.duckdb.dialect import DuckDBDialect
     >>> sql = DuckDBDialect().render(batches_since(dt.datetime(2026, 1, 1, tzinfo=dt.UTC)))
     >>> sql.startswith('SELECT "source", "table_name", "events"')
     True

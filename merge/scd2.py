@@ -18,9 +18,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import statistics
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,9 +41,11 @@ from merge import dead_letters, plan
 from merge.batch_plan import BatchPlan, SegmentSpec, StepKind, plan_table_batch
 from merge.dead_letters import DeadLetter
 from merge.evolution import Change, evolve
-from merge.naming import TableNames, check_column_names, table_names
+from merge.naming import NameBook, TableNames, check_column_names
 from merge.observer import ApplyObserver, NullObserver
 from merge.session import WarehouseSession
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -113,8 +116,12 @@ class Scd2Engine:
         session: WarehouseSession,
         consumer_group: str,
         observer: ApplyObserver | None = None,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         self.session = session
+        # Told when a table gets a name other than its natural one (a clash or a long name).
+        self.notify = notify or log.warning
+        self._book: NameBook | None = None
         self.observer: ApplyObserver = observer or NullObserver()
         self.dialect = session.dialect
         self.consumer_group = consumer_group
@@ -136,6 +143,25 @@ class Scd2Engine:
         dead_letters.ensure_table(self.session)
         self._control_ready = True
 
+    def names(self, table: TableId, info: TableInfo) -> TableNames:
+        """The warehouse names of a source table: recorded in `_cdchub.tables`, or new ones that no
+        other source table holds and the warehouse can spell (see `merge.naming`)."""
+        if self._book is None:
+            self.ensure_control()
+            recorded = {
+                TableId(source, namespace, name): TableNames(schema, current, history)
+                for source, namespace, name, schema, current, history in self.session.query(
+                    plan.select_registered()
+                )
+            }
+            self._book = NameBook.of(
+                self.dialect.fold, self.dialect.MAX_IDENTIFIER_LENGTH, recorded
+            )
+        names, why = self._book.resolve(table, info.default_namespace)
+        if why is not None:
+            self.notify(why)
+        return names
+
     def stored_checkpoints(self) -> dict[tuple[str, int], int]:
         """Next offsets stored by earlier batches of this consumer group."""
         self.ensure_control()
@@ -154,7 +180,7 @@ class Scd2Engine:
         known = self._targets.get(table)
         if known is not None and (table, schema) in self._fitted:
             return known
-        names = table_names(table, info.default_namespace)
+        names = self.names(table, info)
         check_column_names(table, schema.names)
         if not schema.key:
             raise MergeError(
@@ -205,7 +231,7 @@ class Scd2Engine:
         A batch may open with a truncate of such a table (a restarted consumer). Truncate records
         carry no key, so the key comes from the table registry.
         """
-        names = table_names(table, info.default_namespace)
+        names = self.names(table, info)
         if self.session.table_columns(names.schema, names.history) is None:
             return None
         registry = plan.control_table(plan.TABLES)

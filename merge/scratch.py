@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 
 from merge import plan
 from merge.batch_plan import Step, StepKind
+from merge.naming import fit_identifier
 
 if TYPE_CHECKING:
-    from merge.dialects.base import Dialect
+    from merge.dialect import Dialect
 
 
 class TempPerSegment:
@@ -66,8 +67,11 @@ class PersistentPerTable:
     def target(self, target: plan.MergeTarget) -> plan.MergeTarget:
         """`_cdc_stage__<schema>__<table>` and `_cdc_keys__…`: one pair per table."""
         suffix = f"{target.names.schema}__{target.names.current}"
+        # Shortened like table names when past Snowflake's 255 bytes (merge.naming).
         return replace(
-            target, stage_name=f"{plan.STAGE}__{suffix}", keys_name=f"{plan.KEYS}__{suffix}"
+            target,
+            stage_name=fit_identifier(f"{plan.STAGE}__{suffix}", 255),
+            keys_name=fit_identifier(f"{plan.KEYS}__{suffix}", 255),
         )
 
     def prepare(self, target: plan.MergeTarget, dialect: Dialect) -> list[Step]:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from sqlglot import exp
 
 from core.model import ColumnType
-from merge.dialects.base import Dialect
+from merge.dialect import Dialect
 
 
 class QuerySession(Protocol):

@@ -22,11 +22,17 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from merge.naming import IS_DELETED, OP, SOURCE_POS, VALID_FROM, TableNames
+from merge.naming import (
+    CHANGES_SUFFIX,
+    IS_DELETED,
+    OP,
+    SOURCE_POS,
+    VALID_FROM,
+    VERSIONS_SUFFIX,
+    TableNames,
+)
 from merge.plan import col, ident, table
 
-VERSIONS_SUFFIX = "_versions"
-CHANGES_SUFFIX = "_changes"
 VERSION = "_cdc_version"
 VERSIONS = "_cdc_versions"
 CHANGE = "_cdc_change"

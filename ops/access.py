@@ -30,11 +30,11 @@ import pyarrow as pa
 from sqlglot import exp
 
 from connectors.warehouses import open_session
+from connectors.warehouses.duckdb.dialect import DuckDBDialect
 from core.config import DuckDBWarehouse, HubConfig
 from core.errors import CdcHubError, ConfigError, MergeError
 from merge.asof import read_only_query
-from merge.dialects.base import Dialect
-from merge.dialects.duckdb import DuckDBDialect
+from merge.dialect import Dialect
 from merge.session import WarehouseSession
 from ops.dashboard import QUERY_PATH, TYPES_HEADER
 from ops.lag_report import build_report

@@ -13,7 +13,7 @@ from __future__ import annotations
 from core.errors import ConfigError
 from core.model import ColumnType
 from merge import plan
-from merge.dialects.base import Dialect
+from merge.dialect import Dialect
 from merge.evolution import Change, evolve
 from merge.naming import META_PREFIX
 from merge.runstate import clear_stop, stopped_tables

@@ -24,6 +24,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from connectors.kafka_probe import KafkaProbe
+from connectors.warehouses import dialect_for
 from core.config import HubConfig
 from core.model import ChangeEvent, TableId
 from core.results import BatchResult
@@ -35,8 +36,6 @@ from observability.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 MAX_TX_IDS = 1000  # attribute size stays bounded; the batch id leads to the rest in the warehouse
-
-_DB_SYSTEM = {"postgres": "postgresql"}
 
 
 def table_label(table: TableId) -> str:
@@ -173,10 +172,7 @@ class RunInstrumentation(NoInstrumentation):
     def db_attributes(self, operation: str, collection: str | None = None) -> dict[str, Any]:
         """Database client span attributes (OTel semantic conventions)."""
         attrs: dict[str, Any] = {
-            # OTel's registered names: duckdb, postgresql, snowflake.
-            "db.system.name": _DB_SYSTEM.get(
-                self.config.warehouse.kind, self.config.warehouse.kind
-            ),
+            "db.system.name": dialect_for(self.config.warehouse.kind).OTEL_DB_SYSTEM,
             "db.namespace": self.config.warehouse.location,
             "db.operation.name": operation,
         }

@@ -9,7 +9,7 @@ from typing import Any
 from sqlglot import exp
 
 from core.model import ColumnType, Infinite, OutOfRange
-from merge.dialects.base import Dialect
+from merge.dialect import Dialect
 
 # Kinds whose values are already text when they reach a text column.
 _TEXTUAL = ("string", "json", "uuid")

@@ -65,7 +65,9 @@ class LocalStack:
     def down(self, purge: bool = False, progress: Progress = print) -> None:
         """Stop our processes (connect, kafka, mariadb, postgres); with `purge`, delete all state.
 
-        Purging removes the state dir's data/, logs/, run/ and secrets/ and the warehouse file.
+        Purging removes the state dir's data/, logs/, run/ and secrets/, and the DuckDB warehouse
+        file only when it lies under the state dir: a warehouse elsewhere (`/var/lib/...`) was not
+        made by the stack and is left alone.
         """
         for component in reversed(self.components):
             component.down(progress)
@@ -79,9 +81,12 @@ class LocalStack:
                 shutil.rmtree(path, ignore_errors=True)
             if isinstance(self.config.warehouse, DuckDBWarehouse):
                 warehouse = self.config.warehouse.path
-                # DuckDB keeps a write-ahead log next to the database file.
-                for path in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
-                    path.unlink(missing_ok=True)
+                if warehouse.resolve().is_relative_to(self.layout.root.resolve()):
+                    # DuckDB keeps a write-ahead log next to the database file.
+                    for path in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
+                        path.unlink(missing_ok=True)
+                else:
+                    progress(f"kept the warehouse {warehouse}: it is outside {self.layout.root}")
             progress(f"purged {self.layout.root}")
 
     def status(self) -> dict[str, Any]:

@@ -50,11 +50,15 @@ from tests.exactly_once_cases import (
 )
 from tests.scd2_cases import (
     INFO,
+    SCHEMA,
     T0,
     TABLE,
     check_history_matches_reference,
     check_resnapshot_writes_only_drift,
+    warehouse_current,
+    warehouse_history,
 )
+from tests.unit.scd2_reference import reference_history
 from tests.unit.test_types import MY, PG
 from tools.capture_envelopes import BIG
 
@@ -203,9 +207,10 @@ def _same(source: Any, stored: Any, ctype: ColumnType) -> bool:
         return stored != stored or str(stored).lower() == "nan"
     if isinstance(source, Decimal) or isinstance(stored, Decimal):
         try:
-            return Decimal(str(source)) == Decimal(str(stored))
+            want, got = Decimal(str(source)), Decimal(str(stored))
         except InvalidOperation:
             return False
+        return want == got or (want.is_nan() and got.is_nan())
     if isinstance(source, dt.date | dt.time) and isinstance(stored, str):
         return stored == str(source).replace("+00:00", "+00")  # SQL text of the same value
     if isinstance(stored, str) and not isinstance(source, str):
@@ -422,3 +427,76 @@ def test_schema_evolution_adds_widens_and_stops_on_incompatible(
         # Nothing of the refused change reached the warehouse.
         after = select(session, plan.table("items_history", "src"), ["name"], "_cdc_source_pos")
         assert [r[0] for r in after] == ["a", "a", "b"]
+
+
+# -- deletes, truncates and key changes, one scenario each ----------------------------------------------
+
+
+def _matches_reference(session: WarehouseSession, events: list[ChangeEvent], size: int) -> None:
+    """Apply `events` in batches of `size`; history and current must equal the reference model."""
+    engine = Scd2Engine(session, "g")
+    for start in range(0, len(events), size):
+        engine.apply({TABLE: events[start : start + size]}, INFO, [])
+    expected = reference_history(events)
+    assert warehouse_history(session) == expected
+    live = [(r[0][0], r[1], r[2]) for r in expected if r[5] and not r[6]]
+    assert warehouse_current(session) == sorted(live)
+
+
+def _ev(op: Op, key: int, pos: int, name: str | None = None, qty: int | None = None) -> ChangeEvent:
+    when = T0 + dt.timedelta(seconds=pos)
+    if op is Op.TRUNCATE:
+        return ChangeEvent(TABLE, op, (), None, None, f"{pos:08d}", when, f"t{pos}", SCHEMA)
+    row = {"id": key, "name": name, "qty": qty}
+    before = {"id": key, "name": None, "qty": None} if op is Op.DELETE else None
+    after = None if op is Op.DELETE else row
+    return ChangeEvent(TABLE, op, (key,), before, after, f"{pos:08d}", when, f"t{pos}", SCHEMA)
+
+
+@pytest.mark.parametrize("size", [1, 10])
+def test_a_delete_with_only_the_key_closes_the_key_and_keeps_its_values(
+    warehouse: Warehouse, tmp_path: Path, size: int
+) -> None:
+    events = [
+        _ev(Op.CREATE, 1, 1, "a", 1),
+        _ev(Op.UPDATE, 1, 2, "b", 2),
+        _ev(Op.DELETE, 1, 3),  # REPLICA IDENTITY DEFAULT: the before image holds only the key
+        _ev(Op.CREATE, 1, 4, "c", 3),  # the key comes back
+    ]
+    with warehouse.fresh(tmp_path / "w") as session:
+        _matches_reference(session, events, size)
+        deleted = [r for r in warehouse_history(session) if r[7] == "d"]
+    assert [(r[1], r[2], r[6]) for r in deleted] == [("b", 2, True)]
+
+
+@pytest.mark.parametrize("size", [1, 10])
+def test_a_truncate_closes_every_live_key_and_only_those(
+    warehouse: Warehouse, tmp_path: Path, size: int
+) -> None:
+    events = [
+        _ev(Op.CREATE, 1, 1, "a", 1),
+        _ev(Op.CREATE, 2, 2, "b", 2),
+        _ev(Op.DELETE, 2, 3),  # already closed: the truncate must not close it again
+        _ev(Op.TRUNCATE, 0, 4),
+        _ev(Op.CREATE, 3, 5, "c", 3),  # after the truncate: stays live
+    ]
+    with warehouse.fresh(tmp_path / "w") as session:
+        _matches_reference(session, events, size)
+        closed = [r[0][0] for r in warehouse_history(session) if r[7] == "t"]
+        assert closed == [1]
+        assert warehouse_current(session) == [(3, "c", 3)]
+
+
+@pytest.mark.parametrize("size", [1, 10])
+def test_a_primary_key_change_closes_the_old_key_and_opens_the_new(
+    warehouse: Warehouse, tmp_path: Path, size: int
+) -> None:
+    # Debezium sends a key UPDATE as a delete of the old key and a create of the new one.
+    events = [
+        _ev(Op.CREATE, 1, 1, "a", 1),
+        _ev(Op.DELETE, 1, 2),
+        _ev(Op.CREATE, 7, 3, "a", 1),
+    ]
+    with warehouse.fresh(tmp_path / "w") as session:
+        _matches_reference(session, events, size)
+        assert warehouse_current(session) == [(7, "a", 1)]

@@ -31,7 +31,7 @@ def unit_warehouses() -> list[Warehouse]:
 
 def postgres_warehouse(config: object, schemas: tuple[str, ...]) -> Warehouse:
     """The PostgreSQL warehouse of the integration stack; `schemas` are dropped before each use."""
-    from connectors.warehouses.postgres_client import PostgresSession
+    from connectors.warehouses.postgres.client import PostgresSession
     from merge import client_sql
     from merge.naming import CONTROL_SCHEMA
 

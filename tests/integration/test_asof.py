@@ -18,7 +18,7 @@ import pytest
 
 from connectors.sources import connect, read_table
 from connectors.warehouses import open_session
-from connectors.warehouses.postgres_client import PostgresSession
+from connectors.warehouses.postgres.client import PostgresSession
 from core.config import HubConfig
 from dbschemas.workload import run_workload
 from merge import client_sql

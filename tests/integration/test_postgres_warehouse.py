@@ -16,7 +16,7 @@ from decimal import Decimal
 import pytest
 from sqlglot import exp
 
-from connectors.warehouses.postgres_client import PostgresSession
+from connectors.warehouses.postgres.client import PostgresSession
 from core.config import HubConfig, PostgresWarehouse
 from merge import client_sql, plan
 from merge.naming import CONTROL_SCHEMA

@@ -19,9 +19,16 @@ from typing import Any
 import duckdb
 import yaml
 
+from core.config import load_config
 from ops.access import QueryTicket
 from tests.integration.conftest import Stack
-from tests.integration.helpers import histories, replicate_until_verified, with_warehouse
+from tests.integration.helpers import (
+    failures,
+    histories,
+    replicate_until_verified,
+    verify,
+    with_warehouse,
+)
 
 CLI = [sys.executable, "-m", "cdchub.cli"]
 
@@ -32,9 +39,13 @@ def _config_file(stack: Stack, tmp: Path, name: str) -> tuple[Path, Any]:
     doc["warehouse"] = {"kind": "duckdb", "path": str(config.warehouse.path)}
     doc["kafka"]["group_id"] = config.kafka.group_id
     doc["state_dir"] = str(tmp / "state")  # the run's query ticket lives here, not in the stack's
+    # A free port for the run's dashboard/endpoint: never the default one a user's run may hold.
+    observability = doc.setdefault("observability", {})
+    observability.setdefault("dashboard", {})["port"] = 0
+    observability.setdefault("prometheus", {})["port"] = 0
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path, config
+    return path, load_config(path)
 
 
 def _cdchub(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -108,3 +119,24 @@ def test_replay_while_run_holds_the_warehouse(stack: Stack, tmp_path: Path) -> N
         run.wait(timeout=60)
     assert histories(config.warehouse.path)["shop.orders_history"] == before
     assert os.path.exists(config.warehouse.path)
+
+
+def test_rebuild_restores_a_damaged_table_from_its_topic(stack: Stack, tmp_path: Path) -> None:
+    path, config = _config_file(stack, tmp_path, "rebuild")
+    assert replicate_until_verified(config)["ok"]
+    before = histories(config.warehouse.path)
+    conn = duckdb.connect(str(config.warehouse.path))
+    try:  # damage: lost versions, a wrong current value
+        conn.execute("DELETE FROM shop.orders_history WHERE order_id % 3 = 0")
+        conn.execute("UPDATE shop.orders SET notes = 'damaged'")
+    finally:
+        conn.close()
+    plan = _cdchub(path, "rebuild", "--table", "shop.orders", "--json")
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    assert json.loads(plan.stdout)["summary"] is None
+    done = _cdchub(path, "rebuild", "--table", "shop.orders", "--execute", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["summary"]["events"] > 0
+    assert histories(config.warehouse.path) == before  # every table; orders rebuilt exactly
+    report = verify(config)
+    assert report["ok"], failures(report)

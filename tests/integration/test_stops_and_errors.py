@@ -141,7 +141,7 @@ def test_a_stopped_table_shows_in_run_and_lag_and_resumes_only_when_fixed(
     conn = duckdb.connect(str(warehouse))
     try:
         for name in ("parts", "parts_history"):
-            conn.execute(f"ALTER TABLE stops_db.{name} ALTER label TYPE INTEGER")
+            conn.execute(f"ALTER TABLE stops.{name} ALTER label TYPE INTEGER")
     finally:
         conn.close()
     accepted = cli(config, "schema", "accept", "stops.stops_db.parts")
@@ -153,7 +153,7 @@ def test_a_stopped_table_shows_in_run_and_lag_and_resumes_only_when_fixed(
     assert verified.returncode == 0, verified.stdout
     conn = duckdb.connect(str(warehouse), read_only=True)
     try:
-        assert conn.execute("SELECT label FROM stops_db.parts WHERE id = 1").fetchone() == (107,)
+        assert conn.execute("SELECT label FROM stops.parts WHERE id = 1").fetchone() == (107,)
     finally:
         conn.close()
 

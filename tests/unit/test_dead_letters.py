@@ -15,7 +15,7 @@ import pytest
 
 from cdc_consumers.runner import Runner
 from cdchub.dlq_service import decide
-from connectors.warehouses.duckdb_client import DuckDBSession
+from connectors.warehouses.duckdb.client import DuckDBSession
 from core.config import DeadLetterConfig, HubConfig
 from merge import dead_letters
 from tests.unit.test_runner_liveness import Workload, _config, _current

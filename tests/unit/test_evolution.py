@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from connectors.warehouses.duckdb.dialect import DuckDBDialect
 from core.model import ColumnType as T
-from merge.dialects.duckdb import DuckDBDialect
 from merge.evolution import Change, evolve
 
 D = DuckDBDialect()
@@ -78,7 +78,7 @@ def test_evolution_verdicts(old: T, new: T, change: Change, result: T) -> None:
 def test_engine_widens_a_column_in_place_and_refuses_an_incompatible_change(tmp_path) -> None:
     import datetime as dt
 
-    from connectors.warehouses.duckdb_client import DuckDBSession
+    from connectors.warehouses.duckdb.client import DuckDBSession
     from core.errors import MergeError
     from core.model import ChangeEvent, Column, Op, TableId, TableSchema
     from merge.scd2 import Checkpoint, Scd2Engine, TableInfo

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from cdc_consumers.runner import Runner
-from connectors.warehouses.duckdb_client import DuckDBSession
+from connectors.warehouses.duckdb.client import DuckDBSession
 from core.config import DuckDBWarehouse, HubConfig, SourceConfig
 from observability.lagmath import current_lag
 from ops.access import CursorSession, ObservabilityError, parse_window

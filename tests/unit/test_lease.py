@@ -113,7 +113,7 @@ def test_the_runner_refuses_to_start_while_another_run_holds_the_lease(tmp_path:
     """No Kafka needed: the lease is taken before the consumer is created."""
     import socket
 
-    from connectors.warehouses.duckdb_client import DuckDBSession
+    from connectors.warehouses.duckdb.client import DuckDBSession
 
     config = HubConfig(
         sources=[

@@ -81,6 +81,9 @@ def test_config_after_the_subcommand_is_used(tmp_path: Path) -> None:
     assert shop["signal.data.collection"] == "public.cdchub_signal"
     assert shop["notification.sink.topic.name"] == "__debezium-notification.shop"
     assert planned[1]["config"]["signal.data.collection"] == "inventory.cdchub_signal"
+    # The signaling table's own change records are dropped before Kafka.
+    assert shop["predicates.cdchubIsSignal.pattern"] == r"shop\.public\.cdchub_signal"
+    assert shop["transforms.cdchubDropSignals.predicate"] == "cdchubIsSignal"
     done = cdchub(
         "connectors",
         "apply",

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from cdc_consumers.runner import Runner
-from connectors.warehouses.duckdb_client import DuckDBSession
+from connectors.warehouses.duckdb.client import DuckDBSession
 from core.config import DuckDBWarehouse, HubConfig, KafkaConfig, SourceConfig
 from merge.scd2 import PARKED_FOR_TRANSACTION, Checkpoint, Scd2Engine
 from tests.memory_stream import MemoryStream

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from cdc_consumers.runner import Runner
-from connectors.warehouses.duckdb_client import DuckDBSession
+from connectors.warehouses.duckdb.client import DuckDBSession
+from connectors.warehouses.duckdb.dialect import DuckDBDialect
+from connectors.warehouses.postgres.dialect import PostgresDialect
 from core.config import DuckDBWarehouse, HubConfig, SourceConfig
 from core.errors import ConfigError
 from core.model import ColumnType
-from merge.dialects.duckdb import DuckDBDialect
-from merge.dialects.postgres import PostgresDialect
 from merge.runstate import stopped_tables
 from ops.lag_report import build_report
 from ops.schema_admin import accept_schema, holds

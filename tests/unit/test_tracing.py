@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from cdc_consumers.runner import Runner
-from connectors.warehouses.duckdb_client import DuckDBSession
+from connectors.warehouses.duckdb.client import DuckDBSession
 from core.config import DuckDBWarehouse, HubConfig, SourceConfig
 from observability.telemetry import build_telemetry
 from ops.tracing import RunInstrumentation

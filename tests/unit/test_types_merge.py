@@ -13,7 +13,7 @@ from typing import Any
 
 import duckdb
 
-from connectors.warehouses.duckdb_client import DuckDBSession
+from connectors.warehouses.duckdb.client import DuckDBSession
 from core.model import ChangeEvent, Op, TableId
 from merge.scd2 import Scd2Engine, TableInfo
 from tests.unit.test_types import MY, PG

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import fakesnow
 
-from connectors.warehouses.duckdb_client import DuckDBSession
-from connectors.warehouses.snowflake_client import SnowflakeSession
+from connectors.warehouses.duckdb.client import DuckDBSession
+from connectors.warehouses.snowflake.client import SnowflakeSession
 from core.config import SnowflakeWarehouse
 
 

@@ -21,26 +21,46 @@ class Dialect:
     """
 
     NAME: ClassVar[str] = "base"
+    # True where unquoted identifiers fold to upper case (Snowflake): the hub's tables have quoted
+    # lower-case names, so user SQL is re-rendered with every identifier quoted.
+    FOLDS_UNQUOTED_UPPER: ClassVar[bool] = False
+    # OpenTelemetry's registered `db.system.name` of the warehouse (its traces name it).
+    OTEL_DB_SYSTEM: ClassVar[str] = ""
     SQLGLOT_DIALECT: ClassVar[str] = ""
     MAX_DECIMAL_PRECISION: ClassVar[int] = 38
-    MAX_IDENTIFIER_LENGTH: ClassVar[int] = 63
+    # Longest identifier in bytes (None: no limit); longer table names get a hashed short form.
+    MAX_IDENTIFIER_LENGTH: ClassVar[int | None] = 63
+    # Whether two quoted identifiers differing only in case name one object.
+    CASE_INSENSITIVE_IDENTIFIERS: ClassVar[bool] = False
     # Where segments are staged (`merge.scratch`): temporary tables per segment, unless DDL
     # commits the open transaction (Snowflake), which needs tables made before it.
     SCRATCH: ClassVar[ScratchStrategy] = TempPerSegment()
     # True where history needs a btree on (key, position) for the merge's probes to stay cheap.
     INDEXES_HISTORY: ClassVar[bool] = False
+    # Whether DDL joins the open transaction (False: it commits it, as on Snowflake).
+    TRANSACTIONAL_DDL: ClassVar[bool] = True
     FALLBACK_TYPE: ClassVar[str] = "TEXT"
+    # The type of a decimal without a precision or wider than MAX_DECIMAL_PRECISION (None: the text
+    # fallback; PostgreSQL's unconstrained NUMERIC holds every digit).
+    UNBOUNDED_DECIMAL_TYPE: ClassVar[str | None] = None
+    # False where the warehouse has no typed array (Snowflake's ARRAY is an untyped VARIANT): arrays
+    # are then JSON text in the fallback type.
+    TYPED_ARRAYS: ClassVar[bool] = True
     TYPES: ClassVar[dict[str, str]] = {}
+
+    def fold(self, name: str) -> str:
+        """`name` as the warehouse compares identifiers: equal folds are one object."""
+        return name.lower() if self.CASE_INSENSITIVE_IDENTIFIERS else name
 
     def column_type(self, ctype: ColumnType) -> exp.DataType:
         """The warehouse type that holds every value of `ctype` exactly."""
         if ctype.kind == "decimal":
             if ctype.precision is None or ctype.precision > self.MAX_DECIMAL_PRECISION:
-                return self.build(self.FALLBACK_TYPE)
+                return self.build(self.UNBOUNDED_DECIMAL_TYPE or self.FALLBACK_TYPE)
             return self.build(f"DECIMAL({ctype.precision}, {ctype.scale or 0})")
         if ctype.kind == "array":
             assert ctype.element is not None
-            if ctype.element.kind == "array":
+            if not self.TYPED_ARRAYS or ctype.element.kind == "array":
                 return self.build(self.FALLBACK_TYPE)
             return exp.DataType(
                 this=exp.DataType.Type.ARRAY,

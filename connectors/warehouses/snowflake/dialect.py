@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from sqlglot import exp
-
-from core.model import ColumnType
-from merge.dialects.base import Dialect
+from merge.dialect import Dialect
 from merge.scratch import PersistentPerTable
 
 
@@ -19,11 +16,19 @@ class SnowflakeDialect(Dialect):
     """
 
     NAME = "snowflake"
+    OTEL_DB_SYSTEM = "snowflake"
+    FOLDS_UNQUOTED_UPPER = True
+    # JSON text: binding into a VARIANT needs PARSE_JSON, which the bulk path has not (docs).
+    TYPED_ARRAYS = False
     SQLGLOT_DIALECT = "snowflake"
     MAX_DECIMAL_PRECISION = 38
     MAX_IDENTIFIER_LENGTH = 255
+    # Snowflake keeps the case of quoted identifiers, but fakesnow (DuckDB underneath) does not:
+    # names are kept apart case-insensitively, which is safe on both.
+    CASE_INSENSITIVE_IDENTIFIERS = True
     # Snowflake's DDL, CTAS of a temporary table included, commits the open transaction first.
     SCRATCH = PersistentPerTable()
+    TRANSACTIONAL_DDL = False
     FALLBACK_TYPE = "VARCHAR"
     TYPES: ClassVar[dict[str, str]] = {
         "int16": "SMALLINT",
@@ -41,9 +46,3 @@ class SnowflakeDialect(Dialect):
         "json": "VARCHAR",
         "uuid": "VARCHAR",
     }
-
-    def column_type(self, ctype: ColumnType) -> exp.DataType:
-        """As the base, but arrays are JSON text (Snowflake's ARRAY is untyped VARIANT)."""
-        if ctype.kind == "array":
-            return self.build(self.FALLBACK_TYPE)
-        return super().column_type(ctype)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from merge.dialects.base import Dialect
+from merge.dialect import Dialect
 
 
 class DuckDBDialect(Dialect):
     """DuckDB: native UUID, JSON, lists, microsecond timestamps, DECIMAL up to 38 digits."""
 
     NAME = "duckdb"
+    OTEL_DB_SYSTEM = "duckdb"
     SQLGLOT_DIALECT = "duckdb"
     MAX_DECIMAL_PRECISION = 38
+    MAX_IDENTIFIER_LENGTH = None
+    # Quoted or not, "Orders" and orders are one table.
+    CASE_INSENSITIVE_IDENTIFIERS = True
     FALLBACK_TYPE = "VARCHAR"
     TYPES: ClassVar[dict[str, str]] = {
         "int16": "SMALLINT",

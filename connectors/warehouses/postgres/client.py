@@ -7,41 +7,24 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 from sqlglot import exp
 
-from connectors.warehouses.values import adapt_temporal, falls_back_to_text, text_value
+from connectors.warehouses.postgres.dialect import PostgresDialect
+from connectors.warehouses.postgres.values import copy_value
+from connectors.warehouses.values import falls_back_to_text
 from core.config import PostgresWarehouse
 from core.errors import WarehouseUnavailable
-from core.model import ColumnType, Infinite, OutOfRange
+from core.model import ColumnType
 from merge import client_sql, plan
-from merge.dialects.postgres import PostgresDialect
-
-
-def _raw_json(value: str) -> str:
-    return value
-
-
-def _temporal(value: Infinite | OutOfRange, ctype: ColumnType) -> str:
-    """PostgreSQL holds ±infinity, BC dates and `24:00:00` natively: `COPY` gets its text form."""
-    return str(value)
-
-
-def _copy_value(value: Any, ctype: ColumnType, as_text: bool) -> Any:
-    """A value in the form `COPY` takes for its column's warehouse type."""
-    if value is None:
-        return None
-    value = adapt_temporal(value, ctype, _temporal)
-    if as_text:
-        return text_value(value)
-    if ctype.kind == "json":
-        # Debezium gives JSON as text; Jsonb() stops psycopg from quoting it as a plain string.
-        return Jsonb(value, dumps=_raw_json) if isinstance(value, str) else Jsonb(value)
-    return value
 
 
 class PostgresSession:
     """A WarehouseSession on one PostgreSQL database (autocommit outside explicit transactions)."""
+
+    @classmethod
+    def from_config(cls, config: PostgresWarehouse, *, read_only: bool = False) -> PostgresSession:
+        """A session on the configured PostgreSQL database."""
+        return cls(config, read_only=read_only)
 
     def __init__(self, config: PostgresWarehouse, *, read_only: bool = False) -> None:
         self.dialect = PostgresDialect()
@@ -146,9 +129,7 @@ class PostgresSession:
         shapes = [(t, falls_back_to_text(t, self.dialect)) for _, t in columns]
         with self.conn.cursor() as cur, cur.copy(copy_sql) as copy:
             for row in rows:
-                copy.write_row(
-                    [_copy_value(v, t, f) for v, (t, f) in zip(row, shapes, strict=True)]
-                )
+                copy.write_row([copy_value(v, t, f) for v, (t, f) in zip(row, shapes, strict=True)])
 
     @staticmethod
     def stage_sql(

@@ -6,7 +6,6 @@ import contextlib
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +13,13 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from connectors.warehouses.arrow_types import arrow_type
-from connectors.warehouses.values import adapt_temporal
+from connectors.warehouses.duckdb.arrow import arrow_type
+from connectors.warehouses.duckdb.dialect import DuckDBDialect
+from connectors.warehouses.duckdb.values import stage_value, text_fallback
+from core.config import DuckDBWarehouse
 from core.errors import ConfigError, MergeError
-from core.model import ColumnType, Infinite, OutOfRange
+from core.model import ColumnType
 from merge import plan
-from merge.dialects.duckdb import DuckDBDialect
 
 # DuckDB's lock error names the holder: "Conflicting lock is held in /usr/bin/python (PID 1234)".
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in .*?\(PID (\d+)\)")
@@ -29,29 +29,13 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _text_fallback(value: Any) -> Any:
-    """Values headed for a text fallback column (e.g. numeric beyond 38 digits) keep every digit."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return str(value)
-
-
-# DuckDB's own ±infinity: the largest int32 day / int64 µs (its Arrow reader takes them as such).
-_INFINITY = {"date": 2**31 - 1, "timestamp": 2**63 - 1, "timestamptz": 2**63 - 1}
-
-
-def _temporal(value: Infinite | OutOfRange, ctype: ColumnType) -> int:
-    """DuckDB stores every one exactly: ±infinity, BC dates and `24:00:00` are native values, staged
-    as the integer units of the Arrow column (days, µs since the epoch, µs past midnight)."""
-    if isinstance(value, Infinite):
-        return -_INFINITY[ctype.kind] if value.negative else _INFINITY[ctype.kind]
-    return value.value
-
-
 class DuckDBSession:
     """A WarehouseSession on a DuckDB file."""
+
+    @classmethod
+    def from_config(cls, config: DuckDBWarehouse, *, read_only: bool = False) -> DuckDBSession:
+        """A session on the configured DuckDB file."""
+        return cls(config.path, read_only=read_only)
 
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.dialect = DuckDBDialect()
@@ -144,9 +128,9 @@ class DuckDBSession:
         arrays = []
         for index, (col_name, ctype) in enumerate(columns):
             atype = arrow_type(ctype, self.dialect.MAX_DECIMAL_PRECISION)
-            values = [adapt_temporal(row[index], ctype, _temporal) for row in rows]
+            values = [stage_value(row[index], ctype) for row in rows]
             if pa.types.is_string(atype) and ctype.kind not in ("string", "json", "uuid"):
-                values = [_text_fallback(v) for v in values]
+                values = [text_fallback(v) for v in values]
             fields.append(pa.field(col_name, atype))
             arrays.append(pa.array(values, type=atype))
         staged = pa.Table.from_arrays(arrays, schema=pa.schema(fields))

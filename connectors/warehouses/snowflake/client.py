@@ -10,8 +10,6 @@ creates its own tables with its own SQL, which the house rule (clients only bind
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -19,70 +17,26 @@ from typing import Any
 import snowflake.connector
 from sqlglot import exp
 
-from connectors.warehouses.values import adapt_temporal, falls_back_to_text, text_value
+from connectors.warehouses.snowflake.dialect import SnowflakeDialect
+from connectors.warehouses.snowflake.values import bind_value, with_column
+from connectors.warehouses.values import falls_back_to_text
 from core.config import SnowflakeWarehouse
 from core.errors import MergeError, UnrepresentableValue
-from core.model import ColumnType, Infinite, OutOfRange
+from core.model import ColumnType
 from merge import client_sql, plan
-from merge.dialects.snowflake import SnowflakeDialect
 
 _DDL = (exp.Create, exp.Drop, exp.Alter)
 
 
-_LAST = dt.datetime(9999, 12, 31, 23, 59, 59, 999999)
-_FIRST = dt.datetime(1, 1, 1)
-# Snowflake has no ±infinity: they become the ends of the range every Snowflake client can read,
-# so order and comparisons keep working (`infinity` and 9999-12-31 23:59:59.999999 become one value).
-_ENDS: dict[str, tuple[Any, Any]] = {
-    "date": (_FIRST.date(), _LAST.date()),
-    "timestamp": (_FIRST, _LAST),
-    "timestamptz": (_FIRST.replace(tzinfo=dt.UTC), _LAST.replace(tzinfo=dt.UTC)),
-}
-
-
-def _temporal(value: Infinite | OutOfRange, ctype: ColumnType) -> Any:
-    """±infinity as the ends of the range; a year before 1 or `24:00:00` is refused (a Snowflake
-    TIME stops at 23:59:59.999999999, and years before 1582 are not reliably Gregorian there)."""
-    if isinstance(value, Infinite) and ctype.kind in _ENDS:
-        first, last = _ENDS[ctype.kind]
-        return first if value.negative else last
-    raise UnrepresentableValue(
-        f"the value {value} cannot be stored in a Snowflake {ctype.kind.upper()} column. "
-        "Change the source row, or leave the column out of the connector "
-        "(column.exclude.list), then restart `cdchub run`",
-        warehouse="snowflake",
-    )
-
-
-def _bind_value(value: Any, ctype: ColumnType, as_text: bool) -> Any:
-    """A value the connector can bind into its column's Snowflake type."""
-    if value is None:
-        return None
-    value = adapt_temporal(value, ctype, _temporal)
-    if ctype.kind == "array":
-        return json.dumps(value, default=str, ensure_ascii=False)
-    if as_text:
-        return text_value(value)
-    return value
-
-
-def _with_column(
-    exc: UnrepresentableValue,
-    columns: Sequence[tuple[str, ColumnType]],
-    rows: Sequence[Sequence[Any]],
-) -> UnrepresentableValue:
-    """The refusal again, naming the first column that holds a value Snowflake cannot store."""
-    for row in rows:
-        for (name, ctype), value in zip(columns, row, strict=True):
-            try:
-                adapt_temporal(value, ctype, _temporal)
-            except UnrepresentableValue:
-                return UnrepresentableValue(exc.message, **exc.context, column=name)
-    return exc
-
-
 class SnowflakeSession:
     """A WarehouseSession on one Snowflake database and schema."""
+
+    @classmethod
+    def from_config(
+        cls, config: SnowflakeWarehouse, *, read_only: bool = False
+    ) -> SnowflakeSession:
+        """A session on the configured Snowflake database (read-only is the role's business)."""
+        return cls(config)
 
     def __init__(self, config: SnowflakeWarehouse) -> None:
         self.dialect = SnowflakeDialect()
@@ -185,11 +139,10 @@ class SnowflakeSession:
         shapes = [(t, falls_back_to_text(t, self.dialect)) for _, t in columns]
         try:
             bound = [
-                [_bind_value(v, t, f) for v, (t, f) in zip(row, shapes, strict=True)]
-                for row in rows
+                [bind_value(v, t, f) for v, (t, f) in zip(row, shapes, strict=True)] for row in rows
             ]
         except UnrepresentableValue as exc:
-            raise _with_column(exc, columns, rows) from None
+            raise with_column(exc, columns, rows) from None
         self.executemany(insert, bound)
 
     @staticmethod

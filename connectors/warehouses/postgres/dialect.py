@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from sqlglot import exp
-
-from core.model import ColumnType
-from merge.dialects.base import Dialect
+from merge.dialect import Dialect
 
 
 class PostgresDialect(Dialect):
     """PostgreSQL 13+: NUMERIC up to 1000 digits (and NaN), jsonb, uuid, typed arrays, bytea."""
 
     NAME = "postgres"
+    OTEL_DB_SYSTEM = "postgresql"
     SQLGLOT_DIALECT = "postgres"
     # NUMERIC(p, s) takes p up to 1000; beyond that the unconstrained NUMERIC still holds every digit.
     MAX_DECIMAL_PRECISION = 1000
@@ -44,11 +42,3 @@ class PostgresDialect(Dialect):
         # NUMERIC holds every digit, NaN and ±Infinity.
         "numeric": "NUMERIC",
     }
-
-    def column_type(self, ctype: ColumnType) -> exp.DataType:
-        """As the base, but decimals without a precision (or wider than 1000) stay numeric."""
-        if ctype.kind == "decimal" and (
-            ctype.precision is None or ctype.precision > self.MAX_DECIMAL_PRECISION
-        ):
-            return self.build(self.UNBOUNDED_DECIMAL_TYPE)
-        return super().column_type(ctype)

@@ -1,0 +1,40 @@
+"""DuckDB's value adapter: how decoded values are staged through Arrow.
+
+Every value is kept exactly: a kind without an exact DuckDB type goes to its text fallback as
+canonical text, and the warehouse-neutral temporal values (`Infinite`, `OutOfRange`) become DuckDB's
+own ±infinity, BC dates and `24:00:00`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from connectors.warehouses.values import adapt_temporal
+from core.model import ColumnType, Infinite, OutOfRange
+
+
+def text_fallback(value: Any) -> Any:
+    """Values headed for a text fallback column (e.g. numeric beyond 38 digits) keep every digit."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+# DuckDB's own ±infinity: the largest int32 day / int64 µs (its Arrow reader takes them as such).
+_INFINITY = {"date": 2**31 - 1, "timestamp": 2**63 - 1, "timestamptz": 2**63 - 1}
+
+
+def temporal(value: Infinite | OutOfRange, ctype: ColumnType) -> int:
+    """DuckDB stores every one exactly: ±infinity, BC dates and `24:00:00` are native values, staged
+    as the integer units of the Arrow column (days, µs since the epoch, µs past midnight)."""
+    if isinstance(value, Infinite):
+        return -_INFINITY[ctype.kind] if value.negative else _INFINITY[ctype.kind]
+    return value.value
+
+
+def stage_value(value: Any, ctype: ColumnType) -> Any:
+    """A decoded value as the Arrow column of its kind takes it."""
+    return adapt_temporal(value, ctype, temporal)

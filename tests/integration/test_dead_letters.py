@@ -1,0 +1,125 @@
+"""A poisoned event on the real stack: dead-lettered, its table halted, the others flowing; after the
+fix, `cdchub dlq retry` (run as a user runs it) lands it in its place in history and `verify` is green.
+
+The poison is a change the warehouse refuses: a CHECK constraint a DBA added to the warehouse's
+`shop.orders_history` (refusing one order status). The source commits an order update with that
+status together with a customer update, then more changes to both tables.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from dbschemas.loader import pg_connect
+from tests.integration.conftest import Stack
+from tests.integration.helpers import (
+    failures,
+    replicate_until_verified,
+    run_until_idle,
+    verify,
+    with_warehouse,
+)
+
+CLI = [sys.executable, "-m", "cdchub.cli"]
+
+
+def _rebuild_history(path: Path, check: str | None) -> None:
+    conn = duckdb.connect(str(path))
+    try:
+        ddl = conn.execute(
+            "SELECT sql FROM duckdb_tables() WHERE schema_name = 'shop' "
+            "AND table_name = 'orders_history'"
+        ).fetchone()[0]
+        ddl = re.sub(r",\s*CHECK\(.*\)\s*\);?\s*$", ");", ddl.strip())
+        if check is not None:
+            ddl = ddl.rstrip(";").rstrip()[:-1] + f", CHECK ({check}));"
+        conn.execute("CREATE TABLE shop.keep AS SELECT * FROM shop.orders_history")
+        conn.execute("DROP TABLE shop.orders_history")
+        conn.execute(ddl)
+        conn.execute("INSERT INTO shop.orders_history SELECT * FROM shop.keep")
+        conn.execute("DROP TABLE shop.keep")
+    finally:
+        conn.close()
+
+
+def test_poisoned_event_is_dead_lettered_and_a_retry_lands_it(stack: Stack, tmp_path: Path) -> None:
+    config = with_warehouse(stack.config, tmp_path / "dlq.duckdb", "it-dlq")
+    assert replicate_until_verified(config)["ok"]
+    doc = yaml.safe_load(stack.config_path.read_text())
+    doc["warehouse"] = {"kind": "duckdb", "path": str(config.warehouse.path)}
+    doc["kafka"]["group_id"] = "it-dlq"
+    doc["state_dir"] = str(tmp_path / "state")
+    path = tmp_path / "dlq.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    _rebuild_history(config.warehouse.path, "status <> 'cancelled'")
+    with pg_connect(stack.layout.pg_admin, "shop") as conn:
+        order_id, status = conn.execute(
+            "SELECT order_id, status::text FROM public.orders WHERE status <> 'cancelled' "
+            "ORDER BY order_id LIMIT 1"
+        ).fetchone()
+        customer_id = conn.execute("SELECT min(customer_id) FROM public.customers").fetchone()[0]
+        conn.execute(
+            "UPDATE public.orders SET status = 'cancelled' WHERE order_id = %s", [order_id]
+        )
+        conn.execute(
+            "UPDATE public.customers SET loyalty_points = loyalty_points + 7 WHERE customer_id = %s",
+            [customer_id],
+        )
+        conn.commit()
+        conn.execute(
+            "UPDATE public.orders SET notes = 'after the poison' WHERE order_id = %s", [order_id]
+        )
+        conn.execute(
+            "UPDATE public.customers SET loyalty_points = loyalty_points + 1 WHERE customer_id = %s",
+            [customer_id],
+        )
+        conn.commit()
+    run_until_idle(config)
+
+    listed = subprocess.run(
+        [*CLI, "--config", str(path), "dlq", "list", "--json"], capture_output=True, text=True
+    )
+    assert listed.returncode == 0, listed.stderr
+    [letter] = json.loads(listed.stdout)
+    assert letter["table"] == "public.orders" and letter["status"] == "open"
+    assert letter["error_kind"] == "apply" and "CHECK" in letter["error"]
+    shown = subprocess.run(
+        [*CLI, "--config", str(path), "status", "--json"], capture_output=True, text=True
+    )
+    assert shown.returncode == 1, shown.stderr  # a person is needed
+    states = {t["table"]: t["state"] for t in json.loads(shown.stdout)["tables"]}
+    assert states["shop.public.orders"] == "dead-lettered", states
+    assert states["shop.public.customers"] == "running", states
+    report = verify(config)
+    bad = {t["table"] for t in failures(report)}
+    assert bad == {"public.orders"}, bad  # halted: behind the source; customers kept flowing
+
+    _rebuild_history(config.warehouse.path, None)  # the DBA drops the constraint
+    retried = subprocess.run(
+        [*CLI, "--config", str(path), "dlq", "retry", letter["id"]], capture_output=True, text=True
+    )
+    assert retried.returncode == 0, retried.stderr
+    run_until_idle(config)
+    report = verify(config)
+    assert report["ok"], failures(report)
+    conn = duckdb.connect(str(config.warehouse.path), read_only=True)
+    try:
+        versions = conn.execute(
+            "SELECT status, notes FROM shop.orders_history WHERE order_id = ? "
+            "ORDER BY _cdc_source_pos",
+            [order_id],
+        ).fetchall()
+        letters = conn.execute("SELECT status FROM _cdchub.dead_letters").fetchall()
+    finally:
+        conn.close()
+    assert versions[-2:] == [("cancelled", versions[-3][1]), ("cancelled", "after the poison")]
+    assert versions[-3][0] == status
+    assert letters == [("applied",)]
