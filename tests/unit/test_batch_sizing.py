@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from connectors.warehouses.duckdb_client import DuckDBSession
+from connectors.warehouses.duckdb.client import DuckDBSession
 from tests.unit.test_runner_liveness import Workload, _config, _current, _runner
 
 
