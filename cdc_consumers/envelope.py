@@ -31,6 +31,7 @@ from core.model import (
 )
 
 _PAYLOAD_MARK = b',"payload":'
+_SCHEMA_START = len(b'{"schema":')
 _POSITION = {
     SourceKind.POSTGRES: postgres_position,
     SourceKind.MARIADB: binlog_position,
@@ -54,12 +55,16 @@ def _split(raw: bytes) -> tuple[bytes, bytes]:
     return raw[len(b'{"schema":') : cut], raw[cut + len(_PAYLOAD_MARK) : -1]
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_OPS = {op.value: op for op in Op}
+
+
 def commit_time(source: dict[str, Any]) -> dt.datetime:
     """The source commit time (UTC), at the finest precision the connector reports."""
     ts_us = source.get("ts_us")
     if ts_us is not None:
-        return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(ts_us))
-    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=int(source["ts_ms"]))
+        return _EPOCH + dt.timedelta(microseconds=int(ts_us))
+    return _EPOCH + dt.timedelta(milliseconds=int(source["ts_ms"]))
 
 
 class EnvelopeDecoder:
@@ -71,6 +76,10 @@ class EnvelopeDecoder:
         self._position = _POSITION[kind]
         self._shapes: dict[bytes, _RowShape] = {}
         self._keys: dict[bytes, tuple[str, ...]] = {}
+        # topic -> (schema bytes, key columns, shape) of its last record: a schema repeats on every
+        # record, and comparing bytes is cheaper than hashing them for the cache.
+        self._last: dict[str, tuple[bytes, tuple[str, ...], _RowShape]] = {}
+        self._tables: dict[tuple[str, str], TableId] = {}
 
     def decode(
         self,
@@ -101,20 +110,37 @@ class EnvelopeDecoder:
     def _decode(
         self, key: bytes | None, value: bytes, coordinates: KafkaCoordinates
     ) -> ChangeEvent:
-        schema_bytes, payload_bytes = _split(value)
         key_columns = self._key_columns(key)
-        shape = self._shapes.get(schema_bytes + b"|" + ",".join(key_columns).encode())
-        if shape is None:
-            shape = self._learn_shape(schema_bytes, key_columns)
+        last = self._last.get(coordinates.topic)
+        if last is not None:
+            # The topic's last schema again? Then the payload starts right after it: no search
+            # through the (kilobytes of) schema for the payload mark.
+            end = _SCHEMA_START + len(last[0])
+            if (
+                value.startswith(_PAYLOAD_MARK, end)
+                and last[1] == key_columns
+                and value[_SCHEMA_START:end] == last[0]
+                and value.startswith(b'{"schema":')
+            ):
+                schema_bytes = last[0]
+                payload_bytes = value[end + len(_PAYLOAD_MARK) : -1]
+            else:
+                last = None
+        if last is not None:
+            shape = last[2]
+        else:
+            schema_bytes, payload_bytes = _split(value)
+            found = self._shapes.get(schema_bytes + b"|" + ",".join(key_columns).encode())
+            shape = found or self._learn_shape(schema_bytes, key_columns)
+            self._last[coordinates.topic] = (schema_bytes, key_columns, shape)
         payload = jsonfast.loads(payload_bytes)
-        op = Op(payload["op"])
+        op = _OPS[payload["op"]]
         source = payload["source"]
         tx = payload.get("transaction") or {}
-        table = TableId(
-            self.source_name,
-            source.get("schema") or source.get("db") or "",
-            source.get("table") or "",
-        )
+        place = (source.get("schema") or source.get("db") or "", source.get("table") or "")
+        table = self._tables.get(place)
+        if table is None:
+            table = self._tables[place] = TableId(self.source_name, *place)
         before = (
             shape.decode(payload["before"], op is Op.DELETE)
             if payload.get("before") is not None

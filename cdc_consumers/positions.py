@@ -20,9 +20,10 @@ after the snapshot.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
+
+from cdc_consumers import jsonfast
 
 _DIGITS = re.compile(r"(\d+)$")
 WIDTH = 20
@@ -51,7 +52,7 @@ def postgres_position(source: dict[str, Any], total_order: int | None) -> str:
     previous_commit: int | None = None
     sequence = source.get("sequence")
     if sequence:
-        parts = json.loads(sequence) if isinstance(sequence, str) else sequence
+        parts = jsonfast.loads(sequence) if isinstance(sequence, str) else sequence
         if parts and parts[0] is not None:
             previous_commit = _lsn(parts[0])
     tx_key = previous_commit if previous_commit is not None else lsn

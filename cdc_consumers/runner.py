@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cdc_consumers import gcpolicy
 from cdc_consumers.envelope import EnvelopeDecoder
 from cdc_consumers.replay import ReplayJobs
 from cdc_consumers.stream import ChangeStream, KafkaChangeStream, Partition
@@ -54,6 +55,8 @@ from merge.session import WarehouseSession
 from observability.instrumentation import NoInstrumentation
 
 log = logging.getLogger(__name__)
+FETCH_MAX_BYTES = 16 * 1024 * 1024
+FETCH_PARTITION_BYTES = 4 * 1024 * 1024
 # How often a run looks for `cdchub dlq retry|skip` decisions (one small query on the warehouse).
 LETTER_CHECK_S = 5.0
 Progress = Callable[[str], None]
@@ -143,6 +146,12 @@ class Runner:
             kafka.group_id,
             self.client_id,
             kafka.batch_max_events,
+            # kafka-python holds a fetch response about three times over while it parses it (the
+            # response, each partition's slice, the records), so fetches stay well under a batch:
+            # 16 MiB per fetch, 4 MiB per partition (the 1 MiB default means a round trip every
+            # ~150 Debezium records of ~7 KB).
+            fetch_max_bytes=min(FETCH_MAX_BYTES, kafka.batch_max_bytes),
+            max_partition_fetch_bytes=min(FETCH_PARTITION_BYTES, kafka.batch_max_bytes),
             bootstrap_s=self._bootstrap_s,
         )
 
@@ -162,6 +171,8 @@ class Runner:
         self._caught_up_sources: dict[str, bool] = {}
         self._behind: list[str] = []
         self._all_caught_up = False
+        # Records waiting in Kafka at the last probe (end offsets minus positions).
+        self._backlog = 0
         self._probed_at = -1e9
         self._changes_seen = 0
 
@@ -204,6 +215,7 @@ class Runner:
             self._letter_of = {}
             self._letters_checked_at = -1e9
             self._check_letters(time.monotonic())
+            gcpolicy.tune_for_batches()
             # Without a broker the client gives up after this long: within --max-seconds.
             self._bootstrap_s = 30.0 if max_seconds is None else max(1.0, min(30.0, max_seconds))
             stream = self.stream_factory()
@@ -287,20 +299,34 @@ class Runner:
         return position
 
     def _poll_batch(self, stream: ChangeStream) -> list[StreamRecord]:
-        """Poll until the batch is full or the batch wait has passed since its first record."""
+        """Poll until the batch is full (events or bytes) or the batch wait has passed since its
+        first record.
+
+        The wait bounds how long a first record waits for company. While the last probe saw at
+        least a batch of records waiting in Kafka, they need no waiting for: the batch fills to its
+        size limits, however long polling them takes (each batch costs a fixed set of statements
+        per table, so a catch-up wants full ones); an empty poll still ends it.
+        """
         limit = self.config.kafka.batch_max_events
+        max_bytes = self.config.kafka.batch_max_bytes
         wait_s = self.config.kafka.batch_max_wait_ms / 1000
+        catching_up = self._backlog >= limit
         records: list[StreamRecord] = []
+        size = 0
         first_at: float | None = None
-        while len(records) < limit:
+        while len(records) < limit and size < max_bytes:
             timeout = 500
-            if first_at is not None:
+            if first_at is not None and not catching_up:
                 timeout = max(0, int((first_at + wait_s - time.monotonic()) * 1000))
             polled = stream.poll(limit - len(records), timeout)
             records.extend(polled)
+            # The raw bytes a batch holds bound its memory (records stay until it commits).
+            size += sum(len(r.value or b"") + len(r.key or b"") for r in polled)
             if records and first_at is None:
                 first_at = time.monotonic()
-            if first_at is None or time.monotonic() - first_at >= wait_s or not polled:
+            if first_at is None or not polled:
+                break
+            if not catching_up and time.monotonic() - first_at >= wait_s:
                 break
         return records
 
@@ -324,9 +350,11 @@ class Runner:
             log.debug("caught-up probe failed: %s", exc)
             self._caught_up_sources = {}
             self._all_caught_up = False
+            self._backlog = 0
             return
         unassigned = existing - {p.topic for p in assignment}
         lagging = sorted(p for p in assignment if positions[p] < ends.get(p, 0))
+        self._backlog = sum(ends.get(p, 0) - positions[p] for p in lagging)
         self._behind = [
             f"{p.topic}[{p.partition}] at offset {positions[p]} of {ends.get(p, 0)}"
             for p in lagging

@@ -80,6 +80,9 @@ class _Transaction:
     events: list[tuple[ChangeEvent, StreamRecord]] = field(default_factory=list)
     end: StreamRecord | None = None
     expected: int | None = None
+    # Per (topic, partition), the offset of this transaction's earliest parked record there: the
+    # low-water marks are computed every batch, so not by walking every parked event.
+    first: dict[tuple[str, int], int] = field(default_factory=dict)
     # When this transaction was first seen blocking its source while the source was read to its end
     # (or a later transaction was complete): the start of its stall clock.
     stuck_since: float | None = None
@@ -173,6 +176,9 @@ class TransactionAssembler:
         if tx is None:
             tx = self._open[event.tx_id] = _Transaction(event.tx_id, now)
         tx.events.append((event, raw))
+        where = (raw.stream, raw.partition)
+        if raw.offset < tx.first.get(where, raw.offset + 1):
+            tx.first[where] = raw.offset
         self._parked_events += 1
         return True
 
@@ -239,13 +245,12 @@ class TransactionAssembler:
         """Per partition, the offset of the earliest record held back (its events and END)."""
         low: dict[tuple[str, int], int] = {}
         for tx in (*self._open.values(), *self._ended.values()):
-            raws = [raw for _, raw in tx.events]
+            marks = list(tx.first.items())
             if tx.end is not None:
-                raws.append(tx.end)
-            for raw in raws:
-                key = (raw.stream, raw.partition)
-                if raw.offset < low.get(key, raw.offset + 1):
-                    low[key] = raw.offset
+                marks.append(((tx.end.stream, tx.end.partition), tx.end.offset))
+            for key, offset in marks:
+                if offset < low.get(key, offset + 1):
+                    low[key] = offset
         return low
 
     def waiting(self) -> Waiting | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import random
 import resource
-import statistics
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from merge import client_sql, plan
 from merge.naming import CONTROL_SCHEMA
 from merge.scd2 import Checkpoint, Scd2Engine, TableInfo
 from merge.session import WarehouseSession
+from observability.lagmath import percentile
 
 SCRATCH_PREFIX = "cdchub_bench_"
 SCHEMA = TableSchema(
@@ -282,7 +282,6 @@ def bench_merge(
             latencies.append(time.perf_counter() - began)
             versions += result.versions
     total = sum(latencies)
-    p95 = statistics.quantiles(latencies, n=20)[-1] if len(latencies) > 1 else latencies[0]
     return BenchResult(
         warehouse=kind,
         events=len(stream),
@@ -292,7 +291,7 @@ def bench_merge(
         versions=versions,
         seconds=total,
         events_per_s=len(stream) / total if total else 0.0,
-        batch_p50_ms=statistics.median(latencies) * 1000,
-        batch_p95_ms=p95 * 1000,
+        batch_p50_ms=percentile(latencies, 50) * 1000,
+        batch_p95_ms=percentile(latencies, 95) * 1000,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     )

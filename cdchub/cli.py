@@ -1040,6 +1040,67 @@ def bench_merge(
     click.echo(json.dumps(result.to_json()) if as_json else result.describe())
 
 
+@bench.command("catchup")
+@click.option(
+    "--events",
+    type=click.IntRange(1000),
+    default=400_000,
+    show_default=True,
+    help="Row changes in the backlog (60% snapshot rows, the rest multi-table transactions).",
+)
+@click.option(
+    "--warehouse",
+    "kind",
+    type=click.Choice(["duckdb", "postgres"]),
+    default="duckdb",
+    show_default=True,
+)
+@click.option(
+    "--transaction-consistent/--no-transaction-consistent",
+    default=True,
+    show_default=True,
+    help="The source's transaction_consistent setting for the timed run.",
+)
+@click.option(
+    "--compare-consistency",
+    is_flag=True,
+    help="Then time a second fresh run with the other transaction-consistency mode.",
+)
+@click.option("--peer", is_flag=True, help="Also time Debezium's JDBC sink on the same topics.")
+@click.option(
+    "--profile",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Sample the timed run with py-spy into this file (collapsed stacks).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@_guard
+def bench_catchup(
+    events: int,
+    kind: str,
+    transaction_consistent: bool,
+    compare_consistency: bool,
+    peer: bool,
+    profile: Path | None,
+    as_json: bool,
+) -> None:
+    """Catch-up on a private stack: events/s of a fresh run, peak RSS, time split, verify."""
+    from cdchub.bench_catchup import bench_catchup as run_bench
+
+    results = run_bench(
+        events=events,
+        warehouse=kind,
+        transaction_consistent=transaction_consistent,
+        compare_consistency=compare_consistency,
+        peer=peer,
+        profile=profile.resolve() if profile else None,
+        progress=_progress,
+    )
+    for result in results:
+        click.echo(json.dumps(result.to_json()) if as_json else result.describe())
+    if any(not r.verify_ok or (r.peer is not None and not r.peer.equal) for r in results):
+        sys.exit(1)
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--window", default="15m", show_default=True, help="Percentile window: 90s, 15m, 1h.")

@@ -6,7 +6,6 @@ caught up → verify → summary.
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -17,24 +16,15 @@ from connectors.warehouses import open_session
 from core.config import HubConfig
 from core.errors import CdcHubError
 from core.results import RunResult
+from observability.lagmath import distribution
 from ops.verify import verify_all
 
 Progress = Callable[[str], None]
 
 
 def _percentiles(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p95": None, "p99": None, "max": None}
-    if len(values) == 1:
-        v = round(values[0], 1)
-        return {"p50": v, "p95": v, "p99": v, "max": v}
-    q = statistics.quantiles(values, n=100, method="inclusive")
-    return {
-        "p50": round(q[49], 1),
-        "p95": round(q[94], 1),
-        "p99": round(q[98], 1),
-        "max": round(max(values), 1),
-    }
+    stats = distribution(values)
+    return {k: None if stats is None else round(stats[k], 1) for k in ("p50", "p95", "p99", "max")}
 
 
 def run_demo(

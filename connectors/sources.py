@@ -16,6 +16,7 @@ from psycopg.types.hstore import register_hstore
 from psycopg.types.string import TextLoader
 from sqlglot import exp
 
+from connectors import postgres_admin
 from connectors.heartbeat import heartbeat_table
 from core.config import SourceConfig
 
@@ -140,15 +141,10 @@ def list_tables(conn: Any, source: SourceConfig) -> list[tuple[str, str]]:
 
 def _all_tables(conn: Any, source: SourceConfig) -> list[tuple[str, str]]:
     if source.kind == "postgres":
-        rows = conn.execute(
-            "SELECT n.nspname, c.relname FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "  # partitions come via the root
-            "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-            "AND n.nspname NOT LIKE 'pg\\_%'"
-        ).fetchall()
+        # The publishable tables (partitions come via their root); the catalog is readable by all.
+        tables = [(s, t) for s, t, _ in postgres_admin.publishable_tables(conn)]
         conn.rollback()  # so a following read_table can open its REPEATABLE READ transaction
-        return [(r[0], r[1]) for r in rows]
+        return tables
     with conn.cursor() as cur:
         cur.execute(
             "SELECT table_schema, table_name FROM information_schema.tables "

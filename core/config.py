@@ -61,7 +61,12 @@ class KafkaConfig(_Model):
     bootstrap_servers: str = "127.0.0.1:29092"
     group_id: str = "cdchub"
     # Records fetched per poll; a batch is cut at this many events or after `batch_max_wait_ms`.
-    batch_max_events: int = Field(5000, gt=0)
+    # Each batch costs a fixed set of statements per table, so a catch-up wants big ones (bench
+    # catchup, docs/benchmarks.md); a quiet stream cuts small batches by the wait anyway.
+    batch_max_events: int = Field(20_000, gt=0)
+    # ... or once its records hold this many bytes (key + value as received); Kafka fetches are
+    # sized by it too, so it bounds the consumer's memory whatever the record size.
+    batch_max_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024)
     batch_max_wait_ms: int = Field(500, ge=0)
     # Transaction-consistent sources park events until their transaction is whole (see
     # docs/transactions.md); past these bounds a transaction is applied without that guarantee.

@@ -27,8 +27,8 @@ import pymysql.cursors
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from connectors import signals
-from connectors.heartbeat import create_statement, heartbeat_table
+from connectors import postgres_admin, signals
+from connectors.heartbeat import heartbeat_table
 from core.config import SourceConfig
 from core.errors import ConfigError, StackError
 from dbschemas import fakedata as fd
@@ -175,7 +175,7 @@ def _load_postgres(layout: StackLayout, source: SourceConfig, progress: Progress
     where = f"{source.name} (postgres {admin.host}:{admin.port}/{source.database})"
     try:
         with pg_connect(admin, "postgres", autocommit=True) as conn:
-            if _pg_create_database(conn, source.database):
+            if postgres_admin.create_database(conn, source.database):
                 progress(f"demo: {where}: created database")
         with pg_connect(admin, source.database) as conn:
             missing = _pg_missing_tables(conn)
@@ -192,8 +192,8 @@ def _load_postgres(layout: StackLayout, source: SourceConfig, progress: Progress
                 summary = ", ".join(f"{n} {t}" for t, n in seeded.items())
                 progress(f"demo: {where}: seeded {summary}")
             _pg_grant(conn, source.database, layout.pg_cdc.user)
-            _pg_heartbeat_table(conn, source, layout.pg_cdc.user)
-            _pg_signal_table(conn, source, layout.pg_cdc.user)
+            postgres_admin.create_heartbeat_table(conn, source, layout.pg_cdc.user)
+            postgres_admin.create_signal_table(conn, source, layout.pg_cdc.user)
             action = _pg_publication(conn, source)
             conn.commit()
             progress(f"demo: {where}: granted SELECT to {layout.pg_cdc.user}; {action}")
@@ -201,21 +201,6 @@ def _load_postgres(layout: StackLayout, source: SourceConfig, progress: Progress
         raise StackError(
             f"loading the demo schema failed: {exc}", source=source.name, database=source.database
         ) from exc
-
-
-def _pg_create_database(conn: psycopg.Connection, dbname: str) -> bool:
-    """CREATE DATABASE unless it exists; True when it was created."""
-    if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
-        return False
-    row = conn.execute(
-        "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'template1'"
-    ).fetchone()
-    stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname))
-    if not row or row[0] != "UTF8":
-        # A cluster initialised with a non-UTF8 locale: UTF8 needs template0 and the C locale.
-        stmt = stmt + sql.SQL(" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'")
-    conn.execute(stmt)
-    return True
 
 
 def _pg_missing_tables(conn: psycopg.Connection) -> list[str]:
@@ -242,43 +227,7 @@ def _pg_grant(conn: psycopg.Connection, dbname: str, cdc_user: str) -> None:
         raise StackError(
             "the CDC user does not exist; run `cdchub stack up` first", user=cdc_user, db=dbname
         )
-    user, schema = sql.Identifier(cdc_user), sql.Identifier(PG_SCHEMA)
-    for stmt in (
-        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(dbname), user),
-        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, user),
-        sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(schema, user),
-        # Tables added later by the admin are readable too, without re-running the loader.
-        sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT SELECT ON TABLES TO {}").format(
-            schema, user
-        ),
-    ):
-        conn.execute(stmt)
-
-
-def _pg_heartbeat_table(conn: psycopg.Connection, source: SourceConfig, cdc_user: str) -> None:
-    """The table Debezium's heartbeat action query upserts (connectors/heartbeat.py)."""
-    found = heartbeat_table(source)
-    if found is None:
-        return
-    conn.execute(create_statement(source).encode())
-    conn.execute(
-        sql.SQL("GRANT SELECT, INSERT, UPDATE ON {} TO {}").format(
-            sql.Identifier(*found), sql.Identifier(cdc_user)
-        )
-    )
-
-
-def _pg_signal_table(conn: psycopg.Connection, source: SourceConfig, cdc_user: str) -> None:
-    """The Debezium signaling table `cdchub backfill` writes to (connectors/signals.py)."""
-    found = signals.signal_table(source)
-    if found is None:
-        return
-    conn.execute(signals.create_statement(source).encode())
-    conn.execute(
-        sql.SQL("GRANT SELECT, INSERT, DELETE ON {} TO {}").format(
-            sql.Identifier(*found), sql.Identifier(cdc_user)
-        )
-    )
+    postgres_admin.grant_read(conn, dbname, cdc_user, [PG_SCHEMA])
 
 
 def _pg_publication_tables(conn: psycopg.Connection, source: SourceConfig) -> list[tuple[str, str]]:
@@ -286,14 +235,7 @@ def _pg_publication_tables(conn: psycopg.Connection, source: SourceConfig) -> li
 
     The heartbeat table is always published: its changes must reach Debezium to advance the slot.
     """
-    rows = conn.execute(
-        "SELECT n.nspname, c.relname FROM pg_class c "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
-        "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-        "AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2"
-    ).fetchall()
-    existing = [(r[0], r[1]) for r in rows]
+    existing = [(s, t) for s, t, _ in postgres_admin.publishable_tables(conn)]
     beat = heartbeat_table(source)
     signal = signals.signal_table(source)
     if source.tables is None:
@@ -315,23 +257,7 @@ def _pg_publication(conn: psycopg.Connection, source: SourceConfig) -> str:
     tables = _pg_publication_tables(conn, source)
     if not tables:
         raise ConfigError("no tables to publish", source=source.name, database=source.database)
-    name = sql.Identifier(source.publication)
-    table_list = sql.SQL(", ").join(sql.Identifier(s, t) for s, t in tables)
-    exists = conn.execute(
-        "SELECT 1 FROM pg_publication WHERE pubname = %s", (source.publication,)
-    ).fetchone()
-    if exists:
-        conn.execute(sql.SQL("ALTER PUBLICATION {} SET TABLE {}").format(name, table_list))
-        conn.execute(
-            sql.SQL("ALTER PUBLICATION {} SET (publish_via_partition_root = true)").format(name)
-        )
-        return f"publication {source.publication} updated ({len(tables)} tables)"
-    conn.execute(
-        sql.SQL(
-            "CREATE PUBLICATION {} FOR TABLE {} WITH (publish_via_partition_root = true)"
-        ).format(name, table_list)
-    )
-    return f"publication {source.publication} created ({len(tables)} tables)"
+    return postgres_admin.publish(conn, source.publication, tables)
 
 
 def _seed_shop(conn: psycopg.Connection) -> dict[str, int]:
@@ -711,9 +637,7 @@ def _seed_inventory(cur: pymysql.cursors.Cursor) -> dict[str, int]:
     )
     for shid, created in enumerate(created_times, start=1):
         wid, sku = rng.choice(stock)[:2]
-        shipments.append(
-            _shipment_row(rng, wid, sku, created, rng.randint(1, 20), shipment_id=shid)
-        )
+        shipments.append(shipment_row(rng, wid, sku, created, rng.randint(1, 20), shipment_id=shid))
     _insert_mysql(cur, "warehouses", WAREHOUSE_COLS, warehouses)
     _insert_mysql(cur, "suppliers", SUPPLIER_COLS, suppliers)
     _insert_mysql(cur, "stock_levels", STOCK_COLS, stock)
@@ -726,28 +650,37 @@ def _seed_inventory(cur: pymysql.cursors.Cursor) -> dict[str, int]:
     }
 
 
-def _shipment_row(
+def shipment_row(
     rng: random.Random,
     warehouse_id: int,
     sku: str,
     created: datetime,
-    supplier_id: int,
+    supplier_id: int | None,
     *,
-    shipment_id: int | None,
+    shipment_id: int | None = None,
     status: str | None = None,
     direction: str | None = None,
+    quantity: int | None = None,
+    shipped_at: datetime | None = None,
 ) -> tuple[Any, ...]:
-    """A shipments row (with `shipment_id` first, None for AUTO_INCREMENT)."""
+    """A shipments row in `SHIPMENT_COLS` order (`shipment_id` first, None for AUTO_INCREMENT).
+
+    The one builder of the seed (shipments created in the past) and the workload (created now):
+    unless planned, a shipment ships at `shipped_at` (default: within two days of creation) with a
+    carrier and a tracking number; a delivered one arrives within five days of shipping.
+    """
     direction = direction or rng.choices(["inbound", "outbound", "transfer"], weights=[5, 4, 1])[0]
     status = (
         status or rng.choices(["planned", "in_transit", "delivered", "cancelled"], [2, 2, 5, 1])[0]
     )
-    quantity = rng.choice([1, 2, 10, 24, 100, 4_000_000_000])  # near INT UNSIGNED max
-    shipped = created + fd.micro_jitter(rng, 2 * 86400) if status != "planned" else None
+    quantity = quantity or rng.choice([1, 2, 10, 24, 100, 4_000_000_000])  # near INT UNSIGNED max
+    shipped = None
+    if status != "planned":
+        shipped = shipped_at or created + fd.micro_jitter(rng, 2 * 86400)
     delivered = (
         shipped + fd.micro_jitter(rng, 5 * 86400) if status == "delivered" and shipped else None
     )
-    carrier = rng.choice(fd.CARRIERS)
+    carrier = rng.choice(fd.CARRIERS) if status != "planned" else None
     return (
         shipment_id,
         warehouse_id,

@@ -30,9 +30,11 @@ from core.config import SourceConfig
 from core.errors import ConfigError, StackError
 from dbschemas import fakedata as fd
 from dbschemas.loader import (
+    SHIPMENT_COLS,
     demo_name,
     is_local_demo_source,
     naive_utc,
+    shipment_row,
     source_connection,
     to_json,
 )
@@ -42,6 +44,11 @@ Progress = Callable[[str], object]
 PROGRESS_EVERY_S = 2.0
 OPS = ("insert", "update", "delete")
 INT4_MAX = 2_147_483_647
+# Every column but the AUTO_INCREMENT key, from the one shipments row builder's column list.
+_SHIPMENT_INSERT = (
+    f"INSERT INTO shipments ({', '.join(SHIPMENT_COLS[1:])})"
+    f" VALUES ({', '.join(['%s'] * (len(SHIPMENT_COLS) - 1))})"
+)
 # Orders never include the deliberately absurd-priced product, so totals fit numeric(12,2).
 MAX_ORDERABLE_PRICE = Decimal(100_000)
 
@@ -703,35 +710,18 @@ class _Inventory(_Business):
         status: str,
         quantity: int | None = None,
     ) -> None:
-        qty = quantity or rng.choice([1, 2, 6, 12, 24, 48, 100, 250, 1000])
-        carrier = rng.choice(fd.CARRIERS) if status != "planned" else None
-        stamp = naive_utc(now)
-        tx.change(
-            "insert",
-            "shipments",
-            "INSERT INTO shipments (warehouse_id, supplier_id, direction, status, sku, quantity,"
-            " total_cost, carrier, tracking_number, is_fragile, manifest, notes, expected_on,"
-            " shipped_at, created_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                warehouse_id,
-                supplier_id,
-                direction,
-                status,
-                sku,
-                qty,
-                None if direction == "transfer" else fd.money(rng, 1, 99999),
-                carrier,
-                f"{rng.getrandbits(48):012X}" if carrier else None,
-                int(rng.random() < 0.15),
-                to_json(fd.manifest(rng, sku, qty)) if rng.random() < 0.8 else None,
-                fd.note(rng),
-                (now + timedelta(days=rng.randint(1, 21))).date(),
-                stamp if status != "planned" else None,
-                stamp,
-                stamp,
-            ),
+        row = shipment_row(
+            rng,
+            warehouse_id,
+            sku,
+            now,
+            supplier_id,
+            status=status,
+            direction=direction,
+            quantity=quantity or rng.choice([1, 2, 6, 12, 24, 48, 100, 250, 1000]),
+            shipped_at=now,
         )
+        tx.change("insert", "shipments", _SHIPMENT_INSERT, row[1:])
 
     def dispatch(self, tx: _Tx, rng: random.Random, now: datetime, budget: int) -> bool:
         """A planned shipment leaves with a carrier."""

@@ -19,9 +19,8 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import statistics
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +43,7 @@ from merge.evolution import Change, evolve
 from merge.naming import NameBook, TableNames, check_column_names
 from merge.observer import ApplyObserver, NullObserver
 from merge.session import WarehouseSession
+from observability.lagmath import percentile
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +100,6 @@ class TableInfo:
     source_kind: str
     source_database: str
     default_namespace: str
-
-
-def _percentile(values: Sequence[float], pct: float) -> float:
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(pct) - 1]
 
 
 class Scd2Engine:
@@ -676,9 +670,9 @@ class Scd2Engine:
             if lags:
                 stats = [
                     lags[0],
-                    _percentile(lags, 50),
-                    _percentile(lags, 95),
-                    _percentile(lags, 99),
+                    percentile(lags, 50),
+                    percentile(lags, 95),
+                    percentile(lags, 99),
                     lags[-1],
                 ]
             rows.append(

@@ -13,11 +13,10 @@ Span tree of one batch (names follow the OTel messaging and database semantic co
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any, cast
 
 from opentelemetry import trace
@@ -25,6 +24,7 @@ from opentelemetry.trace import SpanKind
 
 from connectors.kafka_probe import KafkaProbe
 from connectors.warehouses import dialect_for
+from connectors.warehouses.nesting import NestedTransaction
 from core.config import HubConfig
 from core.model import ChangeEvent, TableId
 from core.results import BatchResult
@@ -49,31 +49,24 @@ class _TracedSession:
     def __init__(self, session: WarehouseSession, owner: RunInstrumentation) -> None:
         self._session = session
         self._owner = owner
-        self._depth = 0
+        self._nesting = NestedTransaction()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._session, name)
 
+    def transaction(self) -> AbstractContextManager[None]:
+        """The session's transaction; inner blocks join it, the outermost commit is traced."""
+        return self._nesting.block(self._traced)
+
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        if self._depth:
-            with self._session.transaction():
-                yield
-            return
-        inner = self._session.transaction()
-        inner.__enter__()
-        self._depth = 1
-        try:
-            yield
-        except BaseException:
-            self._depth = 0
-            inner.__exit__(*sys.exc_info())
-            raise
-        self._depth = 0
-        with self._owner.tracer.start_as_current_span(
-            "COMMIT", kind=SpanKind.CLIENT, attributes=self._owner.db_attributes("COMMIT")
-        ):
-            inner.__exit__(None, None, None)
+    def _traced(self) -> Iterator[None]:
+        with ExitStack() as stack:
+            stack.enter_context(self._session.transaction())
+            yield  # an error here exits the session's block, which rolls back
+            with self._owner.tracer.start_as_current_span(
+                "COMMIT", kind=SpanKind.CLIENT, attributes=self._owner.db_attributes("COMMIT")
+            ):
+                stack.close()  # the session's block commits
 
 
 class _Batch(BatchWatch):

@@ -16,6 +16,7 @@ from typing import Any
 
 from cdc_consumers.converters import misc, numeric, temporal
 from cdc_consumers.converters.base import (
+    UNAVAILABLE_FORMS,
     UNAVAILABLE_VALUE,
     Converter,
     identity,
@@ -95,6 +96,8 @@ def _nullable(convert: Converter) -> Converter:
             return UNAVAILABLE
         return convert(value)
 
+    # row_decoder inlines the null/placeholder checks and skips identity conversions altogether.
+    wrapped.raw = convert  # type: ignore[attr-defined]
     return wrapped
 
 
@@ -178,15 +181,36 @@ def row_decoder(
     """
     columns: list[Column] = []
     converters: list[tuple[str, Converter]] = []
+    # The strict path, run for every row: the names in order, the columns whose value passes as it
+    # arrived (only Debezium's placeholder string is checked), and the ones that convert.
+    plain: list[str] = []
+    converting: list[tuple[str, Converter]] = []
     for field in fields:
         ctype, convert = column_type(field, source_kind)
         columns.append(Column(field["field"], ctype, bool(field.get("optional", True))))
         converters.append((field["field"], convert))
+        raw = getattr(convert, "raw", None)
+        if raw is identity:
+            plain.append(field["field"])
+        else:
+            converting.append((field["field"], raw or convert))
+    names = tuple(name for name, _ in converters)
+    placeholders = frozenset(UNAVAILABLE_FORMS)
 
     def decode(row: dict[str, Any], lenient: bool = False) -> dict[str, Any]:
         if not lenient:
-            return {name: convert(row.get(name)) for name, convert in converters}
-        out: dict[str, Any] = {}
+            get = row.get
+            out = {name: get(name) for name in names}
+            for name in plain:
+                value = out[name]
+                if value.__class__ is str and value in placeholders:
+                    out[name] = UNAVAILABLE
+            for name, convert in converting:
+                value = out[name]
+                if value is not None:
+                    out[name] = UNAVAILABLE if is_unavailable(value) else convert(value)
+            return out
+        out = {}
         for name, convert in converters:
             try:
                 out[name] = convert(row.get(name))

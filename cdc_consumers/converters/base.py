@@ -13,7 +13,7 @@ Converter = Callable[[Any], Any]
 # of it for arrays (docs/facts.md). Decoding turns it into a per-column "unavailable" marker; the
 # merge carries the previous version's value forward (merge.plan.carry_unavailable).
 UNAVAILABLE_VALUE = "__debezium_unavailable_value"
-_UNAVAILABLE_FORMS = (
+UNAVAILABLE_FORMS = (
     UNAVAILABLE_VALUE,
     base64.b64encode(UNAVAILABLE_VALUE.encode()).decode(),
 )
@@ -22,9 +22,9 @@ _UNAVAILABLE_FORMS = (
 def is_unavailable(raw: Any) -> bool:
     """True when a raw payload value is Debezium's unchanged-TOAST placeholder, in any form."""
     if isinstance(raw, str):
-        return raw in _UNAVAILABLE_FORMS
+        return raw in UNAVAILABLE_FORMS
     if isinstance(raw, list) and len(raw) == 1:
-        return raw[0] in _UNAVAILABLE_FORMS
+        return raw[0] in UNAVAILABLE_FORMS
     return False
 
 

@@ -7,6 +7,7 @@ import json
 import struct
 from typing import Any
 
+from cdc_consumers import jsonfast
 from cdc_consumers.converters.base import Converter
 
 
@@ -17,7 +18,11 @@ def b64(value: str) -> bytes:
 
 def json_text(value: str) -> str:
     """JSON documents, compacted with sorted keys so equal documents compare equal."""
-    return json.dumps(json.loads(value), separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    # Parsed by orjson (it falls back to the stdlib for what it refuses), written by the stdlib so
+    # the text stays exactly what it was (number forms such as 1e+16 included).
+    return json.dumps(
+        jsonfast.loads(value), separators=(",", ":"), ensure_ascii=False, sort_keys=True
+    )
 
 
 def bits(length: int | None, fixed: bool) -> Converter:

@@ -5,16 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 
-import psycopg
 from psycopg import sql
 
-from connectors.heartbeat import create_statement, heartbeat_table
+from connectors import postgres_admin
 from core.config import SourceConfig
 from core.errors import StackError
-from dbschemas.loader import _pg_create_database, pg_connect
+from dbschemas.loader import pg_connect
 from infrastructure.stack.layout import StackLayout
-
-SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 
 def database_exists(layout: StackLayout, database: str) -> bool:
@@ -30,7 +27,7 @@ def recreate_database(layout: StackLayout, database: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
         )
-        _pg_create_database(conn, database)
+        postgres_admin.create_database(conn, database)
 
 
 def run_script(layout: StackLayout, database: str, script: str) -> None:
@@ -44,23 +41,6 @@ def run_script(layout: StackLayout, database: str, script: str) -> None:
         raise StackError(f"psql failed: {done.stderr.strip()[-800:]}", database=database)
 
 
-def user_tables(conn: psycopg.Connection) -> list[tuple[str, str, bool]]:
-    """(schema, table, has_primary_key) of every table logical replication can publish.
-
-    Partitions are left out: the publication publishes them through their root
-    (`publish_via_partition_root`), so they arrive as the partitioned table.
-    """
-    rows = conn.execute(
-        "SELECT n.nspname, c.relname, EXISTS (SELECT 1 FROM pg_constraint k "
-        "  WHERE k.conrelid = c.oid AND k.contype = 'p') "
-        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
-        "AND n.nspname <> ALL(%s) AND n.nspname NOT LIKE 'pg\\_%%' ORDER BY 1, 2",
-        (list(SYSTEM_SCHEMAS),),
-    ).fetchall()
-    return [(r[0], r[1], bool(r[2])) for r in rows]
-
-
 def grant_and_publish(layout: StackLayout, database: str, publication: str) -> list[str]:
     """Grant the CDC user read access, give key-less tables REPLICA IDENTITY FULL, publish all.
 
@@ -69,35 +49,20 @@ def grant_and_publish(layout: StackLayout, database: str, publication: str) -> l
 
     Returns the published tables as `schema.table`.
     """
-    cdc = sql.Identifier(layout.pg_cdc.user)
+    cdc_user = layout.pg_cdc.user
     # The same defaults a source entry for this database gets (heartbeat_table included).
     beat_source = SourceConfig(
         name="sample",
         kind="postgres",
         port=layout.pg_cdc.port,
         database=database,
-        user=layout.pg_cdc.user,
+        user=cdc_user,
         password_file=layout.pg_cdc.password_file,
     )
-    beat = heartbeat_table(beat_source)
     with pg_connect(layout.pg_admin, database) as conn:
-        if beat is not None:
-            conn.execute(create_statement(beat_source).encode())
-            conn.execute(
-                sql.SQL("GRANT SELECT, INSERT, UPDATE ON {} TO {}").format(
-                    sql.Identifier(*beat), cdc
-                )
-            )
-        tables = user_tables(conn)
-        conn.execute(
-            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), cdc)
-        )
-        for schema in sorted({s for s, _, _ in tables}):
-            ident = sql.Identifier(schema)
-            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(ident, cdc))
-            conn.execute(
-                sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(ident, cdc)
-            )
+        beat = postgres_admin.create_heartbeat_table(conn, beat_source, cdc_user)
+        tables = postgres_admin.publishable_tables(conn)
+        postgres_admin.grant_read(conn, database, cdc_user, (s for s, _, _ in tables))
         for schema, table, has_key in tables:
             if not has_key:
                 # Without a key PostgreSQL refuses UPDATE/DELETE on a published table, and Debezium
@@ -107,22 +72,7 @@ def grant_and_publish(layout: StackLayout, database: str, publication: str) -> l
                         sql.Identifier(schema, table)
                     )
                 )
-        name = sql.Identifier(publication)
-        table_list = sql.SQL(", ").join(sql.Identifier(s, t) for s, t, _ in tables)
-        exists = conn.execute(
-            "SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)
-        ).fetchone()
-        if exists:
-            conn.execute(sql.SQL("ALTER PUBLICATION {} SET TABLE {}").format(name, table_list))
-            conn.execute(
-                sql.SQL("ALTER PUBLICATION {} SET (publish_via_partition_root = true)").format(name)
-            )
-        else:
-            conn.execute(
-                sql.SQL(
-                    "CREATE PUBLICATION {} FOR TABLE {} WITH (publish_via_partition_root = true)"
-                ).format(name, table_list)
-            )
+        postgres_admin.publish(conn, publication, [(s, t) for s, t, _ in tables])
         conn.commit()
     return [f"{s}.{t}" for s, t, _ in tables if (s, t) != beat]
 
@@ -130,7 +80,9 @@ def grant_and_publish(layout: StackLayout, database: str, publication: str) -> l
 def keyless_tables(layout: StackLayout, database: str) -> list[str]:
     """`schema.table` of published tables without a primary key."""
     with pg_connect(layout.pg_admin, database) as conn:
-        return [f"{s}.{t}" for s, t, has_key in user_tables(conn) if not has_key]
+        return [
+            f"{s}.{t}" for s, t, has_key in postgres_admin.publishable_tables(conn) if not has_key
+        ]
 
 
 def row_count(layout: StackLayout, database: str, table: str) -> int:

@@ -22,7 +22,11 @@ from core.paths import REPO_ROOT, cache_dir
 POM = REPO_ROOT / "infrastructure" / "java" / "pom.xml"
 _NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 # The connectors Connect must offer; their plugin directories must exist after resolving.
-REQUIRED_PLUGINS = ("debezium-connector-postgres", "debezium-connector-mariadb")
+REQUIRED_PLUGINS = (
+    "debezium-connector-postgres",
+    "debezium-connector-mariadb",
+    "debezium-connector-jdbc",
+)
 _STAMP = ".cdchub-pom.sha256"
 
 

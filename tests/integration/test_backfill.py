@@ -84,7 +84,11 @@ def cli(config: Path, *args: str, timeout: float = 600) -> subprocess.CompletedP
 
 
 def fake_versions(stack: Stack) -> list[tuple[Any, ...]]:
-    """Re-read (`r`) versions equal to the live version just before or after them, per table."""
+    """Re-read (`r`) versions equal to the live version just before or after them, per table.
+
+    Only `r` versions that follow another version: an initial-snapshot row is a key's first version,
+    and a later no-op UPDATE (PostgreSQL logs one) may legitimately repeat its values.
+    """
     with _warehouse_conn(stack) as conn:
         found: list[tuple[Any, ...]] = []
         tables = conn.execute(
@@ -113,8 +117,8 @@ def fake_versions(stack: Stack) -> list[tuple[Any, ...]]:
                 f"SELECT {part}, _cdc_source_pos FROM (SELECT *, {lags}, "
                 f"LAG(_cdc_is_deleted) {window} AS p_del, LEAD(_cdc_is_deleted) {window} AS n_del, "
                 f"LAG(_cdc_source_pos) {window} AS p_pos, LEAD(_cdc_source_pos) {window} AS n_pos "
-                f'FROM "{schema}"."{table}") AS w WHERE _cdc_op = \'r\' AND ('
-                f"(p_pos IS NOT NULL AND NOT p_del AND {same_prev}) OR "
+                f'FROM "{schema}"."{table}") AS w WHERE _cdc_op = \'r\' AND p_pos IS NOT NULL AND ('
+                f"(NOT p_del AND {same_prev}) OR "
                 f"(n_pos IS NOT NULL AND NOT n_del AND {same_next}))"
             ).fetchall()
             found += [(schema, table, *r) for r in rows]

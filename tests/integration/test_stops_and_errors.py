@@ -282,6 +282,39 @@ def test_verify_with_a_source_down_reports_it_once(stack: Stack, tmp_path: Path)
     assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) <= 2, done.stderr
 
 
+def test_a_lost_warehouse_connection_is_retried_and_the_batch_applied_once(
+    stack: Stack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The real PostgreSQL server drops the engine's connection between two batches: the engine
+    classifies the error retryable, reconnects, re-runs the whole transaction, and the batch takes
+    effect once (independent oracle: the positions of the events sent)."""
+    from merge.scd2 import Checkpoint, Scd2Engine
+    from tests.behaviour.warehouses import postgres_warehouse
+    from tests.exactly_once_cases import _events
+    from tests.scd2_cases import INFO, TABLE, warehouse_history
+
+    pg = stack.layout.pg_warehouse_config()
+    with postgres_warehouse(pg, (TABLE.source,)).fresh(tmp_path) as session:
+        engine = Scd2Engine(session, "it-retry")
+        engine.apply({TABLE: _events(0, 2)}, INFO, [Checkpoint("topic", 0, 2)])
+        backend = session.conn.info.backend_pid  # type: ignore[attr-defined]
+        with psycopg.connect(
+            host=pg.host, port=pg.port, dbname=pg.database, user=pg.user, password=pg.secret()
+        ) as killer:
+            assert killer.execute("SELECT pg_terminate_backend(%s)", (backend,)).fetchone() == (
+                True,
+            )
+        engine.apply({TABLE: _events(2, 3)}, INFO, [Checkpoint("topic", 0, 5)])
+        assert session.conn.info.backend_pid != backend  # type: ignore[attr-defined]
+        history = warehouse_history(session)
+        assert [r[8] for r in history] == [f"{i:08d}" for i in range(5)]
+        assert [r[5] for r in history] == [False] * 4 + [True]
+        assert Scd2Engine(session, "it-retry").stored_checkpoints() == {("topic", 0): 5}
+    retries = [r.getMessage() for r in caplog.records if "warehouse batch failed" in r.getMessage()]
+    assert len(retries) == 1, retries
+    assert "offsets=topic[0]@5" in retries[0] and "tables=src.public.items" in retries[0]
+
+
 def test_run_with_kafka_down_fails_in_one_line_within_max_seconds(
     stack: Stack, tmp_path: Path
 ) -> None:

@@ -22,3 +22,39 @@ def test_jsonfast_matches_stdlib_and_falls_back() -> None:
     # orjson refuses NaN literals and lone surrogates; the stdlib parser takes them.
     assert jsonfast.loads(b'{"x": NaN}')["x"] != jsonfast.loads(b'{"x": NaN}')["x"]
     assert jsonfast.loads(b'"\\ud800"') == "\ud800"
+
+
+def test_decoder_notices_a_new_schema_on_the_same_topic() -> None:
+    from cdc_consumers.envelope import EnvelopeDecoder
+    from core.model import KafkaCoordinates, SourceKind
+
+    def record(fields: list[str], values: dict[str, object]) -> bytes:
+        schema = {
+            "type": "struct",
+            "fields": [
+                {
+                    "type": "struct",
+                    "field": "after",
+                    "optional": True,
+                    "fields": [{"type": "int64", "field": f, "optional": True} for f in fields],
+                },
+            ],
+        }
+        payload = {
+            "after": values,
+            "op": "c",
+            "source": {"schema": "public", "table": "t", "ts_us": 1, "lsn": 5},
+        }
+        return json.dumps({"schema": schema, "payload": payload}, separators=(",", ":")).encode()
+
+    decoder = EnvelopeDecoder("src", SourceKind.POSTGRES)
+    where = KafkaCoordinates("src.public.t", 0, 0)
+    first = decoder.decode(None, record(["a"], {"a": 1}), where)
+    again = decoder.decode(None, record(["a"], {"a": 2}), where)
+    widened = decoder.decode(None, record(["a", "b"], {"a": 3, "b": 4}), where)
+    assert first is not None and again is not None and widened is not None
+    assert again.schema is first.schema and again.after == {"a": 2}
+    assert widened.schema.names == ("a", "b") and widened.after == {"a": 3, "b": 4}
+    # Same length, other bytes: a renamed column must not reuse the cached shape.
+    renamed = decoder.decode(None, record(["a", "c"], {"a": 5, "c": 6}), where)
+    assert renamed is not None and renamed.schema.names == ("a", "c")

@@ -207,3 +207,42 @@ def test_plain_progress_prints_on_change_only(capsys: pytest.CaptureFixture[str]
             bar(done, 9)
     lines = capsys.readouterr().err.splitlines()
     assert lines == ["drain: 0/9", "drain: 5/9", "drain: 9/9"]
+
+
+def test_status_screen_names_what_needs_a_person(tmp_path: Path) -> None:
+    from cdchub.status import Status, describe, stack_is_local
+
+    # The defaults point at the local stack's ports; another Kafka is not local.
+    config = load_config(write(tmp_path))
+    assert stack_is_local(config)
+    remote = config.model_copy(
+        update={"kafka": config.kafka.model_copy(update={"bootstrap_servers": "kafka:9092"})}
+    )
+    assert not stack_is_local(remote)
+    status = Status(
+        stack={"kafka": {"running": True}, "connect": {"running": True}},
+        connectors=[{"connector": "cdchub-shop", "state": "RUNNING", "tasks": ["RUNNING"]}],
+        run={
+            "alive": True,
+            "group": "cdchub",
+            "lease": {"alive": True, "holders": ["host h pid 1"]},
+        },
+        tables=[
+            {
+                "table": "shop.public.orders",
+                "state": "stopped by schema change",
+                "last_applied_commit": "2026-11-30T12:00:00+00:00",
+                "lag_s": 3.5,
+                "kafka_consumer_lag": 0,
+                "history_versions": 42,
+                "verify_ok": False,
+            }
+        ],
+        problems=["shop.public.orders: stopped by an incompatible schema change"],
+    )
+    text = describe(status)
+    assert "cdchub run: alive (group cdchub; lease: host h pid 1)" in text
+    assert "STOPPED" in text and "FAILED" in text and "42" in text
+    assert text.endswith("  - shop.public.orders: stopped by an incompatible schema change")
+    assert status.to_json()["ok"] is False
+    assert describe(Status(run={"alive": False, "group": "g"})).endswith("status: ok")

@@ -16,6 +16,7 @@ from sqlglot import exp
 from connectors.warehouses.duckdb.arrow import arrow_type
 from connectors.warehouses.duckdb.dialect import DuckDBDialect
 from connectors.warehouses.duckdb.values import stage_value, text_fallback
+from connectors.warehouses.nesting import NestedTransaction, begin_commit
 from core.config import DuckDBWarehouse
 from core.errors import ConfigError, MergeError
 from core.model import ColumnType
@@ -67,7 +68,7 @@ class DuckDBSession:
                 f"cannot open the DuckDB warehouse: {_first_line(exc)}", path=str(self.path)
             ) from exc
         self.conn.execute("SET TimeZone = 'UTC'")
-        self._depth = 0
+        self._nesting = NestedTransaction()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor on the warehouse catalog: its own snapshot, usable from another thread."""
@@ -76,24 +77,10 @@ class DuckDBSession:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Commit on success, roll back on error; nested blocks join the outer transaction."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self.conn.execute("BEGIN TRANSACTION")
-        self._depth = 1
-        try:
+        with self._nesting.block(
+            lambda: begin_commit(self.conn.execute, "BEGIN TRANSACTION", "COMMIT", "ROLLBACK")
+        ):
             yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
-            self.conn.execute("COMMIT")
-        finally:
-            self._depth = 0
 
     def execute(self, statement: exp.Expression, params: dict[str, Any] | None = None) -> None:
         """Run one statement rendered in the DuckDB dialect."""

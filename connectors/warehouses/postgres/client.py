@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 from sqlglot import exp
 
+from connectors.warehouses.nesting import NestedTransaction
 from connectors.warehouses.postgres.dialect import PostgresDialect
 from connectors.warehouses.postgres.values import copy_value
 from connectors.warehouses.values import falls_back_to_text
@@ -62,25 +63,13 @@ class PostgresSession:
         # JSON comes back as text, the shape the decoder produced (verify parses both sides).
         for name in ("json", "jsonb"):
             self.conn.adapters.register_loader(name, psycopg.types.string.TextLoader)
-        self._tx: psycopg.Transaction | None = None
-        self._depth = 0
+        self._nesting = NestedTransaction()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Commit on success, roll back on error; nested blocks join the outer transaction."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self._depth = 1
-        try:
-            with self.conn.transaction():
-                yield
-        finally:
-            self._depth = 0
+        with self._nesting.block(self.conn.transaction):
+            yield
 
     def execute(self, statement: exp.Expression, params: dict[str, Any] | None = None) -> None:
         """Run one statement rendered in the PostgreSQL dialect."""

@@ -17,6 +17,7 @@ from typing import Any
 import snowflake.connector
 from sqlglot import exp
 
+from connectors.warehouses.nesting import NestedTransaction, begin_commit
 from connectors.warehouses.snowflake.dialect import SnowflakeDialect
 from connectors.warehouses.snowflake.values import bind_value, with_column
 from connectors.warehouses.values import falls_back_to_text
@@ -56,7 +57,7 @@ class SnowflakeSession:
             )
         except snowflake.connector.errors.Error as exc:
             raise MergeError(f"cannot connect to Snowflake: {exc}", account=config.account) from exc
-        self._depth = 0
+        self._nesting = NestedTransaction()
 
     def _run(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         cur = self.conn.cursor()
@@ -71,24 +72,13 @@ class SnowflakeSession:
         (`merge.scratch.PersistentPerTable`), so a batch runs only DML and commits, offsets included,
         as one.
         """
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self._run(self.dialect.render(exp.Transaction()))
-        self._depth = 1
-        try:
+        render = self.dialect.render
+        with self._nesting.block(
+            lambda: begin_commit(
+                self._run, render(exp.Transaction()), render(exp.Commit()), render(exp.Rollback())
+            )
+        ):
             yield
-        except BaseException:
-            self._run(self.dialect.render(exp.Rollback()))
-            raise
-        else:
-            self._run(self.dialect.render(exp.Commit()))
-        finally:
-            self._depth = 0
 
     def execute(self, statement: exp.Expression, params: dict[str, Any] | None = None) -> None:
         """Run one statement rendered in the Snowflake dialect.
@@ -98,7 +88,7 @@ class SnowflakeSession:
         transactional DDL (fakesnow on DuckDB) behave like the real service.
         """
         sql = self.dialect.render(statement)
-        if self._depth and isinstance(statement, _DDL):
+        if self._nesting.open and isinstance(statement, _DDL):
             self._run(self.dialect.render(exp.Commit()))
             self._run(sql, params or None)
             self._run(self.dialect.render(exp.Transaction()))

@@ -1,0 +1,55 @@
+"""`cdchub bench catchup` end to end with a tiny backlog: it starts its own private stack, fills Kafka
+through Debezium, drains it with a fresh run, verifies against the source and times the JDBC sink.
+
+It proves the command works as a user runs it; the figures it prints are not checked (speed is never
+asserted in a test).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(900)
+
+CDCHUB = Path(sys.executable).with_name("cdchub")
+
+
+def test_bench_catchup_small_backlog_both_modes_with_peer(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            str(CDCHUB),
+            "bench",
+            "catchup",
+            "--events",
+            "3000",
+            "--compare-consistency",
+            "--peer",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=880,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads(line) for line in proc.stdout.strip().splitlines()]
+    assert [r["transaction_consistent"] for r in results] == [True, False]
+    # A small backlog fits the transaction buffer: every transaction was applied whole.
+    assert results[0]["forced_releases"] == 0
+    for result in results:
+        assert result["verify_ok"] is True, result["verify_failures"]
+        assert result["events"] >= 3000
+        # Every row change Debezium wrote was applied, exactly once.
+        assert result["applied_events"] == result["events"]
+        assert result["transactions"] > 0 and result["snapshot_rows"] > 0
+        assert result["events_per_s"] > 0 and result["peak_rss_mb"] > 0
+        split = result["split"]
+        assert split["merge"] > 0 and split["decode"] > 0
+        assert result["peer"]["equal"] is True
+        assert result["speedup_over_peer"] > 0

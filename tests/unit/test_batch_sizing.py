@@ -1,0 +1,59 @@
+"""Batch cutting: by events, by bytes, and by the wait only when no backlog is waiting in Kafka."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from connectors.warehouses.duckdb.client import DuckDBSession
+from tests.unit.test_runner_liveness import Workload, _config, _current, _runner
+
+
+def _backlog(transactions: int) -> Workload:
+    w = Workload()
+    for n in range(transactions):
+        w.transaction([("orders", n, "paid"), ("customers", n, f"c{n}")])
+    return w
+
+
+def test_a_backlog_fills_batches_to_their_size_limit_whatever_the_wait(tmp_path: Path) -> None:
+    # 150 transactions = 450 records; polls return 25 records and the wait is 0, so without the
+    # backlog rule every poll would be its own batch (18 batches).
+    w = _backlog(150)
+    w.stream.max_per_poll = 25
+    session = DuckDBSession(tmp_path / "wh.duckdb")
+    try:
+        runner = _runner(_config(tmp_path / "wh.duckdb", batch_max_events=100), session, w.stream)
+        result = runner.run(until_idle=0.2, max_seconds=60, handle_signals=False)
+        assert result.stopped_by == "idle"
+        assert len(_current(session)) == 300
+    finally:
+        session.close()
+    # The first batch is cut by the wait (no probe yet); then the probe sees the backlog and
+    # batches are 100 records, the last one what is left.
+    assert result.batches <= 7, result.batches
+
+
+def test_batches_are_cut_by_bytes(tmp_path: Path) -> None:
+    w = _backlog(60)
+    size = sum(
+        len(r.value or b"") + len(r.key or b"") for log in w.stream.logs.values() for r in log
+    )
+    session = DuckDBSession(tmp_path / "wh.duckdb")
+    try:
+        # A quarter of the records' bytes per batch: about 45 of the 180 records (polled 10 at a
+        # time, so 50). By events alone (100, a backlog) the batches would be 10, 100 and 70.
+        config = _config(tmp_path / "wh.duckdb", batch_max_events=100)
+        config = config.model_copy(
+            update={
+                "kafka": config.kafka.model_copy(update={"batch_max_bytes": size // 4}),
+                # Every batch applies what it read (none waits for a transaction's END).
+                "sources": [config.sources[0].model_copy(update={"transaction_consistent": False})],
+            }
+        )
+        w.stream.max_per_poll = 10
+        runner = _runner(config, session, w.stream)
+        result = runner.run(until_idle=0.2, max_seconds=60, handle_signals=False)
+        assert len(_current(session)) == 120
+    finally:
+        session.close()
+    assert result.batches >= 5, result.batches

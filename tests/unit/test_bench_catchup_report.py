@@ -1,0 +1,45 @@
+"""`bench catchup`'s stage timers and report, without a stack (the command runs in integration)."""
+
+from __future__ import annotations
+
+import json
+
+from cdchub.bench_catchup import CatchupResult, CatchupTimers, PeerResult, Split
+
+
+def test_split_puts_time_outside_batches_on_poll_and_the_apply_rest_on_park() -> None:
+    timers = CatchupTimers()
+    timers.batch_s, timers.decode_s, timers.merge_s = 6.0, 2.0, 3.0
+    assert timers.split(10.0) == Split(poll=4.0, decode=2.0, park=1.0, merge=3.0)
+
+
+def test_report_lines_and_json_carry_every_figure() -> None:
+    result = CatchupResult(
+        warehouse="duckdb",
+        transaction_consistent=True,
+        events=1000,
+        snapshot_rows=600,
+        transactions=80,
+        kafka_records=1010,
+        kafka_bytes=8_000_000,
+        fill_seconds=1.0,
+        produce_seconds=2.0,
+        applied_events=1000,
+        batches=2,
+        seconds=0.5,
+        events_per_s=2000.0,
+        peak_rss_mb=300.0,
+        rss_before_run_mb=150.0,
+        split=Split(0.1, 0.1, 0.1, 0.2),
+        forced_releases=0,
+        verify_ok=True,
+        verify_failures=[],
+        load_before="1.0 1.0 1.0",
+        load_after="1.0 1.0 1.0",
+        peer=PeerResult(1.0, 1000.0, True),
+        speedup_over_peer=2.0,
+    )
+    text = result.describe()
+    assert "2,000 events/s" in text and "2.00x" in text and "verify       OK" in text
+    doc = json.loads(json.dumps(result.to_json()))
+    assert doc["split"]["merge"] == 0.2 and doc["peer"]["equal"] is True
