@@ -2,7 +2,7 @@
 fix, `cdchub dlq retry` (run as a user runs it) lands it in its place in history and `verify` is green.
 
 The poison is a change the warehouse refuses: a CHECK constraint a DBA added to the warehouse's
-`shop.orders_history` (refusing one order status). The source commits an order update with that
+`shop.orders_history` (refusing one value of `notes`, which no existing row holds). The source commits an order update with that
 status together with a customer update, then more changes to both tables.
 """
 
@@ -59,16 +59,13 @@ def test_poisoned_event_is_dead_lettered_and_a_retry_lands_it(stack: Stack, tmp_
     path = tmp_path / "dlq.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
-    _rebuild_history(config.warehouse.path, "status <> 'cancelled'")
+    _rebuild_history(config.warehouse.path, "notes IS NULL OR notes <> 'poison'")
     with pg_connect(stack.layout.pg_admin, "shop") as conn:
-        order_id, status = conn.execute(
-            "SELECT order_id, status::text FROM public.orders WHERE status <> 'cancelled' "
-            "ORDER BY order_id LIMIT 1"
+        order_id, notes = conn.execute(
+            "SELECT order_id, notes FROM public.orders ORDER BY order_id LIMIT 1"
         ).fetchone()
         customer_id = conn.execute("SELECT min(customer_id) FROM public.customers").fetchone()[0]
-        conn.execute(
-            "UPDATE public.orders SET status = 'cancelled' WHERE order_id = %s", [order_id]
-        )
+        conn.execute("UPDATE public.orders SET notes = 'poison' WHERE order_id = %s", [order_id])
         conn.execute(
             "UPDATE public.customers SET loyalty_points = loyalty_points + 7 WHERE customer_id = %s",
             [customer_id],
@@ -113,13 +110,12 @@ def test_poisoned_event_is_dead_lettered_and_a_retry_lands_it(stack: Stack, tmp_
     conn = duckdb.connect(str(config.warehouse.path), read_only=True)
     try:
         versions = conn.execute(
-            "SELECT status, notes FROM shop.orders_history WHERE order_id = ? "
-            "ORDER BY _cdc_source_pos",
+            "SELECT notes FROM shop.orders_history WHERE order_id = ? ORDER BY _cdc_source_pos",
             [order_id],
         ).fetchall()
         letters = conn.execute("SELECT status FROM _cdchub.dead_letters").fetchall()
     finally:
         conn.close()
-    assert versions[-2:] == [("cancelled", versions[-3][1]), ("cancelled", "after the poison")]
-    assert versions[-3][0] == status
+    # The retried event sits between its neighbours: before it the old value, after it the next.
+    assert versions[-3:] == [(notes,), ("poison",), ("after the poison",)]
     assert letters == [("applied",)]
