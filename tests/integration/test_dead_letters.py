@@ -3,7 +3,7 @@ fix, `cdchub dlq retry` (run as a user runs it) lands it in its place in history
 
 The poison is a change the warehouse refuses: a CHECK constraint a DBA added to the warehouse's
 `shop.orders_history` (refusing one value of `notes`, which no existing row holds). The source commits an order update with that
-status together with a customer update, then more changes to both tables.
+`notes` value together with a customer update, then more changes to both tables.
 """
 
 from __future__ import annotations
