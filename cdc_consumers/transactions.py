@@ -14,7 +14,7 @@ order, so what lies between that mark and the old read position is exactly the p
 (plus records whose merge is idempotent anyway: snapshot rows, forced releases).
 
 A transaction is released incomplete, with a warning, only when waiting longer cannot help: its source
-is read to the end of every topic (or a later transaction of the source is already complete) and it has
+is read to the end of every topic (its missing events are not in Kafka) and it has
 stayed incomplete for `timeout_s` since; or the buffer is full. Heartbeats and the transaction markers
 of transactions without captured rows play no part in this judgement (docs/transactions.md).
 """
@@ -84,7 +84,7 @@ class _Transaction:
     # low-water marks are computed every batch, so not by walking every parked event.
     first: dict[tuple[str, int], int] = field(default_factory=dict)
     # When this transaction was first seen blocking its source while the source was read to its end
-    # (or a later transaction was complete): the start of its stall clock.
+    # (its missing events are not in Kafka): the start of its stall clock.
     stuck_since: float | None = None
 
     @property
@@ -205,15 +205,17 @@ class TransactionAssembler:
         A transaction blocks the ones that ended after it (so the warehouse never shows a later state
         without an earlier one). It is released incomplete, with a warning, only when stalling would
         be worse: the buffer overflows, or its source gives evidence that the missing events are not
-        in flight (`caught_up`: every topic of the source read to its end; or a later transaction of
-        the source is complete) and it stays incomplete for `timeout_s` from then on.
+        in flight (`caught_up`: every topic of the source read to its end) and it stays incomplete for
+        `timeout_s` from then on. A later complete transaction is no such evidence: while catching up,
+        one table's topic (a big snapshot) is read far behind the others, so later transactions that
+        do not touch it complete while earlier ones wait for their events in it.
         """
         out: list[tuple[ChangeEvent, StreamRecord]] = []
         while self._ended:
             tx = next(iter(self._ended.values()))
             if not tx.complete:
                 overflow = self._parked_events > self.max_events
-                if not overflow and not self._stalled(tx, now, caught_up or self._later_complete()):
+                if not overflow and not self._stalled(tx, now, caught_up):
                     break
                 self._warn_forced(tx, "buffer full" if overflow else "stalled", now)
             self._ended.popitem(last=False)
@@ -237,9 +239,6 @@ class TransactionAssembler:
         if tx.stuck_since is None:
             tx.stuck_since = now
         return now - tx.stuck_since >= self.timeout_s
-
-    def _later_complete(self) -> bool:
-        return any(tx.complete for tx in list(self._ended.values())[1:])
 
     def low_water(self) -> dict[tuple[str, int], int]:
         """Per partition, the offset of the earliest record held back (its events and END)."""

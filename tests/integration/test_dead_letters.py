@@ -55,7 +55,6 @@ def test_poisoned_event_is_dead_lettered_and_a_retry_lands_it(stack: Stack, tmp_
     doc = yaml.safe_load(stack.config_path.read_text())
     doc["warehouse"] = {"kind": "duckdb", "path": str(config.warehouse.path)}
     doc["kafka"]["group_id"] = "it-dlq"
-    doc["state_dir"] = str(tmp_path / "state")
     path = tmp_path / "dlq.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
