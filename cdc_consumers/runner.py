@@ -34,6 +34,7 @@ from cdc_consumers.transactions import (
     decode_boundary,
     is_transaction_topic,
 )
+from connectors.signals import signal_collection
 from connectors.topics import data_topic_pattern, source_of, subscription_pattern
 from core.config import HubConfig, SourceConfig
 from core.errors import DecodeError, SchemaChangeError, TableApplyError, UnrepresentableValue
@@ -160,7 +161,11 @@ class Runner:
         kafka = self.config.kafka
         self.assemblers = {
             s.name: TransactionAssembler(
-                s.name, kafka.transaction_buffer_max_events, kafka.transaction_timeout_s
+                s.name,
+                kafka.transaction_buffer_max_events,
+                kafka.transaction_timeout_s,
+                # The signaling table's events are counted in END but dropped before any topic.
+                frozenset(c for c in (signal_collection(s),) if c is not None),
             )
             for s in self.config.sources
             if s.transaction_consistent

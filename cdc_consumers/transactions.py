@@ -45,6 +45,8 @@ class TxBoundary:
     status: str
     tx_id: str
     event_count: int | None
+    # END only: events per data collection (`schema.table` / `database.table`), as Debezium counts.
+    collections: tuple[tuple[str, int], ...] = ()
 
 
 def decode_boundary(record: StreamRecord, kind: SourceKind) -> TxBoundary | None:
@@ -59,10 +61,16 @@ def decode_boundary(record: StreamRecord, kind: SourceKind) -> TxBoundary | None
         doc = jsonfast.loads(record.value)
         payload = doc["payload"] if isinstance(doc, dict) and "payload" in doc else doc
         count = payload.get("event_count")
+        collections = tuple(
+            (str(c["data_collection"]), int(c["event_count"]))
+            for c in payload.get("data_collections") or ()
+            if isinstance(c, dict) and "data_collection" in c and "event_count" in c
+        )
         return TxBoundary(
             str(payload["status"]),
             transaction_key(kind, str(payload["id"])),
             int(count) if count is not None else None,
+            collections,
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise DecodeError(
@@ -140,8 +148,17 @@ class Waiting:
 class TransactionAssembler:
     """Parks one source's streamed events until their transaction is complete."""
 
-    def __init__(self, source: str, max_events: int, timeout_s: float) -> None:
+    def __init__(
+        self,
+        source: str,
+        max_events: int,
+        timeout_s: float,
+        uncounted: frozenset[str] = frozenset(),
+    ) -> None:
+        """`uncounted`: data collections whose events never reach a data topic (the signaling
+        table, dropped by a Kafka Connect filter after Debezium counted them in END)."""
         self.source = source
+        self.uncounted = uncounted
         self.max_events = max_events
         self.timeout_s = timeout_s
         self._open: dict[str, _Transaction] = {}
@@ -194,7 +211,8 @@ class TransactionAssembler:
             return  # the same END read twice (a re-read after a rebalance)
         tx = self._open.pop(boundary.tx_id, None) or _Transaction(boundary.tx_id, now)
         tx.end = raw
-        tx.expected = boundary.event_count or 0
+        dropped = sum(n for name, n in boundary.collections if name in self.uncounted)
+        tx.expected = max(0, (boundary.event_count or 0) - dropped)
         self._ended[boundary.tx_id] = tx
 
     def release(

@@ -152,3 +152,28 @@ def test_low_water_is_the_earliest_held_record_per_partition() -> None:
     # The same record read twice (a rebalance) is parked once: the count stays honest.
     asm.add_event(event(ORDERS, 2, "tx1", 2), record("shop.public.orders", 9), 0.0)
     assert asm.parked_events == 2 and asm.release(0.0) == []
+
+
+def test_events_of_an_uncounted_collection_do_not_hold_a_transaction() -> None:
+    # `cdchub backfill` inserts into the signaling table: Debezium counts that event in END, then
+    # Kafka Connect's filter drops it, so it never arrives.
+    asm = TransactionAssembler(
+        "inv", max_events=100, timeout_s=30, uncounted=frozenset({"inventory.debezium_signal"})
+    )
+    doc = {
+        "payload": {
+            "status": "END",
+            "id": "0-1-77",
+            "event_count": 2,
+            "data_collections": [
+                {"data_collection": "inventory.debezium_signal", "event_count": 1},
+                {"data_collection": "inventory.warehouses", "event_count": 1},
+            ],
+        }
+    }
+    raw = record("inv.transaction", 0, json.dumps(doc).encode())
+    boundary = decode_boundary(raw, SourceKind.MARIADB)
+    assert boundary is not None and boundary.collections[0] == ("inventory.debezium_signal", 1)
+    asm.add_boundary(boundary, raw, 0.0)
+    asm.add_event(event(ORDERS, 1, "0-1-77", 1), record("inv.inventory.warehouses", 0), 0.0)
+    assert [e.tx_id for e, _ in asm.release(0.0)] == ["0-1-77"]
