@@ -18,6 +18,7 @@ from sqlglot import exp
 
 from connectors import postgres_admin
 from connectors.heartbeat import heartbeat_table
+from connectors.signals import signal_table
 from core.config import SourceConfig
 
 
@@ -133,10 +134,11 @@ def table_is_empty(conn: Any, source: SourceConfig, namespace: str, table: str) 
 
 def list_tables(conn: Any, source: SourceConfig) -> list[tuple[str, str]]:
     """(namespace, table) of every base table the source captures: its `tables`, or all of them
-    but the heartbeat table (written by Debezium, never captured)."""
+    but the heartbeat and signaling tables (written for Debezium, never replicated)."""
     if source.tables:
         return [tuple(t.split(".", 1)) for t in source.tables]  # type: ignore[misc]
-    return [t for t in _all_tables(conn, source) if t != heartbeat_table(source)]
+    skipped = {heartbeat_table(source), signal_table(source)}
+    return [t for t in _all_tables(conn, source) if t not in skipped]
 
 
 def _all_tables(conn: Any, source: SourceConfig) -> list[tuple[str, str]]:
