@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
-from cdchub.replay_service import ReplayError
+from cdchub.replay_service import post_to_running
 from connectors.warehouses import open_session
 from core.config import DuckDBWarehouse, HubConfig
 from core.errors import ConfigError, MergeError
@@ -114,23 +112,5 @@ def change(
 
 
 def _through_running(ticket: QueryTicket, doc: dict[str, Any]) -> list[str]:
-    try:
-        response = httpx.post(
-            ticket.url + DLQ_PATH,
-            json=doc,
-            headers={"Authorization": f"Bearer {ticket.token}"},
-            timeout=120.0,
-        )
-    except httpx.HTTPError as exc:
-        raise ReplayError(
-            f"the running `cdchub run` (pid {ticket.pid}) did not answer at {ticket.url}: {exc}"
-        ) from exc
-    if response.status_code != 200:
-        try:
-            message = response.json().get("error", response.text)
-        except ValueError:
-            message = response.text
-        if response.status_code == 400:
-            raise ConfigError(message)
-        raise ReplayError(message)
-    return list(response.json()["changed"])
+    answer = post_to_running(ticket, DLQ_PATH, doc, timeout_s=120.0, refused=ConfigError)
+    return list(answer["changed"])

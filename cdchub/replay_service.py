@@ -160,12 +160,37 @@ def _through_running(ticket: QueryTicket, plan: ReplayPlan, rebuild: Any = None)
             "current": rebuild.current_table,
             "history": rebuild.history_table,
         }
+    doc = post_to_running(ticket, REPLAY_PATH, body, timeout_s=3600.0)
+    summary = ReplaySummary(
+        records=int(doc["records"]),
+        events=int(doc["events"]),
+        applied=int(doc["applied"]),
+        elapsed_s=float(doc["elapsed_s"]),
+        per_table=dict(doc.get("per_table", {})),
+    )
+    return summary
+
+
+def post_to_running(
+    ticket: QueryTicket,
+    path: str,
+    body: dict[str, Any],
+    *,
+    timeout_s: float,
+    refused: type[CdcHubError] = ReplayError,
+) -> dict[str, Any]:
+    """POST a request to the running hub's endpoint; its JSON answer.
+
+    Raises:
+        ReplayError: the hub did not answer, or failed the request.
+        `refused`: the hub refused the request as invalid (HTTP 400).
+    """
     try:
         response = httpx.post(
-            ticket.url + REPLAY_PATH,
+            ticket.url + path,
             json=body,
             headers={"Authorization": f"Bearer {ticket.token}"},
-            timeout=3600.0,
+            timeout=timeout_s,
         )
     except httpx.HTTPError as exc:
         raise ReplayError(
@@ -176,13 +201,8 @@ def _through_running(ticket: QueryTicket, plan: ReplayPlan, rebuild: Any = None)
             message = response.json().get("error", response.text)
         except ValueError:
             message = response.text
+        if response.status_code == 400:
+            raise refused(message)
         raise ReplayError(message)
-    doc = response.json()
-    summary = ReplaySummary(
-        records=int(doc["records"]),
-        events=int(doc["events"]),
-        applied=int(doc["applied"]),
-        elapsed_s=float(doc["elapsed_s"]),
-        per_table=dict(doc.get("per_table", {})),
-    )
-    return summary
+    answer: dict[str, Any] = response.json()
+    return answer

@@ -8,6 +8,7 @@ A source is given as `NAME=URL`, the URL naming kind, user, host, port and datab
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -126,9 +127,11 @@ def scaffold(
         "sources": sources,
         "warehouse": {"kind": "duckdb", "path": ".cdchub/warehouse.duckdb"},
     }
-    # Validated like a loaded file (the password reference is checked, not expanded).
+    # Validated like a loaded file; the password reference is not expanded, so a throwaway random
+    # value stands in for it (never written anywhere).
+    stand_in = secrets.token_urlsafe(12)
     validated = HubConfig.model_validate(
-        {**doc, "sources": [dict(s, password="unused") for s in sources]}
+        {**doc, "sources": [dict(s, password=stand_in) for s in sources]}
     )
     header = (
         "# cdchub configuration written by `cdchub init`. Relative paths are relative to this file;\n"
