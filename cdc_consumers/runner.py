@@ -175,6 +175,9 @@ class Runner:
         self._stored: dict[Partition, int] = {}
         self._caught_up_sources: dict[str, bool] = {}
         self._behind: list[str] = []
+        # Partitions not read to their end at the last probe, and those paused by flow control.
+        self._lagging: set[Partition] = set()
+        self._paused: set[Partition] = set()
         self._all_caught_up = False
         # Records waiting in Kafka at the last probe (end offsets minus positions).
         self._backlog = 0
@@ -252,6 +255,7 @@ class Runner:
                         if on_batch is not None:
                             on_batch(batch)
                         self._commit_courtesy(stream)
+                self._flow(stream)
                 if self._changes_seen != seen:
                     last_change = now
                 if self.jobs is not None:
@@ -292,6 +296,8 @@ class Runner:
 
     def _on_assign(self, stream: ChangeStream) -> Callable[[list[Partition]], None]:
         def position(assigned: list[Partition]) -> None:
+            # A (re)assigned partition is fetched again: kafka-python forgets its pause.
+            self._paused -= set(assigned)
             for partition in assigned:
                 # A partition this process read already keeps its place (its parked records are in
                 # memory); one it has not read starts at the warehouse's low-water mark.
@@ -359,6 +365,7 @@ class Runner:
             return
         unassigned = existing - {p.topic for p in assignment}
         lagging = sorted(p for p in assignment if positions[p] < ends.get(p, 0))
+        self._lagging = set(lagging)
         self._backlog = sum(ends.get(p, 0) - positions[p] for p in lagging)
         self._behind = [
             f"{p.topic}[{p.partition}] at offset {positions[p]} of {ends.get(p, 0)}"
@@ -367,6 +374,48 @@ class Runner:
         behind_sources = {source_of(p.topic) for p in lagging} | {source_of(t) for t in unassigned}
         self._caught_up_sources = {name: name not in behind_sources for name in self.sources}
         self._all_caught_up = not self._behind
+
+    def _pause_at(self) -> int:
+        """Parked events from which flow control pauses the partitions that are ahead."""
+        kafka = self.config.kafka
+        return max(1, min(kafka.batch_max_events // 2, kafka.transaction_buffer_max_events // 5))
+
+    def _flow(self, stream: ChangeStream) -> None:
+        """Bound the parked backlog by reading where it helps (transaction-consistent sources).
+
+        Catching up, one table's topic (a big snapshot) is read far behind the others, and every
+        transaction that also touched it waits, parked in memory, for its events there. Past
+        `_pause_at` parked events, the partitions in which the transaction holding its source back
+        already has all its events, or did not touch, are paused
+        (`TransactionAssembler.topics_ahead`); the others, the ones it waits for among them, are
+        read on. Below half of it, or when every partition
+        not read to its end is paused (pausing could then only stall), all are resumed. The
+        transaction topics are never paused. Memory stays bounded without releasing anything
+        incomplete; `transaction_buffer_max_events` remains the hard bound.
+        """
+        if not self.assemblers:
+            return
+        parked = sum(a.parked_events for a in self.assemblers.values())
+        bound = self._pause_at()
+        want: set[Partition] = set()
+        if parked >= bound // 2:
+            assigned = stream.assignment()
+            topics = {p.topic for p in assigned}
+            ahead = set().union(*(a.topics_ahead(topics) for a in self.assemblers.values()))
+            candidates = {p for p in assigned if p.topic in ahead}
+            # Between half the bound and the bound, keep what is paused (while still ahead).
+            want = candidates if parked >= bound else candidates & self._paused
+            if want and self._lagging and self._lagging <= want:
+                want = set()
+        if want == self._paused:
+            return
+        resume, pause = self._paused - want, want - self._paused
+        if resume:
+            stream.resume(resume)
+        if pause:
+            stream.pause(pause)
+            log.debug("flow control: %d events parked; paused %s", parked, sorted(pause))
+        self._paused = want
 
     def _idle(self, stream: ChangeStream, now: float) -> bool:
         """Caught up everywhere, with nothing held back and no held change waiting for a retry."""

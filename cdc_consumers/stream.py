@@ -54,6 +54,12 @@ class ChangeStream(Protocol):
     def topics(self) -> set[str]:
         """Every topic the cluster has (cached metadata)."""
 
+    def pause(self, partitions: Iterable[Partition]) -> None:
+        """Stop fetching these partitions (their positions stay) until `resume`."""
+
+    def resume(self, partitions: Iterable[Partition]) -> None:
+        """Fetch these paused partitions again."""
+
     def commit(self, offsets: dict[Partition, int]) -> None:
         """Store offsets in Kafka (a courtesy for lag tools: the warehouse holds the truth)."""
 
@@ -128,6 +134,7 @@ class KafkaChangeStream:
         self.consumer.subscribe(pattern=pattern, listener=_Listener())
 
     def poll(self, max_records: int, timeout_ms: int) -> list[StreamRecord]:
+        self._unstick_resumed()
         polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         out: list[StreamRecord] = []
         for records in polled.values():
@@ -163,6 +170,32 @@ class KafkaChangeStream:
 
     def topics(self) -> set[str]:
         return set(self.consumer.topics())
+
+    def pause(self, partitions: Iterable[Partition]) -> None:
+        tps = [self._tp(p) for p in partitions]
+        if tps:
+            self.consumer.pause(*tps)
+
+    def resume(self, partitions: Iterable[Partition]) -> None:
+        tps = [self._tp(p) for p in partitions]
+        if tps:
+            self.consumer.resume(*tps)
+
+    def _unstick_resumed(self) -> None:
+        """Work around kafka-python 3.0's resume (checked on 3.0.12).
+
+        Records already parsed for a partition when it is paused are set aside, and the fetcher
+        fetches that partition no more until they are given back; it gives them back only while
+        its in-line slot is `None`, but a drained slot keeps its empty `PartitionRecords`. A
+        resumed partition would then never be read again (seen: a catch-up stopped dead). Emptying
+        a drained slot lets the fetcher give back one resumed partition per poll, as it intends.
+        """
+        fetcher = getattr(self.consumer, "_fetcher", None)
+        if fetcher is None or not getattr(fetcher, "_paused_partition_records", None):
+            return
+        current = getattr(fetcher, "_next_partition_records", None)
+        if current is not None and not current:
+            fetcher._next_partition_records = None
 
     def commit(self, offsets: dict[Partition, int]) -> None:
         from kafka.structs import OffsetAndMetadata
