@@ -86,6 +86,15 @@ def _table_of(topic: str) -> TableId:
     return TableId(source, namespace, table)
 
 
+def _light(record: StreamRecord) -> StreamRecord:
+    """The record without its value: coordinates and key only (`Runner._with_values`)."""
+    if record.value is None:
+        return record
+    return StreamRecord(
+        record.stream, record.partition, record.offset, record.timestamp, record.key, None
+    )
+
+
 def _address(record: StreamRecord) -> tuple[str, int, int]:
     return (record.stream, record.partition, record.offset)
 
@@ -138,6 +147,7 @@ class Runner:
         self._letters_checked_at = -1e9
         self.assemblers: dict[str, TransactionAssembler] = {}
         self._bootstrap_s = 30.0
+        self._stream: ChangeStream | None = None
         self._reset()
 
     def _kafka_stream(self) -> ChangeStream:
@@ -226,7 +236,7 @@ class Runner:
             gcpolicy.tune_for_batches()
             # Without a broker the client gives up after this long: within --max-seconds.
             self._bootstrap_s = 30.0 if max_seconds is None else max(1.0, min(30.0, max_seconds))
-            stream = self.stream_factory()
+            stream = self._stream = self.stream_factory()
             stream.subscribe(
                 subscription_pattern(self.sources, self.assemblers), self._on_assign(stream)
             )
@@ -430,6 +440,35 @@ class Runner:
         out = [w.describe() for a in self.assemblers.values() if (w := a.waiting()) is not None]
         return out + list(self._behind)
 
+    def _with_values(self, records: list[StreamRecord]) -> list[StreamRecord]:
+        """`records` with their raw bytes, read again from Kafka where only coordinates were kept
+        (to hold a stopped table's records, or to dead-letter one).
+
+        Raises:
+            DecodeError: a record is no longer in Kafka (retention removed it since it was read).
+        """
+        missing = [r for r in records if r.value is None]
+        if not missing:
+            return records
+        if self._stream is None:
+            raise RuntimeError("no stream to read records again from")
+        found = self._stream.fetch([(r.stream, r.partition, r.offset) for r in missing])
+        out = []
+        for r in records:
+            if r.value is None:
+                again = found.get((r.stream, r.partition, r.offset))
+                if again is None or again.value is None:
+                    raise DecodeError(
+                        "a record read earlier is no longer in Kafka (retention?); it cannot be "
+                        "held or dead-lettered",
+                        topic=r.stream,
+                        partition=r.partition,
+                        offset=r.offset,
+                    )
+                r = again
+            out.append(r)
+        return out
+
     def _commit_courtesy(self, stream: ChangeStream) -> None:
         """Store the low-water marks in Kafka too, so lag tools read the truth (0 when it is 0)."""
         try:
@@ -474,6 +513,10 @@ class Runner:
         if event is None:
             return
         self._changes_seen += 1
+        # The raw bytes are not kept (Kafka is the buffer: `_with_values` reads them again in the
+        # rare case they are needed), unless the table is stopped and its records are to be held.
+        if event.table not in self.blocked:
+            record = _light(record)
         if assembler is not None and assembler.add_event(event, record, now):
             return
         batch.add(event, source, record)
@@ -497,11 +540,13 @@ class Runner:
             batch.add(event, held_source, record)
         self._restored_held = []
         with self.instrumentation.decode(len(records)):
-            for record in records:
+            for i, record in enumerate(records):
                 self._consumed[Partition(record.stream, record.partition)] = record.offset + 1
                 source = self.sources.get(source_of(record.stream))
                 if source is not None:
                     self._route(source, record, batch, now)
+                # The polled list lives until the batch commits: it keeps coordinates only.
+                records[i] = _light(record)
         parked = ParkedChanges()
         for name, assembler in self.assemblers.items():
             caught_up = self._caught_up_sources.get(name, False)
@@ -537,6 +582,7 @@ class Runner:
                 table = exc.table_id
                 # Commit the others (this table's records held, atomically with the offsets), then
                 # find the event at fault (`_isolate`).
+                batch.records[table] = self._with_values(batch.records[table])
                 pairs = list(zip(batch.events[table], batch.records[table], strict=True))
                 failed[table] = (pairs, batch.infos[table], str(exc))
                 self.blocked[table] = str(exc)
@@ -757,7 +803,7 @@ class Runner:
         """Move a stopped table's events out of the batch into the warehouse's held records."""
         batch.events.pop(table, None)
         batch.infos.pop(table, None)
-        for record in batch.records.pop(table, []):
+        for record in self._with_values(batch.records.pop(table, [])):
             address = _address(record)
             if address not in self._held_stored:  # a retried record is stored already
                 parked.held.append(record)

@@ -8,6 +8,7 @@ touches kafka-python types. `KafkaChangeStream` is the production implementation
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, Protocol
 
@@ -60,6 +61,12 @@ class ChangeStream(Protocol):
     def resume(self, partitions: Iterable[Partition]) -> None:
         """Fetch these paused partitions again."""
 
+    def fetch(
+        self, addresses: list[tuple[str, int, int]]
+    ) -> dict[tuple[str, int, int], StreamRecord]:
+        """Read the records at these (topic, partition, offset) addresses again, whole; an address
+        no longer in Kafka is missing from the answer."""
+
     def commit(self, offsets: dict[Partition, int]) -> None:
         """Store offsets in Kafka (a courtesy for lag tools: the warehouse holds the truth)."""
 
@@ -70,8 +77,13 @@ class ChangeStream(Protocol):
 class KafkaChangeStream:
     """`ChangeStream` over kafka-python's `KafkaConsumer`."""
 
-    def __init__(self, consumer: Any) -> None:
+    # How long `fetch` reads before it gives up on addresses it has not found.
+    FETCH_TIMEOUT_S = 30.0
+
+    def __init__(self, consumer: Any, settings: dict[str, Any] | None = None) -> None:
         self.consumer = consumer
+        # The connection settings, for the short-lived reader `fetch` opens.
+        self.settings = settings or {}
 
     @classmethod
     def connect(
@@ -113,7 +125,7 @@ class KafkaChangeStream:
         settings["bootstrap_timeout_ms"] = int(bootstrap_s * 1000)
         settings.update(extra)
         try:
-            return cls(KafkaConsumer(**settings))
+            return cls(KafkaConsumer(**settings), settings)
         except KafkaError as exc:
             raise KafkaUnavailable(
                 f"Kafka is not reachable at {bootstrap_servers} (no broker answered within "
@@ -196,6 +208,44 @@ class KafkaChangeStream:
         current = getattr(fetcher, "_next_partition_records", None)
         if current is not None and not current:
             fetcher._next_partition_records = None
+
+    def fetch(
+        self, addresses: list[tuple[str, int, int]]
+    ) -> dict[tuple[str, int, int], StreamRecord]:
+        """A reader of its own (no group, nothing committed): seek to each partition's first
+        wanted offset and read until every wanted offset is passed (or the partition ends)."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        wanted: dict[Any, set[int]] = {}
+        for topic, partition, offset in addresses:
+            wanted.setdefault(TopicPartition(topic, partition), set()).add(offset)
+        if not wanted:
+            return {}
+        keep = ("bootstrap_servers", "client_id", "bootstrap_timeout_ms")
+        settings = {k: v for k, v in self.settings.items() if k in keep or k.startswith("security")}
+        reader = KafkaConsumer(group_id=None, enable_auto_commit=False, **settings)
+        found: dict[tuple[str, int, int], StreamRecord] = {}
+        try:
+            reader.assign(list(wanted))
+            ends = reader.end_offsets(list(wanted))
+            for tp, offsets in wanted.items():
+                reader.seek(tp, min(offsets))
+            last = {tp: min(max(offsets), ends.get(tp, 0) - 1) for tp, offsets in wanted.items()}
+            deadline = time.monotonic() + self.FETCH_TIMEOUT_S
+            while time.monotonic() < deadline and any(
+                reader.position(tp) <= last[tp] for tp in wanted
+            ):
+                for tp, records in reader.poll(timeout_ms=500).items():
+                    for r in records:
+                        if r.offset in wanted[tp]:
+                            found[(r.topic, r.partition, r.offset)] = StreamRecord(
+                                r.topic, r.partition, r.offset, r.timestamp, r.key, r.value
+                            )
+                    if reader.position(tp) > last[tp]:
+                        reader.pause(tp)
+        finally:
+            reader.close(autocommit=False)
+        return found
 
     def commit(self, offsets: dict[Partition, int]) -> None:
         from kafka.structs import OffsetAndMetadata

@@ -16,7 +16,7 @@ Settings every source gets, and why:
 - `provide.transaction.metadata=true`: transaction ids and `total_order` for ordering inside a
   transaction, and BEGIN/END records for transaction-consistent apply.
 - `skipped.operations=none`: PostgreSQL skips TRUNCATE by default; a hub that misses truncates diverges.
-- producer overrides: zstd compression and batches of up to 1 MiB with a 20 ms linger. The JSON
+- producer overrides: zstd compression and batches of up to 256 KiB with a 20 ms linger. The JSON
   converter repeats each table's schema in every record (~8 KB a record); compressed batches are
   ~20x smaller on the broker, on the wire and through the consumer's network loop, whose cost in
   Python is per byte and per record batch (issue 9). Needs the worker's
@@ -44,7 +44,7 @@ HEARTBEAT_TOPIC_PREFIX = "__debezium-heartbeat"
 # How the connector's producer writes (see the module docstring): compact, large record batches.
 PRODUCER_OVERRIDES = {
     "producer.override.compression.type": "zstd",
-    "producer.override.batch.size": str(1024 * 1024),
+    "producer.override.batch.size": str(256 * 1024),
     "producer.override.linger.ms": "20",
 }
 

@@ -28,6 +28,8 @@ class MemoryStream:
         # Partitions the consumer paused (flow control); `paused_ever` records every pause.
         self.paused: set[Partition] = set()
         self.paused_ever: set[Partition] = set()
+        # Addresses read again through `fetch` (records whose raw bytes the runner let go).
+        self.fetched: list[tuple[str, int, int]] = []
         self._positions: dict[Partition, int] = {}
         self._pattern: re.Pattern[str] | None = None
         self._on_assign: OnAssign | None = None
@@ -133,6 +135,18 @@ class MemoryStream:
 
     def resume(self, partitions: Iterable[Partition]) -> None:
         self.paused -= set(partitions)
+
+    def fetch(
+        self, addresses: list[tuple[str, int, int]]
+    ) -> dict[tuple[str, int, int], StreamRecord]:
+        self.fetched.extend(addresses)
+        wanted = set(addresses)
+        return {
+            (r.stream, r.partition, r.offset): r
+            for p, log in self.logs.items()
+            for r in log
+            if (r.stream, r.partition, r.offset) in wanted
+        }
 
     def commit(self, offsets: dict[Partition, int]) -> None:
         self.committed.update(offsets)
