@@ -168,7 +168,7 @@ class CatchupResult:
     load_after: str
     # The most events parked at once (transaction consistency), and RSS / parked after each batch.
     peak_parked_events: int = 0
-    batch_trace: list[dict[str, float]] = field(default_factory=list)
+    batch_trace: list[dict[str, Any]] = field(default_factory=list)
     peer: PeerResult | None = None
     speedup_over_peer: float | None = None
     notes: list[str] = field(default_factory=list)
@@ -513,7 +513,7 @@ class _Timed:
     rss_before_mb: float
     forced_releases: int
     peak_parked: int
-    trace: list[dict[str, float]]
+    trace: list[dict[str, Any]]
 
 
 @contextmanager
@@ -574,7 +574,7 @@ def _timed_run(
     last_commit = [0.0]
     applied = [0]
 
-    trace: list[dict[str, float]] = []
+    trace: list[dict[str, Any]] = []
     runner: Runner | None = None
 
     def on_batch(batch: Any) -> None:
@@ -587,6 +587,10 @@ def _timed_run(
                 "batch_events": batch.events,
                 "parked": parked,
                 "rss_mb": round(_rss_mb("VmRSS"), 1),
+                # Flow control's state: how many partitions it holds paused, what the oldest
+                # transaction waits for.
+                "paused": len(runner._paused) if runner else 0,
+                "waiting": "; ".join(runner.waiting_for()[:2]) if runner else "",
             }
         )
 
