@@ -30,9 +30,11 @@ from sqlglot import exp
 from core.config import HubConfig, PostgresWarehouse, SnowflakeWarehouse
 from core.errors import ConfigError
 from core.model import ChangeEvent, Column, ColumnType, Op, TableId, TableSchema
-from merge import client_sql, plan
+from merge import client_sql, control, sqltree
+from merge.ledger import Checkpoint
 from merge.naming import CONTROL_SCHEMA
-from merge.scd2 import Checkpoint, Scd2Engine, TableInfo
+from merge.scd2 import Scd2Engine
+from merge.schema_sync import TableInfo
 from merge.session import WarehouseSession
 from observability.lagmath import percentile
 
@@ -106,16 +108,16 @@ class Scratch:
 
     def cleanup(self) -> list[exp.Expression]:
         """Statements removing every trace: the schema, and its rows in each control table."""
-        by_source = (plan.TABLES, plan.BATCHES, plan.SCHEMAS, plan.CHECKS)
-        by_group = (plan.OFFSETS, plan.BATCH_OFFSETS, plan.PARKED)
+        by_source = (control.TABLES, control.BATCHES, control.SCHEMAS, control.CHECKS)
+        by_group = (control.OFFSETS, control.BATCH_OFFSETS, control.PARKED)
         statements: list[exp.Expression] = [client_sql.drop_schema(self.schema)]
         for name, column, value in (
             *((n, "source", self.schema) for n in by_source),
             *((n, "consumer_group", self.group) for n in by_group),
-            (plan.COLUMNS, "warehouse_schema", self.schema),
+            (control.COLUMNS, "warehouse_schema", self.schema),
         ):
-            where = exp.EQ(this=plan.col(column), expression=exp.Literal.string(value))
-            statements.append(exp.delete(plan.control_table(name), where=where))
+            where = exp.EQ(this=sqltree.col(column), expression=exp.Literal.string(value))
+            statements.append(exp.delete(control.control_table(name), where=where))
         return statements
 
 
@@ -237,7 +239,7 @@ def _open(kind: str, config: HubConfig, yes: bool) -> AbstractContextManager[War
 def scratch_in(session: WarehouseSession) -> Iterator[Scratch]:
     """A fresh scratch schema in `session`'s warehouse, removed with every trace afterwards."""
     scratch = Scratch.new()
-    had_control = session.table_columns(CONTROL_SCHEMA, plan.TABLES) is not None
+    had_control = session.table_columns(CONTROL_SCHEMA, control.TABLES) is not None
     try:
         yield scratch
     finally:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from sqlglot import exp
 
-from merge.plan import col, ident, table
+from merge.sqltree import col, ident, table
 
 
 def copy_from_stdin(name: str, columns: Sequence[str]) -> exp.Expression:

@@ -20,7 +20,7 @@ from connectors.warehouses.nesting import NestedTransaction, begin_commit
 from core.config import DuckDBWarehouse
 from core.errors import ConfigError, MergeError
 from core.model import ColumnType
-from merge import plan
+from merge import shapes
 
 # DuckDB's lock error names the holder: "Conflicting lock is held in /usr/bin/python (PID 1234)".
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in .*?\(PID (\d+)\)")
@@ -138,8 +138,8 @@ class DuckDBSession:
         """The staging statements: a typed temp table from the registered Arrow view (or, into an
         existing stage, an `INSERT … SELECT` from it)."""
         if create:
-            return [plan.stage_from(name, f"{name}_arrow", columns, DuckDBDialect())]
-        return [plan.stage_into(name, f"{name}_arrow", columns, DuckDBDialect())]
+            return [shapes.stage_from(name, f"{name}_arrow", columns, DuckDBDialect())]
+        return [shapes.stage_into(name, f"{name}_arrow", columns, DuckDBDialect())]
 
     def table_columns(self, schema: str, table: str) -> list[str] | None:
         """Column names of `schema.table` in order, or None."""
