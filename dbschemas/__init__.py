@@ -3,3 +3,8 @@
 `loader.load_demo_schemas` creates and seeds the databases (`postgres_shop`, `mariadb_inventory`);
 `dbschemas.workload` then changes them.
 """
+
+from collections.abc import Callable
+
+# What the demo tooling reports progress to (`print` by default): one line per call.
+Progress = Callable[[str], object]

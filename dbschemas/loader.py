@@ -12,15 +12,12 @@ Both are reached as the stack's admin user, never as the source's (read-only) CD
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from core.config import SourceConfig
-from dbschemas.connections import demo_name, is_local_demo_source
+from dbschemas import Progress
+from dbschemas.demo_sources import demo_name, is_local_demo_source
 from dbschemas.mariadb_inventory import load_inventory
 from dbschemas.postgres_shop import load_shop
 from infrastructure.stack.layout import StackLayout
-
-Progress = Callable[[str], object]
 
 
 def load_demo_schemas(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,15 +20,14 @@ import pymysql.cursors
 from connectors import signals
 from core.config import SourceConfig
 from core.errors import StackError
+from dbschemas import Progress
 from dbschemas import fakedata as fd
-from dbschemas.connections import mariadb_connect, mysql_ident
+from dbschemas.demo_sources import mariadb_connect, mysql_ident, seed_if_empty
 from infrastructure.stack.layout import StackLayout
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "inventory" / "mariadb.sql"
 # Tables in dependency order (parents first), so seeding and existence checks share one list.
 INVENTORY_TABLES = ("warehouses", "suppliers", "stock_levels", "shipments")
-
-Progress = Callable[[str], object]
 
 
 def split_sql_script(text: str) -> list[str]:
@@ -67,13 +66,7 @@ def load_inventory(layout: StackLayout, source: SourceConfig, progress: Progress
                     cur.execute(f"SELECT count(*) FROM {mysql_ident(table)}")
                     row = cur.fetchone()
                     counts[table] = int(row[0]) if row else 0
-                if any(counts.values()):
-                    progress(f"demo: {where}: tables hold data, not seeding")
-                else:
-                    seeded = _seed_inventory(cur)
-                    conn.commit()
-                    summary = ", ".join(f"{n} {t}" for t, n in seeded.items())
-                    progress(f"demo: {where}: seeded {summary}")
+                seed_if_empty(where, counts, lambda: _seed_inventory(cur), conn.commit, progress)
                 _mariadb_signal_table(cur, source, layout.mariadb_cdc.user)
                 conn.commit()
         finally:

@@ -7,7 +7,7 @@ updates the publication (`connectors.postgres_admin`); seed rows are written onl
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,16 +21,15 @@ from connectors import postgres_admin, signals
 from connectors.heartbeat import heartbeat_table
 from core.config import SourceConfig
 from core.errors import ConfigError, StackError
+from dbschemas import Progress
 from dbschemas import fakedata as fd
-from dbschemas.connections import pg_connect
+from dbschemas.demo_sources import pg_connect, seed_if_empty
 from infrastructure.stack.layout import StackLayout
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "shop" / "postgres.sql"
 # Tables in dependency order (parents first), so seeding and existence checks share one list.
 SHOP_TABLES = ("customers", "products", "orders", "order_items", "payments")
 PG_SCHEMA = "public"
-
-Progress = Callable[[str], object]
 
 
 def load_shop(layout: StackLayout, source: SourceConfig, progress: Progress) -> None:
@@ -46,14 +45,7 @@ def load_shop(layout: StackLayout, source: SourceConfig, progress: Progress) -> 
                 conn.execute(SCHEMA_FILE.read_text())
                 conn.commit()
                 progress(f"demo: {where}: created tables {', '.join(missing)}")
-            counts = _pg_counts(conn)
-            if any(counts.values()):
-                progress(f"demo: {where}: tables hold data, not seeding")
-            else:
-                seeded = _seed_shop(conn)
-                conn.commit()
-                summary = ", ".join(f"{n} {t}" for t, n in seeded.items())
-                progress(f"demo: {where}: seeded {summary}")
+            seed_if_empty(where, _pg_counts(conn), lambda: _seed_shop(conn), conn.commit, progress)
             _pg_grant(conn, source.database, layout.pg_cdc.user)
             postgres_admin.create_heartbeat_table(conn, source, layout.pg_cdc.user)
             postgres_admin.create_signal_table(conn, source, layout.pg_cdc.user)

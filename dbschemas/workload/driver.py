@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -16,14 +15,14 @@ import pymysql
 
 from core.config import SourceConfig
 from core.errors import ConfigError, StackError
+from dbschemas import Progress
 from dbschemas import fakedata as fd
-from dbschemas.connections import demo_name, is_local_demo_source, source_connection
+from dbschemas.demo_sources import demo_name, is_local_demo_source, source_connection
 from dbschemas.workload.inventory import Inventory
 from dbschemas.workload.shop import Shop
 from dbschemas.workload.tx import Business, Clock, Tx
 from infrastructure.stack.layout import StackLayout
 
-Progress = Callable[[str], object]
 PROGRESS_EVERY_S = 2.0
 OPS = ("insert", "update", "delete")
 

@@ -25,7 +25,7 @@ from connectors.warehouses import dialect_for, open_session
 from connectors.warehouses.postgres.client import PostgresSession
 from core.config import HubConfig, SourceConfig
 from core.errors import ConnectorError
-from dbschemas.connections import pg_connect
+from dbschemas.demo_sources import pg_connect
 from dbschemas.samples import mariadbserver, pgserver
 from merge import client_sql, control, ddl, sqltree
 from merge.ledger import Checkpoint

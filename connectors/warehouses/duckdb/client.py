@@ -15,8 +15,9 @@ from sqlglot import exp
 
 from connectors.warehouses.duckdb.arrow import arrow_type
 from connectors.warehouses.duckdb.dialect import DuckDBDialect
-from connectors.warehouses.duckdb.values import stage_value, text_fallback
+from connectors.warehouses.duckdb.values import stage_value
 from connectors.warehouses.nesting import NestedTransaction, begin_commit
+from connectors.warehouses.values import text_value
 from core.config import DuckDBWarehouse
 from core.errors import ConfigError, MergeError
 from core.model import ColumnType
@@ -117,7 +118,7 @@ class DuckDBSession:
             atype = arrow_type(ctype, self.dialect.MAX_DECIMAL_PRECISION)
             values = [stage_value(row[index], ctype) for row in rows]
             if pa.types.is_string(atype) and ctype.kind not in ("string", "json", "uuid"):
-                values = [text_fallback(v) for v in values]
+                values = [text_value(v) for v in values]
             fields.append(pa.field(col_name, atype))
             arrays.append(pa.array(values, type=atype))
         staged = pa.Table.from_arrays(arrays, schema=pa.schema(fields))

@@ -1,13 +1,13 @@
-"""Recognise a demo source and open an admin (application) connection to its server.
+"""Recognise a demo source, open an admin (application) connection to its server, seed it once.
 
 The demo databases are reached as the stack's admin user, never as the source's (read-only) CDC user.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 import pymysql
@@ -15,6 +15,7 @@ import pymysql.cursors
 
 from core.config import SourceConfig
 from core.errors import StackError
+from dbschemas import Progress
 from infrastructure.stack.layout import Credentials, StackLayout
 
 DemoName = Literal["shop", "inventory"]
@@ -40,6 +41,17 @@ def is_local_demo_source(layout: StackLayout, source: SourceConfig) -> bool:
     return demo_name(source) is not None and source.port == admin_credentials(layout, source).port
 
 
+def _login(creds: Credentials) -> dict[str, Any]:
+    """The connection arguments both drivers spell alike."""
+    return {
+        "host": creds.host,
+        "port": creds.port,
+        "user": creds.user,
+        "password": creds.password(),
+        "connect_timeout": 10,
+    }
+
+
 @contextmanager
 def _connecting(
     server: str, creds: Credentials, database: str | None, errors: tuple[type[Exception], ...]
@@ -61,14 +73,7 @@ def pg_connect(creds: Credentials, dbname: str, *, autocommit: bool = False) -> 
     """A psycopg connection as `creds` to `dbname`; connection failures become StackError."""
     with _connecting("PostgreSQL", creds, dbname, (psycopg.OperationalError, OSError)):
         return psycopg.connect(
-            host=creds.host,
-            port=creds.port,
-            user=creds.user,
-            password=creds.password(),
-            dbname=dbname,
-            autocommit=autocommit,
-            connect_timeout=10,
-            application_name="cdchub-demo",
+            **_login(creds), dbname=dbname, autocommit=autocommit, application_name="cdchub-demo"
         )
 
 
@@ -80,14 +85,10 @@ def mariadb_connect(creds: Credentials, database: str | None) -> pymysql.connect
     """
     with _connecting("MariaDB", creds, database, (pymysql.err.OperationalError, OSError)):
         return pymysql.connect(
-            host=creds.host,
-            port=creds.port,
-            user=creds.user,
-            password=creds.password(),
+            **_login(creds),
             database=database,
             charset="utf8mb4",
             autocommit=False,
-            connect_timeout=10,
             # TIMESTAMP columns convert through the session zone; UTC keeps values as written.
             init_command="SET time_zone = '+00:00'",
         )
@@ -101,6 +102,26 @@ def source_connection(
     if source.kind == "postgres":
         return pg_connect(creds, source.database)
     return mariadb_connect(creds, source.database)
+
+
+def seed_if_empty(
+    where: str,
+    counts: dict[str, int],
+    seed: Callable[[], dict[str, int]],
+    commit: Callable[[], None],
+    progress: Progress,
+) -> None:
+    """Seed a demo database only while all its tables are empty, so a re-run never doubles data.
+
+    `counts` are the rows each table holds; `seed` writes the rows and returns how many per table.
+    """
+    if any(counts.values()):
+        progress(f"demo: {where}: tables hold data, not seeding")
+        return
+    seeded = seed()
+    commit()
+    summary = ", ".join(f"{n} {t}" for t, n in seeded.items())
+    progress(f"demo: {where}: seeded {summary}")
 
 
 def mysql_ident(name: str) -> str:
