@@ -80,6 +80,25 @@ class ConnectConfig(_Model):
     url: str = "http://127.0.0.1:28083"
 
 
+def _require_secret(password: SecretStr | None, password_file: Path | None, example: str) -> None:
+    """A model that logs in needs `password` or `password_file` (validated once, for every model)."""
+    if password is None and password_file is None:
+        raise ValueError(f"set either 'password' (e.g. ${{{example}}}) or 'password_file'")
+
+
+def _read_secret(password: SecretStr | None, password_file: Path | None, **facts: str) -> str:
+    """A password given inline or in a file (the file wins only when no inline value is set)."""
+    if password is not None:
+        return password.get_secret_value()
+    assert password_file is not None
+    try:
+        return password_file.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read password_file: {exc.strerror}", **facts, path=str(password_file)
+        ) from exc
+
+
 class SourceConfig(_Model):
     """One operational database captured by one Debezium connector.
 
@@ -140,23 +159,12 @@ class SourceConfig(_Model):
 
     @model_validator(mode="after")
     def _check_secret(self) -> SourceConfig:
-        if self.password is None and self.password_file is None:
-            raise ValueError("set either 'password' (e.g. ${MY_DB_PASSWORD}) or 'password_file'")
+        _require_secret(self.password, self.password_file, "MY_DB_PASSWORD")
         return self
 
     def secret(self) -> str:
         """The database password, read from the file when `password_file` is set."""
-        if self.password is not None:
-            return self.password.get_secret_value()
-        assert self.password_file is not None
-        try:
-            return self.password_file.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read password_file: {exc.strerror}",
-                source=self.name,
-                path=str(self.password_file),
-            ) from exc
+        return _read_secret(self.password, self.password_file, source=self.name)
 
     @property
     def slot(self) -> str:
@@ -181,19 +189,6 @@ class DuckDBWarehouse(_Model):
         return str(self.path)
 
 
-def _read_secret(password: SecretStr | None, password_file: Path | None, **facts: str) -> str:
-    """A password given inline or in a file (the file wins only when no inline value is set)."""
-    if password is not None:
-        return password.get_secret_value()
-    assert password_file is not None
-    try:
-        return password_file.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read password_file: {exc.strerror}", path=str(password_file), **facts
-        ) from exc
-
-
 class PostgresWarehouse(_Model):
     """A PostgreSQL database as the warehouse (the local stack creates `cdchub_warehouse`)."""
 
@@ -208,10 +203,7 @@ class PostgresWarehouse(_Model):
 
     @model_validator(mode="after")
     def _check_secret(self) -> PostgresWarehouse:
-        if self.password is None and self.password_file is None:
-            raise ValueError(
-                "set either 'password' (e.g. ${WAREHOUSE_PASSWORD}) or 'password_file'"
-            )
+        _require_secret(self.password, self.password_file, "WAREHOUSE_PASSWORD")
         return self
 
     def secret(self) -> str:
@@ -240,10 +232,7 @@ class SnowflakeWarehouse(_Model):
 
     @model_validator(mode="after")
     def _check_secret(self) -> SnowflakeWarehouse:
-        if self.password is None and self.password_file is None:
-            raise ValueError(
-                "set either 'password' (e.g. ${SNOWFLAKE_PASSWORD}) or 'password_file'"
-            )
+        _require_secret(self.password, self.password_file, "SNOWFLAKE_PASSWORD")
         return self
 
     def secret(self) -> str:
