@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 from sqlglot import exp
 
-from merge import control, sqltree
+from merge import client_sql, control, sqltree
 from merge.naming import CONTROL_SCHEMA, TableNames
 from merge.session import QuerySession, WarehouseSession
 
@@ -81,14 +81,5 @@ def replicated_tables(session: QuerySession) -> list[ReplicatedTable]:
 
 def warehouse_types(session: WarehouseSession, schema: str, table: str) -> dict[str, str]:
     """Column name -> type of a warehouse table."""
-    query = (
-        exp.select(exp.column("column_name"), exp.column("data_type"))
-        .from_(exp.table_("columns", db="information_schema"))
-        .where(
-            exp.and_(
-                exp.EQ(this=exp.column("table_schema"), expression=exp.Literal.string(schema)),
-                exp.EQ(this=exp.column("table_name"), expression=exp.Literal.string(table)),
-            )
-        )
-    )
+    query = client_sql.column_types(schema, table)
     return {str(name): str(kind) for name, kind in session.query(query)}

@@ -21,7 +21,7 @@ from connectors.warehouses.values import text_value
 from core.config import DuckDBWarehouse
 from core.errors import ConfigError, MergeError
 from core.model import ColumnType
-from merge import shapes
+from merge import client_sql, shapes
 
 # DuckDB's lock error names the holder: "Conflicting lock is held in /usr/bin/python (PID 1234)".
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in .*?\(PID (\d+)\)")
@@ -144,11 +144,7 @@ class DuckDBSession:
 
     def table_columns(self, schema: str, table: str) -> list[str] | None:
         """Column names of `schema.table` in order, or None."""
-        rows = self.conn.execute(
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            [schema, table],
-        ).fetchall()
+        rows = self.query(client_sql.table_columns(schema, table))
         return [r[0] for r in rows] or None
 
     def close(self) -> None:
