@@ -35,7 +35,6 @@ from merge import control, dead_letters, shapes
 from merge.batch_plan import BatchPlan, SegmentSpec, StepKind, plan_table_batch
 from merge.ledger import (
     HELD_FOR_SCHEMA,
-    PARKED_FOR_TRANSACTION,
     Checkpoint,
     ForcedReleaseRow,
     Ledger,
@@ -48,10 +47,9 @@ from merge.session import WarehouseSession
 
 log = logging.getLogger(__name__)
 
-# Consumer-state types and table infos, imported from here by the runner (cdc_consumers/runner.py).
+# Re-exported for the runner and the replay (cdc_consumers/), which import them from here.
 __all__ = [
     "HELD_FOR_SCHEMA",
-    "PARKED_FOR_TRANSACTION",
     "Checkpoint",
     "ForcedReleaseRow",
     "ParkedChanges",
