@@ -68,7 +68,12 @@ def decide(
                 session, group, statuses=(dead_letters.OPEN, dead_letters.SKIPPED)
             )
             if letter.table_name in (table, namespace_table)
-            or f"{letter.source}.{letter.table_name}" == table
+            or table
+            in (
+                f"{letter.source}.{letter.table_name}",
+                # shop.orders, as the other commands take it (the namespace left out)
+                f"{letter.source}.{letter.table_name.rsplit('.', 1)[-1]}",
+            )
         ]
         if not found:
             raise ConfigError(f"no open or skipped dead letter for table {table}")

@@ -33,6 +33,7 @@ from connectors.warehouses import open_session
 from connectors.warehouses.duckdb.dialect import DuckDBDialect
 from core.config import DuckDBWarehouse, HubConfig
 from core.errors import CdcHubError, ConfigError, MergeError
+from merge import client_sql
 from merge.asof import read_only_query
 from merge.dialect import Dialect
 from merge.session import WarehouseSession
@@ -72,17 +73,7 @@ class CursorSession:
 
     def table_columns(self, schema: str, table: str) -> list[str] | None:
         """Column names of `schema.table`, or None when it does not exist."""
-        query = (
-            exp.select(exp.column("column_name"))
-            .from_(exp.table_("columns", db="information_schema"))
-            .where(
-                exp.and_(
-                    exp.EQ(this=exp.column("table_schema"), expression=exp.Literal.string(schema)),
-                    exp.EQ(this=exp.column("table_name"), expression=exp.Literal.string(table)),
-                )
-            )
-            .order_by(exp.column("ordinal_position"))
-        )
+        query = client_sql.table_columns(schema, table)
         return [r[0] for r in self.query(query)] or None
 
 
@@ -95,8 +86,10 @@ def report_from_running(config: HubConfig, window_s: float) -> dict[str, Any]:
     return response.json()
 
 
-def lag_report(config: HubConfig, window_s: float) -> dict[str, Any]:
+def lag_report(config: HubConfig, window_s: float, *, with_kafka: bool = True) -> dict[str, Any]:
     """The lag report, from the warehouse file or, while a run holds it, from that run.
+
+    Without `with_kafka` the Kafka side (consumer lag, heartbeats) is left out of a local read.
 
     Raises:
         ObservabilityError: no warehouse yet, or it is locked and no run answers.
@@ -116,7 +109,7 @@ def lag_report(config: HubConfig, window_s: float) -> dict[str, Any]:
                 f"on port {config.observability.dashboard.port}: {exc}"
             ) from locked
     try:
-        return build_report(session, config, window_s=window_s)
+        return build_report(session, config, window_s=window_s, with_kafka=with_kafka)
     finally:
         session.close()
 
