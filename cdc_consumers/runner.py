@@ -329,6 +329,10 @@ class Runner:
         per table, so a catch-up wants full ones); an empty poll still ends it.
         """
         limit = self.config.kafka.batch_max_events
+        if self._paused or self._parked() >= self._pause_at() // 2:
+            # Flow control decides between batches: while it is engaged, it decides more often,
+            # so a topic read for the oldest transaction parks no more than this beyond it.
+            limit = max(1, self._pause_at() // 2)
         max_bytes = self.config.kafka.batch_max_bytes
         wait_s = self.config.kafka.batch_max_wait_ms / 1000
         catching_up = self._backlog >= limit
@@ -385,6 +389,9 @@ class Runner:
         self._caught_up_sources = {name: name not in behind_sources for name in self.sources}
         self._all_caught_up = not self._behind
 
+    def _parked(self) -> int:
+        return sum(a.parked_events for a in self.assemblers.values())
+
     def _pause_at(self) -> int:
         """Parked events from which flow control pauses the partitions that are ahead."""
         kafka = self.config.kafka
@@ -405,7 +412,7 @@ class Runner:
         """
         if not self.assemblers:
             return
-        parked = sum(a.parked_events for a in self.assemblers.values())
+        parked = self._parked()
         bound = self._pause_at()
         want: set[Partition] = set()
         if parked >= bound // 2:
