@@ -78,9 +78,9 @@ def optional_bar(label: str, wanted: bool) -> Iterator[Bar | None]:
         yield bar
 
 
-_COUNTER = re.compile(
-    r"^(?P<label>\w+): (?P<events>\d+) events applied in (?P<batches>\d+) batches$"
-)
+# The counters long work repeats: the run's ("run: 120 events applied in 3 batches") and the demo
+# workload's ("workload: 800/3000 changes, 160 tx, 399/s"). Any other message is printed as it is.
+_COUNTER = re.compile(r"^(?P<label>run|workload): \d")
 
 
 class _PlainLines:
@@ -100,14 +100,16 @@ class _PlainLines:
 def run_progress(*, force_plain: bool = False) -> Iterator[Callable[[str], None]]:
     """The progress callback for a consuming run (`cdchub run`, the demo's drain).
 
-    On a terminal the run's counter ("run: N events applied in M batches") updates ONE live line
-    and every other message prints above it; otherwise messages are plain lines, and a line equal
-    to the one before it is not printed again.
+    On a terminal each counter (the run's "run: N events applied in M batches", the workload's
+    "workload: N/M changes, …") updates ONE live line of its own and every other message prints
+    above them; otherwise messages are plain lines, and a line equal to the one before it is not
+    printed again.
     """
     if force_plain or not sys.stderr.isatty():
         yield _PlainLines()
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -117,11 +119,15 @@ def run_progress(*, force_plain: bool = False) -> Iterator[Callable[[str], None]
         console=Console(stderr=True),
         transient=True,
     ) as rich_progress:
-        task: Any = rich_progress.add_task("run: starting", total=None)
+        tasks: dict[str, Any] = {}
 
         def show(message: str) -> None:
-            if _COUNTER.match(message):
-                rich_progress.update(task, description=message)
+            counter = _COUNTER.match(message)
+            if counter:
+                label = counter["label"]
+                if label not in tasks:
+                    tasks[label] = rich_progress.add_task("", total=None)
+                rich_progress.update(tasks[label], description=escape(message))
             else:
                 rich_progress.console.print(message, markup=False, highlight=False)
 

@@ -45,6 +45,7 @@ def test_run_progress_on_a_terminal_keeps_the_counter_on_one_live_line(
     with run_progress() as progress:
         for n in range(50):
             progress(f"run: {n} events applied in {n} batches")
+            progress(f"workload: {n * 10}/500 changes, {n} tx, 400/s")
         progress("run: table shop.public.orders stopped: a reason")
     out = terminal.getvalue()
     # Other messages print once, above the live line; the counter is not a scrolling log.
