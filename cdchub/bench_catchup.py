@@ -402,7 +402,8 @@ class _Backlog:
 def _fill(config: HubConfig, events: int, progress: Progress) -> _Backlog:
     """Snapshot rows + streamed transactions through the real connector; wait until all are in Kafka."""
     from connectors.service import apply_connectors
-    from dbschemas.loader import load_demo_schemas, pg_connect
+    from dbschemas.demo_sources import pg_connect
+    from dbschemas.loader import load_demo_schemas
     from infrastructure.stack.layout import StackLayout
 
     layout = StackLayout(config)
@@ -641,7 +642,7 @@ def _fingerprints(conn: Any, schema: str) -> dict[str, tuple[Any, ...]]:
 
 def _peer(config: HubConfig, events: int, progress: Progress) -> PeerResult:
     from connectors.connect_client import ConnectClient
-    from dbschemas.loader import pg_connect
+    from dbschemas.demo_sources import pg_connect
     from infrastructure.stack.layout import StackLayout
 
     layout = StackLayout(config)
@@ -789,7 +790,7 @@ def _fresh_warehouse(config: HubConfig, index: int) -> HubConfig:
         path = warehouse.path.with_name(f"warehouse-{index}.duckdb")
         return config.model_copy(update={"warehouse": warehouse.model_copy(update={"path": path})})
     # PostgreSQL: a new database of the stack's cluster, owned by the warehouse user.
-    from dbschemas.loader import pg_connect
+    from dbschemas.demo_sources import pg_connect
     from infrastructure.stack.layout import StackLayout
 
     layout = StackLayout(config)
