@@ -29,7 +29,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ import yaml
 from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 
+from connectors.warehouses.nesting import NestedTransaction
 from core.config import DuckDBWarehouse, HubConfig, load_config
 from core.errors import StackError
 from core.model import ChangeEvent, TableId
@@ -221,22 +222,23 @@ class _TimedSession:
     def __init__(self, inner: WarehouseSession, timers: CatchupTimers) -> None:
         self._inner = inner
         self._timers = timers
-        self._depth = 0
+        self._nesting = NestedTransaction()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
+    def transaction(self) -> AbstractContextManager[None]:
+        """The inner session's transaction; an inner block joins it, the outermost one is timed."""
+        return self._nesting.block(self._timed)
+
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self._depth += 1
+    def _timed(self) -> Iterator[None]:
         began = time.perf_counter()
         try:
             with self._inner.transaction():
                 yield
         finally:
-            self._depth -= 1
-            if self._depth == 0:
-                self._timers.transaction_s += time.perf_counter() - began
+            self._timers.transaction_s += time.perf_counter() - began
 
 
 class CatchupTimers(NoInstrumentation):

@@ -84,7 +84,7 @@ def _connectors(config: HubConfig, status: Status) -> None:
     from connectors.service import connector_status
 
     # One screen answers in seconds: a Connect that refuses is reported, not retried for a minute.
-    client = ConnectClient(config.connect.url, timeout=10.0, attempts=2)
+    client = ConnectClient(config.connect.url, timeout=10.0, attempts=3)
     try:
         status.connectors = connector_status(config, client)
     except CdcHubError as exc:
