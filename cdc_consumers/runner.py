@@ -188,6 +188,9 @@ class Runner:
         # Partitions not read to their end at the last probe, and those paused by flow control.
         self._lagging: set[Partition] = set()
         self._paused: set[Partition] = set()
+        # Parked events after the last batch, and whether that batch added to them.
+        self._parked_last = 0
+        self._parked_grew = False
         self._all_caught_up = False
         # Records waiting in Kafka at the last probe (end offsets minus positions).
         self._backlog = 0
@@ -329,9 +332,10 @@ class Runner:
         per table, so a catch-up wants full ones); an empty poll still ends it.
         """
         limit = self.config.kafka.batch_max_events
-        if self._paused or self._parked() >= self._pause_at() // 2:
-            # Flow control decides between batches: while it is engaged, it decides more often,
-            # so a topic read for the oldest transaction parks no more than this beyond it.
+        if self._parked_grew and self._parked() >= self._pause_at() // 2:
+            # Flow control decides between batches. While the parked events grow past its bound
+            # (a topic read for the oldest transaction parks the later ones), it decides more
+            # often; while they do not (a snapshot read, the rest paused), batches stay full.
             limit = max(1, self._pause_at() // 2)
         max_bytes = self.config.kafka.batch_max_bytes
         wait_s = self.config.kafka.batch_max_wait_ms / 1000
@@ -413,6 +417,7 @@ class Runner:
         if not self.assemblers:
             return
         parked = self._parked()
+        self._parked_grew, self._parked_last = parked > self._parked_last, parked
         bound = self._pause_at()
         want: set[Partition] = set()
         if parked >= bound // 2:
