@@ -268,21 +268,27 @@ class TransactionAssembler:
         cannot help the transaction that holds it back.
 
         Those are the topics in which that (ended, incomplete) transaction has every event its END
-        counts, and the topics of tables it did not touch. The runner pauses them while the parked
+        counts, and the topics of tables it did not touch; before any END is read, every data
+        topic (the transaction topic says next what is needed). The runner pauses them while the parked
         volume is high and reads on the rest, among them the ones the transaction waits for. A
         table's topic is found by its name, `<source>.<collection>`; when a collection of the END
         has no such topic (a name Debezium had to rewrite), only the topics proven complete are
         called ahead, so pausing never hides the events that would complete the transaction.
         """
-        tx = next(iter(self._ended.values()), None)
-        if tx is None or tx.complete:
-            return set()
         prefix = f"{self.source}."
+        data = {t for t in topics if t.startswith(prefix) and not is_transaction_topic(t)}
+        tx = next(iter(self._ended.values()), None)
+        if tx is None:
+            # Events parked but no END read yet (the transaction topic is read behind the data
+            # topics): which tables they wait for is unknown until the transaction topic, never
+            # paused, tells. Read only it meanwhile.
+            return data if self._open else set()
+        if tx.complete:
+            return set()
         named = {f"{prefix}{collection}": expected for collection, expected in tx.collections}
         done = {t for t, expected in named.items() if tx.per_topic.get(t, 0) >= expected}
         if not set(named) <= topics:
             return done
-        data = {t for t in topics if t.startswith(prefix) and not is_transaction_topic(t)}
         return done | (data - set(named))
 
     def low_water(self) -> dict[tuple[str, int], int]:
