@@ -2,7 +2,9 @@
 
 - a replay of a whole topic changes no history row (every event is already present);
 - after deleting a range of history rows, a replay restores exactly those rows;
-- while `cdchub run` holds the DuckDB warehouse, the replay is handed to it and still applies.
+- while `cdchub run` holds the DuckDB warehouse, the replay is handed to it and still applies;
+- on a PostgreSQL warehouse too: while `cdchub run` holds the lease, the replay is handed to it
+  (the single writer) and a replay of the whole topic changes no history row.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import psycopg
 import yaml
 
-from core.config import load_config
+from connectors.warehouses.postgres.client import PostgresSession
+from core.config import HubConfig, load_config
+from merge import client_sql
+from merge.naming import CONTROL_SCHEMA
 from ops.access import QueryTicket
 from tests.integration.conftest import Stack
 from tests.integration.helpers import (
@@ -138,5 +144,85 @@ def test_rebuild_restores_a_damaged_table_from_its_topic(stack: Stack, tmp_path:
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["summary"]["events"] > 0
     assert histories(config.warehouse.path) == before  # every table; orders rebuilt exactly
+    report = verify(config)
+    assert report["ok"], failures(report)
+
+
+def _pg_config_file(stack: Stack, tmp: Path, name: str) -> tuple[Path, HubConfig]:
+    """A config file on the stack's PostgreSQL warehouse database, as a user writes it."""
+    doc = yaml.safe_load(stack.config_path.read_text())
+    warehouse = stack.layout.pg_warehouse_config()
+    doc["warehouse"] = {
+        "kind": "postgres",
+        "host": warehouse.host,
+        "port": warehouse.port,
+        "database": warehouse.database,
+        "user": warehouse.user,
+        "password_file": str(warehouse.password_file),
+    }
+    doc["kafka"]["group_id"] = f"it-{name}"
+    doc["state_dir"] = str(tmp / "state")
+    observability = doc.setdefault("observability", {})
+    observability.setdefault("dashboard", {})["port"] = 0
+    observability.setdefault("prometheus", {})["port"] = 0
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path, load_config(path)
+
+
+def _pg_history(config: HubConfig, table: str) -> list[tuple[Any, ...]]:
+    """Every row of a PostgreSQL warehouse history table, every column, in a stable order."""
+    warehouse = config.warehouse
+    with psycopg.connect(
+        host=warehouse.host,  # type: ignore[union-attr]
+        port=warehouse.port,  # type: ignore[union-attr]
+        dbname=warehouse.database,  # type: ignore[union-attr]
+        user=warehouse.user,  # type: ignore[union-attr]
+        password=warehouse.secret(),  # type: ignore[union-attr]
+    ) as conn:
+        rows = conn.execute(f"SELECT * FROM {table}").fetchall()
+    return sorted(rows, key=repr)
+
+
+def test_replay_while_run_runs_on_a_postgres_warehouse(stack: Stack, tmp_path: Path) -> None:
+    path, config = _pg_config_file(stack, tmp_path, "replay-pg")
+    session = PostgresSession(config.warehouse)  # type: ignore[arg-type]
+    try:  # the warehouse database is shared by the session's PostgreSQL-warehouse tests
+        for schema in ("shop", "inventory", CONTROL_SCHEMA):
+            session.execute(client_sql.drop_schema(schema))
+    finally:
+        session.close()
+    assert replicate_until_verified(config)["ok"]
+    before = _pg_history(config, "shop.orders_history")
+    assert before
+    run = subprocess.Popen(
+        [*CLI, "--config", str(path), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ticket = QueryTicket.path(config)
+        deadline = time.monotonic() + 60
+        while not ticket.exists() and time.monotonic() < deadline:
+            assert run.poll() is None, run.stderr.read() if run.stderr else ""
+            time.sleep(0.5)
+        assert ticket.exists(), "the run never served its endpoint"
+        plan = _cdchub(path, "replay", "--table", "shop.orders", "--json")
+        assert plan.returncode == 0, plan.stderr[-2000:]
+        events = json.loads(plan.stdout)["plan"]["events"]
+        assert events > 0
+        done = _cdchub(path, "replay", "--table", "shop.orders", "--execute", "--json")
+        assert run.poll() is None, "the run stopped during the replay"
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "running `cdchub run`" in done.stderr  # applied by the run, not beside it
+        summary = json.loads(done.stdout)["summary"]
+        assert summary["applied"] == 0
+        assert summary["already_present"] == summary["events"] == events
+    finally:
+        run.send_signal(signal.SIGTERM)
+        _out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err[-2000:]
+    assert _pg_history(config, "shop.orders_history") == before
     report = verify(config)
     assert report["ok"], failures(report)
