@@ -19,18 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import psycopg
+import httpx
 import yaml
 
-from connectors.warehouses.postgres.client import PostgresSession
-from core.config import HubConfig, load_config
-from merge import client_sql
-from merge.naming import CONTROL_SCHEMA
+from core.config import load_config
 from ops.access import QueryTicket
 from tests.integration.conftest import Stack
 from tests.integration.helpers import (
     failures,
     histories,
+    pg_history,
+    pg_warehouse_config_file,
     replicate_until_verified,
     verify,
     with_warehouse,
@@ -148,52 +147,10 @@ def test_rebuild_restores_a_damaged_table_from_its_topic(stack: Stack, tmp_path:
     assert report["ok"], failures(report)
 
 
-def _pg_config_file(stack: Stack, tmp: Path, name: str) -> tuple[Path, HubConfig]:
-    """A config file on the stack's PostgreSQL warehouse database, as a user writes it."""
-    doc = yaml.safe_load(stack.config_path.read_text())
-    warehouse = stack.layout.pg_warehouse_config()
-    doc["warehouse"] = {
-        "kind": "postgres",
-        "host": warehouse.host,
-        "port": warehouse.port,
-        "database": warehouse.database,
-        "user": warehouse.user,
-        "password_file": str(warehouse.password_file),
-    }
-    doc["kafka"]["group_id"] = f"it-{name}"
-    doc["state_dir"] = str(tmp / "state")
-    observability = doc.setdefault("observability", {})
-    observability.setdefault("dashboard", {})["port"] = 0
-    observability.setdefault("prometheus", {})["port"] = 0
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path, load_config(path)
-
-
-def _pg_history(config: HubConfig, table: str) -> list[tuple[Any, ...]]:
-    """Every row of a PostgreSQL warehouse history table, every column, in a stable order."""
-    warehouse = config.warehouse
-    with psycopg.connect(
-        host=warehouse.host,  # type: ignore[union-attr]
-        port=warehouse.port,  # type: ignore[union-attr]
-        dbname=warehouse.database,  # type: ignore[union-attr]
-        user=warehouse.user,  # type: ignore[union-attr]
-        password=warehouse.secret(),  # type: ignore[union-attr]
-    ) as conn:
-        rows = conn.execute(f"SELECT * FROM {table}").fetchall()
-    return sorted(rows, key=repr)
-
-
 def test_replay_while_run_runs_on_a_postgres_warehouse(stack: Stack, tmp_path: Path) -> None:
-    path, config = _pg_config_file(stack, tmp_path, "replay-pg")
-    session = PostgresSession(config.warehouse)  # type: ignore[arg-type]
-    try:  # the warehouse database is shared by the session's PostgreSQL-warehouse tests
-        for schema in ("shop", "inventory", CONTROL_SCHEMA):
-            session.execute(client_sql.drop_schema(schema))
-    finally:
-        session.close()
+    path, config = pg_warehouse_config_file(stack, tmp_path, "replay-pg")
     assert replicate_until_verified(config)["ok"]
-    before = _pg_history(config, "shop.orders_history")
+    before = pg_history(config, "shop.orders_history")
     assert before
     run = subprocess.Popen(
         [*CLI, "--config", str(path), "run"],
@@ -208,6 +165,12 @@ def test_replay_while_run_runs_on_a_postgres_warehouse(stack: Stack, tmp_path: P
             assert run.poll() is None, run.stderr.read() if run.stderr else ""
             time.sleep(0.5)
         assert ticket.exists(), "the run never served its endpoint"
+        # The run serves its dashboard on a PostgreSQL warehouse too.
+        served = QueryTicket.read(ticket)
+        assert served is not None
+        lag = httpx.get(served.url + "/api/lag", timeout=60)
+        assert lag.status_code == 200, lag.text
+        assert "shop.public.orders" in {f"{t['source']}.{t['table']}" for t in lag.json()["tables"]}
         plan = _cdchub(path, "replay", "--table", "shop.orders", "--json")
         assert plan.returncode == 0, plan.stderr[-2000:]
         events = json.loads(plan.stdout)["plan"]["events"]
@@ -223,6 +186,6 @@ def test_replay_while_run_runs_on_a_postgres_warehouse(stack: Stack, tmp_path: P
         run.send_signal(signal.SIGTERM)
         _out, err = run.communicate(timeout=60)
     assert run.returncode == 0, err[-2000:]
-    assert _pg_history(config, "shop.orders_history") == before
+    assert pg_history(config, "shop.orders_history") == before
     report = verify(config)
     assert report["ok"], failures(report)

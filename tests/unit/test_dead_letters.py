@@ -156,8 +156,14 @@ def test_dlq_commands_as_a_user_types_them(tmp_path: Path) -> None:
             {
                 "state_dir": str(tmp_path / "state"),
                 "sources": [
-                    {"name": "shop", "kind": "postgres", "port": 1, "database": "shop",
-                     "user": "u", "password": "p"}
+                    {
+                        "name": "shop",
+                        "kind": "postgres",
+                        "port": 1,
+                        "database": "shop",
+                        "user": "u",
+                        "password": "p",
+                    }
                 ],
                 "warehouse": {"kind": "duckdb", "path": str(tmp_path / "wh.duckdb")},
             }
