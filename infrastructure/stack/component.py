@@ -130,8 +130,11 @@ class Component(ABC):
         try:
             ok = process.wait_until(self.answers, timeout=timeout, alive=self.process_alive)
         except process.ProcessDied:
+            pid = process.read_pid(self.pidfile)
+            how = process.exit_description(pid) if pid is not None else None
             tail = process.log_tail(self.log)
-            raise self.error(f"{self.name} exited during startup: {tail}") from None
+            ended = f" ({how})" if how else ""
+            raise self.error(f"{self.name} exited during startup{ended}: {tail}") from None
         if not ok:
             waited = time.monotonic() - started if started is not None else timeout
             raise self.error(f"{self.name} did not become ready within {waited:.0f}s")

@@ -178,6 +178,23 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+def exit_description(pid: int) -> str | None:
+    """How our own child `pid` ended ("exit code 1", "killed by SIGKILL"), or None if unknown.
+
+    A server that dies before writing a line (the kernel's OOM killer, a JVM that cannot reserve
+    its heap) leaves nothing in its log; its exit status is then the only clue.
+    """
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    if done == 0:
+        return None
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"
+
+
 def stop(
     pidfile: Path,
     expect: Sequence[str],

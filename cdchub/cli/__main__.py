@@ -1,0 +1,5 @@
+"""`python -m cdchub.cli` runs the command line (the tests run it so)."""
+
+from cdchub.cli import main
+
+main()

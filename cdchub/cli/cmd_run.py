@@ -1,0 +1,89 @@
+"""`cdchub run`: consume every CDC topic and merge into the warehouse."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from cdchub.cli.app import cli
+from cdchub.cli.output import CliContext, emit, guard, note
+
+
+@cli.command()
+@click.option("--until-idle", type=float, help="Exit 0 once caught up and idle this many seconds.")
+@click.option("--max-seconds", type=float, help="Stop after this many seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
+@click.pass_obj
+@guard
+def run(
+    obj: CliContext, until_idle: float | None, max_seconds: float | None, as_json: bool
+) -> None:
+    """Consume every CDC topic and merge into the warehouse (Ctrl-C stops after the batch)."""
+    from cdc_consumers.replay import ReplayJobs, replay_in_run
+    from cdc_consumers.runner import Runner
+    from cdchub.dlq_service import decide_in_run
+    from connectors.warehouses import open_session
+    from merge.runstate import stopped_tables
+    from ops.checks import ScheduledChecks
+    from ops.service import instrumented
+
+    session = open_session(obj.config)
+    jobs = ReplayJobs()  # `cdchub replay --execute` hands its work to this run
+    try:
+        with instrumented(
+            obj.config,
+            session,
+            progress=note,
+            replay=lambda doc: replay_in_run(obj.config, jobs, doc),
+            dlq=lambda doc: jobs.submit(
+                lambda s: decide_in_run(s, obj.config.kafka.group_id, doc), timeout_s=120
+            ),
+        ) as instrumentation:
+            runner = Runner(
+                obj.config,
+                session,
+                progress=note,
+                instrumentation=instrumentation,
+                jobs=jobs,
+                between_batches=ScheduledChecks(obj.config),
+            )
+            result = runner.run(until_idle=until_idle, max_seconds=max_seconds)
+        stops = stopped_tables(session, obj.config.kafka.group_id)
+    finally:
+        session.close()
+    if as_json:
+        emit(
+            {
+                "events": result.events,
+                "versions": result.versions,
+                "batches": result.batches,
+                "per_table": result.per_table,
+                "elapsed_s": round(result.elapsed_s, 3),
+                "stopped_by": result.stopped_by,
+                "forced_releases": result.forced_releases,
+                "waiting": result.waiting,
+                "stopped_tables": [stop.describe() for stop in stops],
+            }
+        )
+    else:
+        forced = (
+            f"; {result.forced_releases} transactions applied without consistency (stalled)"
+            if result.forced_releases
+            else ""
+        )
+        click.echo(
+            f"applied {result.events} events ({result.versions} new versions) in "
+            f"{result.batches} batches, {result.elapsed_s:.1f}s; stopped by {result.stopped_by}"
+            f"{forced}"
+        )
+    if result.stopped_by == "max-seconds" and until_idle is not None and result.waiting:
+        click.echo("not idle yet; still waiting for:", err=True)
+        for line in result.waiting:
+            click.echo(f"  {line}", err=True)
+    # A stopped table needs a human: say so in the summary and in the exit status (1).
+    for stop in stops if not as_json else []:
+        click.echo(stop.describe())
+    if stops:
+        click.echo(f"run: {len(stops)} table(s) stopped; their changes are held", err=True)
+        sys.exit(1)
