@@ -146,10 +146,22 @@ def pg_warehouse(config: HubConfig) -> psycopg.Connection:
     )
 
 
-def pg_history(config: HubConfig, table: str) -> list[tuple[Any, ...]]:
-    """Every row of a PostgreSQL warehouse history table (`shop.orders_history`), stable order."""
+def pg_history(config: HubConfig, table: str, *, ingested_at: bool = True) -> list[tuple[Any, ...]]:
+    """Every row of a PostgreSQL warehouse history table (`shop.orders_history`), stable order;
+    every column, or all but `_cdc_ingested_at` (a rebuild writes the rows again)."""
     schema, name = table.split(".")
-    query = sql.SQL("SELECT * FROM {}").format(sql.Identifier(schema, name))
     with pg_warehouse(config) as conn:
+        columns = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name = %s ORDER BY ordinal_position",
+                (schema, name),
+            ).fetchall()
+            if ingested_at or r[0] != "_cdc_ingested_at"
+        ]
+        query = sql.SQL("SELECT {} FROM {}").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in columns), sql.Identifier(schema, name)
+        )
         rows = conn.execute(query).fetchall()
     return sorted(rows, key=repr)

@@ -4,7 +4,7 @@
 - after deleting a range of history rows, a replay restores exactly those rows;
 - while `cdchub run` holds the DuckDB warehouse, the replay is handed to it and still applies;
 - on a PostgreSQL warehouse too: while `cdchub run` holds the lease, the replay is handed to it
-  (the single writer) and a replay of the whole topic changes no history row.
+  (the single writer) and a replay of the whole topic changes no history row; so is a rebuild.
 """
 
 from __future__ import annotations
@@ -147,11 +147,12 @@ def test_rebuild_restores_a_damaged_table_from_its_topic(stack: Stack, tmp_path:
     assert report["ok"], failures(report)
 
 
-def test_replay_while_run_runs_on_a_postgres_warehouse(stack: Stack, tmp_path: Path) -> None:
+def test_replay_and_rebuild_while_run_runs_on_a_postgres_warehouse(stack: Stack, tmp_path: Path) -> None:
     path, config = pg_warehouse_config_file(stack, tmp_path, "replay-pg")
     assert replicate_until_verified(config)["ok"]
     before = pg_history(config, "shop.orders_history")
     assert before
+    versions = pg_history(config, "shop.orders_history", ingested_at=False)
     run = subprocess.Popen(
         [*CLI, "--config", str(path), "run"],
         stdout=subprocess.PIPE,
@@ -182,10 +183,17 @@ def test_replay_while_run_runs_on_a_postgres_warehouse(stack: Stack, tmp_path: P
         summary = json.loads(done.stdout)["summary"]
         assert summary["applied"] == 0
         assert summary["already_present"] == summary["events"] == events
+        assert pg_history(config, "shop.orders_history") == before
+        # A rebuild is handed to the run as well: same rows after it (written again).
+        rebuilt = _cdchub(path, "rebuild", "--table", "shop.orders", "--execute", "--json")
+        assert run.poll() is None, "the run stopped during the rebuild"
+        assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
+        assert "running `cdchub run`" in rebuilt.stderr
+        assert json.loads(rebuilt.stdout)["summary"]["events"] == events
     finally:
         run.send_signal(signal.SIGTERM)
         _out, err = run.communicate(timeout=60)
     assert run.returncode == 0, err[-2000:]
-    assert pg_history(config, "shop.orders_history") == before
+    assert pg_history(config, "shop.orders_history", ingested_at=False) == versions
     report = verify(config)
     assert report["ok"], failures(report)
