@@ -2,13 +2,17 @@
 
 `cdchub load-demo` (idempotent on a loaded stack), `cdchub stack load-sample` (its printed
 `sources:` entry is a valid config entry naming tables that exist), `cdchub dashboard --port N`
-(serves the page and the lag report of a replicated warehouse). `stack up` and `stack down` run
+(serves the page and the lag report of a replicated warehouse), and the README's `cdchub sql`
+examples pasted as they are. `stack up` and `stack down` run
 on a private stack in tests/integration/test_cold_path.py. docs/commands.md maps every README row
 to its tests.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import shlex
 import signal
 import subprocess
 import sys
@@ -83,20 +87,43 @@ def test_load_sample_prints_a_source_entry_for_tables_that_exist(stack: Stack) -
     assert yaml.safe_load(again.stdout) == [entry]  # idempotent: the same entry, nothing reloaded
 
 
-def _config_file(stack: Stack, tmp: Path) -> Path:
+@pytest.fixture(scope="module")
+def replicated(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A config file whose DuckDB warehouse holds both demo sources, verified."""
+    tmp = tmp_path_factory.mktemp("commands")
     doc: dict[str, Any] = yaml.safe_load(stack.config_path.read_text())
     doc["warehouse"] = {"kind": "duckdb", "path": str(tmp / "dash.duckdb")}
     doc["kafka"]["group_id"] = "it-commands-dashboard"
     doc["state_dir"] = str(tmp / "state")
     path = tmp / "cdchub.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    report = replicate_until_verified(load_config(path))
+    assert report["ok"], failures(report)
     return path
 
 
-def test_dashboard_serves_the_page_and_the_lag_report(stack: Stack, tmp_path: Path) -> None:
-    path = _config_file(stack, tmp_path)
-    report = replicate_until_verified(load_config(path))
-    assert report["ok"], failures(report)
+def test_the_readme_sql_examples_run_as_written(replicated: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    examples = [
+        shlex.split(line)[1:]
+        for line in readme.splitlines()
+        if line.startswith(".venv/bin/cdchub sql ")
+    ]
+    assert len(examples) == 2, examples
+    outputs = []
+    for args in examples:
+        done = _cdchub(replicated, *args)
+        assert done.returncode == 0, (args, done.stderr[-2000:])
+        outputs.append(list(csv.reader(io.StringIO(done.stdout))))  # CSV when piped
+    by_status, history = outputs
+    assert by_status[0][0] == "status"
+    assert history[0][:1] == ["order_id"] and len(history) == 1 + 10
+    keys = [(int(r[0]), r[history[0].index("_cdc_source_pos")]) for r in history[1:]]
+    assert keys == sorted(keys)
+
+
+def test_dashboard_serves_the_page_and_the_lag_report(replicated: Path) -> None:
+    path = replicated
     [port] = _free_ports(1)
     server = subprocess.Popen(
         [*CLI, "--config", str(path), "dashboard", "--port", str(port)],
