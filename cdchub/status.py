@@ -10,6 +10,7 @@ stopped by a schema change, halted by a dead letter, backfilling).
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,14 +80,19 @@ def _stack(config: HubConfig, status: Status) -> None:
 
 
 def _connectors(config: HubConfig, status: Status) -> None:
+    from connectors.connect_client import ConnectClient
     from connectors.service import connector_status
 
+    # One screen answers in seconds: a Connect that refuses is reported, not retried for a minute.
+    client = ConnectClient(config.connect.url, timeout=10.0, attempts=2)
     try:
-        status.connectors = connector_status(config)
+        status.connectors = connector_status(config, client)
     except CdcHubError as exc:
         status.connectors = f"unknown: {exc}"
         status.problems.append(f"Kafka Connect: {exc}")
         return
+    finally:
+        client.close()
     for entry in status.connectors:
         tasks = entry["tasks"]
         if entry["state"] != "RUNNING" or not tasks or any(t != "RUNNING" for t in tasks):
@@ -94,6 +100,18 @@ def _connectors(config: HubConfig, status: Status) -> None:
             status.problems.append(
                 f"connector {entry['connector']} is {entry['state']} (tasks {tasks}){why}"
             )
+
+
+def kafka_reachable(bootstrap_servers: str, timeout_s: float = 3.0) -> bool:
+    """Whether any bootstrap server accepts a TCP connection (kafka-python waits far longer)."""
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s).close()
+        except (OSError, ValueError):
+            continue
+        return True
+    return False
 
 
 def run_alive(config: HubConfig) -> dict[str, Any]:
@@ -254,6 +272,16 @@ def collect_status(config: HubConfig, reader: Any | None, window_s: float = 900.
     if kafka_down:  # nothing below can answer; do not wait for Kafka timeouts
         status.run = {"alive": None, "group": config.kafka.group_id, "error": "Kafka is down"}
         return status
+    if not kafka_reachable(config.kafka.bootstrap_servers):
+        # A remote Kafka that is down: say so at once; the warehouse side is still reported.
+        servers = config.kafka.bootstrap_servers
+        status.run = {"alive": None, "group": config.kafka.group_id, "error": "Kafka is down"}
+        status.problems.append(f"Kafka is not reachable at {servers}")
+        if reader is None:
+            return status
+        report = build_report(reader, config, window_s=window_s, with_kafka=False)
+        _tables(config, reader, report, window_s, status, with_kafka=False)
+        return status
     status.run = run_alive(config)
     if reader is not None:
         status.run["lease"] = _lease(reader, config.kafka.group_id)
@@ -275,6 +303,20 @@ def collect_status(config: HubConfig, reader: Any | None, window_s: float = 900.
     except CdcHubError as exc:
         status.problems.append(f"lag report: {exc}")
         return status
+    _tables(config, reader, report, window_s, status)
+    return status
+
+
+def _tables(
+    config: HubConfig,
+    reader: Any | None,
+    report: dict[str, Any],
+    window_s: float,
+    status: Status,
+    *,
+    with_kafka: bool = True,
+) -> None:
+    """Per table: state, last commit, lag, versions, held changes, verify; and what needs a person."""
     status.forced_releases = {
         "window_s": window_s,
         "count": int(report.get("forced_releases") or 0),
@@ -297,7 +339,7 @@ def collect_status(config: HubConfig, reader: Any | None, window_s: float = 900.
             )
     else:
         status.notes.append("history versions and held changes not read: the warehouse is held")
-    backfills = _backfilling(config)
+    backfills = _backfilling(config) if with_kafka else {}
     for t in report["tables"]:
         topic = f"{t['source']}.{t['table']}"
         state = "running"
@@ -339,7 +381,6 @@ def collect_status(config: HubConfig, reader: Any | None, window_s: float = 900.
         lag = t["current_lag_s"]
         if lag is not None and t["slo_s"] is not None and lag > t["slo_s"]:
             status.problems.append(f"{topic}: lag {lag:.1f}s is over its SLO of {t['slo_s']}s")
-    return status
 
 
 def _cell(value: Any) -> str:

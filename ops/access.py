@@ -95,8 +95,10 @@ def report_from_running(config: HubConfig, window_s: float) -> dict[str, Any]:
     return response.json()
 
 
-def lag_report(config: HubConfig, window_s: float) -> dict[str, Any]:
+def lag_report(config: HubConfig, window_s: float, *, with_kafka: bool = True) -> dict[str, Any]:
     """The lag report, from the warehouse file or, while a run holds it, from that run.
+
+    Without `with_kafka` the Kafka side (consumer lag, heartbeats) is left out of a local read.
 
     Raises:
         ObservabilityError: no warehouse yet, or it is locked and no run answers.
@@ -116,7 +118,7 @@ def lag_report(config: HubConfig, window_s: float) -> dict[str, Any]:
                 f"on port {config.observability.dashboard.port}: {exc}"
             ) from locked
     try:
-        return build_report(session, config, window_s=window_s)
+        return build_report(session, config, window_s=window_s, with_kafka=with_kafka)
     finally:
         session.close()
 

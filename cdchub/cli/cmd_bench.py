@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
 from cdchub.cli.app import cli
-from cdchub.cli.output import CliContext, guard, note
+from cdchub.cli.output import EXIT_CHECK_FAILED, CliContext, emit, guard, json_option, note
 from connectors.warehouses import kinds as warehouse_kinds
 
 
@@ -33,7 +32,7 @@ def bench() -> None:
 @click.option(
     "--yes", is_flag=True, help="Allow a configured warehouse other than the local stack's."
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @click.pass_obj
 @guard
 def bench_merge(
@@ -53,7 +52,10 @@ def bench_merge(
     from cdchub.bench import bench_merge as run_bench
 
     result = run_bench(obj.config, kind, events=events, batch=batch, keys=keys, seed=seed, yes=yes)
-    click.echo(json.dumps(result.to_json()) if as_json else result.describe())
+    if as_json:
+        emit(result.to_json())
+    else:
+        click.echo(result.describe())
 
 
 @bench.command("catchup")
@@ -88,7 +90,7 @@ def bench_merge(
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Sample the timed run with py-spy into this file (collapsed stacks).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option("One JSON array: one object per timed run.")
 @guard
 def bench_catchup(
     events: int,
@@ -111,7 +113,10 @@ def bench_catchup(
         profile=profile.resolve() if profile else None,
         progress=note,
     )
-    for result in results:
-        click.echo(json.dumps(result.to_json()) if as_json else result.describe())
+    if as_json:
+        emit([result.to_json() for result in results])  # one array, one object per timed run
+    else:
+        for result in results:
+            click.echo(result.describe())
     if any(not r.verify_ok or (r.peer is not None and not r.peer.equal) for r in results):
-        sys.exit(1)
+        sys.exit(EXIT_CHECK_FAILED)

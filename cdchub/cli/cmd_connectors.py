@@ -8,7 +8,7 @@ import sys
 import click
 
 from cdchub.cli.app import cli
-from cdchub.cli.output import CliContext, emit, guard, note
+from cdchub.cli.output import EXIT_CHECK_FAILED, CliContext, emit, guard, json_option, note
 
 
 @cli.group()
@@ -28,9 +28,7 @@ _SOURCE_OPTION = click.option(
     help="Print the configs it would send (secrets masked); send nothing.",
 )
 @_SOURCE_OPTION
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print the resulting state as one JSON document."
-)
+@json_option("Print the resulting state (or, with --dry-run, the configs) as one JSON document.")
 @click.pass_obj
 @guard
 def connectors_apply(obj: CliContext, dry_run: bool, source: str | None, as_json: bool) -> None:
@@ -60,7 +58,7 @@ def _control(obj: CliContext, action: str, source: str | None, as_json: bool) ->
 
 @connectors.command("pause")
 @_SOURCE_OPTION
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @click.pass_obj
 @guard
 def connectors_pause(obj: CliContext, source: str | None, as_json: bool) -> None:
@@ -70,7 +68,7 @@ def connectors_pause(obj: CliContext, source: str | None, as_json: bool) -> None
 
 @connectors.command("resume")
 @_SOURCE_OPTION
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @click.pass_obj
 @guard
 def connectors_resume(obj: CliContext, source: str | None, as_json: bool) -> None:
@@ -80,7 +78,7 @@ def connectors_resume(obj: CliContext, source: str | None, as_json: bool) -> Non
 
 @connectors.command("restart")
 @_SOURCE_OPTION
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @click.pass_obj
 @guard
 def connectors_restart(obj: CliContext, source: str | None, as_json: bool) -> None:
@@ -95,7 +93,7 @@ def connectors_restart(obj: CliContext, source: str | None, as_json: bool) -> No
     is_flag=True,
     help="Also drop the PostgreSQL replication slot (else it keeps holding WAL).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @click.pass_obj
 @guard
 def connectors_delete(obj: CliContext, source: str | None, drop_slot: bool, as_json: bool) -> None:
@@ -111,7 +109,7 @@ def connectors_delete(obj: CliContext, source: str | None, drop_slot: bool, as_j
 
 
 @connectors.command("status")
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @click.pass_obj
 @guard
 def connectors_status(obj: CliContext, as_json: bool) -> None:
@@ -127,4 +125,4 @@ def connectors_status(obj: CliContext, as_json: bool) -> None:
             line = f"{entry['connector']:24} {entry['state']:10} tasks: {tasks}"
             click.echo(line + (f"  error: {entry['error']}" if entry.get("error") else ""))
     if not all(e["state"] == "RUNNING" and all(t == "RUNNING" for t in e["tasks"]) for e in report):
-        sys.exit(1)
+        sys.exit(EXIT_CHECK_FAILED)

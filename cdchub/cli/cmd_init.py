@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cdchub.cli.app import cli
-from cdchub.cli.output import emit, guard, note
+from cdchub.cli.output import emit, guard, json_option, note
 from connectors.warehouses import kinds as warehouse_kinds
 
 
@@ -23,7 +23,7 @@ from connectors.warehouses import kinds as warehouse_kinds
 )
 @click.option("--output", "output", default="cdchub.yaml", show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
-@click.option("--json", "as_json", is_flag=True, help="Print {config, admin_sql} as JSON.")
+@json_option("Print {config, admin_sql} as JSON.")
 @guard
 def init(
     specs: tuple[str, ...],

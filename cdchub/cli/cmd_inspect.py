@@ -8,11 +8,19 @@ import sys
 import click
 
 from cdchub.cli.app import cli
-from cdchub.cli.output import CliContext, emit, guard, note, open_reader_or_none
+from cdchub.cli.output import (
+    EXIT_CHECK_FAILED,
+    CliContext,
+    emit,
+    guard,
+    json_option,
+    note,
+    open_reader_or_none,
+)
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option("Print one JSON document.")
 @click.option("--window", default="15m", show_default=True, help="Lag percentile window.")
 @click.pass_obj
 @guard
@@ -34,7 +42,7 @@ def status(obj: CliContext, as_json: bool, window: str) -> None:
     else:
         click.echo(describe(found))
     if not found.ok:
-        sys.exit(1)
+        sys.exit(EXIT_CHECK_FAILED)
 
 
 @cli.command()
@@ -49,16 +57,22 @@ def dashboard(obj: CliContext, port: int | None) -> None:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @click.option("--window", default="15m", show_default=True, help="Percentile window: 90s, 15m, 1h.")
 @click.pass_obj
 @guard
 def lag(obj: CliContext, as_json: bool, window: str) -> None:
     """Current replication lag per table, percentiles over a window, and Kafka consumer lag."""
+    from cdchub.status import kafka_reachable
     from ops.access import lag_report, parse_window
     from ops.service import describe_lag
 
-    report = lag_report(obj.config, parse_window(window))
+    servers = obj.config.kafka.bootstrap_servers
+    # kafka-python waits half a minute for a broker that is down; a refused connection says it now.
+    with_kafka = kafka_reachable(servers)
+    report = lag_report(obj.config, parse_window(window), with_kafka=with_kafka)
+    if not with_kafka:
+        report["kafka_error"] = f"Kafka is not reachable at {servers}"
     if as_json:
         for table in report["tables"]:
             table.pop("series", None)
@@ -68,7 +82,7 @@ def lag(obj: CliContext, as_json: bool, window: str) -> None:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @click.option("--ranges", type=click.IntRange(min=1), help="Also checksum N primary-key ranges.")
 @click.pass_obj
 @guard
@@ -130,11 +144,11 @@ def verify(obj: CliContext, as_json: bool, ranges: int | None) -> None:
                 click.echo(f"RANGE {r['source']}.{r['table']}: keys {m['from']}..{m['to']} differ")
         click.echo("verify: " + ("ok" if report["ok"] else "FAILED"))
     if not report["ok"]:
-        sys.exit(1)
+        sys.exit(EXIT_CHECK_FAILED)
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @click.pass_obj
 @guard
 def tables(obj: CliContext, as_json: bool) -> None:

@@ -11,6 +11,7 @@ from cdchub.cli.output import (
     CliContext,
     emit,
     guard,
+    json_option,
     note,
     open_reader_or_none,
     parse_instant_option,
@@ -25,7 +26,7 @@ from core.errors import ConfigError
 @click.option("--from-time", help="Re-read records Kafka received at or after this instant.")
 @click.option("--to-time", help="Stop before records Kafka received at or after this instant.")
 @click.option("--execute", is_flag=True, help="Apply; without it only the plan is printed.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @click.pass_obj
 @guard
 def replay(
@@ -73,7 +74,7 @@ def replay(
     is_flag=True,
     help="Rebuild even though Kafka no longer holds the topic's first records.",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @click.pass_obj
 @guard
 def rebuild(
@@ -106,7 +107,7 @@ def rebuild(
 @click.option("--where", "condition", help='Only rows matching this condition: "order_id > 100".')
 @click.option("--timeout", type=float, default=900.0, show_default=True, help="Seconds to wait.")
 @click.option("--no-wait", is_flag=True, help="Do not wait for `cdchub run` to apply the rows.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
+@json_option("Print the result as one JSON document.")
 @click.pass_obj
 @guard
 def backfill(
@@ -174,7 +175,7 @@ def dlq() -> None:
 
 @dlq.command("list")
 @click.option("--all", "include_done", is_flag=True, help="Also skipped and applied letters.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @click.pass_obj
 @guard
 def dlq_list(obj: CliContext, include_done: bool, as_json: bool) -> None:
@@ -198,7 +199,7 @@ def dlq_list(obj: CliContext, include_done: bool, as_json: bool) -> None:
 
 @dlq.command("show")
 @click.argument("letter_id")
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @click.pass_obj
 @guard
 def dlq_show(obj: CliContext, letter_id: str, as_json: bool) -> None:
@@ -225,28 +226,38 @@ def dlq_show(obj: CliContext, letter_id: str, as_json: bool) -> None:
 @dlq.command("retry")
 @click.argument("letter_ids", nargs=-1)
 @click.option("--table", help="Retry every open or skipped letter of this table.")
+@json_option("Print {action, changed} (the letter ids) as one JSON document.")
 @click.pass_obj
 @guard
-def dlq_retry(obj: CliContext, letter_ids: tuple[str, ...], table: str | None) -> None:
+def dlq_retry(
+    obj: CliContext, letter_ids: tuple[str, ...], table: str | None, as_json: bool
+) -> None:
     """Apply dead letters again (after fixing the cause); `cdchub run` picks them up."""
     from cdchub.dlq_service import change
 
     if not letter_ids and table is None:
         raise click.UsageError("give letter ids or --table")
     changed = change(obj.config, "retry", list(letter_ids), table)
-    click.echo(f"{len(changed)} dead letter(s) marked for retry: {', '.join(changed)}")
+    if as_json:
+        emit({"action": "retry", "changed": changed})
+    else:
+        click.echo(f"{len(changed)} dead letter(s) marked for retry: {', '.join(changed)}")
 
 
 @dlq.command("skip")
 @click.argument("letter_ids", nargs=-1, required=True)
+@json_option("Print {action, changed} (the letter ids) as one JSON document.")
 @click.pass_obj
 @guard
-def dlq_skip(obj: CliContext, letter_ids: tuple[str, ...]) -> None:
+def dlq_skip(obj: CliContext, letter_ids: tuple[str, ...], as_json: bool) -> None:
     """Give up on dead letters; a table they halted resumes."""
     from cdchub.dlq_service import change
 
     changed = change(obj.config, "skip", list(letter_ids))
-    click.echo(f"{len(changed)} dead letter(s) skipped: {', '.join(changed)}")
+    if as_json:
+        emit({"action": "skip", "changed": changed})
+    else:
+        click.echo(f"{len(changed)} dead letter(s) skipped: {', '.join(changed)}")
 
 
 @cli.group()
@@ -256,9 +267,10 @@ def schema() -> None:
 
 @schema.command("accept")
 @click.argument("table")
+@json_option("Print {accepted} (the table, as in `tables --json`) as one JSON document.")
 @click.pass_obj
 @guard
-def schema_accept(obj: CliContext, table: str) -> None:
+def schema_accept(obj: CliContext, table: str, as_json: bool) -> None:
     """Accept TABLE's warehouse columns as altered by hand; its held changes apply on the next run."""
     from connectors.warehouses import open_session
     from ops.schema_admin import accept_schema
@@ -268,6 +280,9 @@ def schema_accept(obj: CliContext, table: str) -> None:
         found = accept_schema(session, table, obj.config.kafka.group_id)
     finally:
         session.close()
+    if as_json:
+        emit({"accepted": found.to_json()})
+        return
     click.echo(
         f"accepted {found.warehouse_schema}.{found.current_table}: restart `cdchub run` to apply "
         "its held changes"

@@ -7,13 +7,13 @@ import sys
 import click
 
 from cdchub.cli.app import cli
-from cdchub.cli.output import CliContext, emit, guard, note
+from cdchub.cli.output import EXIT_CHECK_FAILED, CliContext, emit, guard, json_option, note
 
 
 @cli.command()
 @click.option("--until-idle", type=float, help="Exit 0 once caught up and idle this many seconds.")
 @click.option("--max-seconds", type=float, help="Stop after this many seconds.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
+@json_option("Print the summary as one JSON document.")
 @click.pass_obj
 @guard
 def run(
@@ -86,4 +86,4 @@ def run(
         click.echo(stop.describe())
     if stops:
         click.echo(f"run: {len(stops)} table(s) stopped; their changes are held", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_CHECK_FAILED)

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from cdchub.cli.app import cli
-from cdchub.cli.output import CliContext, guard, note, parse_instant_option
+from cdchub.cli.output import CliContext, emit, guard, json_option, note, parse_instant_option
 from cdchub.tabular import FORMATS
 
 _FORMAT_HELP = (
@@ -26,7 +26,7 @@ _FORMAT_HELP = (
     help="The instant: ISO 8601 (2026-11-25T18:00:00Z; no zone means UTC) or `now`.",
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help=_FORMAT_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Same as --format json: one JSON document.")
+@json_option("Same as --format json: one JSON document.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
 @click.option(
     "--limit", type=click.IntRange(min=0), default=None, help="Print at most N rows (N >= 0)."
@@ -78,6 +78,7 @@ def asof(
     help="Read every replicated table as it was at this instant (ISO 8601 or `now`).",
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help=_FORMAT_HELP)
+@json_option("Same as --format json: one JSON document.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE.")
 @click.option("--show-sql", is_flag=True, help="Print the SQL sent to the warehouse on stderr.")
 @click.pass_obj
@@ -88,6 +89,7 @@ def sql(
     query_file: Any,
     as_of: str | None,
     fmt: str | None,
+    as_json: bool,
     output: Path | None,
     show_sql: bool,
 ) -> None:
@@ -106,7 +108,9 @@ def sql(
     assert query is not None
 
     instant = parse_instant_option(as_of, "--as-of") if as_of else None
-    fmt = fmt or default_format()
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError("--json and --format disagree; give one")
+    fmt = "json" if as_json else fmt or default_format()
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet needs --output FILE")
     session = open_reader(obj.config)
@@ -122,9 +126,10 @@ def sql(
 
 @cli.command()
 @click.option("--drop", is_flag=True, help="Remove the views instead.")
+@json_option("Print {action, views} (created or dropped) as one JSON document.")
 @click.pass_obj
 @guard
-def views(obj: CliContext, drop: bool) -> None:
+def views(obj: CliContext, drop: bool, as_json: bool) -> None:
     """Create the `<table>_versions` and `<table>_changes` views of every replicated table."""
     from cdchub.analytics import create_views
     from connectors.warehouses import open_session
@@ -134,8 +139,11 @@ def views(obj: CliContext, drop: bool) -> None:
         names = create_views(session, drop=drop)
     finally:
         session.close()
-    for name in names:
-        click.echo(name)
+    if as_json:
+        emit({"action": "dropped" if drop else "created", "views": names})
+    else:
+        for name in names:
+            click.echo(name)
     note(f"{'dropped' if drop else 'created'} {len(names)} views")
 
 

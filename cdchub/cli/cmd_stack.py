@@ -8,7 +8,7 @@ import sys
 import click
 
 from cdchub.cli.app import cli
-from cdchub.cli.output import CliContext, emit, guard, note
+from cdchub.cli.output import EXIT_CHECK_FAILED, CliContext, emit, guard, json_option, note
 
 
 @cli.group()
@@ -17,40 +17,55 @@ def stack() -> None:
 
 
 @stack.command("up")
+@json_option("Then print the stack's status (as `stack status --json`) as one JSON document.")
 @click.pass_obj
 @guard
-def stack_up(obj: CliContext) -> None:
+def stack_up(obj: CliContext, as_json: bool) -> None:
     """Start every component that is not running (idempotent)."""
     from infrastructure.stack.service import LocalStack
 
-    LocalStack(obj.config).up(progress=note)
+    local = LocalStack(obj.config)
+    local.up(progress=note)
+    if as_json:
+        emit(local.status())
 
 
 @stack.command("down")
 @click.option("--purge", is_flag=True, help="Also delete data, logs, secrets and the warehouse.")
+@json_option("Then print the stack's status (as `stack status --json`) as one JSON document.")
 @click.pass_obj
 @guard
-def stack_down(obj: CliContext, purge: bool) -> None:
+def stack_down(obj: CliContext, purge: bool, as_json: bool) -> None:
     """Stop the processes `stack up` started."""
     from infrastructure.stack.service import LocalStack
 
-    LocalStack(obj.config).down(purge=purge, progress=note)
+    local = LocalStack(obj.config)
+    local.down(purge=purge, progress=note)
+    if as_json:
+        emit(local.status() | {"purged": purge})
 
 
 @stack.command("load-sample")
 @click.argument("name", type=click.Choice(["pagila", "sakila-pg", "sakila-mysql", "northwind"]))
 @click.option("--datasets", envvar="CDCHUB_DATASETS", help="Datasets dir (../shared/datasets).")
+@json_option("Print {sample, sources} (the `sources:` entries) as one JSON document.")
 @click.pass_obj
 @guard
-def stack_load_sample(obj: CliContext, name: str, datasets: str | None) -> None:
+def stack_load_sample(obj: CliContext, name: str, datasets: str | None, as_json: bool) -> None:
     """Load a sample database into the local stack (idempotent); print its `sources:` entry."""
+    import yaml
+
     from dbschemas.samples import load_sample_and_describe
 
-    click.echo(load_sample_and_describe(obj.config, name, datasets, progress=note))
+    text = load_sample_and_describe(obj.config, name, datasets, progress=note)
+    if as_json:
+        emit({"sample": name, "sources": yaml.safe_load(text)})
+    else:
+        click.echo(text)
 
 
 @stack.command("status")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@json_option("One JSON object.")
 @click.pass_obj
 @guard
 def stack_status(obj: CliContext, as_json: bool) -> None:
@@ -73,18 +88,27 @@ def stack_status(obj: CliContext, as_json: bool) -> None:
                 click.echo(f"{name:10} {info.get('kind', '')} {info.get('path', '')}")
     components = [v for v in status.values() if isinstance(v, dict) and "running" in v]
     if not all(c["running"] for c in components):
-        sys.exit(1)
+        sys.exit(EXIT_CHECK_FAILED)
 
 
 @cli.command("load-demo")
+@json_option("Print {loaded, skipped} (source names) as one JSON document.")
 @click.pass_obj
 @guard
-def load_demo(obj: CliContext) -> None:
+def load_demo(obj: CliContext, as_json: bool) -> None:
     """Create the demo schemas (shop on PostgreSQL, inventory on MariaDB) with seed rows."""
-    from dbschemas.loader import load_demo_schemas
+    from dbschemas.loader import demo_name, load_demo_schemas
     from infrastructure.stack.layout import StackLayout
 
-    load_demo_schemas(StackLayout(obj.config), list(obj.config.sources), progress=note)
+    sources = list(obj.config.sources)
+    load_demo_schemas(StackLayout(obj.config), sources, progress=note)
+    if as_json:
+        emit(
+            {
+                "loaded": [s.name for s in sources if demo_name(s) is not None],
+                "skipped": [s.name for s in sources if demo_name(s) is None],
+            }
+        )
 
 
 @cli.command()
@@ -92,7 +116,7 @@ def load_demo(obj: CliContext) -> None:
 @click.option("--duration", type=float, help="Seconds to run.")
 @click.option("--events", type=int, help="Row changes to make.")
 @click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")
+@json_option("Print the result as one JSON document.")
 @click.pass_obj
 @guard
 def workload(
@@ -133,7 +157,7 @@ def workload(
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (last line).")
+@json_option("Print the summary as one JSON document.")
 @click.option("--events", type=int, default=3000, show_default=True, help="Workload row changes.")
 @click.option("--rate", type=float, default=400.0, show_default=True, help="Changes per second.")
 @click.option("--seed", type=int, default=42, show_default=True)
@@ -151,4 +175,4 @@ def demo(obj: CliContext, as_json: bool, events: int, rate: float, seed: int) ->
 
         click.echo(describe(summary))
     if not summary["ok"]:
-        sys.exit(1)
+        sys.exit(EXIT_CHECK_FAILED)

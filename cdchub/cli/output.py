@@ -14,8 +14,22 @@ import click
 from core.config import HubConfig, load_config
 from core.errors import CdcHubError
 
+# Exit codes (README: "Exit codes"): every command ends with one of these.
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1  # the command ran and found something that needs a person
+EXIT_USAGE = 2  # bad usage or config, or an error that stopped the command
+
+JSON_HELP = "Print one JSON document on stdout (messages go to stderr)."
+
+
+def json_option(help: str = JSON_HELP) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The `--json` flag of a reporting command (its parameter is `as_json`)."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
 
 class CliContext:
+    """What the group hands its commands: the config (loaded on first use) and --debug."""
+
     def __init__(self, config_path: str | None, debug: bool) -> None:
         self.config_path = config_path
         self.debug = debug
@@ -23,16 +37,19 @@ class CliContext:
 
     @property
     def config(self) -> HubConfig:
+        """The loaded config (a ConfigError when it is missing or invalid)."""
         if self._config is None:
             self._config = load_config(self.config_path)
         return self._config
 
 
 def note(message: str) -> None:
+    """A message for the person: stderr, so stdout holds only data."""
     click.echo(message, err=True)
 
 
 def emit(data: Any) -> None:
+    """The command's one JSON document, on stdout."""
     click.echo(json.dumps(data, indent=None, default=str))
 
 
@@ -44,15 +61,27 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
+def emit_error(message: str, exit_code: int = EXIT_USAGE) -> None:
+    """Under --json, an error is the command's one document too: `{ok, error, exit_code}`."""
+    emit({"ok": False, "error": message, "exit_code": exit_code})
+
+
 def guard(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Print every error as one line (traceback with --debug) and exit 2 (README: errors)."""
+    """Print every error as one line (traceback with --debug) and exit 2 (README: errors).
+
+    Under `--json` the same line also goes to stdout as the command's one JSON document, so a
+    script reading stdout always gets exactly one document.
+    """
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context().find_object(CliContext)
         debug = ctx is not None and ctx.debug
+        as_json = bool(kwargs.get("as_json"))
         try:
             return func(*args, **kwargs)
-        except click.ClickException:
+        except click.ClickException as exc:
+            if as_json:
+                emit_error(exc.format_message(), exc.exit_code)
             raise  # usage errors: click prints them and exits 2
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -62,7 +91,9 @@ def guard(func: Callable[..., Any]) -> Callable[..., Any]:
                 traceback.print_exc()
             hint = "" if debug or isinstance(exc, CdcHubError) else " (--debug shows the traceback)"
             click.echo(f"error: {one_line(exc)}{hint}", err=True)
-            sys.exit(2)
+            if as_json:
+                emit_error(one_line(exc))
+            sys.exit(EXIT_USAGE)
 
     wrapper.__name__ = func.__name__
     wrapper.__doc__ = func.__doc__

@@ -82,15 +82,22 @@ def test_dry_run_prints_configs_with_secrets_masked(stack: Stack, tmp_path: Path
 def test_pause_resume_restart_delete_and_drop_slot(stack: Stack, tmp_path: Path) -> None:
     config = _config(stack, tmp_path / "cdchub.yaml")
     slot = f"cdchub_{SOURCE}"
-    done = cli(config, "connectors", "apply")
+    done = cli(config, "connectors", "apply", "--json")
     assert done.returncode == 0, done.stderr
+    [applied] = json.loads(done.stdout)  # one document: the state it waited for
+    assert applied["connector"] == f"cdchub-{SOURCE}" and applied["state"] == "RUNNING"
     _wait_state(config, "RUNNING")
     assert slot in _slots(stack)
 
-    done = cli(config, "connectors", "pause", "--source", SOURCE)
+    done = cli(config, "connectors", "pause", "--source", SOURCE, "--json")
     assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [
+        {"source": SOURCE, "connector": f"cdchub-{SOURCE}", "action": "pause"}
+    ]
     _wait_state(config, "PAUSED")
     assert cli(config, "connectors", "status").returncode == 1  # not all running
+    paused = cli(config, "connectors", "status", "--json")
+    assert paused.returncode == 1 and json.loads(paused.stdout)[0]["state"] == "PAUSED"
     assert cli(config, "connectors", "resume").returncode == 0
     _wait_state(config, "RUNNING")
     done = cli(config, "connectors", "restart", "--json")
@@ -136,3 +143,8 @@ def test_unknown_source_is_one_line_exit_2(stack: Stack, tmp_path: Path) -> None
     done = cli(config, "connectors", "pause", "--source", "nosuch")
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "nosuch" in done.stderr
+    # Under --json the error is also the one JSON document on stdout.
+    done = cli(config, "connectors", "pause", "--source", "nosuch", "--json")
+    assert done.returncode == 2
+    error = json.loads(done.stdout)
+    assert error["ok"] is False and error["exit_code"] == 2 and "nosuch" in error["error"]
