@@ -193,8 +193,12 @@ def execute_replay(
     session: WarehouseSession,
     plan: ReplayPlan,
     progress: Progress = print,
+    bar: Callable[[int, int], None] | None = None,
 ) -> ReplaySummary:
-    """Read the plan's ranges and apply them through the SCD2 engine (no stored offset moves)."""
+    """Read the plan's ranges and apply them through the SCD2 engine (no stored offset moves).
+
+    `bar(records read, records planned)` is called as it goes; without one, a line every 2 s.
+    """
     from kafka import TopicPartition
 
     started = time.monotonic()
@@ -241,10 +245,14 @@ def execute_replay(
             if sum(len(v) for v in pending.values()) >= BATCH_EVENTS or not remaining:
                 _apply(engine, pending, info, summary)
                 pending = {}
-            if time.monotonic() - last_note > 2:
+            if bar is not None:
+                bar(summary.records, plan.events)
+            elif time.monotonic() - last_note > 2:
                 last_note = time.monotonic()
                 progress(f"replay: {summary.records} of {plan.events} records read")
         _apply(engine, pending, info, summary)
+        if bar is not None:
+            bar(summary.records, plan.events)
     finally:
         consumer.close()
     summary.elapsed_s = round(time.monotonic() - started, 3)
@@ -257,6 +265,7 @@ def execute_rebuild(
     tables: tuple[str, str, str],
     plan: ReplayPlan,
     progress: Progress = print,
+    bar: Callable[[int, int], None] | None = None,
 ) -> ReplaySummary:
     """Delete a table's warehouse rows (`tables`: schema, current, history) and re-apply its topic.
 
@@ -272,7 +281,7 @@ def execute_rebuild(
     with session.transaction():
         for name in (history, current):
             session.execute(exp.delete(exp.table_(name, db=schema, quoted=True)))
-        return execute_replay(config, session, plan, progress=progress)
+        return execute_replay(config, session, plan, progress=progress, bar=bar)
 
 
 def _coordinates(record: Any) -> Any:

@@ -567,7 +567,7 @@ def count_reread_versions(session: Any, target: BackfillTarget, since: str) -> i
 
     `session` is any reader with `query(expression)` (a warehouse session, or the running hub's).
     """
-    from merge import plan
+    from merge import sqltree
     from merge.naming import OP, SOURCE_POS
     from ops.catalog import replicated_tables
 
@@ -582,11 +582,11 @@ def count_reread_versions(session: Any, target: BackfillTarget, since: str) -> i
     t = found[0]
     query = (
         exp.select(exp.Count(this=exp.Star()))
-        .from_(plan.table(t.history_table, t.warehouse_schema))
+        .from_(sqltree.table(t.history_table, t.warehouse_schema))
         .where(
             exp.and_(
-                exp.EQ(this=plan.col(OP), expression=exp.Literal.string("r")),
-                exp.GTE(this=plan.col(SOURCE_POS), expression=exp.Literal.string(since)),
+                exp.EQ(this=sqltree.col(OP), expression=exp.Literal.string("r")),
+                exp.GTE(this=sqltree.col(SOURCE_POS), expression=exp.Literal.string(since)),
             )
         )
     )

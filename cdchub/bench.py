@@ -7,8 +7,9 @@ its offsets, exactly as `cdchub run` does. It prints figures; it is not a test a
 It never touches what it did not make: each run writes into a schema of its own
 (`cdchub_bench_<8 hex digits>`) under a consumer group of its own, and afterwards drops that schema
 and deletes its rows from every control table (the control schema too when the run created it).
-DuckDB runs in a temporary file; PostgreSQL and Snowflake default to the local stack's warehouse
-and fakesnow, and refuse any other warehouse unless the user says `--yes`.
+Each warehouse's `sandbox.py` says where a run may write (`WarehousePlugin.bench_session`): DuckDB
+runs in a temporary file; PostgreSQL and Snowflake default to the local stack's warehouse and
+fakesnow, and refuse any other warehouse unless the user says `--yes`.
 """
 
 from __future__ import annotations
@@ -22,21 +23,26 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from pathlib import Path
-from tempfile import TemporaryDirectory
 
 from sqlglot import exp
 
-from core.config import HubConfig, PostgresWarehouse, SnowflakeWarehouse
-from core.errors import ConfigError
+from connectors import warehouses
+from core.config import HubConfig
 from core.model import ChangeEvent, Column, ColumnType, Op, TableId, TableSchema
-from merge import client_sql, plan
+from merge import client_sql, control, sqltree
+from merge.ledger import Checkpoint
 from merge.naming import CONTROL_SCHEMA
-from merge.scd2 import Checkpoint, Scd2Engine, TableInfo
+from merge.scd2 import Scd2Engine
+from merge.schema_sync import TableInfo
 from merge.session import WarehouseSession
 from observability.lagmath import percentile
 
 SCRATCH_PREFIX = "cdchub_bench_"
+# How the user allows a run on a warehouse that is neither the local stack's nor an emulator.
+CONSENT = (
+    "give --yes to benchmark it anyway (the run uses a schema of its own, "
+    f"{SCRATCH_PREFIX}<random>, and removes everything it wrote)"
+)
 SCHEMA = TableSchema(
     (
         Column("id", ColumnType("int64"), False),
@@ -106,16 +112,16 @@ class Scratch:
 
     def cleanup(self) -> list[exp.Expression]:
         """Statements removing every trace: the schema, and its rows in each control table."""
-        by_source = (plan.TABLES, plan.BATCHES, plan.SCHEMAS, plan.CHECKS)
-        by_group = (plan.OFFSETS, plan.BATCH_OFFSETS, plan.PARKED)
+        by_source = (control.TABLES, control.BATCHES, control.SCHEMAS, control.CHECKS)
+        by_group = (control.OFFSETS, control.BATCH_OFFSETS, control.PARKED)
         statements: list[exp.Expression] = [client_sql.drop_schema(self.schema)]
         for name, column, value in (
             *((n, "source", self.schema) for n in by_source),
             *((n, "consumer_group", self.group) for n in by_group),
-            (plan.COLUMNS, "warehouse_schema", self.schema),
+            (control.COLUMNS, "warehouse_schema", self.schema),
         ):
-            where = exp.EQ(this=plan.col(column), expression=exp.Literal.string(value))
-            statements.append(exp.delete(plan.control_table(name), where=where))
+            where = exp.EQ(this=sqltree.col(column), expression=exp.Literal.string(value))
+            statements.append(exp.delete(control.control_table(name), where=where))
         return statements
 
 
@@ -148,96 +154,19 @@ def synthetic_events(count: int, keys: int, seed: int, table: TableId) -> list[C
     return events
 
 
-@contextmanager
-def _duckdb() -> Iterator[WarehouseSession]:
-    from connectors.warehouses.duckdb.client import DuckDBSession
-
-    with TemporaryDirectory(prefix="cdchub-bench-") as tmp:
-        session = DuckDBSession(Path(tmp) / "warehouse.duckdb")
-        try:
-            yield session
-        finally:
-            session.close()
-
-
-@contextmanager
-def _postgres(config: HubConfig, yes: bool) -> Iterator[WarehouseSession]:
-    from connectors.warehouses.postgres.client import PostgresSession
+def _open(kind: str, config: HubConfig, yes: bool) -> AbstractContextManager[WarehouseSession]:
+    """The warehouse of `kind` the run may write into: each warehouse's sandbox decides."""
     from infrastructure.stack.layout import StackLayout
 
-    local = StackLayout(config).pg_warehouse_config()
-    warehouse = config.warehouse
-    if not isinstance(warehouse, PostgresWarehouse):
-        # Not configured: the local stack's warehouse database (`cdchub stack up` creates it).
-        warehouse = local
-    is_local = (warehouse.host, warehouse.port, warehouse.database) == (
-        local.host,
-        local.port,
-        local.database,
-    )
-    if not is_local and not yes:
-        raise ConfigError(
-            f"bench merge would write into {warehouse.location}, which is not the local stack's "
-            f"warehouse ({local.location}); give --yes to benchmark it anyway (the run uses a "
-            f"schema of its own, {SCRATCH_PREFIX}<random>, and removes everything it wrote)"
-        )
-    session = PostgresSession(warehouse)
-    try:
-        yield session
-    finally:
-        session.close()
-
-
-@contextmanager
-def _snowflake(config: HubConfig, yes: bool) -> Iterator[WarehouseSession]:
-    from connectors.warehouses.snowflake.client import SnowflakeSession
-
-    if isinstance(config.warehouse, SnowflakeWarehouse):
-        if not yes:
-            raise ConfigError(
-                "bench merge would write into the configured Snowflake warehouse "
-                f"{config.warehouse.location}, not the local stack's; give --yes to benchmark it anyway (the run uses a "
-                f"schema of its own, {SCRATCH_PREFIX}<random>, and removes everything it wrote), "
-                "or configure no Snowflake warehouse to benchmark the emulator"
-            )
-        session = SnowflakeSession(config.warehouse)
-        try:
-            yield session
-        finally:
-            session.close()
-        return
-    import fakesnow  # a dev dependency: the emulator, when no Snowflake account is configured
-
-    with fakesnow.patch():
-        fake = SnowflakeWarehouse.model_validate(
-            {
-                "kind": "snowflake",
-                "account": "fakesnow",
-                "user": "bench",
-                "password": "-",
-                "database": "cdchub_bench",
-            }
-        )
-        session = SnowflakeSession(fake)
-        try:
-            yield session
-        finally:
-            session.close()
-
-
-def _open(kind: str, config: HubConfig, yes: bool) -> AbstractContextManager[WarehouseSession]:
-    if kind == "postgres":
-        return _postgres(config, yes)
-    if kind == "snowflake":
-        return _snowflake(config, yes)
-    return _duckdb()
+    local = StackLayout(config).local_warehouse(kind)
+    return warehouses.plugin(kind).bench_session(config.warehouse, local, yes=yes, consent=CONSENT)
 
 
 @contextmanager
 def scratch_in(session: WarehouseSession) -> Iterator[Scratch]:
     """A fresh scratch schema in `session`'s warehouse, removed with every trace afterwards."""
     scratch = Scratch.new()
-    had_control = session.table_columns(CONTROL_SCHEMA, plan.TABLES) is not None
+    had_control = session.table_columns(CONTROL_SCHEMA, control.TABLES) is not None
     try:
         yield scratch
     finally:

@@ -29,7 +29,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ import yaml
 from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 
+from connectors.warehouses.nesting import NestedTransaction
 from core.config import DuckDBWarehouse, HubConfig, load_config
 from core.errors import StackError
 from core.model import ChangeEvent, TableId
@@ -217,22 +218,23 @@ class _TimedSession:
     def __init__(self, inner: WarehouseSession, timers: CatchupTimers) -> None:
         self._inner = inner
         self._timers = timers
-        self._depth = 0
+        self._nesting = NestedTransaction()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
+    def transaction(self) -> AbstractContextManager[None]:
+        """The inner session's transaction; an inner block joins it, the outermost one is timed."""
+        return self._nesting.block(self._timed)
+
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self._depth += 1
+    def _timed(self) -> Iterator[None]:
         began = time.perf_counter()
         try:
             with self._inner.transaction():
                 yield
         finally:
-            self._depth -= 1
-            if self._depth == 0:
-                self._timers.transaction_s += time.perf_counter() - began
+            self._timers.transaction_s += time.perf_counter() - began
 
 
 class CatchupTimers(NoInstrumentation):
@@ -402,7 +404,8 @@ class _Backlog:
 def _fill(config: HubConfig, events: int, progress: Progress) -> _Backlog:
     """Snapshot rows + streamed transactions through the real connector; wait until all are in Kafka."""
     from connectors.service import apply_connectors
-    from dbschemas.loader import load_demo_schemas, pg_connect
+    from dbschemas.demo_sources import pg_connect
+    from dbschemas.loader import load_demo_schemas
     from infrastructure.stack.layout import StackLayout
 
     layout = StackLayout(config)
@@ -641,7 +644,7 @@ def _fingerprints(conn: Any, schema: str) -> dict[str, tuple[Any, ...]]:
 
 def _peer(config: HubConfig, events: int, progress: Progress) -> PeerResult:
     from connectors.connect_client import ConnectClient
-    from dbschemas.loader import pg_connect
+    from dbschemas.demo_sources import pg_connect
     from infrastructure.stack.layout import StackLayout
 
     layout = StackLayout(config)
@@ -789,7 +792,7 @@ def _fresh_warehouse(config: HubConfig, index: int) -> HubConfig:
         path = warehouse.path.with_name(f"warehouse-{index}.duckdb")
         return config.model_copy(update={"warehouse": warehouse.model_copy(update={"path": path})})
     # PostgreSQL: a new database of the stack's cluster, owned by the warehouse user.
-    from dbschemas.loader import pg_connect
+    from dbschemas.demo_sources import pg_connect
     from infrastructure.stack.layout import StackLayout
 
     layout = StackLayout(config)

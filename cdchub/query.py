@@ -20,7 +20,7 @@ from core.errors import ConfigError
 from merge.asof import AsOfTarget, read_only_query, rewrite_as_of
 from merge.dialect import Dialect
 from merge.naming import VALID_FROM, TableNames
-from merge.plan import col, table
+from merge.sqltree import col, table
 from ops.catalog import ReplicatedTable, replicated_tables
 
 Warn = Callable[[str], None]

@@ -14,7 +14,7 @@ from sqlglot import exp
 
 from connectors.warehouses import plugin
 from dbschemas.demo_tables import TableShape
-from merge import plan
+from merge import control, shapes, sqltree
 from merge.batch_plan import SegmentSpec, plan_table_batch
 from merge.naming import NameBook
 
@@ -27,7 +27,7 @@ def render_plan(kind: str, shape: TableShape) -> str:
     # A name too long for the warehouse gets the short form `cdchub run` would record.
     book = NameBook(dialect.fold, dialect.MAX_IDENTIFIER_LENGTH)
     names, _ = book.resolve(shape.table, shape.table.namespace)
-    target = plan.MergeTarget(names, shape.columns, shape.key)
+    target = shapes.MergeTarget(names, shape.columns, shape.key)
     segments = [
         SegmentSpec(unavailable=tuple(target.value_columns), snapshot=True),
         SegmentSpec(truncate=("<position>", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "tx")),
@@ -41,17 +41,17 @@ def render_plan(kind: str, shape: TableShape) -> str:
         batch.render(dialect, warehouse.stage_sql()),
     ]
     # The batch's control writes, in the same transaction (built by the builders the engine calls).
-    offsets = [c for c, _ in plan.OFFSETS_COLUMNS]
-    batches = [c for c, _ in plan.BATCHES_COLUMNS]
-    control = [
-        ("offsets: the next Kafka offsets", plan.delete_offsets("<group>", "<topic>", [0])),
-        ("offsets", plan.insert_rows(plan.control_table(plan.OFFSETS), offsets)),
+    offsets = [c for c, _ in control.OFFSETS_COLUMNS]
+    batches = [c for c, _ in control.BATCHES_COLUMNS]
+    writes = [
+        ("offsets: the next Kafka offsets", control.delete_offsets("<group>", "<topic>", [0])),
+        ("offsets", sqltree.insert_rows(control.control_table(control.OFFSETS), offsets)),
         (
             "batch log: one row per table",
-            plan.insert_rows(plan.control_table(plan.BATCHES), batches),
+            sqltree.insert_rows(control.control_table(control.BATCHES), batches),
         ),
     ]
-    for title, statement in control:
+    for title, statement in writes:
         out.append(f"\n-- {title}")
         out.append(dialect.render(statement, pretty=True) + ";")
     out.append("\n" + dialect.render(exp.Commit()) + ";")

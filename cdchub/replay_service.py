@@ -16,6 +16,7 @@ from cdc_consumers.replay import (
     execute_replay,
     plan_replay,
 )
+from cdchub.progress import Bar
 from connectors.warehouses import open_session
 from core.config import DuckDBWarehouse, HubConfig
 from core.errors import CdcHubError, ConfigError, MergeError
@@ -42,6 +43,7 @@ def replay_table(
     to_time: dt.datetime | None = None,
     execute: bool = False,
     progress: Progress = print,
+    bar: Bar | None = None,
 ) -> dict[str, Any]:
     """Print-ready plan (and, with `execute`, the summary) of replaying a range of one table's topic.
 
@@ -71,7 +73,7 @@ def replay_table(
     report: dict[str, Any] = {"plan": plan.to_json(), "plan_text": plan.describe(), "summary": None}
     if not execute:
         return report
-    summary = _execute(config, plan, progress)
+    summary = _execute(config, plan, progress, bar=bar)
     report["summary"] = summary.to_json()
     report["summary_text"] = summary.describe()
     return report
@@ -84,6 +86,7 @@ def rebuild_table(
     execute: bool = False,
     accept_history_loss: bool = False,
     progress: Progress = print,
+    bar: Bar | None = None,
 ) -> dict[str, Any]:
     """Rebuild one table's warehouse tables from its whole topic, in ONE warehouse transaction.
 
@@ -121,14 +124,18 @@ def rebuild_table(
         report["warning"] = message
     if not execute:
         return report
-    summary = _execute(config, plan, progress, rebuild=found)
+    summary = _execute(config, plan, progress, rebuild=found, bar=bar)
     report["summary"] = summary.to_json()
     report["summary_text"] = summary.describe().replace("replayed", "rebuilt from", 1)
     return report
 
 
 def _execute(
-    config: HubConfig, plan: ReplayPlan, progress: Progress, rebuild: Any = None
+    config: HubConfig,
+    plan: ReplayPlan,
+    progress: Progress,
+    rebuild: Any = None,
+    bar: Bar | None = None,
 ) -> ReplaySummary:
     try:
         session = open_session(config)
@@ -155,8 +162,8 @@ def _execute(
         try:
             if rebuild is not None:
                 tables = (rebuild.warehouse_schema, rebuild.current_table, rebuild.history_table)
-                return execute_rebuild(config, session, tables, plan, progress=progress)
-            return execute_replay(config, session, plan, progress=progress)
+                return execute_rebuild(config, session, tables, plan, progress=progress, bar=bar)
+            return execute_replay(config, session, plan, progress=progress, bar=bar)
         finally:
             lease.release()
     finally:

@@ -84,7 +84,7 @@ def _connectors(config: HubConfig, status: Status) -> None:
     from connectors.service import connector_status
 
     # One screen answers in seconds: a Connect that refuses is reported, not retried for a minute.
-    client = ConnectClient(config.connect.url, timeout=10.0, attempts=2)
+    client = ConnectClient(config.connect.url, timeout=10.0, attempts=3)
     try:
         status.connectors = connector_status(config, client)
     except CdcHubError as exc:
@@ -221,13 +221,13 @@ def _versions(reader: Any) -> dict[tuple[str, str], int]:
     """History versions per (source, schema.table), through the catalog."""
     from sqlglot import exp
 
-    from merge import plan
+    from merge import sqltree
     from ops.catalog import replicated_tables
 
     counts = {}
     for t in replicated_tables(reader):
         query = exp.select(exp.Count(this=exp.Star())).from_(
-            plan.table(t.history_table, t.warehouse_schema)
+            sqltree.table(t.history_table, t.warehouse_schema)
         )
         counts[(t.source, f"{t.source_schema}.{t.source_table}")] = int(reader.query(query)[0][0])
     return counts
@@ -237,22 +237,22 @@ def _held(reader: Any, group: str) -> dict[str, int]:
     """Changes held for a schema decision, per topic (`_cdchub.parked_records`)."""
     from sqlglot import exp
 
-    from merge import plan
+    from merge import control, sqltree
+    from merge.ledger import HELD_FOR_SCHEMA
     from merge.naming import CONTROL_SCHEMA
-    from merge.scd2 import HELD_FOR_SCHEMA
 
-    if reader.table_columns(CONTROL_SCHEMA, plan.PARKED) is None:
+    if reader.table_columns(CONTROL_SCHEMA, control.PARKED) is None:
         return {}
     query = (
-        exp.select(plan.col("topic"), exp.Count(this=exp.Star()))
-        .from_(plan.control_table(plan.PARKED))
+        exp.select(sqltree.col("topic"), exp.Count(this=exp.Star()))
+        .from_(control.control_table(control.PARKED))
         .where(
             exp.and_(
-                exp.EQ(this=plan.col("consumer_group"), expression=exp.Literal.string(group)),
-                exp.EQ(this=plan.col("reason"), expression=exp.Literal.string(HELD_FOR_SCHEMA)),
+                exp.EQ(this=sqltree.col("consumer_group"), expression=exp.Literal.string(group)),
+                exp.EQ(this=sqltree.col("reason"), expression=exp.Literal.string(HELD_FOR_SCHEMA)),
             )
         )
-        .group_by(plan.col("topic"))
+        .group_by(sqltree.col("topic"))
     )
     return {str(r[0]): int(r[1]) for r in reader.query(query)}
 

@@ -1,6 +1,6 @@
 """Preparing a PostgreSQL source for Debezium, as its admin: the one copy of each step.
 
-The demo loader (`dbschemas/loader.py`) and the sample databases (`dbschemas/samples/pgserver.py`)
+The demo loader (`dbschemas/postgres_shop.py`) and the sample databases (`dbschemas/samples/pgserver.py`)
 both prepare databases the same way: create the database, grant the CDC user read access, create the
 heartbeat and signaling tables Debezium writes to, and create or reset the publication. Every
 function takes an open admin connection (psycopg 3) and leaves committing to the caller, so a caller

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 
 import yaml
 from pydantic import (
@@ -80,7 +80,48 @@ class ConnectConfig(_Model):
     url: str = "http://127.0.0.1:28083"
 
 
-class SourceConfig(_Model):
+class _Login(_Model):
+    """A model that logs in with `password` (inline, e.g. `${VAR}`) or `password_file`.
+
+    Each model declares the two fields itself, in its own field order; this base validates that one
+    is set and reads the password (the file only when no inline value is set).
+    """
+
+    if TYPE_CHECKING:
+        password: SecretStr | None
+        password_file: Path | None
+
+    # The environment variable the "set a password" message suggests.
+    PASSWORD_EXAMPLE: ClassVar[str]
+
+    def _facts(self) -> dict[str, str]:
+        """Who the password is for, in a `password_file` error."""
+        raise NotImplementedError
+
+    @model_validator(mode="after")
+    def _check_secret(self) -> Self:
+        if self.password is None and self.password_file is None:
+            raise ValueError(
+                f"set either 'password' (e.g. ${{{self.PASSWORD_EXAMPLE}}}) or 'password_file'"
+            )
+        return self
+
+    def secret(self) -> str:
+        """The password, read from `password_file` when no inline `password` is set."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        assert self.password_file is not None
+        try:
+            return self.password_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read password_file: {exc.strerror}",
+                **self._facts(),
+                path=str(self.password_file),
+            ) from exc
+
+
+class SourceConfig(_Login):
     """One operational database captured by one Debezium connector.
 
     `name` is the Kafka topic prefix and the warehouse schema, so it must be a plain lower-case identifier.
@@ -138,25 +179,10 @@ class SourceConfig(_Model):
                     )
         return value
 
-    @model_validator(mode="after")
-    def _check_secret(self) -> SourceConfig:
-        if self.password is None and self.password_file is None:
-            raise ValueError("set either 'password' (e.g. ${MY_DB_PASSWORD}) or 'password_file'")
-        return self
+    PASSWORD_EXAMPLE = "MY_DB_PASSWORD"
 
-    def secret(self) -> str:
-        """The database password, read from the file when `password_file` is set."""
-        if self.password is not None:
-            return self.password.get_secret_value()
-        assert self.password_file is not None
-        try:
-            return self.password_file.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read password_file: {exc.strerror}",
-                source=self.name,
-                path=str(self.password_file),
-            ) from exc
+    def _facts(self) -> dict[str, str]:
+        return {"source": self.name}
 
     @property
     def slot(self) -> str:
@@ -181,20 +207,7 @@ class DuckDBWarehouse(_Model):
         return str(self.path)
 
 
-def _read_secret(password: SecretStr | None, password_file: Path | None, **facts: str) -> str:
-    """A password given inline or in a file (the file wins only when no inline value is set)."""
-    if password is not None:
-        return password.get_secret_value()
-    assert password_file is not None
-    try:
-        return password_file.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read password_file: {exc.strerror}", path=str(password_file), **facts
-        ) from exc
-
-
-class PostgresWarehouse(_Model):
+class PostgresWarehouse(_Login):
     """A PostgreSQL database as the warehouse (the local stack creates `cdchub_warehouse`)."""
 
     kind: Literal["postgres"]
@@ -206,17 +219,10 @@ class PostgresWarehouse(_Model):
     password_file: Path | None = None
     connect_timeout_s: int = Field(10, gt=0)
 
-    @model_validator(mode="after")
-    def _check_secret(self) -> PostgresWarehouse:
-        if self.password is None and self.password_file is None:
-            raise ValueError(
-                "set either 'password' (e.g. ${WAREHOUSE_PASSWORD}) or 'password_file'"
-            )
-        return self
+    PASSWORD_EXAMPLE = "WAREHOUSE_PASSWORD"
 
-    def secret(self) -> str:
-        """The warehouse user's password."""
-        return _read_secret(self.password, self.password_file, warehouse="postgres")
+    def _facts(self) -> dict[str, str]:
+        return {"warehouse": "postgres"}
 
     @property
     def location(self) -> str:
@@ -224,7 +230,7 @@ class PostgresWarehouse(_Model):
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
 
 
-class SnowflakeWarehouse(_Model):
+class SnowflakeWarehouse(_Login):
     """A Snowflake database as the warehouse (`snowflake-connector-python`)."""
 
     kind: Literal["snowflake"]
@@ -238,17 +244,10 @@ class SnowflakeWarehouse(_Model):
     compute_warehouse: str | None = None
     role: str | None = None
 
-    @model_validator(mode="after")
-    def _check_secret(self) -> SnowflakeWarehouse:
-        if self.password is None and self.password_file is None:
-            raise ValueError(
-                "set either 'password' (e.g. ${SNOWFLAKE_PASSWORD}) or 'password_file'"
-            )
-        return self
+    PASSWORD_EXAMPLE = "SNOWFLAKE_PASSWORD"
 
-    def secret(self) -> str:
-        """The Snowflake user's password."""
-        return _read_secret(self.password, self.password_file, warehouse="snowflake")
+    def _facts(self) -> dict[str, str]:
+        return {"warehouse": "snowflake"}
 
     @property
     def location(self) -> str:

@@ -17,7 +17,7 @@ from sqlglot import exp
 
 from core.errors import ConfigError
 from merge.naming import IS_DELETED, VALID_FROM, VALID_TO, TableNames
-from merge.plan import col, ident, table
+from merge.sqltree import col, ident, table
 
 
 def instant(at: dt.datetime) -> exp.Expression:

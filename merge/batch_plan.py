@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 from sqlglot import exp
 
 from core.model import ColumnType
-from merge import plan
+from merge import plan, shapes
 
 if TYPE_CHECKING:
     from merge.dialect import Dialect
@@ -66,19 +66,19 @@ class ScratchStrategy(Protocol):
 
     name: str
 
-    def target(self, target: plan.MergeTarget) -> plan.MergeTarget:
+    def target(self, target: shapes.MergeTarget) -> shapes.MergeTarget:
         """The target with the scratch table names this strategy uses."""
         ...
 
-    def prepare(self, target: plan.MergeTarget, dialect: Dialect) -> list[Step]:
+    def prepare(self, target: shapes.MergeTarget, dialect: Dialect) -> list[Step]:
         """Steps run once per table and session, before any batch transaction."""
         ...
 
-    def load(self, target: plan.MergeTarget, segment: int) -> list[Step]:
+    def load(self, target: shapes.MergeTarget, segment: int) -> list[Step]:
         """Steps that leave the stage holding exactly the segment's rows."""
         ...
 
-    def keys(self, target: plan.MergeTarget) -> list[Step]:
+    def keys(self, target: shapes.MergeTarget) -> list[Step]:
         """Steps that leave the key table holding exactly the keys of the stage."""
         ...
 
@@ -87,7 +87,7 @@ class ScratchStrategy(Protocol):
 class BatchPlan:
     """The plan of one table's batch: `prepare` (before the transaction), then `steps` (inside)."""
 
-    target: plan.MergeTarget
+    target: shapes.MergeTarget
     prepare: tuple[Step, ...]
     steps: tuple[Step, ...]
     segments: tuple[SegmentSpec, ...] = field(default=())
@@ -117,7 +117,7 @@ class BatchPlan:
                 if step.statement is not None:
                     out.append(dialect.render(step.statement, pretty=True) + ";")
                 elif stage_sql is not None:
-                    columns = plan.stage_columns(self.target)
+                    columns = shapes.stage_columns(self.target)
                     for statement in stage_sql(self.target.stage_name, columns, step.create):
                         # Without rows the client runs only the DDL of its path.
                         if step.rows or isinstance(statement, exp.Create):
@@ -149,7 +149,7 @@ StageSql = Callable[[str, Sequence[tuple[str, ColumnType]], bool], list[exp.Expr
 
 
 def plan_table_batch(
-    target: plan.MergeTarget,
+    target: shapes.MergeTarget,
     segments: Sequence[SegmentSpec],
     scratch: ScratchStrategy,
     dialect: Dialect,

@@ -11,7 +11,8 @@ from __future__ import annotations
 from sqlglot import exp
 
 from merge.naming import IS_CURRENT, SOURCE_POS, VALID_FROM, VALID_TO
-from merge.plan import MergeTarget, col
+from merge.shapes import MergeTarget
+from merge.sqltree import col
 
 
 def _count(source: exp.Expression, where: exp.Expr) -> exp.Select:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from sqlglot import exp
 
-from merge.plan import col, ident, table
+from merge.sqltree import col, ident, table
 
 
 def copy_from_stdin(name: str, columns: Sequence[str]) -> exp.Expression:
@@ -22,10 +22,10 @@ def copy_from_stdin(name: str, columns: Sequence[str]) -> exp.Expression:
     )
 
 
-def table_columns(schema: str, name: str) -> exp.Select:
-    """Column names of a table, in order, from `information_schema` (bound as literals)."""
+def _columns_of(schema: str, name: str) -> exp.Select:
+    """`FROM information_schema.columns WHERE table_schema = … AND table_name = …` (literals)."""
     return (
-        exp.select(col("column_name"))
+        exp.select()
         .from_(exp.Table(this=ident("columns"), db=ident("information_schema")))
         .where(
             exp.and_(
@@ -33,8 +33,17 @@ def table_columns(schema: str, name: str) -> exp.Select:
                 exp.EQ(this=col("table_name"), expression=exp.Literal.string(name)),
             )
         )
-        .order_by(col("ordinal_position"))
     )
+
+
+def table_columns(schema: str, name: str) -> exp.Select:
+    """Column names of a table, in order, from `information_schema` (bound as literals)."""
+    return _columns_of(schema, name).select(col("column_name")).order_by(col("ordinal_position"))
+
+
+def column_types(schema: str, name: str) -> exp.Select:
+    """Column names and declared types of a table, from `information_schema`."""
+    return _columns_of(schema, name).select(col("column_name"), col("data_type"))
 
 
 def drop_schema(name: str) -> exp.Expression:

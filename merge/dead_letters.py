@@ -22,7 +22,7 @@ from typing import Any
 from sqlglot import exp
 
 from core.model import ColumnType, StreamRecord
-from merge import plan
+from merge import control, ddl, naming, sqltree
 from merge.session import WarehouseSession
 
 DEAD = "dead_letters"
@@ -105,13 +105,13 @@ class DeadLetter:
 
 def ensure_table(session: WarehouseSession) -> None:
     """Create the store once (idempotent)."""
-    if session.table_columns(plan.CONTROL_SCHEMA, DEAD) is not None:
+    if session.table_columns(naming.CONTROL_SCHEMA, DEAD) is not None:
         return
     with session.transaction():
-        session.execute(plan.create_schema(plan.CONTROL_SCHEMA))
+        session.execute(ddl.create_schema(naming.CONTROL_SCHEMA))
         session.execute(
-            plan.create_table(
-                plan.control_table(DEAD),
+            ddl.create_table(
+                control.control_table(DEAD),
                 [(c, ColumnType(k)) for c, k in DEAD_COLUMNS],
                 session.dialect,
             )
@@ -157,13 +157,13 @@ def store(session: WarehouseSession, letters: Sequence[DeadLetter]) -> None:
     """Insert letters (inside the caller's transaction)."""
     if letters:
         session.executemany(
-            plan.insert_rows(plan.control_table(DEAD), _NAMES),
+            sqltree.insert_rows(control.control_table(DEAD), _NAMES),
             [tuple(getattr(letter, c) for c in _NAMES) for letter in letters],
         )
 
 
 def _eq(column: str, value: str) -> exp.Expression:
-    return exp.EQ(this=plan.col(column), expression=exp.Literal.string(value))
+    return exp.EQ(this=sqltree.col(column), expression=exp.Literal.string(value))
 
 
 def letters(
@@ -175,22 +175,24 @@ def letters(
     table_name: str | None = None,
 ) -> list[DeadLetter]:
     """Stored letters of a consumer group, oldest first, filtered by status, id or table."""
-    if session.table_columns(plan.CONTROL_SCHEMA, DEAD) is None:
+    if session.table_columns(naming.CONTROL_SCHEMA, DEAD) is None:
         return []
     where = [_eq("consumer_group", group)]
     if statuses:
         where.append(
-            exp.In(this=plan.col("status"), expressions=[exp.Literal.string(s) for s in statuses])
+            exp.In(
+                this=sqltree.col("status"), expressions=[exp.Literal.string(s) for s in statuses]
+            )
         )
     if letter_id is not None:
         where.append(_eq("letter_id", letter_id))
     if table_name is not None:
         where.append(_eq("table_name", table_name))
     query = (
-        exp.select(*(plan.col(c) for c in _NAMES))
-        .from_(plan.control_table(DEAD))
+        exp.select(*(sqltree.col(c) for c in _NAMES))
+        .from_(control.control_table(DEAD))
         .where(exp.and_(*where))
-        .order_by(plan.col("created_at"), plan.col("record_offset"))
+        .order_by(sqltree.col("created_at"), sqltree.col("record_offset"))
     )
     out = []
     for row in session.query(query):
@@ -213,23 +215,23 @@ def set_status(
         return
     now = dt.datetime.now(dt.UTC)
     sets = [
-        exp.EQ(this=plan.col("status"), expression=exp.Literal.string(status)),
+        exp.EQ(this=sqltree.col("status"), expression=exp.Literal.string(status)),
         exp.EQ(
-            this=plan.col("updated_at"),
+            this=sqltree.col("updated_at"),
             expression=exp.cast(exp.Literal.string(now.isoformat()), "TIMESTAMPTZ"),
         ),
     ]
     if error is not None:
-        sets.append(exp.EQ(this=plan.col("error"), expression=exp.Literal.string(error[:4000])))
+        sets.append(exp.EQ(this=sqltree.col("error"), expression=exp.Literal.string(error[:4000])))
     session.execute(
         exp.Update(
-            this=plan.control_table(DEAD),
+            this=control.control_table(DEAD),
             expressions=sets,
             where=exp.Where(
                 this=exp.and_(
                     _eq("consumer_group", group),
                     exp.In(
-                        this=plan.col("letter_id"),
+                        this=sqltree.col("letter_id"),
                         expressions=[exp.Literal.string(i) for i in letter_ids],
                     ),
                 )
@@ -240,12 +242,12 @@ def set_status(
 
 def counts(session: WarehouseSession, group: str) -> dict[str, int]:
     """Letters per status."""
-    if session.table_columns(plan.CONTROL_SCHEMA, DEAD) is None:
+    if session.table_columns(naming.CONTROL_SCHEMA, DEAD) is None:
         return {}
     query = (
-        exp.select(plan.col("status"), exp.Count(this=exp.Star()))
-        .from_(plan.control_table(DEAD))
+        exp.select(sqltree.col("status"), exp.Count(this=exp.Star()))
+        .from_(control.control_table(DEAD))
         .where(_eq("consumer_group", group))
-        .group_by(plan.col("status"))
+        .group_by(sqltree.col("status"))
     )
     return {str(s): int(n) for s, n in session.query(query)}

@@ -23,15 +23,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from core.model import ColumnType
-from merge.naming import (
-    CONTROL_SCHEMA as CONTROL_SCHEMA,  # re-exported: callers spell it plan.CONTROL_SCHEMA
-)
 from merge.naming import (
     CURRENT_META,
     HISTORY_META,
@@ -42,215 +36,9 @@ from merge.naming import (
     TX_ID,
     VALID_FROM,
     VALID_TO,
-    TableNames,
-    fit_identifier,
 )
-
-if TYPE_CHECKING:
-    from merge.dialect import Dialect
-
-STAGE = "_cdc_stage"
-KEYS = "_cdc_keys"
-# ",3,7," — positions (in MergeTarget.columns) of the columns a staged change did not carry.
-UNAVAILABLE = "_cdc_unavailable"
-# Staged rows carry these besides the source columns.
-STAGE_META: tuple[tuple[str, str], ...] = (
-    (VALID_FROM, "timestamptz"),
-    (IS_DELETED, "boolean"),
-    (OP, "string"),
-    (SOURCE_POS, "string"),
-    (TX_ID, "string"),
-    (UNAVAILABLE, "string"),
-)
-
-
-def ident(name: str) -> exp.Identifier:
-    """A quoted identifier: every name that can come from a source schema is quoted."""
-    return exp.to_identifier(name, quoted=True)
-
-
-def table(name: str, schema: str | None = None) -> exp.Table:
-    """A (schema-qualified) table reference."""
-    return exp.Table(this=ident(name), db=ident(schema) if schema else None)
-
-
-def col(name: str, qualifier: str | None = None) -> exp.Column:
-    """A (qualified) column reference."""
-    return exp.Column(this=ident(name), table=ident(qualifier) if qualifier else None)
-
-
-def _and(conditions: Sequence[exp.Expr]) -> exp.Expr:
-    return exp.and_(*conditions) if len(conditions) > 1 else conditions[0]
-
-
-def _key_match(key: Sequence[str], left: str, right: str) -> exp.Expr:
-    return _and([exp.EQ(this=col(k, left), expression=col(k, right)) for k in key])
-
-
-def update(
-    tbl: exp.Table,
-    assignments: Sequence[tuple[str, exp.Expression]],
-    where: exp.Expr,
-    from_: exp.Expression,
-) -> exp.Update:
-    """`UPDATE tbl SET … FROM … WHERE …`, built node by node so no source name is ever re-parsed."""
-    return exp.Update(
-        this=tbl,
-        expressions=[exp.EQ(this=col(name), expression=value) for name, value in assignments],
-        from_=exp.From(this=from_),
-        where=exp.Where(this=where),
-    )
-
-
-@dataclass(frozen=True)
-class MergeTarget:
-    """One warehouse table pair and the source columns it holds."""
-
-    names: TableNames
-    columns: tuple[tuple[str, ColumnType], ...]
-    key: tuple[str, ...]
-    # Where a segment is staged; the dialect's scratch strategy names them (`merge.scratch`).
-    stage_name: str = STAGE
-    keys_name: str = KEYS
-
-    @property
-    def stage(self) -> exp.Table:
-        return table(self.stage_name)
-
-    @property
-    def keys(self) -> exp.Table:
-        return table(self.keys_name)
-
-    @property
-    def column_names(self) -> list[str]:
-        return [name for name, _ in self.columns]
-
-    @property
-    def value_columns(self) -> list[str]:
-        return [name for name, _ in self.columns if name not in self.key]
-
-    @property
-    def history(self) -> exp.Table:
-        return table(self.names.history, self.names.schema)
-
-    @property
-    def current(self) -> exp.Table:
-        return table(self.names.current, self.names.schema)
-
-
-def meta_type(kind: str) -> ColumnType:
-    """The ColumnType of a metadata column kind."""
-    return ColumnType(kind)
-
-
-def stage_columns(target: MergeTarget) -> list[tuple[str, ColumnType]]:
-    """Columns of the staging table, in load order."""
-    return [*target.columns, *((n, meta_type(k)) for n, k in STAGE_META)]
-
-
-def stage_from(
-    name: str, source: str, columns: Sequence[tuple[str, ColumnType]], dialect: Dialect
-) -> exp.Expression:
-    """`CREATE TEMP TABLE name AS SELECT CAST(c AS <type>) … FROM source` (a registered bulk view)."""
-    select = exp.select(
-        *(exp.cast(col(c), dialect.column_type(t)).as_(ident(c)) for c, t in columns)
-    ).from_(table(source))
-    return exp.Create(
-        this=table(name),
-        kind="TABLE",
-        expression=select,
-        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-    )
-
-
-def stage_into(
-    name: str, source: str, columns: Sequence[tuple[str, ColumnType]], dialect: Dialect
-) -> exp.Expression:
-    """`INSERT INTO name SELECT CAST(c AS <type>) … FROM source`: `stage_from` into a kept stage."""
-    select = exp.select(
-        *(exp.cast(col(c), dialect.column_type(t)).as_(ident(c)) for c, t in columns)
-    ).from_(table(source))
-    return exp.insert(select, table(name), columns=[ident(c) for c, _ in columns])
-
-
-# -- DDL -------------------------------------------------------------------------------------------
-
-
-def create_schema(name: str) -> exp.Expression:
-    """`CREATE SCHEMA IF NOT EXISTS`."""
-    return exp.Create(this=exp.Table(this=ident(name)), kind="SCHEMA", exists=True)
-
-
-def create_table(
-    tbl: exp.Table,
-    columns: Sequence[tuple[str, ColumnType]],
-    dialect: Dialect,
-    *,
-    temporary: bool = False,
-) -> exp.Expression:
-    """`CREATE TABLE IF NOT EXISTS` with each column in the dialect's exact type."""
-    defs = [exp.ColumnDef(this=ident(n), kind=dialect.column_type(t)) for n, t in columns]
-    props = exp.Properties(expressions=[exp.TemporaryProperty()]) if temporary else None
-    return exp.Create(
-        this=exp.Schema(this=tbl, expressions=defs), kind="TABLE", exists=True, properties=props
-    )
-
-
-def history_columns(target: MergeTarget) -> list[tuple[str, ColumnType]]:
-    """Columns of the history table: source columns, then the `_cdc_` metadata."""
-    return [*target.columns, *((n, meta_type(k)) for n, k in HISTORY_META)]
-
-
-def current_columns(target: MergeTarget) -> list[tuple[str, ColumnType]]:
-    """Columns of the current table: source columns, then a few `_cdc_` columns."""
-    return [*target.columns, *((n, meta_type(k)) for n, k in CURRENT_META)]
-
-
-def add_column(tbl: exp.Table, name: str, ctype: ColumnType, dialect: Dialect) -> exp.Expression:
-    """`ALTER TABLE … ADD COLUMN` for a column the source gained."""
-    return exp.Alter(
-        this=tbl.copy(),
-        kind="TABLE",
-        actions=[exp.ColumnDef(this=ident(name), kind=dialect.column_type(ctype))],
-    )
-
-
-def alter_column_type(
-    tbl: exp.Table, name: str, ctype: ColumnType, dialect: Dialect
-) -> exp.Expression:
-    """`ALTER TABLE … ALTER COLUMN … SET DATA TYPE` for a column the source widened."""
-    return exp.Alter(
-        this=tbl.copy(),
-        kind="TABLE",
-        actions=[exp.AlterColumn(this=ident(name), dtype=dialect.column_type(ctype))],
-    )
-
-
-def history_index(target: MergeTarget, max_identifier_length: int | None) -> exp.Expression:
-    """`CREATE INDEX IF NOT EXISTS` on history (key…, `_cdc_source_pos`): a version's identity.
-
-    remove_applied probes it for (key, position) and relink/carry_forward read every version of the
-    touched keys; the name is shortened with a hash when it would pass the identifier limit.
-    """
-    name = fit_identifier(f"{target.names.history}_cdc_key_pos", max_identifier_length)
-    columns = [exp.Ordered(this=col(c)) for c in [*target.key, SOURCE_POS]]
-    return exp.Create(
-        this=exp.Index(
-            this=ident(name),
-            table=target.history,
-            params=exp.IndexParameters(columns=columns),
-        ),
-        kind="INDEX",
-        exists=True,
-    )
-
-
-def drop_table(tbl: exp.Table) -> exp.Expression:
-    """`DROP TABLE IF EXISTS`."""
-    return exp.Drop(tables=[tbl], kind="TABLE", exists=True)
-
-
-# -- the merge -------------------------------------------------------------------------------------
+from merge.shapes import STAGE_META, UNAVAILABLE, MergeTarget
+from merge.sqltree import all_of, col, ident, key_match, update
 
 
 def remove_applied(target: MergeTarget) -> exp.Expression:
@@ -259,9 +47,9 @@ def remove_applied(target: MergeTarget) -> exp.Expression:
         exp.select(exp.Literal.number(1))
         .from_(target.history.as_("h"))
         .where(
-            _and(
+            all_of(
                 [
-                    _key_match(target.key, "h", target.stage_name),
+                    key_match(target.key, "h", target.stage_name),
                     exp.EQ(
                         this=col(SOURCE_POS, "h"), expression=col(SOURCE_POS, target.stage_name)
                     ),
@@ -286,7 +74,7 @@ def drop_unchanged_snapshot_rows(target: MergeTarget) -> exp.Expression:
     in_stage = exp.Exists(
         this=exp.select(exp.Literal.number(1))
         .from_(target.stage.as_("k"))
-        .where(_key_match(target.key, "k", "h"))
+        .where(key_match(target.key, "k", "h"))
     )
     union = exp.union(
         exp.select(*(col(c, "h") for c in carried)).from_(target.history.as_("h")).where(in_stage),
@@ -312,9 +100,9 @@ def drop_unchanged_snapshot_rows(target: MergeTarget) -> exp.Expression:
         exp.select(exp.Literal.number(1))
         .from_(exp.Subquery(this=lagged, alias=exp.TableAlias(this=ident("p"))))
         .where(
-            _and(
+            all_of(
                 [
-                    _key_match(target.key, "p", target.stage_name),
+                    key_match(target.key, "p", target.stage_name),
                     exp.EQ(
                         this=col(SOURCE_POS, "p"), expression=col(SOURCE_POS, target.stage_name)
                     ),
@@ -325,7 +113,7 @@ def drop_unchanged_snapshot_rows(target: MergeTarget) -> exp.Expression:
     )
     return exp.delete(
         target.stage,
-        where=_and(
+        where=all_of(
             [
                 exp.EQ(this=col(OP, target.stage_name), expression=exp.Literal.string("r")),
                 exp.Exists(this=probe),
@@ -349,12 +137,6 @@ def fill_keys(target: MergeTarget) -> exp.Expression:
     """Step 2 without DDL: `INSERT INTO <keys> SELECT DISTINCT <key> FROM <stage>` (reused tables)."""
     select = exp.select(*(col(k) for k in target.key)).distinct().from_(target.stage)
     return exp.insert(select, target.keys, columns=[ident(k) for k in target.key])
-
-
-def key_columns(target: MergeTarget) -> list[tuple[str, ColumnType]]:
-    """The key columns with their types (the key table's columns)."""
-    types = dict(target.columns)
-    return [(k, types[k]) for k in target.key]
 
 
 def empty_table(tbl: exp.Table) -> exp.Expression:
@@ -384,7 +166,7 @@ def _touched(target: MergeTarget, alias: str) -> exp.Expression:
     probe = (
         exp.select(exp.Literal.number(1))
         .from_(target.keys)
-        .where(_key_match(target.key, target.keys_name, alias))
+        .where(key_match(target.key, target.keys_name, alias))
     )
     return exp.Exists(this=probe)
 
@@ -459,9 +241,9 @@ def relink(target: MergeTarget) -> exp.Expression:
             (VALID_TO, col("next_from", "w")),
             (IS_CURRENT, is_last),
         ],
-        where=_and(
+        where=all_of(
             [
-                _key_match(target.key, hist, "w"),
+                key_match(target.key, hist, "w"),
                 exp.EQ(this=col(SOURCE_POS, hist), expression=col(SOURCE_POS, "w")),
                 exp.paren(changed),
             ]
@@ -489,9 +271,9 @@ def carry_forward(target: MergeTarget) -> exp.Expression | None:
     return update(
         target.history,
         [(v, col(f"_prev_{i}", "p")) for i, v in enumerate(values)],
-        where=_and(
+        where=all_of(
             [
-                _key_match(target.key, hist, "p"),
+                key_match(target.key, hist, "p"),
                 exp.EQ(this=col(SOURCE_POS, hist), expression=col(SOURCE_POS, "p")),
                 exp.EQ(this=col(OP, hist), expression=exp.Literal.string("d")),
                 exp.not_(exp.Is(this=col("_prev_pos", "p"), expression=exp.null())),
@@ -499,14 +281,6 @@ def carry_forward(target: MergeTarget) -> exp.Expression | None:
         ),
         from_=exp.Subquery(this=prev, alias=exp.TableAlias(this=ident("p"))),
     )
-
-
-def unavailable_marker(target: MergeTarget, columns: Sequence[str]) -> str | None:
-    """The staged marker value for a change that did not carry `columns` (None: it carried all)."""
-    if not columns:
-        return None
-    names = target.column_names
-    return "," + ",".join(str(names.index(c)) for c in sorted(columns, key=names.index)) + ","
 
 
 def carry_unavailable(target: MergeTarget, columns: Sequence[str]) -> exp.Expression | None:
@@ -551,7 +325,7 @@ def carry_unavailable(target: MergeTarget, columns: Sequence[str]) -> exp.Expres
         .from_(target.history.as_("h"))
         .join(
             target.stage,
-            on=_and([_key_match(target.key, "h", stage), exp.EQ(
+            on=all_of([key_match(target.key, "h", stage), exp.EQ(
                 this=col(SOURCE_POS, "h"), expression=col(SOURCE_POS, stage)
             )]),
             join_type="LEFT",
@@ -603,9 +377,9 @@ def carry_unavailable(target: MergeTarget, columns: Sequence[str]) -> exp.Expres
             )
             for c in wanted
         ],
-        where=_and(
+        where=all_of(
             [
-                _key_match(target.key, hist, "w"),
+                key_match(target.key, hist, "w"),
                 exp.EQ(this=col(SOURCE_POS, hist), expression=col(SOURCE_POS, "w")),
                 exp.paren(exp.or_(*(col(f"_m{index[c]}", "w") for c in wanted))),
             ]
@@ -623,7 +397,7 @@ def refresh_current(target: MergeTarget) -> list[exp.Expression]:
         exp.select(*(col(n) for n in [*names, *meta]))
         .from_(target.history.as_("h"))
         .where(
-            _and(
+            all_of(
                 [
                     col(IS_CURRENT, "h"),
                     exp.not_(col(IS_DELETED, "h")),
@@ -679,273 +453,3 @@ def stage_truncate(
     )
     columns = [*names, *(n for n, _ in STAGE_META)]
     return exp.insert(select, target.stage, columns=[ident(c) for c in columns])
-
-
-# -- control tables --------------------------------------------------------------------------------
-
-OFFSETS = "kafka_offsets"
-TABLES = "tables"
-BATCHES = "batches"
-BATCH_OFFSETS = "batch_offsets"
-CHECKS = "checks"
-PARKED = "parked_records"
-SCHEMAS = "schema_log"
-COLUMNS = "columns"
-FORCED = "forced_releases"
-
-OFFSETS_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("consumer_group", "string"),
-    ("topic", "string"),
-    ("partition", "int32"),
-    ("next_offset", "int64"),
-    ("updated_at", "timestamptz"),
-)
-TABLES_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("source", "string"),
-    ("source_kind", "string"),
-    ("source_database", "string"),
-    ("source_schema", "string"),
-    ("source_table", "string"),
-    ("warehouse_schema", "string"),
-    ("current_table", "string"),
-    ("history_table", "string"),
-    ("key_columns", "string"),
-    ("registered_at", "timestamptz"),
-)
-BATCHES_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("batch_id", "string"),
-    ("source", "string"),
-    ("table_name", "string"),
-    ("events", "int64"),
-    ("versions", "int64"),
-    ("lag_min_ms", "float64"),
-    ("lag_p50_ms", "float64"),
-    ("lag_p95_ms", "float64"),
-    ("lag_p99_ms", "float64"),
-    ("lag_max_ms", "float64"),
-    ("first_commit_time", "timestamptz"),
-    ("last_commit_time", "timestamptz"),
-    ("committed_at", "timestamptz"),
-)
-
-# The next offset of every partition a batch read, so a batch row leads back to its Kafka records.
-BATCH_OFFSETS_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("batch_id", "string"),
-    ("consumer_group", "string"),
-    ("topic", "string"),
-    ("partition", "int32"),
-    ("next_offset", "int64"),
-    ("committed_at", "timestamptz"),
-)
-# One row per check per table per run of `cdchub verify` (or of the checks inside `cdchub run`).
-CHECKS_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("run_id", "string"),
-    ("checked_at", "timestamptz"),
-    ("source", "string"),
-    ("table_name", "string"),
-    ("check_name", "string"),
-    ("ok", "boolean"),
-    ("observed", "float64"),
-    ("detail", "string"),
-)
-
-
-# Stream records of a table stopped by an incompatible schema change, stored raw with the offsets so
-# a restart (after `cdchub schema accept`) applies them (see cdc_consumers/runner.py).
-PARKED_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("consumer_group", "string"),
-    ("topic", "string"),
-    ("partition", "int32"),
-    ("record_offset", "int64"),
-    ("record_timestamp", "int64"),
-    ("record_key", "bytes"),
-    ("record_value", "bytes"),
-    ("parked_at", "timestamptz"),
-    ("reason", "string"),
-)
-
-
-# Transactions applied without transaction consistency (stalled or larger than the buffer).
-FORCED_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("consumer_group", "string"),
-    ("source", "string"),
-    ("tx_id", "string"),
-    ("events_arrived", "int64"),
-    ("events_expected", "int64"),
-    ("reason", "string"),
-    ("released_at", "timestamptz"),
-)
-
-
-# Every distinct source schema a table has had, in the order first seen (schema evolution audit).
-SCHEMAS_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("source", "string"),
-    ("source_schema", "string"),
-    ("source_table", "string"),
-    ("columns", "string"),
-    ("key_columns", "string"),
-    ("first_position", "string"),
-    ("first_seen_at", "timestamptz"),
-)
-
-
-# The source type each warehouse column was created or last altered for: after a restart the engine
-# judges type changes against these, not against whatever the first event says.
-COLUMNS_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("warehouse_schema", "string"),
-    ("history_table", "string"),
-    ("column_name", "string"),
-    ("column_type", "string"),
-    ("updated_at", "timestamptz"),
-)
-
-
-def control_table(name: str) -> exp.Table:
-    """A table of cdchub's own control schema."""
-    return table(name, CONTROL_SCHEMA)
-
-
-def control_ddl(dialect: Dialect) -> list[exp.Expression]:
-    """Create the control schema and its tables (offsets, registry, batch log, checks)."""
-    return [
-        create_schema(CONTROL_SCHEMA),
-        *(
-            create_table(control_table(name), [(c, ColumnType(k)) for c, k in cols], dialect)
-            for name, cols in (
-                (OFFSETS, OFFSETS_COLUMNS),
-                (TABLES, TABLES_COLUMNS),
-                (BATCHES, BATCHES_COLUMNS),
-                (BATCH_OFFSETS, BATCH_OFFSETS_COLUMNS),
-                (CHECKS, CHECKS_COLUMNS),
-                (PARKED, PARKED_COLUMNS),
-                (SCHEMAS, SCHEMAS_COLUMNS),
-                (COLUMNS, COLUMNS_COLUMNS),
-                (FORCED, FORCED_COLUMNS),
-            )
-        ),
-    ]
-
-
-def delete_offsets(group: str, topic: str, partitions: Sequence[int]) -> exp.Expression:
-    """Remove the stored offsets that are about to be replaced."""
-    return exp.delete(
-        control_table(OFFSETS),
-        where=exp.and_(
-            exp.EQ(this=col("consumer_group"), expression=exp.Literal.string(group)),
-            exp.EQ(this=col("topic"), expression=exp.Literal.string(topic)),
-            exp.In(this=col("partition"), expressions=[exp.Literal.number(p) for p in partitions]),
-        ),
-    )
-
-
-def insert_rows(tbl: exp.Table, columns: Sequence[str]) -> exp.Expression:
-    """`INSERT INTO tbl (cols) VALUES (?, ?, …)`: one parameterised row, for executemany."""
-    values = exp.Tuple(expressions=[exp.Placeholder() for _ in columns])
-    return exp.insert(
-        exp.Values(expressions=[values]),
-        tbl,
-        columns=[ident(c) for c in columns],
-    )
-
-
-def select_offsets(group: str) -> exp.Expression:
-    """The stored next offsets of a consumer group."""
-    return (
-        exp.select(col("topic"), col("partition"), col("next_offset"))
-        .from_(control_table(OFFSETS))
-        .where(exp.EQ(this=col("consumer_group"), expression=exp.Literal.string(group)))
-    )
-
-
-def delete_parked(group: str, topic: str, partition: int, offsets: Sequence[int]) -> exp.Expression:
-    """Remove parked records that were applied (their transaction completed)."""
-    return exp.delete(
-        control_table(PARKED),
-        where=exp.and_(
-            exp.EQ(this=col("consumer_group"), expression=exp.Literal.string(group)),
-            exp.EQ(this=col("topic"), expression=exp.Literal.string(topic)),
-            exp.EQ(this=col("partition"), expression=exp.Literal.number(partition)),
-            exp.In(this=col("record_offset"), expressions=[exp.Literal.number(o) for o in offsets]),
-        ),
-    )
-
-
-def delete_parked_reason(group: str, reason: str) -> exp.Expression:
-    """Remove every stored record of a consumer group parked for `reason`."""
-    return exp.delete(
-        control_table(PARKED),
-        where=exp.and_(
-            exp.EQ(this=col("consumer_group"), expression=exp.Literal.string(group)),
-            exp.EQ(this=col("reason"), expression=exp.Literal.string(reason)),
-        ),
-    )
-
-
-def select_parked(group: str) -> exp.Expression:
-    """The parked records of a consumer group, in stream order."""
-    return (
-        exp.select(
-            *(col(c) for c in ("topic", "partition", "record_offset", "record_timestamp")),
-            col("record_key"),
-            col("record_value"),
-            col("reason"),
-        )
-        .from_(control_table(PARKED))
-        .where(exp.EQ(this=col("consumer_group"), expression=exp.Literal.string(group)))
-        .order_by(col("topic"), col("partition"), col("record_offset"))
-    )
-
-
-def select_schema_logged(source: str, namespace: str, name: str, columns: str) -> exp.Expression:
-    """Whether one schema of a table is in the schema log already."""
-    return (
-        exp.select(exp.Literal.number(1))
-        .from_(control_table(SCHEMAS))
-        .where(
-            exp.and_(
-                *(
-                    exp.EQ(this=col(c), expression=exp.Literal.string(v))
-                    for c, v in (
-                        ("source", source),
-                        ("source_schema", namespace),
-                        ("source_table", name),
-                        ("columns", columns),
-                    )
-                )
-            )
-        )
-    )
-
-
-def select_registered() -> exp.Select:
-    """Every registered source table with its warehouse names (`_cdchub.tables`)."""
-    columns = ("source", "source_schema", "source_table", "warehouse_schema", "current_table",
-               "history_table")  # fmt: skip
-    return exp.select(*(col(c) for c in columns)).from_(control_table(TABLES))
-
-
-def _table_match(schema: str, history: str) -> exp.Expr:
-    return exp.and_(
-        exp.EQ(this=col("warehouse_schema"), expression=exp.Literal.string(schema)),
-        exp.EQ(this=col("history_table"), expression=exp.Literal.string(history)),
-    )
-
-
-def select_column_types(schema: str, history: str) -> exp.Expression:
-    """The recorded source types of one table's warehouse columns."""
-    return (
-        exp.select(col("column_name"), col("column_type"))
-        .from_(control_table(COLUMNS))
-        .where(_table_match(schema, history))
-    )
-
-
-def delete_column_types(schema: str, history: str, names: Sequence[str]) -> exp.Expression:
-    """Forget the recorded types of some columns (before recording new ones)."""
-    return exp.delete(
-        control_table(COLUMNS),
-        where=exp.and_(
-            _table_match(schema, history),
-            exp.In(this=col("column_name"), expressions=[exp.Literal.string(n) for n in names]),
-        ),
-    )

@@ -9,12 +9,12 @@ import datetime as dt
 
 from sqlglot import exp
 
-from merge import plan
+from merge import control, sqltree
 
 
 def _since(column: str, since: dt.datetime) -> exp.Expression:
     return exp.GTE(
-        this=plan.col(column),
+        this=sqltree.col(column),
         expression=exp.cast(exp.Literal.string(since.isoformat()), "TIMESTAMPTZ"),
     )
 
@@ -38,10 +38,10 @@ def batches_since(since: dt.datetime) -> exp.Select:
         "committed_at",
     ]
     return (
-        exp.select(*(plan.col(c) for c in columns))
-        .from_(plan.control_table(plan.BATCHES))
+        exp.select(*(sqltree.col(c) for c in columns))
+        .from_(control.control_table(control.BATCHES))
         .where(_since("committed_at", since))
-        .order_by(plan.col("committed_at"))
+        .order_by(sqltree.col("committed_at"))
     )
 
 
@@ -49,13 +49,13 @@ def forced_releases_since(since: dt.datetime) -> exp.Select:
     """Per source, transactions applied without consistency at or after `since`, and the last time."""
     return (
         exp.select(
-            plan.col("source"),
+            sqltree.col("source"),
             exp.Count(this=exp.Star()),
-            exp.Max(this=plan.col("released_at")),
+            exp.Max(this=sqltree.col("released_at")),
         )
-        .from_(plan.control_table(plan.FORCED))
+        .from_(control.control_table(control.FORCED))
         .where(_since("released_at", since))
-        .group_by(plan.col("source"))
+        .group_by(sqltree.col("source"))
     )
 
 
@@ -63,13 +63,13 @@ def last_applied() -> exp.Select:
     """Per table: the latest source commit applied and the latest warehouse commit."""
     return (
         exp.select(
-            plan.col("source"),
-            plan.col("table_name"),
-            exp.Max(this=plan.col("last_commit_time")).as_("last_commit_time"),
-            exp.Max(this=plan.col("committed_at")).as_("last_batch_at"),
+            sqltree.col("source"),
+            sqltree.col("table_name"),
+            exp.Max(this=sqltree.col("last_commit_time")).as_("last_commit_time"),
+            exp.Max(this=sqltree.col("committed_at")).as_("last_batch_at"),
         )
-        .from_(plan.control_table(plan.BATCHES))
-        .group_by(plan.col("source"), plan.col("table_name"))
+        .from_(control.control_table(control.BATCHES))
+        .group_by(sqltree.col("source"), sqltree.col("table_name"))
     )
 
 
@@ -77,28 +77,32 @@ def latest_checks() -> exp.Select:
     """The check rows of the most recent run that checked each table."""
     latest = (
         exp.select(
-            plan.col("source"),
-            plan.col("table_name"),
-            exp.Max(this=plan.col("checked_at")).as_("checked_at"),
+            sqltree.col("source"),
+            sqltree.col("table_name"),
+            exp.Max(this=sqltree.col("checked_at")).as_("checked_at"),
         )
-        .from_(plan.control_table(plan.CHECKS))
-        .group_by(plan.col("source"), plan.col("table_name"))
+        .from_(control.control_table(control.CHECKS))
+        .group_by(sqltree.col("source"), sqltree.col("table_name"))
     )
     join_on = exp.and_(
         *(
-            exp.EQ(this=plan.col(c, "c"), expression=plan.col(c, "l"))
+            exp.EQ(this=sqltree.col(c, "c"), expression=sqltree.col(c, "l"))
             for c in ("source", "table_name", "checked_at")
         )
     )
     return (
         exp.select(
             *(
-                plan.col(c, "c")
+                sqltree.col(c, "c")
                 for c in ("source", "table_name", "checked_at", "check_name", "ok", "observed")
             ),
-            plan.col("detail", "c"),
+            sqltree.col("detail", "c"),
         )
-        .from_(plan.control_table(plan.CHECKS).as_("c"))
-        .join(exp.Subquery(this=latest, alias=exp.TableAlias(this=plan.ident("l"))), on=join_on)
-        .order_by(plan.col("source", "c"), plan.col("table_name", "c"), plan.col("check_name", "c"))
+        .from_(control.control_table(control.CHECKS).as_("c"))
+        .join(exp.Subquery(this=latest, alias=exp.TableAlias(this=sqltree.ident("l"))), on=join_on)
+        .order_by(
+            sqltree.col("source", "c"),
+            sqltree.col("table_name", "c"),
+            sqltree.col("check_name", "c"),
+        )
     )

@@ -28,7 +28,7 @@ from sqlglot import exp
 
 from core.errors import Terminal
 from core.model import ColumnType
-from merge import plan
+from merge import control, ddl, sqltree
 from merge.naming import CONTROL_SCHEMA
 from merge.session import WarehouseSession
 
@@ -75,11 +75,11 @@ class LeaseLost(Terminal):
 def ensure_tables(session: WarehouseSession) -> None:
     """Create the lease and stopped-table control tables if missing."""
     with session.transaction():
-        session.execute(plan.create_schema(CONTROL_SCHEMA))
+        session.execute(ddl.create_schema(CONTROL_SCHEMA))
         for name, cols in ((LEASE, LEASE_COLUMNS), (STOPS, STOPS_COLUMNS)):
             session.execute(
-                plan.create_table(
-                    plan.control_table(name),
+                ddl.create_table(
+                    control.control_table(name),
                     [(c, ColumnType(k)) for c, k in cols],
                     session.dialect,
                 )
@@ -88,7 +88,7 @@ def ensure_tables(session: WarehouseSession) -> None:
 
 def _eq(column: str, value: str | int) -> exp.Expression:
     literal = exp.Literal.number(value) if isinstance(value, int) else exp.Literal.string(value)
-    return exp.EQ(this=plan.col(column), expression=literal)
+    return exp.EQ(this=sqltree.col(column), expression=literal)
 
 
 def _has(session: WarehouseSession, name: str) -> bool:
@@ -143,8 +143,8 @@ def holder_alive(holder: Holder, now: dt.datetime, ttl_s: float = LEASE_TTL_S) -
 
 def _select_holders(group: str) -> exp.Expression:
     return (
-        exp.select(*(plan.col(c) for c, _ in LEASE_COLUMNS[1:]))
-        .from_(plan.control_table(LEASE))
+        exp.select(*(sqltree.col(c) for c, _ in LEASE_COLUMNS[1:]))
+        .from_(control.control_table(LEASE))
         .where(_eq("consumer_group", group))
     )
 
@@ -180,7 +180,7 @@ class RunLease:
             if session.dialect.NAME == "postgres":
                 # Two runs starting together must not both see an empty table and both insert.
                 lock = exp.var(
-                    f"{session.dialect.render(plan.control_table(LEASE))} IN EXCLUSIVE MODE"
+                    f"{session.dialect.render(control.control_table(LEASE))} IN EXCLUSIVE MODE"
                 )
                 session.execute(exp.Command(this="LOCK TABLE", expression=lock))
             for holder in holders(session, group):
@@ -193,10 +193,10 @@ class RunLease:
                     )
                 log.warning("taking over the lease of a run that is gone (%s)", holder.describe())
             session.execute(
-                exp.delete(plan.control_table(LEASE), where=_eq("consumer_group", group))
+                exp.delete(control.control_table(LEASE), where=_eq("consumer_group", group))
             )
             session.executemany(
-                plan.insert_rows(plan.control_table(LEASE), [c for c, _ in LEASE_COLUMNS]),
+                sqltree.insert_rows(control.control_table(LEASE), [c for c, _ in LEASE_COLUMNS]),
                 [(group, me.holder_id, me.host, me.pid, me.started_at, me.heartbeat_at)],
             )
         return cls(session, group, me)
@@ -216,7 +216,7 @@ class RunLease:
                 )
             self.session.execute(
                 exp.delete(
-                    plan.control_table(LEASE),
+                    control.control_table(LEASE),
                     where=exp.and_(
                         _eq("consumer_group", self.group),
                         _eq("holder_id", self.holder.holder_id),
@@ -225,7 +225,7 @@ class RunLease:
             )
             h = self.holder
             self.session.executemany(
-                plan.insert_rows(plan.control_table(LEASE), [c for c, _ in LEASE_COLUMNS]),
+                sqltree.insert_rows(control.control_table(LEASE), [c for c, _ in LEASE_COLUMNS]),
                 [(self.group, h.holder_id, h.host, h.pid, h.started_at, now)],
             )
         self._renewed = time.monotonic()
@@ -236,7 +236,7 @@ class RunLease:
             with self.session.transaction():
                 self.session.execute(
                     exp.delete(
-                        plan.control_table(LEASE),
+                        control.control_table(LEASE),
                         where=exp.and_(
                             _eq("consumer_group", self.group),
                             _eq("holder_id", self.holder.holder_id),
@@ -311,12 +311,12 @@ def record_stop(session: WarehouseSession, group: str, stop: StoppedTable) -> No
     where = _table_where(group, stop.source, stop.source_schema, stop.source_table)
     with session.transaction():
         rows = session.query(
-            exp.select(plan.col("stopped_at")).from_(plan.control_table(STOPS)).where(where)
+            exp.select(sqltree.col("stopped_at")).from_(control.control_table(STOPS)).where(where)
         )
         stopped_at = rows[0][0] if rows else stop.stopped_at
-        session.execute(exp.delete(plan.control_table(STOPS), where=where))
+        session.execute(exp.delete(control.control_table(STOPS), where=where))
         session.executemany(
-            plan.insert_rows(plan.control_table(STOPS), [c for c, _ in STOPS_COLUMNS]),
+            sqltree.insert_rows(control.control_table(STOPS), [c for c, _ in STOPS_COLUMNS]),
             [
                 (
                     group,
@@ -340,7 +340,9 @@ def clear_stop(session: WarehouseSession, group: str, source: str, schema: str, 
         return
     with session.transaction():
         session.execute(
-            exp.delete(plan.control_table(STOPS), where=_table_where(group, source, schema, table))
+            exp.delete(
+                control.control_table(STOPS), where=_table_where(group, source, schema, table)
+            )
         )
 
 
@@ -349,9 +351,9 @@ def stopped_tables(session: Any, group: str) -> list[StoppedTable]:
     if session.table_columns(CONTROL_SCHEMA, STOPS) is None:
         return []
     query = (
-        exp.select(*(plan.col(c) for c, _ in STOPS_COLUMNS[1:]))
-        .from_(plan.control_table(STOPS))
+        exp.select(*(sqltree.col(c) for c, _ in STOPS_COLUMNS[1:]))
+        .from_(control.control_table(STOPS))
         .where(_eq("consumer_group", group))
-        .order_by(plan.col("source"), plan.col("source_schema"), plan.col("source_table"))
+        .order_by(sqltree.col("source"), sqltree.col("source_schema"), sqltree.col("source_table"))
     )
     return [StoppedTable(*r) for r in session.query(query)]

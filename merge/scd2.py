@@ -15,16 +15,11 @@ The rules (documented in docs/scd2.md):
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
-
-from sqlglot import exp
 
 from core.errors import (
     CdcHubError,
@@ -34,72 +29,34 @@ from core.errors import (
     UnrepresentableValue,
 )
 from core.failures import first_line, is_retryable, retrying
-from core.model import ChangeEvent, ColumnType, Op, StreamRecord, TableId, TableSchema
+from core.model import ChangeEvent, Op, StreamRecord, TableId
 from core.results import BatchResult, TableResult
-from merge import dead_letters, plan
+from merge import control, dead_letters, shapes
 from merge.batch_plan import BatchPlan, SegmentSpec, StepKind, plan_table_batch
-from merge.dead_letters import DeadLetter
-from merge.evolution import Change, evolve
-from merge.naming import NameBook, TableNames, check_column_names
+from merge.ledger import (
+    HELD_FOR_SCHEMA,
+    Checkpoint,
+    ForcedReleaseRow,
+    Ledger,
+    ParkedChanges,
+)
+from merge.naming import TableNames
 from merge.observer import ApplyObserver, NullObserver
+from merge.schema_sync import SchemaSync, TableInfo, column_type_to_json
 from merge.session import WarehouseSession
-from observability.lagmath import percentile
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """The next position to read from one stream partition (a Kafka topic partition)."""
-
-    stream: str
-    partition: int
-    next_offset: int
-
-
-# Why a record sits in `_cdchub.parked_records`. Only records of a table stopped by an incompatible
-# schema change are stored ("held"); "transaction" rows were written by versions that parked incomplete
-# transactions in the warehouse and are migrated back to Kafka offsets (`migrate_transaction_parking`).
-PARKED_FOR_TRANSACTION = "transaction"
-HELD_FOR_SCHEMA = "held"
-
-
-@dataclass(frozen=True)
-class ForcedReleaseRow:
-    """A transaction applied without transaction consistency (`_cdchub.forced_releases`)."""
-
-    source: str
-    tx_id: str
-    arrived: int
-    expected: int | None
-    reason: str
-
-
-@dataclass
-class ParkedChanges:
-    """Consumer state written in the batch's transaction with the checkpoints.
-
-    `held` belong to a stopped table (an incompatible schema change, or a dead letter under the
-    `halt` policy) and wait for the operator; `removed` are held records that this batch applied;
-    `forced` are transactions released incomplete, recorded for `cdchub lag` and the dashboard;
-    `dead` are new dead letters (`merge.dead_letters`), `resolved` the ids of retried ones applied.
-    """
-
-    held: list[StreamRecord] = field(default_factory=list)
-    removed: list[StreamRecord] = field(default_factory=list)
-    forced: list[ForcedReleaseRow] = field(default_factory=list)
-    # Dead letters to store, and letters whose retried event this batch applied.
-    dead: list[DeadLetter] = field(default_factory=list)
-    resolved: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class TableInfo:
-    """What the engine needs to know about a source table besides its events."""
-
-    source_kind: str
-    source_database: str
-    default_namespace: str
+# Re-exported for the runner and the replay (cdc_consumers/), which import them from here.
+__all__ = [
+    "HELD_FOR_SCHEMA",
+    "Checkpoint",
+    "ForcedReleaseRow",
+    "ParkedChanges",
+    "Scd2Engine",
+    "TableInfo",
+    "column_type_to_json",
+]
 
 
 class Scd2Engine:
@@ -113,16 +70,12 @@ class Scd2Engine:
         notify: Callable[[str], None] | None = None,
     ) -> None:
         self.session = session
-        # Told when a table gets a name other than its natural one (a clash or a long name).
-        self.notify = notify or log.warning
-        self._book: NameBook | None = None
         self.observer: ApplyObserver = observer or NullObserver()
         self.dialect = session.dialect
         self.consumer_group = consumer_group
-        self._targets: dict[TableId, plan.MergeTarget] = {}
-        # (table, schema) pairs already checked against the warehouse columns.
-        self._fitted: set[tuple[TableId, TableSchema]] = set()
-        self._scratch_ready: set[plan.MergeTarget] = set()
+        self.schemas = SchemaSync(session, notify)
+        self.ledger = Ledger(session, consumer_group)
+        self._scratch_ready: set[shapes.MergeTarget] = set()
         self._control_ready = False
 
     # -- setup ----------------------------------------------------------------------------------
@@ -132,241 +85,30 @@ class Scd2Engine:
         if self._control_ready:
             return
         with self.session.transaction():
-            for statement in plan.control_ddl(self.dialect):
+            for statement in control.control_ddl(self.dialect):
                 self.session.execute(statement)
         dead_letters.ensure_table(self.session)
         self._control_ready = True
 
     def names(self, table: TableId, info: TableInfo) -> TableNames:
-        """The warehouse names of a source table: recorded in `_cdchub.tables`, or new ones that no
-        other source table holds and the warehouse can spell (see `merge.naming`)."""
-        if self._book is None:
-            self.ensure_control()
-            recorded = {
-                TableId(source, namespace, name): TableNames(schema, current, history)
-                for source, namespace, name, schema, current, history in self.session.query(
-                    plan.select_registered()
-                )
-            }
-            self._book = NameBook.of(
-                self.dialect.fold, self.dialect.MAX_IDENTIFIER_LENGTH, recorded
-            )
-        names, why = self._book.resolve(table, info.default_namespace)
-        if why is not None:
-            self.notify(why)
-        return names
+        """The warehouse names of a source table (see `SchemaSync.names`)."""
+        self.ensure_control()
+        return self.schemas.names(table, info)
 
     def stored_checkpoints(self) -> dict[tuple[str, int], int]:
         """Next offsets stored by earlier batches of this consumer group."""
         self.ensure_control()
-        rows = self.session.query(plan.select_offsets(self.consumer_group))
-        return {(topic, int(partition)): int(offset) for topic, partition, offset in rows}
+        return self.ledger.stored_checkpoints()
 
-    def _target(
-        self, table: TableId, schema: TableSchema, info: TableInfo, position: str
-    ) -> plan.MergeTarget:
-        """The merge target of a table, creating, widening or evolving its warehouse tables.
+    def parked_records(self) -> list[tuple[StreamRecord, str]]:
+        """Records stored by earlier batches of this consumer group, with why, in stream order."""
+        self.ensure_control()
+        return self.ledger.parked_records()
 
-        Raises:
-            MergeError: the table has no key, uses a reserved column name, or a column changed type
-                in a way the warehouse column cannot follow (see `merge.evolution`).
-        """
-        known = self._targets.get(table)
-        if known is not None and (table, schema) in self._fitted:
-            return known
-        names = self.names(table, info)
-        check_column_names(table, schema.names)
-        if not schema.key:
-            raise MergeError(
-                "table has no primary key; give it one, or set REPLICA IDENTITY FULL and configure "
-                "key columns (not supported yet)",
-                table=str(table),
-            )
-        existing = self.session.table_columns(names.schema, names.history)
-        columns, widened = self._merge_columns(table, names, known, schema, existing)
-        target = self.dialect.SCRATCH.target(plan.MergeTarget(names, tuple(columns), schema.key))
-        if existing is None:
-            self._create(target, table, info)
-        else:
-            self._widen(target, existing, widened)
-        self._targets[table] = target
-        self._fitted.add((table, schema))
-        self._log_schema(table, schema, position)
-        return target
-
-    def _log_schema(self, table: TableId, schema: TableSchema, position: str) -> None:
-        """Record a schema in `_cdchub.schema_log` the first time it is seen."""
-        if not schema.columns:
-            return  # a truncate's placeholder schema
-        columns = json.dumps([[c.name, _describe(c.type)] for c in schema.columns])
-        query = plan.select_schema_logged(table.source, table.namespace, table.table, columns)
-        if self.session.query(query):
-            return
-        row = (
-            table.source,
-            table.namespace,
-            table.table,
-            columns,
-            json.dumps(list(schema.key)),
-            position,
-            dt.datetime.now(dt.UTC),
-        )
-        insert = plan.insert_rows(
-            plan.control_table(plan.SCHEMAS), [c for c, _ in plan.SCHEMAS_COLUMNS]
-        )
-        with self.session.transaction():
-            self.session.executemany(insert, [row])
-
-    def _stored_target(
-        self, table: TableId, schema: TableSchema, info: TableInfo
-    ) -> plan.MergeTarget | None:
-        """The target of a table this engine has not merged yet but the warehouse holds.
-
-        A batch may open with a truncate of such a table (a restarted consumer). Truncate records
-        carry no key, so the key comes from the table registry.
-        """
-        names = self.names(table, info)
-        if self.session.table_columns(names.schema, names.history) is None:
-            return None
-        registry = plan.control_table(plan.TABLES)
-        query = (
-            exp.select(plan.col("key_columns"))
-            .from_(registry)
-            .where(
-                exp.and_(
-                    *(
-                        exp.EQ(this=plan.col(column), expression=exp.Literal.string(value))
-                        for column, value in (
-                            ("source", table.source),
-                            ("source_schema", table.namespace),
-                            ("source_table", table.table),
-                        )
-                    )
-                )
-            )
-        )
-        rows = self.session.query(query)
-        if not rows:
-            return None
-        key = tuple(json.loads(rows[0][0]))
-        return self._target(table, TableSchema(schema.columns, key), info, "")
-
-    def _merge_columns(
-        self,
-        table: TableId,
-        names: TableNames,
-        known: plan.MergeTarget | None,
-        schema: TableSchema,
-        existing: list[str] | None,
-    ) -> tuple[list[tuple[str, ColumnType]], list[str]]:
-        """Warehouse columns after this schema (known ones in order, then new ones) and the widened.
-
-        Columns the source dropped stay (NULL from then on): history never loses a column.
-        """
-        columns: dict[str, ColumnType] = dict(known.columns) if known else {}
-        if not columns and existing:
-            # A restart: the warehouse has the table; keep its order and the recorded types (tables
-            # made before types were recorded take them from the schema).
-            recorded = self._recorded_types(names)
-            for name in existing:
-                if name in recorded:
-                    columns[name] = recorded[name]
-                elif name in schema.names:
-                    columns[name] = schema.column(name).type
-                elif not name.startswith("_cdc_"):
-                    columns[name] = ColumnType("string")
-        widened = []
-        for column in schema.columns:
-            old = columns.get(column.name)
-            if old is None:
-                columns[column.name] = column.type
-                continue
-            verdict = evolve(old, column.type, self.dialect)
-            if verdict.change is Change.INCOMPATIBLE:
-                raise SchemaChangeError(
-                    f"column {column.name!r} changed type from {_describe(old)} to "
-                    f"{_describe(column.type)}, which its warehouse column cannot hold without "
-                    "losing data. The table is stopped and its changes are held in the warehouse; "
-                    "the other tables go on. Alter the warehouse column by hand (history and "
-                    "current table) to a type that holds both, run `cdchub schema accept "
-                    f"{table.source}.{table.namespace}.{table.table}`, then restart `cdchub run`",
-                    table,
-                    table=str(table),
-                    column=column.name,
-                    old_type=_describe(old),
-                    new_type=_describe(column.type),
-                    new_column_type=column.type,
-                )
-            if verdict.change is Change.WIDEN:
-                columns[column.name] = verdict.column_type
-                widened.append(column.name)
-        return list(columns.items()), widened
-
-    def _create(self, target: plan.MergeTarget, table: TableId, info: TableInfo) -> None:
-        with self.session.transaction():
-            self.session.execute(plan.create_schema(target.names.schema))
-            self.session.execute(
-                plan.create_table(target.history, plan.history_columns(target), self.dialect)
-            )
-            self.session.execute(
-                plan.create_table(target.current, plan.current_columns(target), self.dialect)
-            )
-            if self.dialect.INDEXES_HISTORY:
-                index = plan.history_index(target, self.dialect.MAX_IDENTIFIER_LENGTH)
-                self.session.execute(index)
-            self._register(target, table, info)
-            self._record_types(target, target.column_names)
-
-    def _recorded_types(self, names: TableNames) -> dict[str, ColumnType]:
-        rows = self.session.query(plan.select_column_types(names.schema, names.history))
-        return {name: column_type_from_json(text) for name, text in rows}
-
-    def _record_types(self, target: plan.MergeTarget, changed: list[str]) -> None:
-        """Remember the source type each changed column now has in the warehouse."""
-        if not changed:
-            return
-        types = dict(target.columns)
-        schema, history = target.names.schema, target.names.history
-        self.session.execute(plan.delete_column_types(schema, history, changed))
-        now = dt.datetime.now(dt.UTC)
-        insert = plan.insert_rows(
-            plan.control_table(plan.COLUMNS), [c for c, _ in plan.COLUMNS_COLUMNS]
-        )
-        self.session.executemany(
-            insert,
-            [(schema, history, n, column_type_to_json(types[n]), now) for n in changed],
-        )
-
-    def _widen(self, target: plan.MergeTarget, existing: list[str], widened: list[str]) -> None:
-        """Add the columns the source gained; alter the ones it widened (both tables)."""
-        missing = [(n, t) for n, t in target.columns if n not in existing]
-        altered = [(n, t) for n, t in target.columns if n in widened and n in existing]
-        if not missing and not altered:
-            return
-        with self.session.transaction():
-            for tbl in (target.history, target.current):
-                for name, ctype in missing:
-                    self.session.execute(plan.add_column(tbl, name, ctype, self.dialect))
-                for name, ctype in altered:
-                    self.session.execute(plan.alter_column_type(tbl, name, ctype, self.dialect))
-            self._record_types(target, [n for n, _ in [*missing, *altered]])
-
-    def _register(self, target: plan.MergeTarget, table: TableId, info: TableInfo) -> None:
-        names: TableNames = target.names
-        row = (
-            table.source,
-            info.source_kind,
-            info.source_database,
-            table.namespace,
-            table.table,
-            names.schema,
-            names.current,
-            names.history,
-            json.dumps(list(target.key)),
-            dt.datetime.now(dt.UTC),
-        )
-        columns = [c for c, _ in plan.TABLES_COLUMNS]
-        self.session.executemany(plan.insert_rows(plan.control_table(plan.TABLES), columns), [row])
+    def migrate_transaction_parking(self) -> int:
+        """Give records parked in the warehouse by an older version back to Kafka (see `Ledger`)."""
+        self.ensure_control()
+        return self.ledger.migrate_transaction_parking()
 
     # -- apply ----------------------------------------------------------------------------------
 
@@ -420,8 +162,7 @@ class Scd2Engine:
 
     def _after_failure(self) -> None:
         """Forget what a failed attempt may have left half-made; reconnect if the link broke."""
-        self._targets.clear()
-        self._fitted.clear()
+        self.schemas.forget()
         self._scratch_ready.clear()
         reconnect = getattr(self.session, "reconnect", None)
         if reconnect is not None:
@@ -445,13 +186,13 @@ class Scd2Engine:
                     first_seen.setdefault(id(e.schema), e)
             for e in first_seen.values():
                 try:
-                    targets[table] = self._target(table, e.schema, infos[table], e.position)
+                    targets[table] = self.schemas.target(table, e.schema, infos[table], e.position)
                 except SchemaChangeError:
                     raise
                 except MergeError as exc:  # key-less, reserved column names: this table only
                     raise TableApplyError(exc.message, table, **exc.context) from exc
             if table not in targets:
-                known = self._targets.get(table) or self._stored_target(
+                known = self.schemas.known(table) or self.schemas.stored_target(
                     table, events[0].schema, infos[table]
                 )
                 if known is None:
@@ -490,18 +231,18 @@ class Scd2Engine:
                                 table=str(table),
                             ) from exc
             checkpoints = list(checkpoints)
-            self._store_checkpoints(checkpoints)
+            self.ledger.store_checkpoints(checkpoints)
             if parked is not None:
-                self._store_parked(parked)
+                self.ledger.store_parked(parked)
             committed_at = dt.datetime.now(dt.UTC)
-            self._log_offsets(batch_id, checkpoints, committed_at)
+            self.ledger.log_offsets(batch_id, checkpoints, committed_at)
             for result in results:
                 result.lags_ms = [
                     max(0.0, (committed_at - e.commit_time).total_seconds() * 1000)
                     for e in events_by_table[result.table]
                     if not e.snapshot
                 ]
-            self._log_batch(batch_id, results, events_by_table, committed_at)
+            self.ledger.log_batch(batch_id, results, events_by_table, committed_at)
         return BatchResult(batch_id, results, committed_at)
 
     def _run_plan(
@@ -516,7 +257,7 @@ class Scd2Engine:
                 rows = [] if segment[0].op is Op.TRUNCATE else _stage_rows(target, segment)
                 try:
                     self.session.load_stage(
-                        target.stage_name, plan.stage_columns(target), rows, create=step.create
+                        target.stage_name, shapes.stage_columns(target), rows, create=step.create
                     )
                 except UnrepresentableValue as exc:
                     raise UnrepresentableValue(
@@ -541,186 +282,10 @@ class Scd2Engine:
             return
         for step in batch_plan.prepare:
             if step.kind is StepKind.LOAD:
-                self.session.load_stage(target.stage_name, plan.stage_columns(target), [])
+                self.session.load_stage(target.stage_name, shapes.stage_columns(target), [])
             elif step.statement is not None:
                 self.session.execute(step.statement)
         self._scratch_ready.add(target)
-
-    def _store_checkpoints(self, checkpoints: Iterable[Checkpoint]) -> None:
-        by_stream: dict[str, list[Checkpoint]] = {}
-        for cp in checkpoints:
-            by_stream.setdefault(cp.stream, []).append(cp)
-        now = dt.datetime.now(dt.UTC)
-        columns = [c for c, _ in plan.OFFSETS_COLUMNS]
-        insert = plan.insert_rows(plan.control_table(plan.OFFSETS), columns)
-        for stream, cps in by_stream.items():
-            self.session.execute(
-                plan.delete_offsets(self.consumer_group, stream, [c.partition for c in cps])
-            )
-            self.session.executemany(
-                insert,
-                [(self.consumer_group, stream, c.partition, c.next_offset, now) for c in cps],
-            )
-
-    def _log_offsets(
-        self, batch_id: str, checkpoints: list[Checkpoint], committed_at: dt.datetime
-    ) -> None:
-        """The Kafka offsets a batch ends at, next to its lag rows (`_cdchub.batch_offsets`)."""
-        rows = [
-            (batch_id, self.consumer_group, c.stream, c.partition, c.next_offset, committed_at)
-            for c in checkpoints
-        ]
-        columns = [c for c, _ in plan.BATCH_OFFSETS_COLUMNS]
-        self.session.executemany(
-            plan.insert_rows(plan.control_table(plan.BATCH_OFFSETS), columns), rows
-        )
-
-    def parked_records(self) -> list[tuple[StreamRecord, str]]:
-        """Records stored by earlier batches of this consumer group, with why, in stream order."""
-        self.ensure_control()
-        rows = self.session.query(plan.select_parked(self.consumer_group))
-        return [
-            (StreamRecord(t, int(p), int(o), int(ts), _bytes(k), _bytes(v)), reason)
-            for t, p, o, ts, k, v, reason in rows
-        ]
-
-    def migrate_transaction_parking(self) -> int:
-        """Give records parked in the warehouse by an older version back to Kafka.
-
-        Older versions stored incomplete transactions' records in `_cdchub.parked_records` and moved
-        the offsets past them. Kafka is the buffer now: the stored offset of each such partition is
-        rewound to its earliest parked record (the re-read is idempotent) and the rows are dropped,
-        in one transaction. Returns the number of records migrated.
-        """
-        parked = [r for r, reason in self.parked_records() if reason == PARKED_FOR_TRANSACTION]
-        if not parked:
-            return 0
-        earliest: dict[tuple[str, int], int] = {}
-        for r in parked:
-            key = (r.stream, r.partition)
-            earliest[key] = min(earliest.get(key, r.offset), r.offset)
-        stored = self.stored_checkpoints()
-        rewound = [
-            Checkpoint(topic, partition, min(offset, stored.get((topic, partition), offset)))
-            for (topic, partition), offset in earliest.items()
-        ]
-        with self.session.transaction():
-            self._store_checkpoints(rewound)
-            self.session.execute(
-                plan.delete_parked_reason(self.consumer_group, PARKED_FOR_TRANSACTION)
-            )
-        return len(parked)
-
-    def _store_parked(self, parked: ParkedChanges) -> None:
-        removed: dict[tuple[str, int], list[int]] = {}
-        for r in parked.removed:
-            removed.setdefault((r.stream, r.partition), []).append(r.offset)
-        for (stream, partition), offsets in removed.items():
-            self.session.execute(
-                plan.delete_parked(self.consumer_group, stream, partition, offsets)
-            )
-        now = dt.datetime.now(dt.UTC)
-        if parked.held:
-            columns = [c for c, _ in plan.PARKED_COLUMNS]
-            self.session.executemany(
-                plan.insert_rows(plan.control_table(plan.PARKED), columns),
-                [
-                    (
-                        self.consumer_group,
-                        r.stream,
-                        r.partition,
-                        r.offset,
-                        r.timestamp,
-                        r.key,
-                        r.value,
-                        now,
-                        HELD_FOR_SCHEMA,
-                    )
-                    for r in parked.held
-                ],
-            )
-        if parked.dead:
-            dead_letters.store(self.session, parked.dead)
-        if parked.resolved:
-            dead_letters.set_status(
-                self.session, self.consumer_group, parked.resolved, dead_letters.APPLIED
-            )
-        if parked.forced:
-            columns = [c for c, _ in plan.FORCED_COLUMNS]
-            self.session.executemany(
-                plan.insert_rows(plan.control_table(plan.FORCED), columns),
-                [
-                    (self.consumer_group, f.source, f.tx_id, f.arrived, f.expected, f.reason, now)
-                    for f in parked.forced
-                ],
-            )
-
-    def _log_batch(
-        self,
-        batch_id: str,
-        results: list[TableResult],
-        events_by_table: dict[TableId, list[ChangeEvent]],
-        committed_at: dt.datetime,
-    ) -> None:
-        rows = []
-        for result in results:
-            events = events_by_table[result.table]
-            lags = sorted(result.lags_ms)
-            stats: list[float | None] = [None] * 5
-            if lags:
-                stats = [
-                    lags[0],
-                    percentile(lags, 50),
-                    percentile(lags, 95),
-                    percentile(lags, 99),
-                    lags[-1],
-                ]
-            rows.append(
-                (
-                    batch_id,
-                    result.table.source,
-                    f"{result.table.namespace}.{result.table.table}",
-                    result.events,
-                    result.versions,
-                    *stats,
-                    min(e.commit_time for e in events),
-                    max(e.commit_time for e in events),
-                    committed_at,
-                )
-            )
-        if rows:
-            columns = [c for c, _ in plan.BATCHES_COLUMNS]
-            self.session.executemany(
-                plan.insert_rows(plan.control_table(plan.BATCHES), columns), rows
-            )
-
-
-def column_type_to_json(ctype: ColumnType) -> str:
-    """A ColumnType as JSON text (for the control schema)."""
-    return json.dumps(dataclasses.asdict(ctype), sort_keys=True)
-
-
-def column_type_from_json(text: str) -> ColumnType:
-    """The ColumnType stored by `column_type_to_json`."""
-
-    def build(doc: dict[str, Any]) -> ColumnType:
-        element = doc.pop("element", None)
-        known = {f.name for f in dataclasses.fields(ColumnType)}
-        args = {k: v for k, v in doc.items() if k in known}
-        return ColumnType(**args, element=build(element) if element else None)
-
-    return build(json.loads(text))
-
-
-def _describe(ctype: ColumnType) -> str:
-    if ctype.kind == "decimal":
-        return f"decimal({ctype.precision}, {ctype.scale or 0})"
-    return ctype.logical or ctype.kind
-
-
-def _bytes(value: Any) -> bytes | None:
-    """A binary column value as bytes (drivers return bytes, bytearray or memoryview)."""
-    return None if value is None else bytes(value)
 
 
 def _segments(events: list[ChangeEvent]) -> list[list[ChangeEvent]]:
@@ -751,7 +316,7 @@ def _spec(segment: list[ChangeEvent]) -> SegmentSpec:
     )
 
 
-def _stage_rows(target: plan.MergeTarget, events: list[ChangeEvent]) -> list[tuple[Any, ...]]:
+def _stage_rows(target: shapes.MergeTarget, events: list[ChangeEvent]) -> list[tuple[Any, ...]]:
     """One staged row per distinct (key, position); a duplicate inside the batch is dropped here."""
     seen: set[tuple[Any, ...]] = set()
     rows: list[tuple[Any, ...]] = []
@@ -770,7 +335,7 @@ def _stage_rows(target: plan.MergeTarget, events: list[ChangeEvent]) -> list[tup
                 event.op.value,
                 event.position,
                 event.tx_id,
-                plan.unavailable_marker(target, [c for c in event.unavailable if c in names]),
+                shapes.unavailable_marker(target, [c for c in event.unavailable if c in names]),
             )
         )
     return rows

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from merge import plan
+from merge import ddl, plan, shapes
 from merge.batch_plan import Step, StepKind
 from merge.naming import fit_identifier
 
@@ -26,32 +26,32 @@ class TempPerSegment:
 
     name = "temp-per-segment"
 
-    def target(self, target: plan.MergeTarget) -> plan.MergeTarget:
+    def target(self, target: shapes.MergeTarget) -> shapes.MergeTarget:
         """The shared names `_cdc_stage` / `_cdc_keys`: temporary tables are per session."""
         return target
 
-    def prepare(self, target: plan.MergeTarget, dialect: Dialect) -> list[Step]:
+    def prepare(self, target: shapes.MergeTarget, dialect: Dialect) -> list[Step]:
         """Nothing: every segment creates its own tables."""
         return []
 
-    def load(self, target: plan.MergeTarget, segment: int) -> list[Step]:
+    def load(self, target: shapes.MergeTarget, segment: int) -> list[Step]:
         """Drop the previous segment's stage, then create and load a new one."""
         return [
             Step(
                 "drop_stage",
                 "the previous segment's stage",
-                statement=plan.drop_table(target.stage),
+                statement=ddl.drop_table(target.stage),
             ),
             Step("load_stage", "create the stage and bulk-load the segment", StepKind.LOAD),
         ]
 
-    def keys(self, target: plan.MergeTarget) -> list[Step]:
+    def keys(self, target: shapes.MergeTarget) -> list[Step]:
         """`DROP` then `CREATE TEMP TABLE … AS SELECT DISTINCT <key>`."""
         return [
             Step(
                 "collect_keys",
                 "drop the previous key table",
-                statement=plan.drop_table(target.keys),
+                statement=ddl.drop_table(target.keys),
             ),
             Step(
                 "collect_keys", "the keys this segment touches", statement=plan.collect_keys(target)
@@ -64,40 +64,40 @@ class PersistentPerTable:
 
     name = "persistent-per-table"
 
-    def target(self, target: plan.MergeTarget) -> plan.MergeTarget:
+    def target(self, target: shapes.MergeTarget) -> shapes.MergeTarget:
         """`_cdc_stage__<schema>__<table>` and `_cdc_keys__…`: one pair per table."""
         suffix = f"{target.names.schema}__{target.names.current}"
         # Shortened like table names when past Snowflake's 255 bytes (merge.naming).
         return replace(
             target,
-            stage_name=fit_identifier(f"{plan.STAGE}__{suffix}", 255),
-            keys_name=fit_identifier(f"{plan.KEYS}__{suffix}", 255),
+            stage_name=fit_identifier(f"{shapes.STAGE}__{suffix}", 255),
+            keys_name=fit_identifier(f"{shapes.KEYS}__{suffix}", 255),
         )
 
-    def prepare(self, target: plan.MergeTarget, dialect: Dialect) -> list[Step]:
+    def prepare(self, target: shapes.MergeTarget, dialect: Dialect) -> list[Step]:
         """(Re)create the table's stage and key tables, empty."""
         return [
             Step(
                 "drop_stage",
                 "a stage left by an earlier session",
-                statement=plan.drop_table(target.stage),
+                statement=ddl.drop_table(target.stage),
             ),
             Step("create_stage", "the table's own stage, empty", StepKind.LOAD, rows=False),
             Step(
                 "drop_keys",
                 "a key table left by an earlier session",
-                statement=plan.drop_table(target.keys),
+                statement=ddl.drop_table(target.keys),
             ),
             Step(
                 "create_keys",
                 "the table's own key table",
-                statement=plan.create_table(
-                    target.keys, plan.key_columns(target), dialect, temporary=True
+                statement=ddl.create_table(
+                    target.keys, shapes.key_columns(target), dialect, temporary=True
                 ),
             ),
         ]
 
-    def load(self, target: plan.MergeTarget, segment: int) -> list[Step]:
+    def load(self, target: shapes.MergeTarget, segment: int) -> list[Step]:
         """Empty the stage with DML, then bulk-load into it (no DDL)."""
         return [
             Step(
@@ -108,7 +108,7 @@ class PersistentPerTable:
             Step("load_stage", "bulk-load the segment", StepKind.LOAD, create=False),
         ]
 
-    def keys(self, target: plan.MergeTarget) -> list[Step]:
+    def keys(self, target: shapes.MergeTarget) -> list[Step]:
         """`DELETE FROM` then `INSERT INTO … SELECT DISTINCT <key>`."""
         return [
             Step("collect_keys", "empty the key table", statement=plan.empty_table(target.keys)),

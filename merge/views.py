@@ -31,7 +31,7 @@ from merge.naming import (
     VERSIONS_SUFFIX,
     TableNames,
 )
-from merge.plan import col, ident, table
+from merge.sqltree import col, ident, table
 
 VERSION = "_cdc_version"
 VERSIONS = "_cdc_versions"

@@ -33,6 +33,7 @@ from connectors.warehouses import open_session
 from connectors.warehouses.duckdb.dialect import DuckDBDialect
 from core.config import DuckDBWarehouse, HubConfig
 from core.errors import CdcHubError, ConfigError, MergeError
+from merge import client_sql
 from merge.asof import read_only_query
 from merge.dialect import Dialect
 from merge.session import WarehouseSession
@@ -72,17 +73,7 @@ class CursorSession:
 
     def table_columns(self, schema: str, table: str) -> list[str] | None:
         """Column names of `schema.table`, or None when it does not exist."""
-        query = (
-            exp.select(exp.column("column_name"))
-            .from_(exp.table_("columns", db="information_schema"))
-            .where(
-                exp.and_(
-                    exp.EQ(this=exp.column("table_schema"), expression=exp.Literal.string(schema)),
-                    exp.EQ(this=exp.column("table_name"), expression=exp.Literal.string(table)),
-                )
-            )
-            .order_by(exp.column("ordinal_position"))
-        )
+        query = client_sql.table_columns(schema, table)
         return [r[0] for r in self.query(query)] or None
 
 

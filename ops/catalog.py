@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 from sqlglot import exp
 
-from merge import plan
+from merge import client_sql, control, sqltree
 from merge.naming import CONTROL_SCHEMA, TableNames
 from merge.session import QuerySession, WarehouseSession
 
@@ -37,7 +37,7 @@ class ReplicatedTable:
 
 def replicated_tables(session: QuerySession) -> list[ReplicatedTable]:
     """Every table the hub has created, ordered by source and table name."""
-    if session.table_columns(CONTROL_SCHEMA, plan.TABLES) is None:
+    if session.table_columns(CONTROL_SCHEMA, control.TABLES) is None:
         return []
     columns = [
         "source",
@@ -51,9 +51,9 @@ def replicated_tables(session: QuerySession) -> list[ReplicatedTable]:
         "key_columns",
     ]
     query = (
-        exp.select(*(plan.col(c) for c in columns))
-        .from_(plan.control_table(plan.TABLES))
-        .order_by(plan.col("source"), plan.col("source_schema"), plan.col("source_table"))
+        exp.select(*(sqltree.col(c) for c in columns))
+        .from_(control.control_table(control.TABLES))
+        .order_by(sqltree.col("source"), sqltree.col("source_schema"), sqltree.col("source_table"))
     )
     seen: set[tuple[str, str, str]] = set()
     tables = []
@@ -81,14 +81,5 @@ def replicated_tables(session: QuerySession) -> list[ReplicatedTable]:
 
 def warehouse_types(session: WarehouseSession, schema: str, table: str) -> dict[str, str]:
     """Column name -> type of a warehouse table."""
-    query = (
-        exp.select(exp.column("column_name"), exp.column("data_type"))
-        .from_(exp.table_("columns", db="information_schema"))
-        .where(
-            exp.and_(
-                exp.EQ(this=exp.column("table_schema"), expression=exp.Literal.string(schema)),
-                exp.EQ(this=exp.column("table_name"), expression=exp.Literal.string(table)),
-            )
-        )
-    )
+    query = client_sql.column_types(schema, table)
     return {str(name): str(kind) for name, kind in session.query(query)}

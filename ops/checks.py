@@ -23,7 +23,7 @@ import uuid
 from typing import Any
 
 from core.config import HubConfig
-from merge import plan
+from merge import control, sqltree
 from merge.session import WarehouseSession
 from ops.schema_drift import TableDrift, schema_drift
 from ops.verify import verify_all
@@ -37,7 +37,7 @@ def check_rows(
     drift: list[TableDrift] | None = None,
     ranges: list[dict[str, Any]] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """`_cdchub.checks` rows (see `plan.CHECKS_COLUMNS`) for one verify report and its drift."""
+    """`_cdchub.checks` rows (see `control.CHECKS_COLUMNS`) for one verify report and its drift."""
     checked_at = dt.datetime.fromisoformat(report["checked_at"])
     drifts = {(d.source, d.table): d for d in drift or []}
     rows = []
@@ -140,11 +140,13 @@ def store_checks(
     """Append a verify report (its schema drift, its ranges) to `_cdchub.checks`, atomically."""
     run_id = uuid.uuid4().hex
     rows = check_rows(report, run_id, drift, ranges)
-    columns = [c for c, _ in plan.CHECKS_COLUMNS]
+    columns = [c for c, _ in control.CHECKS_COLUMNS]
     with session.transaction():
-        for statement in plan.control_ddl(session.dialect):
+        for statement in control.control_ddl(session.dialect):
             session.execute(statement)
-        session.executemany(plan.insert_rows(plan.control_table(plan.CHECKS), columns), rows)
+        session.executemany(
+            sqltree.insert_rows(control.control_table(control.CHECKS), columns), rows
+        )
     return run_id
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from connectors.kafka_probe import KafkaProbe
 from core.config import HubConfig
-from merge import dead_letters, plan, reports
+from merge import control, dead_letters, reports
 from merge.naming import CONTROL_SCHEMA
 from merge.runstate import stopped_tables
 from merge.session import WarehouseSession
@@ -98,11 +98,11 @@ def build_report(
     now = time.time() if now is None else now
     since = dt.datetime.fromtimestamp(now - window_s, dt.UTC)
     tables = replicated_tables(session)
-    has_batches = session.table_columns(CONTROL_SCHEMA, plan.BATCHES) is not None
-    has_checks = session.table_columns(CONTROL_SCHEMA, plan.CHECKS) is not None
+    has_batches = session.table_columns(CONTROL_SCHEMA, control.BATCHES) is not None
+    has_checks = session.table_columns(CONTROL_SCHEMA, control.CHECKS) is not None
     letter_counts = dead_letters.counts(session, config.kafka.group_id)
     forced: dict[str, dict[str, Any]] = {}
-    if session.table_columns(CONTROL_SCHEMA, plan.FORCED) is not None:
+    if session.table_columns(CONTROL_SCHEMA, control.FORCED) is not None:
         forced = {
             str(r[0]): {"count": int(r[1]), "last": _iso(r[2])}
             for r in session.query(reports.forced_releases_since(since))

@@ -21,7 +21,7 @@ from sqlglot import exp
 
 from connectors.sources import connect, read_table
 from core.config import HubConfig
-from merge import plan
+from merge import sqltree
 from merge.session import WarehouseSession
 from ops.catalog import ReplicatedTable, replicated_tables, warehouse_types
 from ops.verify import normalize
@@ -113,8 +113,8 @@ def table_ranges(
         return entry
     types = warehouse_types(session, table.warehouse_schema, table.current_table)
     present = [c for c in columns if c in types]
-    query = exp.select(*(plan.col(c) for c in present)).from_(
-        plan.table(table.current_table, table.warehouse_schema)
+    query = exp.select(*(sqltree.col(c) for c in present)).from_(
+        sqltree.table(table.current_table, table.warehouse_schema)
     )
     src_present = [[row[columns.index(c)] for c in present] for row in src_rows]
     src = _keyed([tuple(r) for r in src_present], present, types, table.key_columns)

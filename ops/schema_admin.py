@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from core.errors import ConfigError
 from core.model import ColumnType
-from merge import plan
+from merge import control
 from merge.dialect import Dialect
 from merge.evolution import Change, evolve
 from merge.naming import META_PREFIX
 from merge.runstate import clear_stop, stopped_tables
-from merge.scd2 import column_type_from_json
+from merge.schema_sync import column_type_from_json
 from merge.session import WarehouseSession
 from ops.catalog import ReplicatedTable, warehouse_types
 from ops.history import find_table
@@ -101,7 +101,7 @@ def accept_schema(session: WarehouseSession, name: str, consumer_group: str) -> 
     with session.transaction():
         if names:
             session.execute(
-                plan.delete_column_types(table.warehouse_schema, table.history_table, names)
+                control.delete_column_types(table.warehouse_schema, table.history_table, names)
             )
         clear_stop(session, consumer_group, table.source, table.source_schema, table.source_table)
     return table

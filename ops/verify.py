@@ -25,7 +25,7 @@ from cdc_consumers.converters.temporal import interval_parts
 from connectors.sources import connect, list_tables, read_table, table_is_empty
 from core.config import HubConfig
 from core.errors import ConfigError
-from merge import checks, plan
+from merge import checks, shapes, sqltree
 from merge.session import WarehouseSession
 from ops.catalog import ReplicatedTable, replicated_tables, warehouse_types
 
@@ -245,8 +245,8 @@ def verify_table(
     wh_types = warehouse_types(session, table.warehouse_schema, table.current_table)
     report.missing_columns = [c for c in columns if c not in wh_types]
     present = [c for c in columns if c in wh_types]
-    query = exp.select(*(plan.col(c) for c in present)).from_(
-        plan.table(table.current_table, table.warehouse_schema)
+    query = exp.select(*(sqltree.col(c) for c in present)).from_(
+        sqltree.table(table.current_table, table.warehouse_schema)
     )
     wh_rows = session.query(query)
     src_positions = [columns.index(c) for c in present]
@@ -264,7 +264,7 @@ def verify_table(
         diff.unexpected,
         diff.different,
     )
-    target = plan.MergeTarget(table.names, (), tuple(table.key_columns))
+    target = shapes.MergeTarget(table.names, (), tuple(table.key_columns))
     report.current_violations = int(session.query(checks.current_violations(target))[0][0])
     report.link_violations = int(session.query(checks.link_violations(target))[0][0])
     return report

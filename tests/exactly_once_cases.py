@@ -15,8 +15,9 @@ from sqlglot import exp
 
 from core.errors import MergeError
 from core.model import ChangeEvent, Op, TableId
-from merge import plan
-from merge.scd2 import Checkpoint, Scd2Engine
+from merge import control, sqltree
+from merge.ledger import Checkpoint
+from merge.scd2 import Scd2Engine
 from merge.session import WarehouseSession
 from tests.scd2_cases import INFO, SCHEMA, T0, TABLE, warehouse_history
 
@@ -96,7 +97,9 @@ def _events(first: int, count: int, table: TableId = TABLE) -> list[ChangeEvent]
 def is_offsets_write(statement: exp.Expression) -> bool:
     """The insert of the new offsets: the last write of a batch."""
     target = statement.find(exp.Table)
-    return isinstance(statement, exp.Insert) and target is not None and target.name == plan.OFFSETS
+    return (
+        isinstance(statement, exp.Insert) and target is not None and target.name == control.OFFSETS
+    )
 
 
 def is_relink(statement: exp.Expression) -> bool:
@@ -130,9 +133,11 @@ def check_failure_leaves_nothing(session: WarehouseSession, fails: Any) -> None:
 
 def _history_b(session: WarehouseSession) -> list[tuple[Any, ...]]:
     query = (
-        exp.select(plan.col("id"), plan.col("_cdc_source_pos"), plan.col("_cdc_is_current"))
-        .from_(plan.table("items_b_history", TABLE_B.source))
-        .order_by(plan.col("id"), plan.col("_cdc_source_pos"))
+        exp.select(
+            sqltree.col("id"), sqltree.col("_cdc_source_pos"), sqltree.col("_cdc_is_current")
+        )
+        .from_(sqltree.table("items_b_history", TABLE_B.source))
+        .order_by(sqltree.col("id"), sqltree.col("_cdc_source_pos"))
     )
     return [tuple(r) for r in session.query(query)]
 

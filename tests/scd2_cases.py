@@ -10,8 +10,10 @@ from typing import Any
 from sqlglot import exp
 
 from core.model import ChangeEvent, Column, ColumnType, Op, TableId, TableSchema
-from merge import plan
-from merge.scd2 import Checkpoint, Scd2Engine, TableInfo
+from merge import sqltree
+from merge.ledger import Checkpoint
+from merge.scd2 import Scd2Engine
+from merge.schema_sync import TableInfo
 from merge.session import WarehouseSession
 from tests.unit.scd2_reference import reference_history
 
@@ -122,15 +124,15 @@ def deliveries(rng: random.Random, events: list[ChangeEvent]) -> list[list[Chang
 
 def _select(session: WarehouseSession, columns: list[str], tbl: exp.Table) -> list[tuple[Any, ...]]:
     # Built as a tree so every identifier is quoted (Snowflake folds unquoted names to upper case).
-    query = exp.select(*(plan.col(c) for c in columns)).from_(tbl).order_by(plan.col("id"))
+    query = exp.select(*(sqltree.col(c) for c in columns)).from_(tbl).order_by(sqltree.col("id"))
     if "_cdc_source_pos" in columns:
-        query = query.order_by(plan.col("_cdc_source_pos"), append=True)
+        query = query.order_by(sqltree.col("_cdc_source_pos"), append=True)
     return [tuple(r) for r in session.query(query)]
 
 
 def warehouse_history(session: WarehouseSession) -> list[tuple[Any, ...]]:
     """The history table in the reference model's row shape."""
-    rows = _select(session, HISTORY_COLUMNS, plan.table("items_history", "src"))
+    rows = _select(session, HISTORY_COLUMNS, sqltree.table("items_history", "src"))
     return [((int(r[0]),), *r[1:]) for r in rows]
 
 
@@ -138,7 +140,7 @@ def warehouse_current(session: WarehouseSession) -> list[tuple[Any, ...]]:
     """The current table: (id, name, qty) by id."""
     return [
         (int(r[0]), *r[1:])
-        for r in _select(session, ["id", "name", "qty"], plan.table("items", "src"))
+        for r in _select(session, ["id", "name", "qty"], sqltree.table("items", "src"))
     ]
 
 

@@ -25,7 +25,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from connectors.service import apply_connectors
 from core.config import HubConfig, SourceConfig, load_config
-from dbschemas.loader import mariadb_connect, pg_connect
+from dbschemas.demo_sources import mariadb_connect, pg_connect
 from dbschemas.samples import mariadbserver, pgserver
 from infrastructure.stack.layout import StackLayout
 

@@ -40,22 +40,25 @@ def replay(
     as_json: bool,
 ) -> None:
     """Re-read a range of a table's topic and re-apply it (history changes only if events were missing)."""
+    from cdchub.progress import optional_bar
     from cdchub.replay_service import replay_table
 
     if from_offset is not None and from_time is not None:
         raise click.UsageError("give --from-offset or --from-time, not both")
     if to_offset is not None and to_time is not None:
         raise click.UsageError("give --to-offset or --to-time, not both")
-    report = replay_table(
-        obj.config,
-        table,
-        from_offset=from_offset,
-        to_offset=to_offset,
-        from_time=parse_instant_option(from_time, "--from-time") if from_time else None,
-        to_time=parse_instant_option(to_time, "--to-time") if to_time else None,
-        execute=execute,
-        progress=note,
-    )
+    with optional_bar(f"replay {table}", execute) as bar:
+        report = replay_table(
+            obj.config,
+            table,
+            from_offset=from_offset,
+            to_offset=to_offset,
+            from_time=parse_instant_option(from_time, "--from-time") if from_time else None,
+            to_time=parse_instant_option(to_time, "--to-time") if to_time else None,
+            execute=execute,
+            progress=note,
+            bar=bar,
+        )
     if as_json:
         emit(report)
         return
@@ -81,15 +84,18 @@ def rebuild(
     obj: CliContext, table: str, execute: bool, accept_history_loss: bool, as_json: bool
 ) -> None:
     """Rebuild one table's current and history tables from its whole topic, swapped in atomically."""
+    from cdchub.progress import optional_bar
     from cdchub.replay_service import rebuild_table
 
-    report = rebuild_table(
-        obj.config,
-        table,
-        execute=execute,
-        accept_history_loss=accept_history_loss,
-        progress=note,
-    )
+    with optional_bar(f"rebuild {table}", execute) as bar:
+        report = rebuild_table(
+            obj.config,
+            table,
+            execute=execute,
+            accept_history_loss=accept_history_loss,
+            progress=note,
+            bar=bar,
+        )
     if as_json:
         emit(report)
         return

@@ -7,7 +7,7 @@ import sys
 import click
 
 from cdchub.cli.app import cli
-from cdchub.cli.output import EXIT_CHECK_FAILED, CliContext, emit, guard, json_option, note
+from cdchub.cli.output import EXIT_CHECK_FAILED, CliContext, emit, guard, json_option
 
 
 @cli.command()
@@ -23,6 +23,7 @@ def run(
     from cdc_consumers.replay import ReplayJobs, replay_in_run
     from cdc_consumers.runner import Runner
     from cdchub.dlq_service import decide_in_run
+    from cdchub.progress import run_progress
     from connectors.warehouses import open_session
     from merge.runstate import stopped_tables
     from ops.checks import ScheduledChecks
@@ -31,19 +32,23 @@ def run(
     session = open_session(obj.config)
     jobs = ReplayJobs()  # `cdchub replay --execute` hands its work to this run
     try:
-        with instrumented(
-            obj.config,
-            session,
-            progress=note,
-            replay=lambda doc: replay_in_run(obj.config, jobs, doc),
-            dlq=lambda doc: jobs.submit(
-                lambda s: decide_in_run(s, obj.config.kafka.group_id, doc), timeout_s=120
-            ),
-        ) as instrumentation:
+        # On a terminal the run's counter is one live line; otherwise plain lines, on change.
+        with (
+            run_progress() as progress,
+            instrumented(
+                obj.config,
+                session,
+                progress=progress,
+                replay=lambda doc: replay_in_run(obj.config, jobs, doc),
+                dlq=lambda doc: jobs.submit(
+                    lambda s: decide_in_run(s, obj.config.kafka.group_id, doc), timeout_s=120
+                ),
+            ) as instrumentation,
+        ):
             runner = Runner(
                 obj.config,
                 session,
-                progress=note,
+                progress=progress,
                 instrumentation=instrumentation,
                 jobs=jobs,
                 between_batches=ScheduledChecks(obj.config),

@@ -166,8 +166,11 @@ def workload(
 def demo(obj: CliContext, as_json: bool, events: int, rate: float, seed: int) -> None:
     """Stack up, schemas, connectors, workload, replicate, verify, summarise."""
     from cdchub.demo import run_demo
+    from cdchub.progress import run_progress
 
-    summary = run_demo(obj.config, events=events, rate=rate, seed=seed, progress=note)
+    # The drain's counter is one live line on a terminal; plain lines (on change) otherwise.
+    with run_progress() as progress:
+        summary = run_demo(obj.config, events=events, rate=rate, seed=seed, progress=progress)
     if as_json:
         emit(summary)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import sys
 import traceback
@@ -73,6 +74,7 @@ def guard(func: Callable[..., Any]) -> Callable[..., Any]:
     script reading stdout always gets exactly one document.
     """
 
+    @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context().find_object(CliContext)
         debug = ctx is not None and ctx.debug
@@ -95,8 +97,6 @@ def guard(func: Callable[..., Any]) -> Callable[..., Any]:
                 emit_error(one_line(exc))
             sys.exit(EXIT_USAGE)
 
-    wrapper.__name__ = func.__name__
-    wrapper.__doc__ = func.__doc__
     return wrapper
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,8 @@ class WarehousePlugin:
     dialect: type[Dialect]
     client: str
     summary: str
+    # "module:function": the warehouse `cdchub bench merge` may fill and empty (`<kind>/sandbox.py`).
+    sandbox: str
 
     def session_class(self) -> Any:
         """The client's session class (imports the driver)."""
@@ -34,6 +37,21 @@ class WarehousePlugin:
         """A session on the warehouse `config` describes."""
         opener: Callable[..., WarehouseSession] = self.session_class().from_config
         return opener(config, read_only=read_only)
+
+    def bench_session(
+        self, configured: BaseModel, local: BaseModel | None, *, yes: bool, consent: str
+    ) -> AbstractContextManager[WarehouseSession]:
+        """A session a benchmark may fill and empty, chosen by the warehouse's `sandbox.py`.
+
+        `configured` is the configured warehouse (of any kind), `local` this kind's warehouse on
+        the local stack (None when the stack runs none); `consent` says how the user allows writing
+        into a warehouse that is neither local nor an emulator (the function refuses without `yes`).
+        """
+        module, _, name = self.sandbox.partition(":")
+        opener: Callable[..., AbstractContextManager[WarehouseSession]] = getattr(
+            importlib.import_module(module), name
+        )
+        return opener(configured, local, yes=yes, consent=consent)
 
     def stage_sql(self) -> StageSql:
         """The statements of the client's bulk path (for `render-sql`)."""

@@ -15,11 +15,10 @@ from pathlib import Path
 import yaml
 
 from core.config import HubConfig
+from dbschemas import Progress
 from dbschemas.samples import northwind, pagila, pgserver, sakila_mysql, sakila_pg
 from dbschemas.samples.datasets import datasets_dir
 from infrastructure.stack.layout import StackLayout
-
-Progress = Callable[[str], object]
 
 
 @dataclass(frozen=True)

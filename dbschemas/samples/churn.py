@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from dbschemas.loader import mariadb_connect, mysql_ident, pg_connect
+from dbschemas.demo_sources import mariadb_connect, mysql_ident, pg_connect
 from infrastructure.stack.layout import StackLayout
 
 TEXT_TYPES = {"text", "character varying", "varchar", "char", "character", "longtext",

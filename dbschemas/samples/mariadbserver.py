@@ -6,7 +6,7 @@ import os
 import subprocess
 
 from core.errors import StackError
-from dbschemas.loader import mariadb_connect, mysql_ident
+from dbschemas.demo_sources import mariadb_connect, mysql_ident
 from infrastructure.stack.layout import StackLayout
 
 

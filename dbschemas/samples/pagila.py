@@ -17,7 +17,7 @@ from typing import Any
 
 from psycopg import sql
 
-from dbschemas.loader import pg_connect
+from dbschemas.demo_sources import pg_connect
 from dbschemas.samples import pgserver, rows
 from dbschemas.samples.datasets import dataset_file
 from infrastructure.stack.layout import StackLayout

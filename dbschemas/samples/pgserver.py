@@ -10,7 +10,7 @@ from psycopg import sql
 from connectors import postgres_admin
 from core.config import SourceConfig
 from core.errors import StackError
-from dbschemas.loader import pg_connect
+from dbschemas.demo_sources import pg_connect
 from infrastructure.stack.layout import StackLayout
 
 

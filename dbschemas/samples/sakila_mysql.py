@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dbschemas.loader import mariadb_connect, mysql_ident
+from dbschemas.demo_sources import mariadb_connect, mysql_ident
 from dbschemas.samples import mariadbserver, rows
 from dbschemas.samples.datasets import dataset_file
 from infrastructure.stack.layout import StackLayout

@@ -7,8 +7,11 @@ read locations from here, so no path or user name is spelt twice.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from pydantic import BaseModel
 
 from core.config import HubConfig, PostgresWarehouse
 
@@ -106,6 +109,12 @@ class StackLayout:
             user=creds.user,
             password_file=creds.password_file,
         )
+
+    def local_warehouse(self, kind: str) -> BaseModel | None:
+        """The warehouse of `kind` that `stack up` runs, as a user would configure it, or None."""
+        runs: dict[str, Callable[[], BaseModel]] = {"postgres": self.pg_warehouse_config}
+        found = runs.get(kind)
+        return found() if found else None
 
     @property
     def mariadb_admin(self) -> Credentials:

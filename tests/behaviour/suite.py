@@ -34,9 +34,10 @@ from core.model import (
     TableId,
     TableSchema,
 )
-from merge import plan
+from merge import sqltree
 from merge.naming import table_names
-from merge.scd2 import Scd2Engine, TableInfo
+from merge.scd2 import Scd2Engine
+from merge.schema_sync import TableInfo
 from merge.session import WarehouseSession
 from tests.behaviour.warehouses import Warehouse
 from tests.exactly_once_cases import (
@@ -83,8 +84,8 @@ def select(
     session: WarehouseSession, tbl: exp.Table, columns: list[str | exp.Expression], order: str
 ) -> list[tuple[Any, ...]]:
     """Rows of `tbl` as a sqlglot tree (every identifier quoted), ordered by `order`."""
-    items = [plan.col(c) if isinstance(c, str) else c for c in columns]
-    query = exp.select(*items).from_(tbl).order_by(plan.col(order))
+    items = [sqltree.col(c) if isinstance(c, str) else c for c in columns]
+    query = exp.select(*items).from_(tbl).order_by(sqltree.col(order))
     return [tuple(r) for r in session.query(query)]
 
 
@@ -105,7 +106,7 @@ def test_unchanged_toast_values_are_carried_forward(
         merge_stream(session, toast, "postgres", batch)
         history = select(
             session,
-            plan.table("toast_history", "typespg"),
+            sqltree.table("toast_history", "typespg"),
             ["small", "t", "j", "b", "a", "_cdc_op"],
             "_cdc_source_pos",
         )
@@ -171,12 +172,12 @@ def test_temporal_edges_are_stored_as_the_warehouse_documents(
             matrix = [_without_out_of_range(e) for e in matrix]
         merge_stream(session, matrix, "postgres", 100)
         text = [
-            exp.cast(plan.col(c), exp.DataType.build("TEXT"))
+            exp.cast(sqltree.col(c), exp.DataType.build("TEXT"))
             for c in ("c_date", "c_ts", "c_tstz", "c_time")
         ]
         rows = {
             int(r[0]): r[1:]
-            for r in select(session, plan.table("matrix", "typespg"), ["id", *text], "id")
+            for r in select(session, sqltree.table("matrix", "typespg"), ["id", *text], "id")
         }
     for id_, want in _EDGES[warehouse.kind].items():
         assert rows[id_] == want, id_
@@ -241,7 +242,7 @@ def _stored_versions(
     # Dates and times are read as the warehouse's text: drivers cannot load every stored value
     # (psycopg refuses years before 1) and the text is what a SQL user sees.
     items: list[str | exp.Expression] = [
-        exp.cast(plan.col(c.name), exp.DataType.build("TEXT")).as_(c.name)
+        exp.cast(sqltree.col(c.name), exp.DataType.build("TEXT")).as_(c.name)
         if c.type.kind in _TEMPORAL
         else c.name
         for c in columns
@@ -249,7 +250,7 @@ def _stored_versions(
     names_ = table_names(table, table.namespace)
     rows = select(
         session,
-        plan.table(names_.history, names_.schema),
+        sqltree.table(names_.history, names_.schema),
         [*items, "_cdc_source_pos"],
         "_cdc_source_pos",
     )
@@ -356,7 +357,7 @@ def test_a_retryable_failure_that_persists_stops_with_the_batch_context(
     warehouse: Warehouse, tmp_path: Path
 ) -> None:
     from core.errors import MergeError
-    from merge.scd2 import Checkpoint
+    from merge.ledger import Checkpoint
 
     with warehouse.fresh(tmp_path / "w") as session:
         failing = FailingSession(session, is_relink, error=retryable_error(warehouse.kind))
@@ -410,7 +411,10 @@ def test_schema_evolution_adds_widens_and_stops_on_incompatible(
         v3 = _change(Op.UPDATE, _V2, 3, {"id": 1, "name": "b", "qty": 3, "note": None})
         engine.apply({TABLE: [v3]}, INFO, [])
         rows = select(
-            session, plan.table("items_history", "src"), ["name", "qty", "note"], "_cdc_source_pos"
+            session,
+            sqltree.table("items_history", "src"),
+            ["name", "qty", "note"],
+            "_cdc_source_pos",
         )
         assert [(r[0], int(r[1]), r[2]) for r in rows] == [
             ("a", 1, None),
@@ -425,7 +429,7 @@ def test_schema_evolution_adds_widens_and_stops_on_incompatible(
             )
         assert stopped.value.table_id == TABLE and stopped.value.context["column"] == "name"
         # Nothing of the refused change reached the warehouse.
-        after = select(session, plan.table("items_history", "src"), ["name"], "_cdc_source_pos")
+        after = select(session, sqltree.table("items_history", "src"), ["name"], "_cdc_source_pos")
         assert [r[0] for r in after] == ["a", "a", "b"]
 
 

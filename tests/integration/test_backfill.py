@@ -26,7 +26,7 @@ from kafka import KafkaConsumer
 from psycopg import sql
 
 from core.config import HubConfig, load_config
-from dbschemas.loader import pg_connect
+from dbschemas.demo_sources import pg_connect
 from tests.integration.conftest import Stack
 from tests.integration.helpers import failures, replicate_until_verified, verify
 

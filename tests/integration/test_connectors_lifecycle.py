@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dbschemas.loader import pg_connect
+from dbschemas.demo_sources import pg_connect
 from tests.integration.conftest import Stack
 
 pytestmark = pytest.mark.integration

@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import yaml
 
-from dbschemas.loader import pg_connect
+from dbschemas.demo_sources import pg_connect
 from tests.integration.conftest import Stack
 from tests.integration.helpers import (
     failures,

@@ -25,11 +25,12 @@ from connectors.warehouses import dialect_for, open_session
 from connectors.warehouses.postgres.client import PostgresSession
 from core.config import HubConfig, SourceConfig
 from core.errors import ConnectorError
-from dbschemas.loader import pg_connect
+from dbschemas.demo_sources import pg_connect
 from dbschemas.samples import mariadbserver, pgserver
-from merge import client_sql, plan
+from merge import client_sql, control, ddl, sqltree
+from merge.ledger import Checkpoint
 from merge.naming import CONTROL_SCHEMA
-from merge.scd2 import Checkpoint, Scd2Engine
+from merge.scd2 import Scd2Engine
 from ops.catalog import replicated_tables
 from tests.integration.conftest import Stack
 from tests.integration.helpers import failures, replicate_until_verified, with_warehouse
@@ -145,8 +146,8 @@ def test_clashing_and_long_names_replicate_into_distinct_tables(
             assert long.current_table != LONG and len(long.history_table.encode()) <= 63
             assert long.history_table == long.current_table + "_history"
             values = session.query(
-                exp.select(plan.col("v"), plan.col("_cdc_op")).from_(
-                    plan.table(long.history_table, long.warehouse_schema)
+                exp.select(sqltree.col("v"), sqltree.col("_cdc_op")).from_(
+                    sqltree.table(long.history_table, long.warehouse_schema)
                 )
             )
             # Its history holds its own versions (a cut name made it the current table itself).
@@ -253,9 +254,9 @@ def test_kind_mysql_captures_mariadb(stack: Stack, tmp_path: Path) -> None:
     session = open_session(config, read_only=True)
     try:
         ops = session.query(
-            exp.select(plan.col("_cdc_op"))
-            .from_(plan.table("items_history", "mysqlkind"))
-            .order_by(plan.col("_cdc_source_pos"))
+            exp.select(sqltree.col("_cdc_op"))
+            .from_(sqltree.table("items_history", "mysqlkind"))
+            .order_by(sqltree.col("_cdc_source_pos"))
         )
     finally:
         session.close()
@@ -270,7 +271,7 @@ def test_bench_merge_on_postgres_leaves_no_trace_and_spares_user_schemas(stack: 
         # A user's schema named like the old benchmark's, with a table in it.
         session.execute(client_sql.drop_schema("bench"))
         with session.transaction():
-            session.execute(plan.create_schema("bench"))
+            session.execute(ddl.create_schema("bench"))
         with psycopg.connect(
             host=warehouse.host, port=warehouse.port, dbname=warehouse.database,
             user=warehouse.user, password=warehouse.secret(), autocommit=True,
@@ -281,23 +282,25 @@ def test_bench_merge_on_postgres_leaves_no_trace_and_spares_user_schemas(stack: 
         engine = Scd2Engine(session, "a-real-consumer")
         with session.transaction():
             engine.ensure_control()
-            engine._store_checkpoints([Checkpoint("shop.public.orders", 0, 42)])
+            engine.ledger.store_checkpoints([Checkpoint("shop.public.orders", 0, 42)])
 
         def control_rows() -> dict[str, int]:
             rows = {}
-            for name in (plan.TABLES, plan.OFFSETS, plan.BATCHES, plan.BATCH_OFFSETS,
-                         plan.SCHEMAS, plan.COLUMNS):  # fmt: skip
+            for name in (control.TABLES, control.OFFSETS, control.BATCHES, control.BATCH_OFFSETS,
+                         control.SCHEMAS, control.COLUMNS):  # fmt: skip
                 if session.table_columns(CONTROL_SCHEMA, name) is not None:
                     rows[name] = int(
                         session.query(
-                            exp.select(exp.Count(this=exp.Star())).from_(plan.control_table(name))
+                            exp.select(exp.Count(this=exp.Star())).from_(
+                                control.control_table(name)
+                            )
                         )[0][0]
                     )
             return rows
 
         def schemas() -> set[str]:
             rows = session.query(
-                exp.select(plan.col("schema_name")).from_(
+                exp.select(sqltree.col("schema_name")).from_(
                     exp.table_("schemata", db="information_schema")
                 )
             )
@@ -309,7 +312,7 @@ def test_bench_merge_on_postgres_leaves_no_trace_and_spares_user_schemas(stack: 
         assert control_rows() == before_rows
         assert schemas() == before_schemas
         assert not any(s.startswith(SCRATCH_PREFIX) for s in schemas())
-        kept = session.query(exp.select(plan.col("note")).from_(plan.table("items", "bench")))
+        kept = session.query(exp.select(sqltree.col("note")).from_(sqltree.table("items", "bench")))
         assert kept == [("mine",)]
     finally:
         session.execute(client_sql.drop_schema("bench"))

@@ -27,7 +27,7 @@ import httpx
 import pytest
 import yaml
 
-from dbschemas.loader import pg_connect
+from dbschemas.demo_sources import pg_connect
 from dbschemas.workload import run_workload
 from tests.integration.conftest import Stack
 from tests.integration.test_pipeline import ALL_TABLES

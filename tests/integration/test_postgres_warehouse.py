@@ -18,7 +18,7 @@ from sqlglot import exp
 
 from connectors.warehouses.postgres.client import PostgresSession
 from core.config import HubConfig, PostgresWarehouse
-from merge import client_sql, plan
+from merge import client_sql, ddl, sqltree
 from merge.naming import CONTROL_SCHEMA
 from tests.integration.conftest import Stack
 from tests.integration.helpers import failures, replicate_until_verified
@@ -70,11 +70,11 @@ def test_postgres_stage_keeps_every_kind_exactly(pg_session: PostgresSession) ->
     """COPY staging round-trips each kind: NaN and 1000-digit numerics, bytes, arrays, JSON, NULLs."""
     columns = [(name, ctype) for name, ctype, _ in KINDS]
     with pg_session.transaction():
-        pg_session.execute(plan.drop_table(plan.table("_cdc_kinds")))
+        pg_session.execute(ddl.drop_table(sqltree.table("_cdc_kinds")))
         values = tuple(v for _, _, v in KINDS)
         pg_session.load_stage("_cdc_kinds", columns, [values, tuple(None for _ in KINDS)])
         rows = pg_session.query(
-            exp.select(*(plan.col(n) for n, _ in columns)).from_(plan.table("_cdc_kinds"))
+            exp.select(*(sqltree.col(n) for n, _ in columns)).from_(sqltree.table("_cdc_kinds"))
         )
     full, empty = (rows[0], rows[1]) if rows[0][0] is not None else (rows[1], rows[0])
     assert empty == tuple(None for _ in KINDS)

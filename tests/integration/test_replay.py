@@ -62,7 +62,21 @@ def _cdchub(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def _replay(config: Path, *args: str) -> dict[str, Any]:
     done = _cdchub(config, "replay", "--table", "shop.orders", "--json", *args)
     assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout)
+    report: dict[str, Any] = json.loads(done.stdout)
+    _check_bar(done.stderr, "replay shop.orders", report)
+    return report
+
+
+def _check_bar(stderr: str, label: str, report: dict[str, Any]) -> None:
+    """Off a terminal the bar is plain lines: none for a plan; distinct ones, the last one the count."""
+    lines = [line for line in stderr.splitlines() if line.startswith(f"{label}: ")]
+    if report["summary"] is None:
+        assert lines == [], stderr
+        return
+    assert (
+        lines and lines[-1] == f"{label}: {report['summary']['records']}/{report['plan']['events']}"
+    )
+    assert len(lines) == len(set(lines)), lines
 
 
 def test_replay_changes_nothing_then_restores_deleted_history(stack: Stack, tmp_path: Path) -> None:
@@ -141,7 +155,9 @@ def test_rebuild_restores_a_damaged_table_from_its_topic(stack: Stack, tmp_path:
     assert json.loads(plan.stdout)["summary"] is None
     done = _cdchub(path, "rebuild", "--table", "shop.orders", "--execute", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout)["summary"]["events"] > 0
+    rebuilt = json.loads(done.stdout)
+    assert rebuilt["summary"]["events"] > 0
+    _check_bar(done.stderr, "rebuild shop.orders", rebuilt)
     assert histories(config.warehouse.path) == before  # every table; orders rebuilt exactly
     report = verify(config)
     assert report["ok"], failures(report)

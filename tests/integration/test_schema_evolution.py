@@ -11,7 +11,7 @@ import pytest
 
 from connectors.service import apply_connectors
 from connectors.warehouses import open_session
-from dbschemas.loader import source_connection
+from dbschemas.demo_sources import source_connection
 from dbschemas.samples.mariadbserver import run_script
 from ops.schema_admin import accept_schema
 from tests.integration.conftest import Stack

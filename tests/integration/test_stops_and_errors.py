@@ -289,7 +289,8 @@ def test_a_lost_warehouse_connection_is_retried_and_the_batch_applied_once(
     """The real PostgreSQL server drops the engine's connection between two batches: the engine
     classifies the error retryable, reconnects, re-runs the whole transaction, and the batch takes
     effect once (independent oracle: the positions of the events sent)."""
-    from merge.scd2 import Checkpoint, Scd2Engine
+    from merge.ledger import Checkpoint
+    from merge.scd2 import Scd2Engine
     from tests.behaviour.warehouses import postgres_warehouse
     from tests.exactly_once_cases import _events
     from tests.scd2_cases import INFO, TABLE, warehouse_history

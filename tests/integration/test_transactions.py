@@ -19,7 +19,7 @@ from cdc_consumers.runner import Runner
 from connectors.warehouses import open_session
 from core.config import HubConfig
 from core.results import BatchResult
-from dbschemas.loader import source_connection
+from dbschemas.demo_sources import source_connection
 from tests.integration.conftest import Stack
 from tests.integration.helpers import failures, replicate_until_verified, verify, with_warehouse
 

@@ -408,3 +408,27 @@ def test_connectors_apply_dry_run_json_is_one_document(tmp_path: Path) -> None:
     [planned] = one_document(invoke(config, "connectors", "apply", "--dry-run", "--json"))
     assert planned["connector"] == "cdchub-shop"
     assert planned["config"]["database.password"] == "********"
+
+
+# Commands whose output is data in a format of its own, not a report: the dashboard serves HTTP,
+# render-sql prints SQL, dbt-sources prints a dbt YAML file.
+NOT_REPORTS = {"dashboard", "render-sql", "dbt-sources"}
+
+
+def test_every_reporting_command_takes_json() -> None:
+    import click
+
+    missing = []
+
+    def walk(command: click.Command, path: list[str]) -> None:
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, [*path, name])
+            return
+        if " ".join(path) in NOT_REPORTS:
+            return
+        if not any("--json" in p.opts for p in command.params if isinstance(p, click.Option)):
+            missing.append(" ".join(path))
+
+    walk(cli, [])
+    assert missing == []

@@ -81,7 +81,9 @@ def test_engine_widens_a_column_in_place_and_refuses_an_incompatible_change(tmp_
     from connectors.warehouses.duckdb.client import DuckDBSession
     from core.errors import MergeError
     from core.model import ChangeEvent, Column, Op, TableId, TableSchema
-    from merge.scd2 import Checkpoint, Scd2Engine, TableInfo
+    from merge.ledger import Checkpoint
+    from merge.scd2 import Scd2Engine
+    from merge.schema_sync import TableInfo
 
     table = TableId("src", "public", "t")
     info = {table: TableInfo("postgres", "db", "public")}

@@ -14,7 +14,7 @@ import pytest
 
 from cdc_consumers.runner import Runner
 from core.config import DuckDBWarehouse, HubConfig, SourceConfig
-from merge import plan
+from merge import control, plan, sqltree
 from merge.runstate import (
     LEASE,
     LEASE_COLUMNS,
@@ -45,7 +45,7 @@ def plant(session: WarehouseSession, host: str, pid: int, age_s: float = 0.0) ->
     beat = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age_s)
     with session.transaction():
         session.executemany(
-            plan.insert_rows(plan.control_table(LEASE), [c for c, _ in LEASE_COLUMNS]),
+            sqltree.insert_rows(control.control_table(LEASE), [c for c, _ in LEASE_COLUMNS]),
             [("g", "other", host, pid, beat, beat)],
         )
 
@@ -95,7 +95,7 @@ def test_another_hosts_lease_expires(session: WarehouseSession) -> None:
     with pytest.raises(LeaseHeld, match=r"host elsewhere\.example pid 1"):
         RunLease.acquire(session, "g")
     with session.transaction():
-        session.execute(plan.empty_table(plan.control_table(LEASE)))
+        session.execute(plan.empty_table(control.control_table(LEASE)))
     plant(session, "elsewhere.example", 1, age_s=3600)
     RunLease.acquire(session, "g").release()
 
@@ -103,7 +103,7 @@ def test_another_hosts_lease_expires(session: WarehouseSession) -> None:
 def test_a_lease_taken_over_is_lost_at_the_next_renewal(session: WarehouseSession) -> None:
     lease = RunLease.acquire(session, "g")
     with session.transaction():
-        session.execute(plan.empty_table(plan.control_table(LEASE)))
+        session.execute(plan.empty_table(control.control_table(LEASE)))
     plant(session, "elsewhere.example", 1)
     with pytest.raises(LeaseLost, match=r"elsewhere\.example"):
         lease.renew(force=True)
@@ -131,7 +131,7 @@ def test_the_runner_refuses_to_start_while_another_run_holds_the_lease(tmp_path:
         now = dt.datetime.now(dt.UTC)
         with session.transaction():
             session.executemany(
-                plan.insert_rows(plan.control_table(LEASE), [c for c, _ in LEASE_COLUMNS]),
+                sqltree.insert_rows(control.control_table(LEASE), [c for c, _ in LEASE_COLUMNS]),
                 [(plant_group, "x", socket.gethostname(), os.getppid(), now, now)],
             )
         with pytest.raises(LeaseHeld, match=f"pid {os.getppid()}"):

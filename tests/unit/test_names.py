@@ -16,7 +16,8 @@ from connectors.debezium import connector_config
 from connectors.warehouses import dialect_for
 from core.config import HubConfig, SourceConfig
 from core.model import ChangeEvent, Column, ColumnType, Op, TableId, TableSchema
-from merge import plan
+from merge import ddl, shapes, sqltree
+from merge.ledger import Checkpoint
 from merge.naming import (
     HISTORY_SUFFIX,
     SUFFIX_RESERVE,
@@ -25,7 +26,8 @@ from merge.naming import (
     name_notes,
     table_names,
 )
-from merge.scd2 import Checkpoint, Scd2Engine, TableInfo
+from merge.scd2 import Scd2Engine
+from merge.schema_sync import TableInfo
 from merge.session import WarehouseSession
 from ops.catalog import replicated_tables
 from tests.unit.warehouses import duckdb_session, snowflake_session
@@ -57,7 +59,7 @@ def _current_values(session: WarehouseSession) -> dict[str, str]:
     out = {}
     for t in replicated_tables(session):
         rows = session.query(
-            exp.select(plan.col("v")).from_(plan.table(t.current_table, t.warehouse_schema))
+            exp.select(sqltree.col("v")).from_(sqltree.table(t.current_table, t.warehouse_schema))
         )
         assert len(rows) == 1, (t, rows)
         out[f"{t.source_schema}.{t.source_table}"] = rows[0][0]
@@ -152,8 +154,8 @@ def test_long_names_get_a_stable_short_form_within_the_limit() -> None:
 
 def test_long_history_index_name_fits_postgres() -> None:
     names, _ = NameBook(str, 63).resolve(TableId("src", "public", LONG), "public")
-    target = plan.MergeTarget(names, (("id", ColumnType("int32")),), ("id",))
-    index = plan.history_index(target, 63)
+    target = shapes.MergeTarget(names, (("id", ColumnType("int32")),), ("id",))
+    index = ddl.history_index(target, 63)
     assert len(index.this.this.name.encode()) <= 63
 
 

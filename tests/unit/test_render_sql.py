@@ -23,10 +23,11 @@ from cdchub.cli import cli
 from cdchub.render_sql import render_plan
 from core.model import ChangeEvent, Column, ColumnType, Op, TableId, TableSchema
 from dbschemas.demo_tables import demo_tables, parse_columns
-from merge import plan
+from merge import shapes, sqltree
 from merge.batch_plan import SegmentSpec, StepKind, plan_table_batch
 from merge.naming import table_names
-from merge.scd2 import Scd2Engine, TableInfo
+from merge.scd2 import Scd2Engine
+from merge.schema_sync import TableInfo
 from merge.session import WarehouseSession
 from tests.unit.warehouses import duckdb_session, snowflake_session
 
@@ -113,7 +114,7 @@ def test_the_engine_executes_the_plan_render_sql_prints(opener: Any, tmp_path: P
         engine.apply({TABLE: events}, {TABLE: TableInfo("postgres", "db", "public")}, [])
         dialect = inner.dialect
         names = table_names(TABLE, "public")
-        target = plan.MergeTarget(
+        target = shapes.MergeTarget(
             names, (("id", ColumnType("int64")), ("name", ColumnType("string"))), ("id",)
         )
         segments = [
@@ -131,9 +132,9 @@ def test_the_engine_executes_the_plan_render_sql_prints(opener: Any, tmp_path: P
         start = ran.index(want[0])
         assert ran[start : start + len(want)] == want
         history = session.query(
-            exp.select(plan.col("name"), plan.col("_cdc_op"))
+            exp.select(sqltree.col("name"), sqltree.col("_cdc_op"))
             .from_(target.history)
-            .order_by(plan.col("_cdc_source_pos"))
+            .order_by(sqltree.col("_cdc_source_pos"))
         )
         assert [tuple(r) for r in history] == [("a", "c"), ("a", "u"), ("a", "t"), ("b", "c")]
 

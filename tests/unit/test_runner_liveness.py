@@ -21,7 +21,8 @@ import pytest
 from cdc_consumers.runner import Runner
 from connectors.warehouses.duckdb.client import DuckDBSession
 from core.config import DuckDBWarehouse, HubConfig, KafkaConfig, SourceConfig
-from merge.scd2 import PARKED_FOR_TRANSACTION, Checkpoint, Scd2Engine
+from merge.ledger import PARKED_FOR_TRANSACTION, Checkpoint
+from merge.scd2 import Scd2Engine
 from tests.memory_stream import MemoryStream
 from tests.unit.envelope_records import ENVELOPES
 

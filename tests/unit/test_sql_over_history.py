@@ -31,8 +31,9 @@ from cdchub.query import QueryFailed, run_sql
 from cdchub.tabular import arrow_table, render_text
 from core.config import load_config
 from merge.asof import AsOfTarget, QueryRefused, read_only_query, rewrite_as_of
+from merge.ledger import Checkpoint
 from merge.naming import TableNames
-from merge.scd2 import Checkpoint, Scd2Engine
+from merge.scd2 import Scd2Engine
 from merge.session import WarehouseSession
 from ops.catalog import replicated_tables
 from tests.scd2_cases import INFO, T0, TABLE, deliveries, source_stream

@@ -15,7 +15,8 @@ import duckdb
 
 from connectors.warehouses.duckdb.client import DuckDBSession
 from core.model import ChangeEvent, Op, TableId
-from merge.scd2 import Scd2Engine, TableInfo
+from merge.scd2 import Scd2Engine
+from merge.schema_sync import TableInfo
 from tests.unit.test_types import MY, PG
 
 

@@ -14,7 +14,7 @@ from connectors.warehouses import REGISTRY, dialect_for, kinds, open_session
 from core.config import HubConfig, WarehouseConfig
 
 FOLDER = Path(__file__).resolve().parents[2] / "connectors" / "warehouses"
-FILES = {"__init__.py", "dialect.py", "client.py", "errors.py", "values.py"}
+FILES = {"__init__.py", "dialect.py", "client.py", "errors.py", "values.py", "sandbox.py"}
 
 
 def _config_kinds() -> set[str]:

@@ -1,4 +1,4 @@
-"""DuckDB, the embedded default warehouse: dialect, client, errors, value adapter.
+"""DuckDB, the embedded default warehouse: dialect, client, errors, value adapter, bench sandbox.
 
 Importing this package imports no driver: the client is loaded when a session is opened.
 """
@@ -12,5 +12,6 @@ PLUGIN = WarehousePlugin(
     config=DuckDBWarehouse,
     dialect=DuckDBDialect,
     client="connectors.warehouses.duckdb.client:DuckDBSession",
+    sandbox="connectors.warehouses.duckdb.sandbox:bench_session",
     summary="one file on this machine: the demo, tests, a single reader",
 )

@@ -15,12 +15,13 @@ from sqlglot import exp
 
 from connectors.warehouses.duckdb.arrow import arrow_type
 from connectors.warehouses.duckdb.dialect import DuckDBDialect
-from connectors.warehouses.duckdb.values import stage_value, text_fallback
+from connectors.warehouses.duckdb.values import stage_value
 from connectors.warehouses.nesting import NestedTransaction, begin_commit
+from connectors.warehouses.values import text_value
 from core.config import DuckDBWarehouse
 from core.errors import ConfigError, MergeError
 from core.model import ColumnType
-from merge import plan
+from merge import client_sql, shapes
 
 # DuckDB's lock error names the holder: "Conflicting lock is held in /usr/bin/python (PID 1234)".
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in .*?\(PID (\d+)\)")
@@ -117,7 +118,7 @@ class DuckDBSession:
             atype = arrow_type(ctype, self.dialect.MAX_DECIMAL_PRECISION)
             values = [stage_value(row[index], ctype) for row in rows]
             if pa.types.is_string(atype) and ctype.kind not in ("string", "json", "uuid"):
-                values = [text_fallback(v) for v in values]
+                values = [text_value(v) for v in values]
             fields.append(pa.field(col_name, atype))
             arrays.append(pa.array(values, type=atype))
         staged = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
@@ -138,16 +139,12 @@ class DuckDBSession:
         """The staging statements: a typed temp table from the registered Arrow view (or, into an
         existing stage, an `INSERT … SELECT` from it)."""
         if create:
-            return [plan.stage_from(name, f"{name}_arrow", columns, DuckDBDialect())]
-        return [plan.stage_into(name, f"{name}_arrow", columns, DuckDBDialect())]
+            return [shapes.stage_from(name, f"{name}_arrow", columns, DuckDBDialect())]
+        return [shapes.stage_into(name, f"{name}_arrow", columns, DuckDBDialect())]
 
     def table_columns(self, schema: str, table: str) -> list[str] | None:
         """Column names of `schema.table` in order, or None."""
-        rows = self.conn.execute(
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            [schema, table],
-        ).fetchall()
+        rows = self.query(client_sql.table_columns(schema, table))
         return [r[0] for r in rows] or None
 
     def close(self) -> None:

@@ -7,21 +7,10 @@ own ±infinity, BC dates and `24:00:00`.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from connectors.warehouses.values import adapt_temporal
 from core.model import ColumnType, Infinite, OutOfRange
-
-
-def text_fallback(value: Any) -> Any:
-    """Values headed for a text fallback column (e.g. numeric beyond 38 digits) keep every digit."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return str(value)
-
 
 # DuckDB's own ±infinity: the largest int32 day / int64 µs (its Arrow reader takes them as such).
 _INFINITY = {"date": 2**31 - 1, "timestamp": 2**63 - 1, "timestamptz": 2**63 - 1}

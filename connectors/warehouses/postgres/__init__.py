@@ -1,4 +1,4 @@
-"""PostgreSQL as a warehouse: dialect, client, errors, value adapter.
+"""PostgreSQL as a warehouse: dialect, client, errors, value adapter, bench sandbox.
 
 Importing this package imports no driver: the client is loaded when a session is opened.
 """
@@ -12,5 +12,6 @@ PLUGIN = WarehousePlugin(
     config=PostgresWarehouse,
     dialect=PostgresDialect,
     client="connectors.warehouses.postgres.client:PostgresSession",
+    sandbox="connectors.warehouses.postgres.sandbox:bench_session",
     summary="a server many readers query while `cdchub run` writes",
 )

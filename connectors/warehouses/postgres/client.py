@@ -16,7 +16,7 @@ from connectors.warehouses.values import falls_back_to_text
 from core.config import PostgresWarehouse
 from core.errors import WarehouseUnavailable
 from core.model import ColumnType
-from merge import client_sql, plan
+from merge import client_sql, ddl, sqltree
 
 
 class PostgresSession:
@@ -125,8 +125,13 @@ class PostgresSession:
         name: str, columns: Sequence[tuple[str, ColumnType]], create: bool = True
     ) -> list[exp.Expression]:
         """The staging statements: a typed temp table (when `create`), then `COPY … FROM STDIN`."""
-        ddl = [plan.create_table(plan.table(name), columns, PostgresDialect(), temporary=True)]
-        return [*(ddl if create else []), client_sql.copy_from_stdin(name, [c for c, _ in columns])]
+        create_stage = [
+            ddl.create_table(sqltree.table(name), columns, PostgresDialect(), temporary=True)
+        ]
+        return [
+            *(create_stage if create else []),
+            client_sql.copy_from_stdin(name, [c for c, _ in columns]),
+        ]
 
     def table_columns(self, schema: str, table: str) -> list[str] | None:
         """Column names of `schema.table` in order, or None."""

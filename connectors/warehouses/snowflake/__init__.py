@@ -1,4 +1,4 @@
-"""Snowflake: dialect, client, errors, value adapter.
+"""Snowflake: dialect, client, errors, value adapter, bench sandbox.
 
 Importing this package imports no driver: the client is loaded when a session is opened.
 """
@@ -12,5 +12,6 @@ PLUGIN = WarehousePlugin(
     config=SnowflakeWarehouse,
     dialect=SnowflakeDialect,
     client="connectors.warehouses.snowflake.client:SnowflakeSession",
+    sandbox="connectors.warehouses.snowflake.sandbox:bench_session",
     summary="the analytics warehouse is Snowflake",
 )

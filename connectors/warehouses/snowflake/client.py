@@ -24,7 +24,7 @@ from connectors.warehouses.values import falls_back_to_text
 from core.config import SnowflakeWarehouse
 from core.errors import MergeError, UnrepresentableValue
 from core.model import ColumnType
-from merge import client_sql, plan
+from merge import client_sql, ddl, sqltree
 
 _DDL = (exp.Create, exp.Drop, exp.Alter)
 
@@ -141,10 +141,12 @@ class SnowflakeSession:
     ) -> list[exp.Expression]:
         """The staging statements: a typed temp table (when `create`), then one array-bound
         `INSERT … VALUES`."""
-        ddl = [plan.create_table(plan.table(name), columns, SnowflakeDialect(), temporary=True)]
+        create_stage = [
+            ddl.create_table(sqltree.table(name), columns, SnowflakeDialect(), temporary=True)
+        ]
         return [
-            *(ddl if create else []),
-            plan.insert_rows(plan.table(name), [c for c, _ in columns]),
+            *(create_stage if create else []),
+            sqltree.insert_rows(sqltree.table(name), [c for c, _ in columns]),
         ]
 
     def table_columns(self, schema: str, table: str) -> list[str] | None:
