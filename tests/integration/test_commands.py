@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from core.config import SourceConfig, load_config
-from dbschemas.loader import mariadb_connect, pg_connect
+from dbschemas.demo_sources import mariadb_connect, pg_connect
 from tests.integration.conftest import Stack, _free_ports
 from tests.integration.helpers import failures, replicate_until_verified
 
