@@ -86,6 +86,15 @@ def _table_of(topic: str) -> TableId:
     return TableId(source, namespace, table)
 
 
+def _light(record: StreamRecord) -> StreamRecord:
+    """The record without its value: coordinates and key only (`Runner._with_values`)."""
+    if record.value is None:
+        return record
+    return StreamRecord(
+        record.stream, record.partition, record.offset, record.timestamp, record.key, None
+    )
+
+
 def _address(record: StreamRecord) -> tuple[str, int, int]:
     return (record.stream, record.partition, record.offset)
 
@@ -138,6 +147,7 @@ class Runner:
         self._letters_checked_at = -1e9
         self.assemblers: dict[str, TransactionAssembler] = {}
         self._bootstrap_s = 30.0
+        self._stream: ChangeStream | None = None
         self._reset()
 
     def _kafka_stream(self) -> ChangeStream:
@@ -175,6 +185,9 @@ class Runner:
         self._stored: dict[Partition, int] = {}
         self._caught_up_sources: dict[str, bool] = {}
         self._behind: list[str] = []
+        # Partitions not read to their end at the last probe, and those paused by flow control.
+        self._lagging: set[Partition] = set()
+        self._paused: set[Partition] = set()
         self._all_caught_up = False
         # Records waiting in Kafka at the last probe (end offsets minus positions).
         self._backlog = 0
@@ -223,7 +236,7 @@ class Runner:
             gcpolicy.tune_for_batches()
             # Without a broker the client gives up after this long: within --max-seconds.
             self._bootstrap_s = 30.0 if max_seconds is None else max(1.0, min(30.0, max_seconds))
-            stream = self.stream_factory()
+            stream = self._stream = self.stream_factory()
             stream.subscribe(
                 subscription_pattern(self.sources, self.assemblers), self._on_assign(stream)
             )
@@ -252,6 +265,7 @@ class Runner:
                         if on_batch is not None:
                             on_batch(batch)
                         self._commit_courtesy(stream)
+                self._flow(stream)
                 if self._changes_seen != seen:
                     last_change = now
                 if self.jobs is not None:
@@ -292,6 +306,8 @@ class Runner:
 
     def _on_assign(self, stream: ChangeStream) -> Callable[[list[Partition]], None]:
         def position(assigned: list[Partition]) -> None:
+            # A (re)assigned partition is fetched again: kafka-python forgets its pause.
+            self._paused -= set(assigned)
             for partition in assigned:
                 # A partition this process read already keeps its place (its parked records are in
                 # memory); one it has not read starts at the warehouse's low-water mark.
@@ -313,6 +329,10 @@ class Runner:
         per table, so a catch-up wants full ones); an empty poll still ends it.
         """
         limit = self.config.kafka.batch_max_events
+        if self._paused or self._parked() >= self._pause_at() // 2:
+            # Flow control decides between batches: while it is engaged, it decides more often,
+            # so a topic read for the oldest transaction parks no more than this beyond it.
+            limit = max(1, self._pause_at() // 2)
         max_bytes = self.config.kafka.batch_max_bytes
         wait_s = self.config.kafka.batch_max_wait_ms / 1000
         catching_up = self._backlog >= limit
@@ -359,6 +379,7 @@ class Runner:
             return
         unassigned = existing - {p.topic for p in assignment}
         lagging = sorted(p for p in assignment if positions[p] < ends.get(p, 0))
+        self._lagging = set(lagging)
         self._backlog = sum(ends.get(p, 0) - positions[p] for p in lagging)
         self._behind = [
             f"{p.topic}[{p.partition}] at offset {positions[p]} of {ends.get(p, 0)}"
@@ -367,6 +388,51 @@ class Runner:
         behind_sources = {source_of(p.topic) for p in lagging} | {source_of(t) for t in unassigned}
         self._caught_up_sources = {name: name not in behind_sources for name in self.sources}
         self._all_caught_up = not self._behind
+
+    def _parked(self) -> int:
+        return sum(a.parked_events for a in self.assemblers.values())
+
+    def _pause_at(self) -> int:
+        """Parked events from which flow control pauses the partitions that are ahead."""
+        kafka = self.config.kafka
+        return max(1, min(kafka.batch_max_events // 2, kafka.transaction_buffer_max_events // 5))
+
+    def _flow(self, stream: ChangeStream) -> None:
+        """Bound the parked backlog by reading where it helps (transaction-consistent sources).
+
+        Catching up, one table's topic (a big snapshot) is read far behind the others, and every
+        transaction that also touched it waits, parked in memory, for its events there. Past
+        `_pause_at` parked events, the partitions in which the transaction holding its source back
+        already has all its events, or did not touch, are paused
+        (`TransactionAssembler.topics_ahead`); the others, the ones it waits for among them, are
+        read on. Below half of it, or when every partition
+        not read to its end is paused (pausing could then only stall), all are resumed. The
+        transaction topics are never paused. Memory stays bounded without releasing anything
+        incomplete; `transaction_buffer_max_events` remains the hard bound.
+        """
+        if not self.assemblers:
+            return
+        parked = self._parked()
+        bound = self._pause_at()
+        want: set[Partition] = set()
+        if parked >= bound // 2:
+            assigned = stream.assignment()
+            topics = {p.topic for p in assigned}
+            ahead = set().union(*(a.topics_ahead(topics) for a in self.assemblers.values()))
+            candidates = {p for p in assigned if p.topic in ahead}
+            # Between half the bound and the bound, keep what is paused (while still ahead).
+            want = candidates if parked >= bound else candidates & self._paused
+            if want and self._lagging and self._lagging <= want:
+                want = set()
+        if want == self._paused:
+            return
+        resume, pause = self._paused - want, want - self._paused
+        if resume:
+            stream.resume(resume)
+        if pause:
+            stream.pause(pause)
+            log.debug("flow control: %d events parked; paused %s", parked, sorted(pause))
+        self._paused = want
 
     def _idle(self, stream: ChangeStream, now: float) -> bool:
         """Caught up everywhere, with nothing held back and no held change waiting for a retry."""
@@ -380,6 +446,35 @@ class Runner:
         """What keeps the run from being idle: held transactions and partitions not read to the end."""
         out = [w.describe() for a in self.assemblers.values() if (w := a.waiting()) is not None]
         return out + list(self._behind)
+
+    def _with_values(self, records: list[StreamRecord]) -> list[StreamRecord]:
+        """`records` with their raw bytes, read again from Kafka where only coordinates were kept
+        (to hold a stopped table's records, or to dead-letter one).
+
+        Raises:
+            DecodeError: a record is no longer in Kafka (retention removed it since it was read).
+        """
+        missing = [r for r in records if r.value is None]
+        if not missing:
+            return records
+        if self._stream is None:
+            raise RuntimeError("no stream to read records again from")
+        found = self._stream.fetch([(r.stream, r.partition, r.offset) for r in missing])
+        out = []
+        for r in records:
+            if r.value is None:
+                again = found.get((r.stream, r.partition, r.offset))
+                if again is None or again.value is None:
+                    raise DecodeError(
+                        "a record read earlier is no longer in Kafka (retention?); it cannot be "
+                        "held or dead-lettered",
+                        topic=r.stream,
+                        partition=r.partition,
+                        offset=r.offset,
+                    )
+                r = again
+            out.append(r)
+        return out
 
     def _commit_courtesy(self, stream: ChangeStream) -> None:
         """Store the low-water marks in Kafka too, so lag tools read the truth (0 when it is 0)."""
@@ -425,6 +520,10 @@ class Runner:
         if event is None:
             return
         self._changes_seen += 1
+        # The raw bytes are not kept (Kafka is the buffer: `_with_values` reads them again in the
+        # rare case they are needed), unless the table is stopped and its records are to be held.
+        if event.table not in self.blocked:
+            record = _light(record)
         if assembler is not None and assembler.add_event(event, record, now):
             return
         batch.add(event, source, record)
@@ -448,11 +547,13 @@ class Runner:
             batch.add(event, held_source, record)
         self._restored_held = []
         with self.instrumentation.decode(len(records)):
-            for record in records:
+            for i, record in enumerate(records):
                 self._consumed[Partition(record.stream, record.partition)] = record.offset + 1
                 source = self.sources.get(source_of(record.stream))
                 if source is not None:
                     self._route(source, record, batch, now)
+                # The polled list lives until the batch commits: it keeps coordinates only.
+                records[i] = _light(record)
         parked = ParkedChanges()
         for name, assembler in self.assemblers.items():
             caught_up = self._caught_up_sources.get(name, False)
@@ -488,6 +589,7 @@ class Runner:
                 table = exc.table_id
                 # Commit the others (this table's records held, atomically with the offsets), then
                 # find the event at fault (`_isolate`).
+                batch.records[table] = self._with_values(batch.records[table])
                 pairs = list(zip(batch.events[table], batch.records[table], strict=True))
                 failed[table] = (pairs, batch.infos[table], str(exc))
                 self.blocked[table] = str(exc)
@@ -708,7 +810,7 @@ class Runner:
         """Move a stopped table's events out of the batch into the warehouse's held records."""
         batch.events.pop(table, None)
         batch.infos.pop(table, None)
-        for record in batch.records.pop(table, []):
+        for record in self._with_values(batch.records.pop(table, [])):
             address = _address(record)
             if address not in self._held_stored:  # a retried record is stored already
                 parked.held.append(record)

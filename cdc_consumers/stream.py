@@ -8,6 +8,7 @@ touches kafka-python types. `KafkaChangeStream` is the production implementation
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, Protocol
 
@@ -54,6 +55,18 @@ class ChangeStream(Protocol):
     def topics(self) -> set[str]:
         """Every topic the cluster has (cached metadata)."""
 
+    def pause(self, partitions: Iterable[Partition]) -> None:
+        """Stop fetching these partitions (their positions stay) until `resume`."""
+
+    def resume(self, partitions: Iterable[Partition]) -> None:
+        """Fetch these paused partitions again."""
+
+    def fetch(
+        self, addresses: list[tuple[str, int, int]]
+    ) -> dict[tuple[str, int, int], StreamRecord]:
+        """Read the records at these (topic, partition, offset) addresses again, whole; an address
+        no longer in Kafka is missing from the answer."""
+
     def commit(self, offsets: dict[Partition, int]) -> None:
         """Store offsets in Kafka (a courtesy for lag tools: the warehouse holds the truth)."""
 
@@ -64,8 +77,13 @@ class ChangeStream(Protocol):
 class KafkaChangeStream:
     """`ChangeStream` over kafka-python's `KafkaConsumer`."""
 
-    def __init__(self, consumer: Any) -> None:
+    # How long `fetch` reads before it gives up on addresses it has not found.
+    FETCH_TIMEOUT_S = 30.0
+
+    def __init__(self, consumer: Any, settings: dict[str, Any] | None = None) -> None:
         self.consumer = consumer
+        # The connection settings, for the short-lived reader `fetch` opens.
+        self.settings = settings or {}
 
     @classmethod
     def connect(
@@ -107,7 +125,7 @@ class KafkaChangeStream:
         settings["bootstrap_timeout_ms"] = int(bootstrap_s * 1000)
         settings.update(extra)
         try:
-            return cls(KafkaConsumer(**settings))
+            return cls(KafkaConsumer(**settings), settings)
         except KafkaError as exc:
             raise KafkaUnavailable(
                 f"Kafka is not reachable at {bootstrap_servers} (no broker answered within "
@@ -128,6 +146,7 @@ class KafkaChangeStream:
         self.consumer.subscribe(pattern=pattern, listener=_Listener())
 
     def poll(self, max_records: int, timeout_ms: int) -> list[StreamRecord]:
+        self._unstick_resumed()
         polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         out: list[StreamRecord] = []
         for records in polled.values():
@@ -163,6 +182,70 @@ class KafkaChangeStream:
 
     def topics(self) -> set[str]:
         return set(self.consumer.topics())
+
+    def pause(self, partitions: Iterable[Partition]) -> None:
+        tps = [self._tp(p) for p in partitions]
+        if tps:
+            self.consumer.pause(*tps)
+
+    def resume(self, partitions: Iterable[Partition]) -> None:
+        tps = [self._tp(p) for p in partitions]
+        if tps:
+            self.consumer.resume(*tps)
+
+    def _unstick_resumed(self) -> None:
+        """Work around kafka-python 3.0's resume (checked on 3.0.12).
+
+        Records already parsed for a partition when it is paused are set aside, and the fetcher
+        fetches that partition no more until they are given back; it gives them back only while
+        its in-line slot is `None`, but a drained slot keeps its empty `PartitionRecords`. A
+        resumed partition would then never be read again (seen: a catch-up stopped dead). Emptying
+        a drained slot lets the fetcher give back one resumed partition per poll, as it intends.
+        """
+        fetcher = getattr(self.consumer, "_fetcher", None)
+        if fetcher is None or not getattr(fetcher, "_paused_partition_records", None):
+            return
+        current = getattr(fetcher, "_next_partition_records", None)
+        if current is not None and not current:
+            fetcher._next_partition_records = None
+
+    def fetch(
+        self, addresses: list[tuple[str, int, int]]
+    ) -> dict[tuple[str, int, int], StreamRecord]:
+        """A reader of its own (no group, nothing committed): seek to each partition's first
+        wanted offset and read until every wanted offset is passed (or the partition ends)."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        wanted: dict[Any, set[int]] = {}
+        for topic, partition, offset in addresses:
+            wanted.setdefault(TopicPartition(topic, partition), set()).add(offset)
+        if not wanted:
+            return {}
+        keep = ("bootstrap_servers", "client_id", "bootstrap_timeout_ms")
+        settings = {k: v for k, v in self.settings.items() if k in keep or k.startswith("security")}
+        reader = KafkaConsumer(group_id=None, enable_auto_commit=False, **settings)
+        found: dict[tuple[str, int, int], StreamRecord] = {}
+        try:
+            reader.assign(list(wanted))
+            ends = reader.end_offsets(list(wanted))
+            for tp, offsets in wanted.items():
+                reader.seek(tp, min(offsets))
+            last = {tp: min(max(offsets), ends.get(tp, 0) - 1) for tp, offsets in wanted.items()}
+            deadline = time.monotonic() + self.FETCH_TIMEOUT_S
+            while time.monotonic() < deadline and any(
+                reader.position(tp) <= last[tp] for tp in wanted
+            ):
+                for tp, records in reader.poll(timeout_ms=500).items():
+                    for r in records:
+                        if r.offset in wanted[tp]:
+                            found[(r.topic, r.partition, r.offset)] = StreamRecord(
+                                r.topic, r.partition, r.offset, r.timestamp, r.key, r.value
+                            )
+                    if reader.position(tp) > last[tp]:
+                        reader.pause(tp)
+        finally:
+            reader.close(autocommit=False)
+        return found
 
     def commit(self, offsets: dict[Partition, int]) -> None:
         from kafka.structs import OffsetAndMetadata

@@ -94,6 +94,9 @@ class _Transaction:
     # When this transaction was first seen blocking its source while the source was read to its end
     # (its missing events are not in Kafka): the start of its stall clock.
     stuck_since: float | None = None
+    # From END: events per data collection; and the events arrived per topic (flow control).
+    collections: tuple[tuple[str, int], ...] = ()
+    per_topic: dict[str, int] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -193,6 +196,7 @@ class TransactionAssembler:
         if tx is None:
             tx = self._open[event.tx_id] = _Transaction(event.tx_id, now)
         tx.events.append((event, raw))
+        tx.per_topic[raw.stream] = tx.per_topic.get(raw.stream, 0) + 1
         where = (raw.stream, raw.partition)
         if raw.offset < tx.first.get(where, raw.offset + 1):
             tx.first[where] = raw.offset
@@ -211,6 +215,7 @@ class TransactionAssembler:
             return  # the same END read twice (a re-read after a rebalance)
         tx = self._open.pop(boundary.tx_id, None) or _Transaction(boundary.tx_id, now)
         tx.end = raw
+        tx.collections = boundary.collections
         dropped = sum(n for name, n in boundary.collections if name in self.uncounted)
         tx.expected = max(0, (boundary.event_count or 0) - dropped)
         self._ended[boundary.tx_id] = tx
@@ -257,6 +262,28 @@ class TransactionAssembler:
         if tx.stuck_since is None:
             tx.stuck_since = now
         return now - tx.stuck_since >= self.timeout_s
+
+    def topics_ahead(self, topics: set[str]) -> set[str]:
+        """Of `topics` (the assigned ones), the data topics of this source whose further records
+        cannot help the transaction that holds it back.
+
+        Those are the topics in which that (ended, incomplete) transaction has every event its END
+        counts, and the topics of tables it did not touch. The runner pauses them while the parked
+        volume is high and reads on the rest, among them the ones the transaction waits for. A
+        table's topic is found by its name, `<source>.<collection>`; when a collection of the END
+        has no such topic (a name Debezium had to rewrite), only the topics proven complete are
+        called ahead, so pausing never hides the events that would complete the transaction.
+        """
+        tx = next(iter(self._ended.values()), None)
+        if tx is None or tx.complete:
+            return set()
+        prefix = f"{self.source}."
+        named = {f"{prefix}{collection}": expected for collection, expected in tx.collections}
+        done = {t for t, expected in named.items() if tx.per_topic.get(t, 0) >= expected}
+        if not set(named) <= topics:
+            return done
+        data = {t for t in topics if t.startswith(prefix) and not is_transaction_topic(t)}
+        return done | (data - set(named))
 
     def low_water(self) -> dict[tuple[str, int], int]:
         """Per partition, the offset of the earliest record held back (its events and END)."""

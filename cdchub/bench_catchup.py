@@ -167,6 +167,9 @@ class CatchupResult:
     verify_failures: list[str]
     load_before: str
     load_after: str
+    # The most events parked at once (transaction consistency), and RSS / parked after each batch.
+    peak_parked_events: int = 0
+    batch_trace: list[dict[str, Any]] = field(default_factory=list)
     peer: PeerResult | None = None
     speedup_over_peer: float | None = None
     notes: list[str] = field(default_factory=list)
@@ -190,7 +193,8 @@ class CatchupResult:
             f"merge {s.merge:.1f} s ({s.merge / total:.0%})",
             f"  peak RSS     {self.peak_rss_mb:.0f} MB (this process; "
             f"{self.rss_before_run_mb:.0f} MB before the run started)",
-            f"  forced       {self.forced_releases} transaction(s) released incomplete",
+            f"  forced       {self.forced_releases} transaction(s) released incomplete; "
+            f"at most {self.peak_parked_events:,} events parked at once",
             f"  verify       {'OK' if self.verify_ok else 'FAILED: ' + '; '.join(self.verify_failures)}",
         ]
         if self.peer is not None:
@@ -344,11 +348,18 @@ def _private_stack(warehouse: str, progress: Progress) -> Iterator[HubConfig]:
     base.chmod(0o755)
     config = _write_config(base, warehouse)
     local = LocalStack(config)
+
+    def interrupted(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    # A bench stopped with SIGTERM (kill, timeout) still purges its private stack.
+    previous = signal.signal(signal.SIGTERM, interrupted)
     try:
         progress(f"bench: starting a private stack in {base}")
         local.up(progress=progress)
         yield config
     finally:
+        signal.signal(signal.SIGTERM, previous)
         local.down(purge=True, progress=progress)
         shutil.rmtree(base, ignore_errors=True)
 
@@ -504,6 +515,8 @@ class _Timed:
     peak_rss_mb: float
     rss_before_mb: float
     forced_releases: int
+    peak_parked: int
+    trace: list[dict[str, Any]]
 
 
 @contextmanager
@@ -564,9 +577,25 @@ def _timed_run(
     last_commit = [0.0]
     applied = [0]
 
+    trace: list[dict[str, Any]] = []
+    runner: Runner | None = None
+
     def on_batch(batch: Any) -> None:
         last_commit[0] = time.perf_counter()
         applied[0] += batch.events
+        parked = sum(a.parked_events for a in runner.assemblers.values()) if runner else 0
+        trace.append(
+            {
+                "applied": applied[0],
+                "batch_events": batch.events,
+                "parked": parked,
+                "rss_mb": round(_rss_mb("VmRSS"), 1),
+                # Flow control's state: how many partitions it holds paused, what the oldest
+                # transaction waits for.
+                "paused": len(runner._paused) if runner else 0,
+                "waiting": "; ".join(runner.waiting_for()[:2]) if runner else "",
+            }
+        )
 
     with _session(run_config) as session, _profiler(profile, progress):
         runner = Runner(run_config, session, progress=progress, instrumentation=timers)
@@ -590,6 +619,8 @@ def _timed_run(
         peak,
         rss_before,
         result.forced_releases,
+        int(max((t["parked"] for t in trace), default=0)),
+        trace,
     )
 
 
@@ -768,6 +799,8 @@ def bench_catchup(
                     rss_before_run_mb=timed.rss_before_mb,
                     split=timed.split,
                     forced_releases=timed.forced_releases,
+                    peak_parked_events=int(timed.peak_parked),
+                    batch_trace=timed.trace,
                     verify_ok=ok,
                     verify_failures=failures,
                     load_before=load_before,

@@ -16,6 +16,11 @@ Settings every source gets, and why:
 - `provide.transaction.metadata=true`: transaction ids and `total_order` for ordering inside a
   transaction, and BEGIN/END records for transaction-consistent apply.
 - `skipped.operations=none`: PostgreSQL skips TRUNCATE by default; a hub that misses truncates diverges.
+- producer overrides: zstd compression and batches of up to 256 KiB with a 20 ms linger. The JSON
+  converter repeats each table's schema in every record (~8 KB a record); compressed batches are
+  ~20x smaller on the broker, on the wire and through the consumer's network loop, whose cost in
+  Python is per byte and per record batch (issue 9). Needs the worker's
+  `connector.client.config.override.policy` to allow it (Kafka's default, `All`, does).
 - heartbeats: keep lag measurable (and the PostgreSQL slot advancing) while the source is idle.
 - signaling (`signal.data.collection`) and notifications to a Kafka topic: `cdchub backfill` starts an
   incremental snapshot through the signaling table and follows it by its notifications.
@@ -36,6 +41,12 @@ CONNECTOR_CLASSES = {
     "mysql": "io.debezium.connector.mysql.MySqlConnector",
 }
 HEARTBEAT_TOPIC_PREFIX = "__debezium-heartbeat"
+# How the connector's producer writes (see the module docstring): compact, large record batches.
+PRODUCER_OVERRIDES = {
+    "producer.override.compression.type": "zstd",
+    "producer.override.batch.size": str(256 * 1024),
+    "producer.override.linger.ms": "20",
+}
 
 
 def connector_name(source: SourceConfig) -> str:
@@ -87,6 +98,7 @@ def connector_config(
         "tombstones.on.delete": "true",
         "heartbeat.interval.ms": str(source.heartbeat_interval_ms),
         "snapshot.mode": source.snapshot_mode,
+        **PRODUCER_OVERRIDES,
     }
     if source.kind == "postgres":
         config.update(

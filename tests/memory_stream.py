@@ -25,6 +25,11 @@ class MemoryStream:
         self.polls = 0
         # Assigned partitions that polls skip (a partition the consumer reads far behind the rest).
         self.slow: set[Partition] = set()
+        # Partitions the consumer paused (flow control); `paused_ever` records every pause.
+        self.paused: set[Partition] = set()
+        self.paused_ever: set[Partition] = set()
+        # Addresses read again through `fetch` (records whose raw bytes the runner let go).
+        self.fetched: list[tuple[str, int, int]] = []
         self._positions: dict[Partition, int] = {}
         self._pattern: re.Pattern[str] | None = None
         self._on_assign: OnAssign | None = None
@@ -63,6 +68,7 @@ class MemoryStream:
 
         def make() -> ChangeStream:
             self._positions = {}
+            self.paused = set()
             self._pattern = None
             return self
 
@@ -90,13 +96,17 @@ class MemoryStream:
         self.polls += 1
         limit = min(max_records, self.max_per_poll or max_records)
         out: list[StreamRecord] = []
-        for p in sorted(self._positions):
-            if p in self.slow:
-                continue
-            for record in self.logs[p]:
-                if len(out) >= limit:
-                    break
-                if record.offset >= self._positions[p]:
+        # Partitions take turns, one record each, as a broker's fetches mix them: no topic is read
+        # to its end before the others are touched.
+        pending = {
+            p: [r for r in self.logs[p] if r.offset >= self._positions[p]]
+            for p in sorted(self._positions)
+            if p not in self.slow and p not in self.paused
+        }
+        while len(out) < limit and any(pending.values()):
+            for p, queue in pending.items():
+                if queue and len(out) < limit:
+                    record = queue.pop(0)
                     out.append(record)
                     self._positions[p] = record.offset + 1
         return out
@@ -118,6 +128,25 @@ class MemoryStream:
 
     def topics(self) -> set[str]:
         return {p.topic for p in self.logs}
+
+    def pause(self, partitions: Iterable[Partition]) -> None:
+        self.paused |= set(partitions)
+        self.paused_ever |= set(partitions)
+
+    def resume(self, partitions: Iterable[Partition]) -> None:
+        self.paused -= set(partitions)
+
+    def fetch(
+        self, addresses: list[tuple[str, int, int]]
+    ) -> dict[tuple[str, int, int], StreamRecord]:
+        self.fetched.extend(addresses)
+        wanted = set(addresses)
+        return {
+            (r.stream, r.partition, r.offset): r
+            for p, log in self.logs.items()
+            for r in log
+            if (r.stream, r.partition, r.offset) in wanted
+        }
 
     def commit(self, offsets: dict[Partition, int]) -> None:
         self.committed.update(offsets)

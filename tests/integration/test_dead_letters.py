@@ -108,9 +108,12 @@ def test_poisoned_event_is_dead_lettered_and_a_retry_lands_it(stack: Stack, tmp_
 
     _rebuild_history(config.warehouse.path, None)  # the DBA drops the constraint
     retried = subprocess.run(
-        [*CLI, "--config", str(path), "dlq", "retry", letter["id"]], capture_output=True, text=True
+        [*CLI, "--config", str(path), "dlq", "retry", letter["id"], "--json"],
+        capture_output=True,
+        text=True,
     )
     assert retried.returncode == 0, retried.stderr
+    assert json.loads(retried.stdout) == {"action": "retry", "changed": [letter["id"]]}
     run_until_idle(config)
     report = verify(config)
     assert report["ok"], failures(report)

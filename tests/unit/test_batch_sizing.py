@@ -40,8 +40,8 @@ def test_batches_are_cut_by_bytes(tmp_path: Path) -> None:
     )
     session = DuckDBSession(tmp_path / "wh.duckdb")
     try:
-        # A quarter of the records' bytes per batch: about 45 of the 180 records (polled 10 at a
-        # time, so 50). By events alone (100, a backlog) the batches would be 10, 100 and 70.
+        # A quarter of the records' bytes per batch: four batches or more (polls of 10 records
+        # mixing the topics). By events alone (100, a backlog) they would be 10, 100 and 70.
         config = _config(tmp_path / "wh.duckdb", batch_max_events=100)
         config = config.model_copy(
             update={
@@ -56,4 +56,4 @@ def test_batches_are_cut_by_bytes(tmp_path: Path) -> None:
         assert len(_current(session)) == 120
     finally:
         session.close()
-    assert result.batches >= 5, result.batches
+    assert result.batches >= 4, result.batches

@@ -1,5 +1,5 @@
 """`--json` on every reporting command: exactly one JSON document on stdout, messages on stderr,
-exit codes 0 ok / 1 check failed / 2 usage or config error (README: "Output and exit codes").
+exit codes 0 ok / 1 check failed / 2 usage or config error (README, "Commands").
 
 The warehouse is a real DuckDB file written by the real run loop (in-memory change stream); Kafka
 and the sources are closed ports on 127.0.0.1, which is what a stopped server looks like. Kafka

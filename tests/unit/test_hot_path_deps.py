@@ -58,3 +58,14 @@ def test_decoder_notices_a_new_schema_on_the_same_topic() -> None:
     # Same length, other bytes: a renamed column must not reuse the cached shape.
     renamed = decoder.decode(None, record(["a", "c"], {"a": 5, "c": 6}), where)
     assert renamed is not None and renamed.schema.names == ("a", "c")
+
+
+def test_kafka_python_reads_the_zstd_batches_the_connectors_write() -> None:
+    from kafka import codec
+
+    from connectors.debezium import PRODUCER_OVERRIDES
+
+    assert PRODUCER_OVERRIDES["producer.override.compression.type"] == "zstd"
+    assert codec.has_zstd()
+    payload = b'{"schema": {"type": "struct"}, "payload": {}}' * 200
+    assert codec.zstd_decode(codec.zstd_encode(payload)) == payload

@@ -147,6 +147,9 @@ def test_a_resumed_table_applies_its_held_change(tmp_path: Path) -> None:
         first = make_record("shop.public.orders.u")
         feed(runner, stream, first)
         feed(runner, stream, retyped(first, first.offset + 1))
+        # The runner kept only the coordinates of what it decoded; the record it holds for the
+        # stopped table was read again from the stream, whole (its bytes are what is stored).
+        assert stream.fetched == [("shop.public.orders", 0, first.offset + 1)]
         for name in ("orders", "orders_history"):
             session.conn.execute(f"ALTER TABLE shop.{name} ALTER customer_id TYPE VARCHAR")
         accept_schema(session, "shop.orders", GROUP)
