@@ -18,6 +18,7 @@ from merge import dead_letters
 from merge.session import WarehouseSession
 from ops.access import QueryTicket, open_reader
 from ops.dashboard import DLQ_PATH
+from ops.history import find_table
 
 ACTIONS = {"retry": dead_letters.RETRY, "skip": dead_letters.SKIPPED}
 
@@ -61,19 +62,12 @@ def decide(
     status = ACTIONS[action]
     chosen: list[str] = []
     if table is not None:
-        namespace_table = table.split(".", 1)[1] if table.count(".") >= 2 else table
         found = [
             letter
             for letter in dead_letters.letters(
                 session, group, statuses=(dead_letters.OPEN, dead_letters.SKIPPED)
             )
-            if letter.table_name in (table, namespace_table)
-            or table
-            in (
-                f"{letter.source}.{letter.table_name}",
-                # shop.orders, as the other commands take it (the namespace left out)
-                f"{letter.source}.{letter.table_name.rsplit('.', 1)[-1]}",
-            )
+            if _names_table(session, letter, table)
         ]
         if not found:
             raise ConfigError(f"no open or skipped dead letter for table {table}")
@@ -88,6 +82,21 @@ def decide(
     with session.transaction():
         dead_letters.set_status(session, group, chosen, status)
     return chosen
+
+
+def _names_table(session: WarehouseSession, letter: dead_letters.DeadLetter, table: str) -> bool:
+    """Whether `table` (as `--table` takes it everywhere: `shop.orders`, `shop.public.orders` or
+    the warehouse name) is the letter's table. The catalog decides when it knows the table; a letter
+    of a table the warehouse never created is matched by its source name."""
+    try:
+        known = find_table(session, table)
+    except ConfigError:
+        short = letter.table_name.rsplit(".", 1)[-1]
+        return table in (f"{letter.source}.{letter.table_name}", f"{letter.source}.{short}")
+    return (letter.source, letter.table_name) == (
+        known.source,
+        f"{known.source_schema}.{known.source_table}",
+    )
 
 
 def decide_in_run(session: WarehouseSession, group: str, doc: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,8 @@ from cdchub.progress import Bar
 from connectors.warehouses import open_session
 from core.config import DuckDBWarehouse, HubConfig
 from core.errors import CdcHubError, ConfigError, MergeError
-from merge.runstate import RunLease
+from merge.runstate import LeaseHeld, RunLease, holders
+from merge.session import WarehouseSession
 from ops.access import QueryTicket, open_reader
 from ops.dashboard import REPLAY_PATH
 from ops.history import find_table
@@ -47,7 +49,7 @@ def replay_table(
 
     Raises:
         ConfigError: unknown table, empty or backwards range.
-        LeaseHeld: a `cdchub run` holds a PostgreSQL/Snowflake warehouse (stop it, then replay).
+        LeaseHeld: a `cdchub run` on another machine (or one serving no endpoint) holds the lease.
         ReplayError: the running hub refused or failed the replay.
     """
     reader = open_reader(config)
@@ -147,7 +149,16 @@ def _execute(
         return _through_running(ticket, plan, rebuild)
     try:
         # While the replay applies, no `cdchub run` may start (one writer); a live one refuses us.
-        lease = RunLease.acquire(session, config.kafka.group_id)
+        try:
+            lease = RunLease.acquire(session, config.kafka.group_id)
+        except LeaseHeld:
+            # PostgreSQL/Snowflake: a run on this machine holds the lease; it applies the plan
+            # between its batches, so the warehouse keeps one writer.
+            ticket = running_hub(config, session)
+            if ticket is None:
+                raise
+            progress(f"replay: handing the plan to the running `cdchub run` (pid {ticket.pid})")
+            return _through_running(ticket, plan, rebuild)
         try:
             if rebuild is not None:
                 tables = (rebuild.warehouse_schema, rebuild.current_table, rebuild.history_table)
@@ -157,6 +168,22 @@ def _execute(
             lease.release()
     finally:
         session.close()
+
+
+def running_hub(config: HubConfig, session: WarehouseSession) -> QueryTicket | None:
+    """The endpoint of the `cdchub run` that holds the consumer group's lease, when it runs here.
+
+    The ticket under `state_dir` must belong to the lease's holder (same host, same pid): a ticket
+    left by a run that is gone, or a holder on another machine, gives None.
+    """
+    ticket = QueryTicket.read(QueryTicket.path(config))
+    if ticket is None:
+        return None
+    here = socket.gethostname()
+    for holder in holders(session, config.kafka.group_id):
+        if holder.host == here and holder.pid == ticket.pid:
+            return ticket
+    return None
 
 
 def _through_running(ticket: QueryTicket, plan: ReplayPlan, rebuild: Any = None) -> ReplaySummary:

@@ -37,8 +37,9 @@ def instrumented(
 ) -> Iterator[RunInstrumentation]:
     """Telemetry for one `cdchub run`: exporters, and the dashboard served beside the writer.
 
-    `replay` and `dlq` answer the CLI's requests on the run's endpoint (`cdchub replay --execute`,
-    `cdchub dlq retry|skip` while this run holds the DuckDB file).
+    `replay` and `dlq` answer the CLI's requests on the run's endpoint (`cdchub replay --execute`
+    and `rebuild --execute` while this run holds the lease, on every warehouse; `cdchub dlq
+    retry|skip` while it holds the DuckDB file).
     """
     telemetry = build_telemetry(config.observability)
     if telemetry.prometheus_address:
@@ -50,22 +51,23 @@ def instrumented(
     ticket: QueryTicket | None = None
     dash = config.observability.dashboard
     cursor = getattr(session, "cursor", None)  # DuckDB: a reader beside the writer, same process
-    if dash.serve_in_run and cursor is not None:
-        reader = CursorSession(cursor, session.dialect)
+    if dash.serve_in_run:
         token = new_token()
+        report, query = _readers(config, session, cursor)
         try:
             server = DashboardServer(
-                lambda window: build_report(reader, config, window_s=window),  # type: ignore[arg-type]
+                report,
                 dash.host,
                 dash.port,
                 dash.window_s,
-                query=lambda sql: answer_query(cursor, sql),
+                query=query,
                 authorized=lambda header: token_matches(token, header),
                 replay=replay,
                 dlq=dlq,
             ).start()
             progress(f"dashboard: {server.url}")
-            # Other CLI commands read the DuckDB file through this run while it holds the file.
+            # Other CLI commands hand work (replay, dead-letter decisions) to this run, the single
+            # writer, and on DuckDB read the file through it.
             ticket = QueryTicket(
                 server.url.rstrip("/"), token, os.getpid(), str(getattr(session, "path", ""))
             )
@@ -81,6 +83,26 @@ def instrumented(
             server.stop()
         instrumentation.close()
         telemetry.shutdown()
+
+
+def _readers(
+    config: HubConfig, session: WarehouseSession, cursor: Callable[[], Any] | None
+) -> tuple[Callable[[float], dict[str, Any]], Callable[[str], tuple[bytes, list[str]]] | None]:
+    """The run's lag report and (DuckDB only) its query answerer."""
+    if cursor is None:
+        # PostgreSQL/Snowflake admit other readers: each report opens its own read-only session,
+        # and the CLI's reading commands connect themselves (no query endpoint needed).
+        return (lambda window: lag_report(config, window)), None
+    reader = CursorSession(cursor, session.dialect)
+
+    def report(window: float) -> dict[str, Any]:
+        return build_report(reader, config, window_s=window)  # type: ignore[arg-type]
+
+    def query(sql: str) -> tuple[bytes, list[str]]:
+        # DuckDB lets no other process open the file the run holds: the CLI reads through here.
+        return answer_query(cursor, sql)
+
+    return report, query
 
 
 def serve_dashboard(config: HubConfig, port: int | None, progress: Progress = print) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from cdchub.cli.app import cli
-from cdchub.cli.output import EXIT_CHECK_FAILED, CliContext, emit, guard, json_option, note
+from cdchub.cli.output import EXIT_CHECK_FAILED, CliContext, emit, guard, json_option
 from connectors.warehouses import kinds as warehouse_kinds
 
 
@@ -103,16 +103,20 @@ def bench_catchup(
 ) -> None:
     """Catch-up on a private stack: events/s of a fresh run, peak RSS, time split, verify."""
     from cdchub.bench_catchup import bench_catchup as run_bench
+    from cdchub.progress import run_progress
 
-    results = run_bench(
-        events=events,
-        warehouse=kind,
-        transaction_consistent=transaction_consistent,
-        compare_consistency=compare_consistency,
-        peer=peer,
-        profile=profile.resolve() if profile else None,
-        progress=note,
-    )
+    # Plain lines even on a terminal (no display thread beside the timed run); a waiting line that
+    # did not change since the last one is not printed again.
+    with run_progress(force_plain=True) as progress:
+        results = run_bench(
+            events=events,
+            warehouse=kind,
+            transaction_consistent=transaction_consistent,
+            compare_consistency=compare_consistency,
+            peer=peer,
+            profile=profile.resolve() if profile else None,
+            progress=progress,
+        )
     if as_json:
         emit([result.to_json() for result in results])  # one array, one object per timed run
     else:

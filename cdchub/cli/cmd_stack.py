@@ -133,15 +133,18 @@ def workload(
 
     if duration is None and events is None:
         raise click.UsageError("give --duration or --events")
-    result = run_workload(
-        StackLayout(obj.config),
-        list(obj.config.sources),
-        rate=rate,
-        duration=duration,
-        events=events,
-        seed=seed,
-        progress=note,
-    )
+    from cdchub.progress import run_progress
+
+    with run_progress() as progress:  # the workload's counter: one live line on a terminal
+        result = run_workload(
+            StackLayout(obj.config),
+            list(obj.config.sources),
+            rate=rate,
+            duration=duration,
+            events=events,
+            seed=seed,
+            progress=progress,
+        )
     if as_json:
         emit(
             {

@@ -7,11 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import psycopg
+import yaml
+from psycopg import sql
 
 from cdc_consumers.runner import Runner
 from connectors.warehouses import open_session
-from core.config import DuckDBWarehouse, HubConfig
+from connectors.warehouses.postgres.client import PostgresSession
+from core.config import DuckDBWarehouse, HubConfig, PostgresWarehouse, load_config
 from core.results import RunResult
+from merge import client_sql
+from merge.naming import CONTROL_SCHEMA
 from ops.verify import verify_all
 
 
@@ -91,3 +97,71 @@ def histories(path: Path) -> dict[str, list[tuple[Any, ...]]]:
         return out
     finally:
         conn.close()
+
+
+def pg_warehouse_config_file(stack: Any, tmp: Path, name: str) -> tuple[Path, HubConfig]:
+    """A config file on the stack's PostgreSQL warehouse database (emptied), as a user writes it.
+
+    Its own consumer group and state directory (the run's endpoint ticket lives there); free ports
+    for the run's dashboard and metrics. The warehouse database is shared by the session's
+    PostgreSQL-warehouse tests, so the demo schemas and the control schema are dropped first.
+    """
+    doc = yaml.safe_load(stack.config_path.read_text())
+    warehouse: PostgresWarehouse = stack.layout.pg_warehouse_config()
+    doc["warehouse"] = {
+        "kind": "postgres",
+        "host": warehouse.host,
+        "port": warehouse.port,
+        "database": warehouse.database,
+        "user": warehouse.user,
+        "password_file": str(warehouse.password_file),
+    }
+    doc["kafka"]["group_id"] = f"it-{name}"
+    doc["state_dir"] = str(tmp / "state")
+    observability = doc.setdefault("observability", {})
+    observability.setdefault("dashboard", {})["port"] = 0
+    observability.setdefault("prometheus", {})["port"] = 0
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    session = PostgresSession(warehouse)
+    try:
+        for schema in ("shop", "inventory", CONTROL_SCHEMA):
+            session.execute(client_sql.drop_schema(schema))
+    finally:
+        session.close()
+    return path, load_config(path)
+
+
+def pg_warehouse(config: HubConfig) -> psycopg.Connection:
+    """A connection to a PostgreSQL warehouse (autocommit), for a test to read or alter it."""
+    w = config.warehouse
+    assert isinstance(w, PostgresWarehouse)
+    return psycopg.connect(
+        host=w.host,
+        port=w.port,
+        dbname=w.database,
+        user=w.user,
+        password=w.secret(),
+        autocommit=True,
+    )
+
+
+def pg_history(config: HubConfig, table: str, *, ingested_at: bool = True) -> list[tuple[Any, ...]]:
+    """Every row of a PostgreSQL warehouse history table (`shop.orders_history`), stable order;
+    every column, or all but `_cdc_ingested_at` (a rebuild writes the rows again)."""
+    schema, name = table.split(".")
+    with pg_warehouse(config) as conn:
+        columns = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name = %s ORDER BY ordinal_position",
+                (schema, name),
+            ).fetchall()
+            if ingested_at or r[0] != "_cdc_ingested_at"
+        ]
+        query = sql.SQL("SELECT {} FROM {}").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in columns), sql.Identifier(schema, name)
+        )
+        rows = conn.execute(query).fetchall()
+    return sorted(rows, key=repr)

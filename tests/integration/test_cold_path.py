@@ -5,7 +5,9 @@ the session's test stack, are untouched): `stack down --purge`, then `cdchub dem
 connectors, the workload while the consumer applies, the drain, verify), then `cdchub run
 --until-idle` with an idle time LONGER than the heartbeat interval, on both sources. These hung before
 (issue 9): the demo's drain kept transactions parked for minutes, and `run --until-idle 15` never
-returned because heartbeat transaction markers counted as activity.
+returned because heartbeat transaction markers counted as activity. Then the stack is stopped
+(`stack down`, data kept: `stack status` exits 1), started again (`stack up`) and the warehouse still
+verifies against the sources that came back with their data.
 """
 
 from __future__ import annotations
@@ -82,3 +84,20 @@ def test_cold_demo_then_a_long_idle_run_both_return(user_config: Path) -> None:
     # Caught up already: idle time plus start-up (consumer group join, first fetch), not minutes.
     assert elapsed < idle + 60, f"run --until-idle {idle} took {elapsed:.0f}s"
     print(f"run --until-idle {idle:.0f}: returned in {elapsed:.1f}s")
+
+    # Stop the stack, keeping its data; status says so (exit 1). Start it again: the sources come
+    # back with their data, and the warehouse still verifies against them.
+    down = _cdchub(user_config, "stack", "down", timeout=180)
+    assert down.returncode == 0, down.stderr[-2000:]
+    stopped = _cdchub(user_config, "stack", "status", "--json", timeout=60)
+    assert stopped.returncode == 1, stopped.stderr[-2000:]
+    components = ("postgres", "mariadb", "kafka", "connect")
+    assert not any(json.loads(stopped.stdout)[c]["running"] for c in components)
+    up = _cdchub(user_config, "stack", "up", timeout=600)
+    assert up.returncode == 0, up.stderr[-3000:]
+    running = _cdchub(user_config, "stack", "status", timeout=60)
+    assert running.returncode == 0, running.stdout + running.stderr[-2000:]
+    assert "stopped" not in running.stdout
+    verified = _cdchub(user_config, "verify", "--json", timeout=600)
+    assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
+    assert json.loads(verified.stdout)["ok"]

@@ -4,15 +4,21 @@ fix, `cdchub dlq retry` (run as a user runs it) lands it in its place in history
 The poison is a change the warehouse refuses: a CHECK constraint a DBA added to the warehouse's
 `shop.orders_history` (refusing one value of `notes`, which no existing row holds). The source commits an order update with that
 `notes` value together with a customer update, then more changes to both tables.
+
+On a PostgreSQL warehouse the same happens while `cdchub run` keeps running: `dlq list` and
+`dlq retry` run beside it (PostgreSQL admits other sessions; the run picks the decision up).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import yaml
@@ -21,6 +27,8 @@ from dbschemas.demo_sources import pg_connect
 from tests.integration.conftest import Stack
 from tests.integration.helpers import (
     failures,
+    pg_warehouse,
+    pg_warehouse_config_file,
     replicate_until_verified,
     run_until_idle,
     verify,
@@ -121,3 +129,100 @@ def test_poisoned_event_is_dead_lettered_and_a_retry_lands_it(stack: Stack, tmp_
     # The retried event sits between its neighbours: before it the old value, after it the next.
     assert versions[-3:] == [(notes,), ("poison",), ("after the poison",)]
     assert letters == [("applied",)]
+
+
+def _poison_one_order(stack: Stack) -> tuple[int, str | None]:
+    """Commit `notes = 'poison'` on one order (with a customer update), then a later change to both."""
+    with pg_connect(stack.layout.pg_admin, "shop") as conn:
+        order_id, notes = conn.execute(
+            "SELECT order_id, notes FROM public.orders ORDER BY order_id LIMIT 1"
+        ).fetchone()
+        customer_id = conn.execute("SELECT min(customer_id) FROM public.customers").fetchone()[0]
+        conn.execute("UPDATE public.orders SET notes = 'poison' WHERE order_id = %s", [order_id])
+        conn.execute(
+            "UPDATE public.customers SET loyalty_points = loyalty_points + 7 WHERE customer_id = %s",
+            [customer_id],
+        )
+        conn.commit()
+        conn.execute(
+            "UPDATE public.orders SET notes = 'after the poison' WHERE order_id = %s", [order_id]
+        )
+        conn.execute(
+            "UPDATE public.customers SET loyalty_points = loyalty_points + 1 WHERE customer_id = %s",
+            [customer_id],
+        )
+        conn.commit()
+    return order_id, notes
+
+
+def _letters(path: Path) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        [*CLI, "--config", str(path), "dlq", "list", "--all", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    letters: list[dict[str, Any]] = json.loads(done.stdout)
+    return letters
+
+
+def _wait_for(what: str, check: Any, run: subprocess.Popen[str], timeout: float = 180) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert run.poll() is None, f"the run stopped while waiting for {what}"
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(1)
+
+
+def test_dlq_retry_while_run_runs_on_a_postgres_warehouse(stack: Stack, tmp_path: Path) -> None:
+    path, config = pg_warehouse_config_file(stack, tmp_path, "dlq-pg")
+    assert replicate_until_verified(config)["ok"]
+    with pg_warehouse(config) as conn:  # a DBA's constraint the poisoned version breaks
+        conn.execute(
+            "ALTER TABLE shop.orders_history ADD CONSTRAINT no_poison "
+            "CHECK (notes IS NULL OR notes <> 'poison') NOT VALID"
+        )
+    log = (tmp_path / "run.log").open("w")
+    run = subprocess.Popen(
+        [*CLI, "--config", str(path), "run"], stdout=log, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        order_id, notes = _poison_one_order(stack)
+        [letter] = _wait_for(
+            "the dead letter", lambda: [x for x in _letters(path) if x["status"] == "open"], run
+        )
+        assert letter["table"] == "public.orders" and letter["error_kind"] == "apply"
+        assert "no_poison" in letter["error"]
+        with pg_warehouse(config) as conn:  # the DBA drops the constraint
+            conn.execute("ALTER TABLE shop.orders_history DROP CONSTRAINT no_poison")
+        retried = subprocess.run(
+            [*CLI, "--config", str(path), "dlq", "retry", letter["id"]],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert retried.returncode == 0, retried.stderr[-2000:]
+        _wait_for(
+            "the retried letter to be applied",
+            lambda: [x for x in _letters(path) if x["status"] == "applied"],
+            run,
+        )
+        # The halted table resumes behind it: the run catches up with the source.
+        _wait_for("orders to catch up", lambda: verify(config)["ok"], run)
+    finally:
+        run.send_signal(signal.SIGTERM)
+        run.wait(timeout=60)
+        log.close()
+    assert run.returncode == 0, (tmp_path / "run.log").read_text()[-3000:]
+    with pg_warehouse(config) as conn:
+        versions = conn.execute(
+            "SELECT notes FROM shop.orders_history WHERE order_id = %s ORDER BY _cdc_source_pos",
+            [order_id],
+        ).fetchall()
+    # The retried event sits between its neighbours: before it the old value, after it the next.
+    assert versions[-3:] == [(notes,), ("poison",), ("after the poison",)]
+    assert [x["status"] for x in _letters(path)] == ["applied"]

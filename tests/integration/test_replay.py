@@ -2,7 +2,9 @@
 
 - a replay of a whole topic changes no history row (every event is already present);
 - after deleting a range of history rows, a replay restores exactly those rows;
-- while `cdchub run` holds the DuckDB warehouse, the replay is handed to it and still applies.
+- while `cdchub run` holds the DuckDB warehouse, the replay is handed to it and still applies;
+- on a PostgreSQL warehouse too: while `cdchub run` holds the lease, the replay is handed to it
+  (the single writer) and a replay of the whole topic changes no history row; so is a rebuild.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
 import yaml
 
 from core.config import load_config
@@ -25,6 +28,8 @@ from tests.integration.conftest import Stack
 from tests.integration.helpers import (
     failures,
     histories,
+    pg_history,
+    pg_warehouse_config_file,
     replicate_until_verified,
     verify,
     with_warehouse,
@@ -154,5 +159,57 @@ def test_rebuild_restores_a_damaged_table_from_its_topic(stack: Stack, tmp_path:
     assert rebuilt["summary"]["events"] > 0
     _check_bar(done.stderr, "rebuild shop.orders", rebuilt)
     assert histories(config.warehouse.path) == before  # every table; orders rebuilt exactly
+    report = verify(config)
+    assert report["ok"], failures(report)
+
+
+def test_replay_and_rebuild_while_run_runs_on_a_postgres_warehouse(stack: Stack, tmp_path: Path) -> None:
+    path, config = pg_warehouse_config_file(stack, tmp_path, "replay-pg")
+    assert replicate_until_verified(config)["ok"]
+    before = pg_history(config, "shop.orders_history")
+    assert before
+    versions = pg_history(config, "shop.orders_history", ingested_at=False)
+    run = subprocess.Popen(
+        [*CLI, "--config", str(path), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ticket = QueryTicket.path(config)
+        deadline = time.monotonic() + 60
+        while not ticket.exists() and time.monotonic() < deadline:
+            assert run.poll() is None, run.stderr.read() if run.stderr else ""
+            time.sleep(0.5)
+        assert ticket.exists(), "the run never served its endpoint"
+        # The run serves its dashboard on a PostgreSQL warehouse too.
+        served = QueryTicket.read(ticket)
+        assert served is not None
+        lag = httpx.get(served.url + "/api/lag", timeout=60)
+        assert lag.status_code == 200, lag.text
+        assert "shop.public.orders" in {f"{t['source']}.{t['table']}" for t in lag.json()["tables"]}
+        plan = _cdchub(path, "replay", "--table", "shop.orders", "--json")
+        assert plan.returncode == 0, plan.stderr[-2000:]
+        events = json.loads(plan.stdout)["plan"]["events"]
+        assert events > 0
+        done = _cdchub(path, "replay", "--table", "shop.orders", "--execute", "--json")
+        assert run.poll() is None, "the run stopped during the replay"
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "running `cdchub run`" in done.stderr  # applied by the run, not beside it
+        summary = json.loads(done.stdout)["summary"]
+        assert summary["applied"] == 0
+        assert summary["already_present"] == summary["events"] == events
+        assert pg_history(config, "shop.orders_history") == before
+        # A rebuild is handed to the run as well: same rows after it (written again).
+        rebuilt = _cdchub(path, "rebuild", "--table", "shop.orders", "--execute", "--json")
+        assert run.poll() is None, "the run stopped during the rebuild"
+        assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
+        assert "running `cdchub run`" in rebuilt.stderr
+        assert json.loads(rebuilt.stdout)["summary"]["events"] == events
+    finally:
+        run.send_signal(signal.SIGTERM)
+        _out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err[-2000:]
+    assert pg_history(config, "shop.orders_history", ingested_at=False) == versions
     report = verify(config)
     assert report["ok"], failures(report)

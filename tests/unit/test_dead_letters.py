@@ -7,13 +7,17 @@ in its place in history; `skip` gives it up and resumes the table; under `skip` 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+from click.testing import CliRunner, Result
 
 from cdc_consumers.runner import Runner
+from cdchub.cli import cli
 from cdchub.dlq_service import decide
 from connectors.warehouses.duckdb.client import DuckDBSession
 from core.config import DeadLetterConfig, HubConfig
@@ -133,3 +137,76 @@ def test_under_the_skip_policy_nothing_stops(tmp_path: Path, warehouse: DuckDBSe
     assert _current(warehouse) == {("orders", 1): "new", ("orders", 2): "paid"}
     [letter] = dead_letters.letters(warehouse, GROUP)
     assert letter.status == dead_letters.SKIPPED
+
+
+def _dlq(config_file: Path, *args: str) -> Result:
+    """`cdchub dlq ...` as a user types it, on the warehouse file (no run holds it)."""
+    return CliRunner().invoke(cli, ["--config", str(config_file), "dlq", *args])
+
+
+def test_dlq_commands_as_a_user_types_them(tmp_path: Path) -> None:
+    w = Workload()
+    w.transaction([("orders", 1, "new")])
+    w.stream.append("shop.public.orders", b"{}", b'{"schema":{"type":"struct"},"garbage":1}')
+    w.transaction([("orders", 2, "paid"), ("customers", 7, "Ann")])
+    config = _config(tmp_path / "wh.duckdb", transaction_timeout_s=0.2)
+    config_file = tmp_path / "cdchub.yaml"
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "state_dir": str(tmp_path / "state"),
+                "sources": [
+                    {
+                        "name": "shop",
+                        "kind": "postgres",
+                        "port": 1,
+                        "database": "shop",
+                        "user": "u",
+                        "password": "p",
+                    }
+                ],
+                "warehouse": {"kind": "duckdb", "path": str(tmp_path / "wh.duckdb")},
+            }
+        )
+    )
+
+    def run_once() -> None:
+        session = DuckDBSession(tmp_path / "wh.duckdb")
+        try:
+            _run(config, session, w)
+        finally:
+            session.close()
+
+    run_once()
+    listed = _dlq(config_file, "list", "--json")
+    assert listed.exit_code == 0, (listed.output, listed.stderr)
+    [letter] = json.loads(listed.stdout)
+    assert letter["status"] == "open" and letter["error_kind"] == "decode"
+    text = _dlq(config_file, "list")
+    assert letter["id"] in text.stdout and "shop.public.orders" in text.stdout
+    shown = _dlq(config_file, "show", letter["id"], "--json")
+    assert shown.exit_code == 0, shown.output
+    doc = json.loads(shown.stdout)
+    assert doc["id"] == letter["id"] and '"garbage":1' in doc["record_value"]
+    assert "error_kind: decode" in _dlq(config_file, "show", letter["id"]).stdout
+    unknown = _dlq(config_file, "show", "nosuch")
+    assert unknown.exit_code == 2 and "no dead letter nosuch" in unknown.stderr
+    # retry --table: an undecodable record fails again and is open again after the run.
+    retried = _dlq(config_file, "retry", "--table", "shop.orders")
+    assert retried.exit_code == 0, retried.output
+    assert f"1 dead letter(s) marked for retry: {letter['id']}" in retried.stdout
+    run_once()
+    assert json.loads(_dlq(config_file, "list", "--json").stdout)[0]["status"] == "open"
+    assert _dlq(config_file, "retry").exit_code == 2  # neither ids nor --table
+    # skip gives it up: the table resumes, and `list` shows it only with --all.
+    skipped = _dlq(config_file, "skip", letter["id"])
+    assert skipped.exit_code == 0 and f"1 dead letter(s) skipped: {letter['id']}" in skipped.stdout
+    assert "no dead letters waiting" in _dlq(config_file, "list").stdout
+    everything = json.loads(_dlq(config_file, "list", "--all", "--json").stdout)
+    assert [(x["id"], x["status"]) for x in everything] == [(letter["id"], "skipped")]
+    run_once()
+    session = DuckDBSession(tmp_path / "wh.duckdb")
+    try:
+        assert _current(session) == w.latest
+    finally:
+        session.close()

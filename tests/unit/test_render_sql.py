@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,19 @@ def test_cli_unknown_table_is_one_line_error() -> None:
     result = CliRunner().invoke(cli, ["render-sql", "--table", "nope"])
     assert result.exit_code == 2
     assert "no demo table 'nope'" in result.output
+
+
+def test_the_readme_examples_run_as_written() -> None:
+    """The `cdchub render-sql` lines of README.md, as a user pastes them."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    lines = readme.replace("\\\n", " ").splitlines()
+    examples = [shlex.split(x)[1:] for x in lines if x.startswith(".venv/bin/cdchub render-sql")]
+    assert len(examples) == 2, examples
+    for args in examples:
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, (args, result.output)
+        kind = args[args.index("--warehouse") + 1]
+        assert f"rendered for {kind}" in result.output
+    postgres = CliRunner().invoke(cli, examples[1]).output
+    assert "src.public.items -> src.items and src.items_history" in postgres
+    assert '"tags" TEXT[]' in postgres and '"price" DECIMAL(12, 2)' in postgres

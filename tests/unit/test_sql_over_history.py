@@ -362,6 +362,17 @@ def test_cli_views_and_dbt_sources(demo_config: tuple[Path, list[Any]]) -> None:
     assert history["freshness"]["warn_after"] == {"count": 2, "period": "minute"}
     assert history["freshness"]["error_after"] == {"count": 4, "period": "minute"}
     assert history["loaded_at_field"] == "_cdc_valid_from"
+    # --output writes the same document to a file; `views --drop` removes the views again.
+    target = config.parent / "models" / "sources.yml"
+    target.parent.mkdir()
+    out = _cli(config, "dbt-sources", "--output", str(target))
+    assert out.exit_code == 0, out.output
+    assert yaml.safe_load(target.read_text()) == doc
+    out = _cli(config, "views", "--drop")
+    assert out.exit_code == 0, out.output
+    assert out.stdout.split() == ["src.items_versions", "src.items_changes"]
+    out = _cli(config, "sql", "SELECT count(*) AS n FROM src.items_versions")
+    assert out.exit_code == 2 and "items_versions" in out.stderr
 
 
 # -- views ----------------------------------------------------------------------------------------
