@@ -60,16 +60,25 @@ def read_pid(pidfile: Path) -> int | None:
 
 
 def _cmdline(pid: int) -> list[str] | None:
-    """The argv of a live, non-zombie process, or None."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        # The state letter follows the parenthesised command name; Z/X are dead processes.
-        if stat[stat.rindex(")") + 2] in "ZX":
+    """The argv of a live, non-zombie process, or None.
+
+    A JVM shows an empty command line for a moment after it starts (its launcher sets itself up);
+    read that way, a healthy new broker looked dead ("exited during startup" with nothing in its
+    log, while it ran on). An empty one of a live process is read again for up to a second.
+    """
+    for _ in range(100):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            # The state letter follows the parenthesised command name; Z/X are dead processes.
+            if stat[stat.rindex(")") + 2] in "ZX":
+                return None
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
             return None
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError, IndexError):
-        return None
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+        if raw:
+            return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+        time.sleep(0.01)
+    return []
 
 
 def pid_matches(pid: int, expect: Sequence[str]) -> bool:
