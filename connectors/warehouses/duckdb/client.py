@@ -15,7 +15,7 @@ from sqlglot import exp
 
 from connectors.warehouses.duckdb.arrow import arrow_type
 from connectors.warehouses.duckdb.dialect import DuckDBDialect
-from connectors.warehouses.duckdb.values import stage_value
+from connectors.warehouses.duckdb.values import stage_column
 from connectors.warehouses.nesting import NestedTransaction, begin_commit
 from connectors.warehouses.values import text_value
 from core.config import DuckDBWarehouse
@@ -116,7 +116,7 @@ class DuckDBSession:
         arrays = []
         for index, (col_name, ctype) in enumerate(columns):
             atype = arrow_type(ctype, self.dialect.MAX_DECIMAL_PRECISION)
-            values = [stage_value(row[index], ctype) for row in rows]
+            values = stage_column([row[index] for row in rows], ctype)
             if pa.types.is_string(atype) and ctype.kind not in ("string", "json", "uuid"):
                 values = [text_value(v) for v in values]
             fields.append(pa.field(col_name, atype))

@@ -27,3 +27,11 @@ def temporal(value: Infinite | OutOfRange, ctype: ColumnType) -> int:
 def stage_value(value: Any, ctype: ColumnType) -> Any:
     """A decoded value as the Arrow column of its kind takes it."""
     return adapt_temporal(value, ctype, temporal)
+
+
+def stage_column(values: list[Any], ctype: ColumnType) -> list[Any]:
+    """`stage_value` over one column. Only a column holding an array or a warehouse-neutral
+    temporal value pays a call per value: staging is on the catch-up's hot path."""
+    if ctype.element is None and not any(isinstance(v, Infinite | OutOfRange) for v in values):
+        return values
+    return [stage_value(v, ctype) for v in values]
