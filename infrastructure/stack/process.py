@@ -271,8 +271,13 @@ def wait_until(
                 return True
         except Exception:  # a health probe failing is just "not yet"
             pass
+        # Dead only if it stays dead: a process can look gone for an instant from /proc (seen: a
+        # Kafka broker reported "exited during startup" while it went on running; a command line
+        # read mid-exec is empty).
         if alive is not None and not alive():
-            raise ProcessDied()
+            time.sleep(interval)
+            if not alive():
+                raise ProcessDied()
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)

@@ -103,8 +103,8 @@ def stack() -> Iterator[Stack]:
     )
     config = load_config(config_path)
     local = LocalStack(config)
-    try:
-        local.up(progress=print)  # inside: a server that fails to start leaves no others behind
+    try:  # a start that fails half-way still stops what it started
+        local.up(progress=print)
         layout = StackLayout(config)
         load_demo_schemas(layout, list(config.sources), progress=print)
         apply_connectors(config, progress=print)

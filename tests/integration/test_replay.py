@@ -2,6 +2,9 @@
 
 - a replay of a whole topic changes no history row (every event is already present);
 - after deleting a range of history rows, a replay restores exactly those rows;
+- the range options: `--from-time/--to-time` split the topic where Kafka's own timestamps say
+  (read independently here), `--from-offset/--to-offset` are inclusive; two complementary ranges
+  restore between them exactly the deleted rows;
 - while `cdchub run` holds the DuckDB warehouse, the replay is handed to it and still applies;
 - on a PostgreSQL warehouse too: while `cdchub run` holds the lease, the replay is handed to it
   (the single writer) and a replay of the whole topic changes no history row; so is a rebuild.
@@ -9,6 +12,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -21,8 +25,10 @@ from typing import Any
 import duckdb
 import httpx
 import yaml
+from kafka import KafkaConsumer, TopicPartition
 
 from core.config import load_config
+from dbschemas.workload import run_workload
 from ops.access import QueryTicket
 from tests.integration.conftest import Stack
 from tests.integration.helpers import (
@@ -111,6 +117,75 @@ def test_replay_changes_nothing_then_restores_deleted_history(stack: Stack, tmp_
     assert histories(config.warehouse.path)["shop.orders_history"] == before
 
 
+def _timestamps(bootstrap: str, topic: str, start: int, end: int) -> list[int]:
+    """Kafka's timestamp (ms) of each record of partition 0 of `topic` in [start, end)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        found: dict[int, int] = {}
+        deadline = time.monotonic() + 60
+        while len(found) < end - start and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=1000).values():
+                found.update({r.offset: r.timestamp for r in records if r.offset < end})
+    finally:
+        consumer.close()
+    assert sorted(found) == list(range(start, end))
+    return [found[o] for o in range(start, end)]
+
+
+def test_replay_of_two_ranges_restores_what_each_holds(stack: Stack, tmp_path: Path) -> None:
+    path, config = _config_file(stack, tmp_path, "replay_ranges")
+    # Stream changes behind the snapshot, so the topic spans distinct Kafka timestamps.
+    run_workload(
+        stack.layout, list(config.sources), rate=50, duration=None, events=300, seed=7,
+        progress=lambda _m: None,
+    )  # fmt: skip
+    assert replicate_until_verified(config)["ok"]
+    before = histories(config.warehouse.path)["shop.orders_history"]
+    [whole] = _replay(path)["plan"]["ranges"]  # one partition
+    first, end = whole["start"], whole["end"]
+    stamps = _timestamps(config.kafka.bootstrap_servers, whole["topic"], first, end)
+
+    # The oracle for --from/--to-time: split at a record whose timestamp is later (by 2 ms or more:
+    # an instant is read to the millisecond) than every record before it, past the middle if any.
+    def clear(i: int) -> bool:
+        return stamps[i] >= max(stamps[:i]) + 2
+
+    count = end - first
+    split = next((i for i in range(count // 2, count) if clear(i)), None)
+    if split is None:
+        split = next(i for i in range(1, count) if clear(i))
+    ms = stamps[split]
+    at = (
+        dt.datetime.fromtimestamp(ms // 1000, dt.UTC) + dt.timedelta(milliseconds=ms % 1000)
+    ).isoformat()
+
+    # --from-offset/--to-offset: inclusive, as planned.
+    [r] = _replay(path, "--from-offset", str(first + 1), "--to-offset", str(first + 3))["plan"][
+        "ranges"
+    ]
+    assert (r["start"], r["end"], r["events"]) == (first + 1, first + 4, 3)
+
+    conn = duckdb.connect(str(config.warehouse.path))
+    try:  # scattered versions of every part of the topic
+        deleted = conn.execute(
+            "DELETE FROM shop.orders_history WHERE hash(_cdc_source_pos) % 3 = 0"
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    assert deleted > 0
+    early = _replay(path, "--to-time", at, "--execute")
+    late = _replay(path, "--from-time", at, "--execute")
+    assert [(x["start"], x["end"]) for x in early["plan"]["ranges"]] == [(first, first + split)]
+    assert [(x["start"], x["end"]) for x in late["plan"]["ranges"]] == [(first + split, end)]
+    # Each read exactly its range; between them they restored exactly the deleted versions.
+    assert (early["summary"]["records"], late["summary"]["records"]) == (split, count - split)
+    assert early["summary"]["applied"] + late["summary"]["applied"] == deleted
+    assert histories(config.warehouse.path)["shop.orders_history"] == before
+
+
 def test_replay_while_run_holds_the_warehouse(stack: Stack, tmp_path: Path) -> None:
     path, config = _config_file(stack, tmp_path, "replay_running")
     assert replicate_until_verified(config)["ok"]
@@ -163,7 +238,9 @@ def test_rebuild_restores_a_damaged_table_from_its_topic(stack: Stack, tmp_path:
     assert report["ok"], failures(report)
 
 
-def test_replay_and_rebuild_while_run_runs_on_a_postgres_warehouse(stack: Stack, tmp_path: Path) -> None:
+def test_replay_and_rebuild_while_run_runs_on_a_postgres_warehouse(
+    stack: Stack, tmp_path: Path
+) -> None:
     path, config = pg_warehouse_config_file(stack, tmp_path, "replay-pg")
     assert replicate_until_verified(config)["ok"]
     before = pg_history(config, "shop.orders_history")
