@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shlex
 import signal
 import subprocess
@@ -82,7 +83,11 @@ def test_load_sample_prints_a_source_entry_for_tables_that_exist(stack: Stack) -
     finally:
         conn.close()
     assert orders is not None and orders[0] > 0
-    again = _cdchub(stack.config_path, "stack", "load-sample", "northwind", timeout=600)
+    datasets = Path(__file__).resolve().parents[2] / "dbschemas" / "datasets"
+    again = _cdchub(
+        stack.config_path, "stack", "load-sample", "northwind", "--datasets", str(datasets),
+        timeout=600,
+    )  # fmt: skip
     assert again.returncode == 0, again.stderr[-2000:]
     assert yaml.safe_load(again.stdout) == [entry]  # idempotent: the same entry, nothing reloaded
 
@@ -154,3 +159,22 @@ def test_dashboard_serves_the_page_and_the_lag_report(replicated: Path) -> None:
         server.send_signal(signal.SIGINT)  # Ctrl-C
         _out, err = server.communicate(timeout=30)
     assert server.returncode == 0, err[-2000:]
+
+
+def test_workload_for_a_duration(stack: Stack) -> None:
+    before = _shop_counts(stack)
+    started = time.monotonic()
+    done = _cdchub(
+        stack.config_path, "workload", "--duration", "4", "--rate", "25", "--seed", "5", "--json"
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert not result["interrupted"] and result["changes"] > 0 and result["transactions"] > 0
+    assert 3.0 <= result["elapsed_s"] <= 15.0 and elapsed < 120
+    # The source is the oracle: each shop table grew by the rows it says it inserted, less deletes.
+    after = _shop_counts(stack)
+    tables = result["sources"]["shop"]["tables"]
+    for table, count in after.items():
+        ops = tables.get(table, {"insert": 0, "delete": 0})
+        assert count - before[table] == ops["insert"] - ops["delete"], (table, ops)

@@ -153,6 +153,28 @@ def test_init_writes_a_config_and_prints_admin_sql(tmp_path: Path) -> None:
     )
 
 
+
+def test_init_kafka_and_connect_go_into_the_config(tmp_path: Path) -> None:
+    done = cdchub(
+        "init",
+        "--source",
+        "shop=postgres://cdc_reader@db.internal/shop",
+        "--kafka",
+        "kafka.internal:9092",
+        "--connect",
+        "http://connect.internal:8083",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    config = load_config_with_env(tmp_path / "cdchub.yaml", SHOP_CDC_PASSWORD="x")
+    assert config.kafka.bootstrap_servers == "kafka.internal:9092"
+    assert config.connect.url == "http://connect.internal:8083"
+    # Without them, the local stack's (as the README row says).
+    cdchub("init", "--source", "s=postgres://u@h/d", "--output", "d.yaml", cwd=tmp_path)
+    defaults = load_config_with_env(tmp_path / "d.yaml", S_CDC_PASSWORD="x")
+    assert defaults.kafka.bootstrap_servers == "127.0.0.1:29092"
+    assert defaults.connect.url == "http://127.0.0.1:28083"
+
 def load_config_with_env(path: Path, **env: str):  # type: ignore[no-untyped-def]
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

@@ -305,6 +305,11 @@ def test_cli_sql_as_of_in_each_format(demo_config: tuple[Path, list[Any]], tmp_p
     assert pq.read_table(parquet).column("id").to_pylist() == [r[0] for r in expected]
     out = _cli(config, "sql", query, "--format", "table")
     assert out.exit_code == 0 and "line one" in out.stdout
+    # --show-sql: the query as sent, on stderr, reading src.items_history (the as-of rewrite).
+    out = _cli(config, "sql", query, "--as-of", at.isoformat(), "--format", "json", "--show-sql")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout) == doc
+    assert "items_history" in out.stderr and "items_history" not in out.stdout
 
 
 @pytest.mark.parametrize(
