@@ -140,7 +140,9 @@ def _consumer(config: HubConfig) -> Any:
 
 
 def _ms(value: dt.datetime) -> int:
-    return int((value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp() * 1000)
+    """Milliseconds since the epoch, exactly (a float `timestamp() * 1000` can come out 1 ms low)."""
+    aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return (aware - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1)
 
 
 def plan_replay(
