@@ -28,18 +28,19 @@ from typing import Any
 from cdc_consumers import gcpolicy
 from cdc_consumers.envelope import EnvelopeDecoder
 from cdc_consumers.replay import ReplayJobs
-from cdc_consumers.stream import ChangeStream, KafkaChangeStream, Partition
 from cdc_consumers.transactions import (
     TransactionAssembler,
     decode_boundary,
     is_transaction_topic,
 )
+from connectors.kafka_stream import KafkaChangeStream
 from connectors.signals import signal_collection
 from connectors.topics import data_topic_pattern, source_of, subscription_pattern
 from core.config import HubConfig, SourceConfig
 from core.errors import DecodeError, SchemaChangeError, TableApplyError, UnrepresentableValue
 from core.model import ChangeEvent, ColumnType, SourceKind, StreamRecord, TableId
 from core.results import BatchResult, RunResult
+from core.stream import ChangeStream, Partition
 from merge import dead_letters
 from merge.naming import default_namespace
 from merge.runstate import RunLease, StoppedTable, record_stop, stopped_tables

@@ -11,8 +11,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from cdc_consumers.stream import ChangeStream, OnAssign, Partition
 from core.model import StreamRecord
+from core.stream import ChangeStream, OnAssign, Partition
 
 
 class MemoryStream:

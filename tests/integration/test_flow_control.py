@@ -13,7 +13,8 @@ import uuid
 
 from kafka import KafkaProducer
 
-from cdc_consumers.stream import KafkaChangeStream, Partition
+from connectors.kafka_stream import KafkaChangeStream
+from core.stream import Partition
 from tests.integration.conftest import Stack
 
 RECORDS = 3000
