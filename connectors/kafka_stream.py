@@ -158,8 +158,9 @@ class KafkaChangeStream:
             wanted.setdefault(TopicPartition(topic, partition), set()).add(offset)
         if not wanted:
             return {}
-        keep = ("bootstrap_servers", "client_id", "bootstrap_timeout_ms")
-        settings = {k: v for k, v in self.settings.items() if k in keep or k.startswith("security")}
+        # The same connection (servers, client id, any TLS/SASL settings), but no group of its own.
+        group_only = {"group_id", "enable_auto_commit", "session_timeout_ms", "heartbeat_interval_ms"}
+        settings = {k: v for k, v in self.settings.items() if k not in group_only}
         reader = KafkaConsumer(group_id=None, enable_auto_commit=False, **settings)
         found: dict[tuple[str, int, int], StreamRecord] = {}
         try:
