@@ -97,6 +97,9 @@ class _Transaction:
     # From END: events per data collection; and the events arrived per topic (flow control).
     collections: tuple[tuple[str, int], ...] = ()
     per_topic: dict[str, int] = field(default_factory=dict)
+    # Events outside any transaction (snapshot rows) read after this transaction's events in the
+    # same topic: they wait with it, so they never overtake its earlier changes of their table.
+    riders: list[tuple[ChangeEvent, StreamRecord]] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -172,6 +175,8 @@ class TransactionAssembler:
         self._forced: list[ForcedRelease] = []
         # (topic, partition, offset) of every parked record: a record read twice is parked once.
         self._addresses: set[tuple[str, int, int]] = set()
+        # Per topic, the transaction holding the latest parked event there (for `riders`).
+        self._last_in_topic: dict[str, _Transaction] = {}
         self.stats = ReleaseStats()
 
     @property
@@ -187,7 +192,21 @@ class TransactionAssembler:
     def add_event(self, event: ChangeEvent, raw: StreamRecord, now: float) -> bool:
         """Park a streamed event of a transaction; False when it needs no parking (apply it now)."""
         if event.snapshot or event.tx_id is None or event.tx_id in self._finished:
-            return False
+            # Outside a transaction, but behind parked changes of its table (an incremental
+            # snapshot row read while a transaction waits): applied first, it would compare with
+            # a state older than the one it read, and write a version that never existed.
+            ahead = self._last_in_topic.get(raw.stream)
+            if ahead is None:
+                return False
+            address = (raw.stream, raw.partition, raw.offset)
+            if address not in self._addresses:
+                self._addresses.add(address)
+                ahead.riders.append((event, raw))
+                where = (raw.stream, raw.partition)
+                if raw.offset < ahead.first.get(where, raw.offset + 1):
+                    ahead.first[where] = raw.offset  # a restart re-reads it
+                self._parked_events += 1
+            return True
         address = (raw.stream, raw.partition, raw.offset)
         if address in self._addresses:
             return True
@@ -197,6 +216,7 @@ class TransactionAssembler:
             tx = self._open[event.tx_id] = _Transaction(event.tx_id, now)
         tx.events.append((event, raw))
         tx.per_topic[raw.stream] = tx.per_topic.get(raw.stream, 0) + 1
+        self._last_in_topic[raw.stream] = tx
         where = (raw.stream, raw.partition)
         if raw.offset < tx.first.get(where, raw.offset + 1):
             tx.first[where] = raw.offset
@@ -323,14 +343,16 @@ class TransactionAssembler:
         return forced
 
     def _finish(self, tx: _Transaction) -> list[tuple[ChangeEvent, StreamRecord]]:
-        self._parked_events -= len(tx.events)
-        for _, raw in tx.events:
+        self._parked_events -= len(tx.events) + len(tx.riders)
+        for _, raw in (*tx.events, *tx.riders):
             self._addresses.discard((raw.stream, raw.partition, raw.offset))
+        for topic in [t for t, last in self._last_in_topic.items() if last is tx]:
+            del self._last_in_topic[topic]
         self._finished[tx.tx_id] = None
         while len(self._finished) > _FINISHED_MEMORY:
             self._finished.popitem(last=False)
         self.stats.released_transactions += 1
-        return list(tx.events)
+        return [*tx.events, *tx.riders]
 
     def _warn_forced(self, tx: _Transaction, why: str, now: float) -> None:
         self.stats.forced_transactions += 1

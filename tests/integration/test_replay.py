@@ -275,14 +275,18 @@ def test_replay_and_rebuild_while_run_runs_on_a_postgres_warehouse(
         assert "running `cdchub run`" in done.stderr  # applied by the run, not beside it
         summary = json.loads(done.stdout)["summary"]
         assert summary["applied"] == 0
-        assert summary["already_present"] == summary["events"] == events
+        # Every planned record read; every change it held already present (tombstones and
+        # records Debezium wrote twice across the connector restarts of earlier tests are records
+        # of the plan but not changes of their own).
+        assert summary["records"] == events
+        assert summary["already_present"] == summary["events"] > 0
         assert pg_history(config, "shop.orders_history") == before
         # A rebuild is handed to the run as well: same rows after it (written again).
         rebuilt = _cdchub(path, "rebuild", "--table", "shop.orders", "--execute", "--json")
         assert run.poll() is None, "the run stopped during the rebuild"
         assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
         assert "running `cdchub run`" in rebuilt.stderr
-        assert json.loads(rebuilt.stdout)["summary"]["events"] == events
+        assert json.loads(rebuilt.stdout)["summary"]["records"] == events
     finally:
         run.send_signal(signal.SIGTERM)
         _out, err = run.communicate(timeout=60)

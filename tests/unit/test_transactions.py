@@ -177,3 +177,28 @@ def test_events_of_an_uncounted_collection_do_not_hold_a_transaction() -> None:
     asm.add_boundary(boundary, raw, 0.0)
     asm.add_event(event(ORDERS, 1, "0-1-77", 1), record("inv.inventory.warehouses", 0), 0.0)
     assert [e.tx_id for e, _ in asm.release(0.0)] == ["0-1-77"]
+
+
+def test_a_snapshot_row_waits_behind_a_parked_change_of_its_table() -> None:
+    # An incremental snapshot row read after a parked streamed change of the same table (its
+    # transaction still waits for an event elsewhere) must not be applied before that change: it
+    # was read after it, so applied first it would look like drift and write a fake version.
+    asm = TransactionAssembler("shop", max_events=100, timeout_s=60)
+    assert asm.add_event(event(ORDERS, 1, "tx1", 10), record("shop.public.orders", 0), 0.0)
+    asm.add_boundary(*end("tx1", 2, 0), 0.0)
+    snap = ChangeEvent(ORDERS, Op.READ, (1,), None, {"id": 1}, "11", T0, None, SCHEMA, snapshot=True)
+    assert asm.add_event(snap, record("shop.public.orders", 1), 0.0)  # parked behind tx1
+    other = ChangeEvent(ITEMS, Op.READ, (7,), None, {"id": 7}, "12", T0, None, SCHEMA, snapshot=True)
+    assert not asm.add_event(other, record("shop.public.order_items", 5), 0.0)  # nothing ahead
+    assert asm.parked_events == 2 and asm.low_water()[("shop.public.orders", 0)] == 0
+    assert asm.release(0.0) == []
+    assert asm.add_event(event(ITEMS, 10, "tx1", 9), record("shop.public.order_items", 6), 0.0)
+    released = asm.release(0.0)
+    assert [(e.table, e.key, e.snapshot) for e, _ in released] == [
+        (ORDERS, (1,), False),
+        (ITEMS, (10,), False),
+        (ORDERS, (1,), True),
+    ]
+    assert asm.parked_events == 0 and asm.low_water() == {}
+    # With nothing parked in its topic any more, a snapshot row passes straight through.
+    assert not asm.add_event(snap, record("shop.public.orders", 2), 0.0)
