@@ -22,6 +22,7 @@ import re
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,11 +55,13 @@ from merge.scd2 import (
     column_type_to_json,
 )
 from merge.session import WarehouseSession
-from observability.instrumentation import NoInstrumentation
+from observability.instrumentation import BatchTimes, NoInstrumentation
 
 log = logging.getLogger(__name__)
 FETCH_MAX_BYTES = 16 * 1024 * 1024
 FETCH_PARTITION_BYTES = 4 * 1024 * 1024
+# Records per poll call: decoded before the next call, so a batch's raw bytes are never all held.
+POLL_CHUNK = 2_000
 # How often a run looks for `cdchub dlq retry|skip` decisions (one small query on the warehouse).
 LETTER_CHECK_S = 5.0
 Progress = Callable[[str], None]
@@ -79,6 +82,29 @@ class _Batch:
             self.infos[event.table] = TableInfo(
                 source.kind, source.database, default_namespace(source.kind, source.database)
             )
+
+    def after(self, first: list[tuple[ChangeEvent, SourceConfig, StreamRecord]]) -> _Batch:
+        """A batch with `first` ahead of this one's events (per table, order is apply order)."""
+        out = _Batch()
+        for event, source, record in first:
+            out.add(event, source, record)
+        for table, events in self.events.items():
+            out.events.setdefault(table, []).extend(events)
+            out.records.setdefault(table, []).extend(self.records[table])
+            out.infos.setdefault(table, self.infos[table])
+        return out
+
+
+@dataclass
+class _Job:
+    """One batch's warehouse transaction, handed to the apply thread."""
+
+    batch: _Batch
+    records: list[StreamRecord]
+    times: BatchTimes
+    parked: ParkedChanges
+    checkpoints: list[Checkpoint]
+    retried: list[tuple[TableId, StreamRecord]]
 
 
 def _table_of(topic: str) -> TableId:
@@ -149,6 +175,8 @@ class Runner:
         self.assemblers: dict[str, TransactionAssembler] = {}
         self._bootstrap_s = 30.0
         self._stream: ChangeStream | None = None
+        # The batch being applied on the apply thread (`run`).
+        self._in_flight: Future[BatchResult] | None = None
         self._reset()
 
     def _kafka_stream(self) -> ChangeStream:
@@ -251,33 +279,33 @@ class Runner:
         previous = {sig: signal.signal(sig, self.request_stop) for sig in signals}
         last_change = time.monotonic()
         last_report = (0.0, -1)
+        # One batch at a time is applied on this thread while the main one reads and decodes the
+        # next: the warehouse's work (DuckDB releases the GIL) and the fetch round trips overlap
+        # the Python work of decoding. Everything else that touches the session runs on the main
+        # thread while no batch is in flight (`_settle`).
+        applier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdchub-apply")
+        self._in_flight = None
         try:
             while not self._stop:
-                lease.renew()
-                polled_at = time.time_ns()
-                records = self._poll_batch(stream)
+                seen = self._changes_seen
+                batch, records, times = self._poll_batch(stream)
                 now = time.monotonic()
                 self._probe(stream, now, force=not records)
-                seen = self._changes_seen
-                if records or self._holding() or self._restored_held:
-                    with self.instrumentation.batch(records, polled_at) as watch:
-                        batch = self._apply(records, now)
-                        if batch is not None:
-                            watch.applied(batch)
-                    if batch is not None:
-                        self._account(result, batch)
-                        if on_batch is not None:
-                            on_batch(batch)
-                        self._commit_courtesy(stream)
-                self._flow(stream)
-                if self._changes_seen != seen:
-                    last_change = now
+                forced = self._release(batch, now)
+                self._settle(result, on_batch, stream)
+                lease.renew()
                 if self.jobs is not None:
                     self.jobs.run_pending(self.session)
                 self._check_letters(now)
-                self.instrumentation.sample(stream)
                 if self.between_batches is not None:
                     self.between_batches(self.session)
+                job = self._prepare(batch, records, times, forced)
+                if job is not None:
+                    self._in_flight = applier.submit(self._commit, job)
+                self._flow(stream)
+                if self._changes_seen != seen:
+                    last_change = now
+                self.instrumentation.sample(stream)
                 if now - last_report[0] > 2 and result.events != last_report[1]:
                     last_report = (now, result.events)
                     self.progress(
@@ -295,7 +323,13 @@ class Runner:
                     break
             else:
                 result.stopped_by = "signal"
+            self._settle(result, on_batch, stream)
         finally:
+            # A batch in flight commits (or fails) before the stream and the lease are let go.
+            if self._in_flight is not None:
+                wait([self._in_flight])
+                self._in_flight = None
+            applier.shutdown(wait=True)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             result.waiting = self.waiting_for()
@@ -307,6 +341,29 @@ class Runner:
         result.forced_releases = sum(a.stats.forced_transactions for a in self.assemblers.values())
         result.elapsed_s = time.monotonic() - started
         return result
+
+    def _settle(
+        self,
+        result: RunResult,
+        on_batch: Callable[[BatchResult], None] | None,
+        stream: ChangeStream,
+    ) -> None:
+        """Wait for the batch in flight, if any, and account for it (main thread).
+
+        Raises what applying it raised (a terminal error stops the run, as it always did).
+        """
+        future, self._in_flight = self._in_flight, None
+        if future is None:
+            return
+        began = time.perf_counter()
+        batch = future.result()
+        result.apply_wait_s += time.perf_counter() - began
+        if batch is None:
+            return
+        self._account(result, batch)
+        if on_batch is not None:
+            on_batch(batch)
+        self._commit_courtesy(stream)
 
     def _on_assign(self, stream: ChangeStream) -> Callable[[list[Partition]], None]:
         def position(assigned: list[Partition]) -> None:
@@ -323,14 +380,17 @@ class Runner:
 
         return position
 
-    def _poll_batch(self, stream: ChangeStream) -> list[StreamRecord]:
+    def _poll_batch(self, stream: ChangeStream) -> tuple[_Batch, list[StreamRecord], BatchTimes]:
         """Poll until the batch is full (events or bytes) or the batch wait has passed since its
-        first record.
+        first record; decode each poll's records as they arrive.
 
         The wait bounds how long a first record waits for company. While the last probe saw at
         least a batch of records waiting in Kafka, they need no waiting for: the batch fills to its
         size limits, however long polling them takes (each batch costs a fixed set of statements
         per table, so a catch-up wants full ones); an empty poll still ends it.
+
+        Decoding as they arrive keeps one poll's raw bytes in memory, not a batch's: the batch
+        holds the decoded changes and the records' coordinates (`_light`).
         """
         limit = self.config.kafka.batch_max_events
         if self._parked_grew and self._parked() >= self._pause_at() // 2:
@@ -341,24 +401,46 @@ class Runner:
         max_bytes = self.config.kafka.batch_max_bytes
         wait_s = self.config.kafka.batch_max_wait_ms / 1000
         catching_up = self._backlog >= limit
+        polled_at = time.time_ns()
+        batch = _Batch()
         records: list[StreamRecord] = []
         size = 0
+        decode_s = 0.0
         first_at: float | None = None
         while len(records) < limit and size < max_bytes:
             timeout = 500
             if first_at is not None and not catching_up:
                 timeout = max(0, int((first_at + wait_s - time.monotonic()) * 1000))
-            polled = stream.poll(limit - len(records), timeout)
-            records.extend(polled)
-            # The raw bytes a batch holds bound its memory (records stay until it commits).
+            elif self._in_flight is not None and not records:
+                # A batch is being applied: come back soon to hand it over when it has committed.
+                timeout = 50
+            polled = stream.poll(min(limit - len(records), POLL_CHUNK), timeout)
+            # The raw bytes a batch reads bound its memory (its decoded changes stay until it
+            # commits).
             size += sum(len(r.value or b"") + len(r.key or b"") for r in polled)
+            began = time.perf_counter()
+            records.extend(self._route_all(polled, batch, time.monotonic()))
+            decode_s += time.perf_counter() - began
             if records and first_at is None:
                 first_at = time.monotonic()
             if first_at is None or not polled:
                 break
             if not catching_up and time.monotonic() - first_at >= wait_s:
                 break
-        return records
+        return batch, records, BatchTimes(polled_at, time.time_ns(), decode_s)
+
+    def _route_all(
+        self, polled: list[StreamRecord], batch: _Batch, now: float
+    ) -> list[StreamRecord]:
+        """Route one poll's records; their coordinates (the raw bytes are not kept)."""
+        out = []
+        for record in polled:
+            self._consumed[Partition(record.stream, record.partition)] = record.offset + 1
+            source = self.sources.get(source_of(record.stream))
+            if source is not None:
+                record = self._route(source, record, batch, now)
+            out.append(_light(record) if record.value is not None else record)
+        return out
 
     def _probe(self, stream: ChangeStream, now: float, force: bool = False) -> None:
         """Judge, per source, whether every one of its partitions is read to its end.
@@ -509,30 +591,37 @@ class Runner:
                 self._restored_held.append((event, source, record))
                 self._held_stored.add(_address(record))
 
-    def _route(self, source: SourceConfig, record: StreamRecord, batch: _Batch, now: float) -> None:
-        """Decode one record and hand it to its transaction assembler or straight to the batch."""
+    def _route(
+        self, source: SourceConfig, record: StreamRecord, batch: _Batch, now: float
+    ) -> StreamRecord:
+        """Decode one record and hand it to its transaction assembler or straight to the batch.
+
+        Returns the record as kept: without its raw bytes (Kafka is the buffer: `_with_values`
+        reads them again in the rare case they are needed), unless its table is stopped and its
+        records are to be held.
+        """
         assembler = self.assemblers.get(source.name)
         if is_transaction_topic(record.stream):
             if assembler is not None:
                 boundary = decode_boundary(record, SourceKind(source.kind))
                 if boundary is not None:
+                    record = _light(record)
                     assembler.add_boundary(boundary, record, now)
-            return
+            return record
         try:
             event = self.decoders[source.name].decode(record.key, record.value, record.coordinates)
         except DecodeError as exc:  # a poison record: to the dead-letter store, under its policy
             self._dead_letter(_table_of(record.stream), record, "decode", str(exc))
-            return
+            return record
         if event is None:
-            return
+            return record
         self._changes_seen += 1
-        # The raw bytes are not kept (Kafka is the buffer: `_with_values` reads them again in the
-        # rare case they are needed), unless the table is stopped and its records are to be held.
         if event.table not in self.blocked:
             record = _light(record)
         if assembler is not None and assembler.add_event(event, record, now):
-            return
+            return record
         batch.add(event, source, record)
+        return record
 
     def _checkpoints(self) -> list[Checkpoint]:
         """Per partition read, the low-water mark: the earliest record not yet applied or stored."""
@@ -546,30 +635,33 @@ class Runner:
                 out.append(Checkpoint(partition.topic, partition.partition, mark))
         return out
 
-    def _apply(self, records: list[StreamRecord], now: float) -> BatchResult | None:
-        batch = _Batch()
-        retried = [(event.table, record) for event, _, record in self._restored_held]
-        for event, held_source, record in self._restored_held:
-            batch.add(event, held_source, record)
-        self._restored_held = []
-        with self.instrumentation.decode(len(records)):
-            for i, record in enumerate(records):
-                self._consumed[Partition(record.stream, record.partition)] = record.offset + 1
-                source = self.sources.get(source_of(record.stream))
-                if source is not None:
-                    self._route(source, record, batch, now)
-                # The polled list lives until the batch commits: it keeps coordinates only.
-                records[i] = _light(record)
-        parked = ParkedChanges()
+    def _release(self, batch: _Batch, now: float) -> list[ForcedReleaseRow]:
+        """Add the transactions now complete (or force-released) to the batch."""
+        forced = []
         for name, assembler in self.assemblers.items():
             caught_up = self._caught_up_sources.get(name, False)
             for event, record in assembler.release(now, caught_up):
                 batch.add(event, self.sources[name], record)
             for f in assembler.take_forced():
-                parked.forced.append(
-                    ForcedReleaseRow(f.source, f.tx_id, f.arrived, f.expected, f.reason)
-                )
+                forced.append(ForcedReleaseRow(f.source, f.tx_id, f.arrived, f.expected, f.reason))
                 self.instrumentation.transactions_forced(f.source, f.reason, 1)
+        return forced
+
+    def _prepare(
+        self,
+        batch: _Batch,
+        records: list[StreamRecord],
+        times: BatchTimes,
+        forced: list[ForcedReleaseRow],
+    ) -> _Job | None:
+        """The batch's transaction, once the one before it committed (main thread): held changes
+        given back for a retry first, stopped tables' events held, the low-water marks; None when
+        there is nothing to write."""
+        held, self._restored_held = self._restored_held, []
+        retried = [(event.table, record) for event, _, record in held]
+        if held:
+            batch = batch.after(held)
+        parked = ParkedChanges(forced=forced)
         for table in [t for t in batch.events if t in self.blocked]:
             self._hold(batch, table, parked)
         parked.dead, self._new_letters = self._new_letters, []
@@ -578,49 +670,62 @@ class Runner:
             checkpoints or batch.events or parked.held or parked.forced or retried or parked.dead
         ):
             return None
+        return _Job(batch, records, times, parked, checkpoints, retried)
+
+    def _commit(self, job: _Job) -> BatchResult:
+        """Apply one batch in one warehouse transaction (the apply thread).
+
+        A table that fails is held (atomically with the offsets) and the rest committed; the event
+        at fault is then found (`_isolate`).
+        """
+        batch, parked, retried, checkpoints = job.batch, job.parked, job.retried, job.checkpoints
         failed: dict[TableId, tuple[list[tuple[ChangeEvent, StreamRecord]], TableInfo, str]] = {}
-        while True:
-            # Retried held records of tables that are not stopped leave the store with this batch.
-            parked.removed = [r for t, r in retried if t not in self.blocked]
-            parked.resolved = [
-                self._letter_of[a]
-                for t, r in retried
-                if t not in self.blocked and (a := _address(r)) in self._letter_of
-            ]
-            try:
-                result = self.engine.apply(batch.events, batch.infos, checkpoints, parked)
-            except (TableApplyError, UnrepresentableValue) as exc:
-                if not isinstance(exc.table_id, TableId) or exc.table_id not in batch.events:
-                    raise
-                table = exc.table_id
-                # Commit the others (this table's records held, atomically with the offsets), then
-                # find the event at fault (`_isolate`).
-                batch.records[table] = self._with_values(batch.records[table])
-                pairs = list(zip(batch.events[table], batch.records[table], strict=True))
-                failed[table] = (pairs, batch.infos[table], str(exc))
-                self.blocked[table] = str(exc)
-                self._hold(batch, table, parked)
-                continue
-            except SchemaChangeError as exc:
-                table = exc.table_id
-                if not isinstance(table, TableId) or table not in batch.events:
-                    raise
-                self.blocked[table] = str(exc)
-                self._record_stop(table, exc)
-                log.error("%s (table %s stopped; its changes are held)", exc, table)
-                self.progress(f"run: {self._stops[table].describe()}")
-                self._hold(batch, table, parked)
-                continue
-            for table, record in retried:
-                if table not in self.blocked:
-                    self._held_stored.discard(_address(record))
-            for cp in checkpoints:
-                self._stored[Partition(cp.stream, cp.partition)] = cp.next_offset
-            for letter in parked.dead:
-                self.instrumentation.dead_lettered(letter.source, letter.table_name, letter.status)
-            for table, (pairs, info, _error) in failed.items():
-                self._isolate(table, pairs, info)
-            return result
+        with self.instrumentation.batch(job.records, job.times) as watch:
+            while True:
+                # Retried held records of tables that are not stopped leave the store with this
+                # batch.
+                parked.removed = [r for t, r in retried if t not in self.blocked]
+                parked.resolved = [
+                    self._letter_of[a]
+                    for t, r in retried
+                    if t not in self.blocked and (a := _address(r)) in self._letter_of
+                ]
+                try:
+                    result = self.engine.apply(batch.events, batch.infos, checkpoints, parked)
+                except (TableApplyError, UnrepresentableValue) as exc:
+                    if not isinstance(exc.table_id, TableId) or exc.table_id not in batch.events:
+                        raise
+                    table = exc.table_id
+                    # Commit the others (this table's records held, atomically with the offsets),
+                    # then find the event at fault (`_isolate`).
+                    batch.records[table] = self._with_values(batch.records[table])
+                    pairs = list(zip(batch.events[table], batch.records[table], strict=True))
+                    failed[table] = (pairs, batch.infos[table], str(exc))
+                    self.blocked[table] = str(exc)
+                    self._hold(batch, table, parked)
+                    continue
+                except SchemaChangeError as exc:
+                    table = exc.table_id
+                    if not isinstance(table, TableId) or table not in batch.events:
+                        raise
+                    self.blocked[table] = str(exc)
+                    self._record_stop(table, exc)
+                    log.error("%s (table %s stopped; its changes are held)", exc, table)
+                    self.progress(f"run: {self._stops[table].describe()}")
+                    self._hold(batch, table, parked)
+                    continue
+                watch.applied(result)
+                break
+        for table, record in retried:
+            if table not in self.blocked:
+                self._held_stored.discard(_address(record))
+        for cp in checkpoints:
+            self._stored[Partition(cp.stream, cp.partition)] = cp.next_offset
+        for letter in parked.dead:
+            self.instrumentation.dead_lettered(letter.source, letter.table_name, letter.status)
+        for table, (pairs, info, _error) in failed.items():
+            self._isolate(table, pairs, info)
+        return result
 
     # -- dead letters ------------------------------------------------------------------------
 

@@ -51,6 +51,8 @@ class RunResult:
     per_table: dict[str, int] = field(default_factory=dict)
     lags_ms: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
+    # Time the main thread waited for the apply thread (a batch ready before the last committed).
+    apply_wait_s: float = 0.0
     stopped_by: str = ""
     forced_releases: int = 0
     # What the run still waited for when it stopped (transactions, partitions not read to the end).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from core.model import ChangeEvent, TableId
@@ -29,6 +30,19 @@ class HistoryName(Protocol):
     def history(self) -> str: ...
 
 
+@dataclass(frozen=True)
+class BatchTimes:
+    """When a batch was read and decoded (wall-clock ns), and the time spent decoding it.
+
+    The runner decodes each poll's records as they arrive, interleaved with polling, and applies the
+    batch later, on its apply thread, while the next batch is read: the stages are passed as times.
+    """
+
+    polled_at_ns: int
+    received_ns: int
+    decode_s: float = 0.0
+
+
 class BatchWatch:
     """Handed to the runner for one batch; told what the batch did once it committed."""
 
@@ -44,13 +58,10 @@ class NoInstrumentation:
         return session
 
     @contextmanager
-    def batch(self, records: Sequence[Any], polled_at_ns: int) -> Iterator[BatchWatch]:
-        """A block around decoding and applying one polled batch."""
+    def batch(self, records: Sequence[Any], times: BatchTimes) -> Iterator[BatchWatch]:
+        """A block around applying one batch (on the runner's apply thread); `times` says when
+        its records were read and how long decoding them took."""
         yield BatchWatch()
-
-    def decode(self, records: int) -> AbstractContextManager[object]:
-        """A block around decoding the batch's records."""
-        return nullcontext()
 
     def merge_table(
         self, table: TableId, names: HistoryName, events: Sequence[ChangeEvent]

@@ -29,7 +29,7 @@ from core.config import HubConfig
 from core.model import ChangeEvent, TableId
 from core.results import BatchResult
 from merge.session import WarehouseSession
-from observability.instrumentation import BatchWatch, HistoryName, NoInstrumentation, S
+from observability.instrumentation import BatchTimes, BatchWatch, HistoryName, NoInstrumentation, S
 from observability.lagmath import current_lag, distribution
 from observability.metrics import HubMetrics
 from observability.telemetry import Telemetry
@@ -186,9 +186,9 @@ class RunInstrumentation(NoInstrumentation):
         return cast(S, _TracedSession(cast(WarehouseSession, session), self))
 
     @contextmanager
-    def batch(self, records: Sequence[Any], polled_at_ns: int) -> Iterator[BatchWatch]:
-        """The root span of one batch, with the poll that filled it as a child."""
-        polled = time.time_ns()
+    def batch(self, records: Sequence[Any], times: BatchTimes) -> Iterator[BatchWatch]:
+        """The root span of one batch, with the poll that filled it and its decoding as children."""
+        polled_at_ns, polled = times.polled_at_ns, times.received_ns
         span = self.tracer.start_span(
             "process batch",
             kind=SpanKind.CONSUMER,
@@ -228,18 +228,23 @@ class RunInstrumentation(NoInstrumentation):
                 },
             ).end(end_time=polled)
         receive.end(end_time=polled)
+        # Records are decoded as each poll returns them, so decoding shares the receive window;
+        # the span ends with it and carries the time actually spent decoding.
+        self.tracer.start_span(
+            "decode",
+            context=context,
+            start_time=polled_at_ns,
+            attributes={
+                "messaging.batch.message_count": len(records),
+                "cdchub.decode.seconds": round(times.decode_s, 6),
+            },
+        ).end(end_time=max(polled, polled_at_ns + 1))
         self._batch = _Batch(self, span, records, polled_at_ns)
         try:
             with trace.use_span(span, end_on_exit=True):
                 yield self._batch
         finally:
             self._batch = None
-
-    def decode(self, records: int) -> AbstractContextManager[object]:
-        """The decode stage of the batch in flight."""
-        return self.tracer.start_as_current_span(
-            "decode", attributes={"messaging.batch.message_count": records}
-        )
 
     @contextmanager
     def merge_table(

@@ -7,10 +7,12 @@ import json
 from cdchub.bench_catchup import CatchupResult, CatchupTimers, PeerResult, Split
 
 
-def test_split_puts_time_outside_batches_on_poll_and_the_apply_rest_on_park() -> None:
+def test_split_puts_main_thread_time_on_poll_and_the_apply_rest_on_park() -> None:
     timers = CatchupTimers()
     timers.batch_s, timers.decode_s, timers.merge_s = 6.0, 2.0, 3.0
-    assert timers.split(10.0) == Split(poll=4.0, decode=2.0, park=1.0, merge=3.0)
+    # Main thread: 10 s = 2 s decoding + 1.5 s waiting for the apply thread + 6.5 s polling;
+    # apply thread: 6 s, of which 3 s merging tables.
+    assert timers.split(10.0, 1.5) == Split(poll=6.5, decode=2.0, park=3.0, merge=3.0, wait=1.5)
 
 
 def test_report_lines_and_json_carry_every_figure() -> None:
