@@ -24,39 +24,22 @@ from typing import Any
 
 import duckdb
 import httpx
-import yaml
 from kafka import KafkaConsumer, TopicPartition
 
-from core.config import load_config
 from dbschemas.workload import run_workload
 from ops.access import QueryTicket
 from tests.integration.conftest import Stack
 from tests.integration.helpers import (
+    duckdb_config_file,
     failures,
     histories,
     pg_history,
     pg_warehouse_config_file,
     replicate_until_verified,
     verify,
-    with_warehouse,
 )
 
 CLI = [sys.executable, "-m", "cdchub.cli"]
-
-
-def _config_file(stack: Stack, tmp: Path, name: str) -> tuple[Path, Any]:
-    config = with_warehouse(stack.config, tmp / f"{name}.duckdb", f"it-{name}")
-    doc = yaml.safe_load(stack.config_path.read_text())
-    doc["warehouse"] = {"kind": "duckdb", "path": str(config.warehouse.path)}
-    doc["kafka"]["group_id"] = config.kafka.group_id
-    doc["state_dir"] = str(tmp / "state")  # the run's query ticket lives here, not in the stack's
-    # A free port for the run's dashboard/endpoint: never the default one a user's run may hold.
-    observability = doc.setdefault("observability", {})
-    observability.setdefault("dashboard", {})["port"] = 0
-    observability.setdefault("prometheus", {})["port"] = 0
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path, load_config(path)
 
 
 def _cdchub(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -86,7 +69,7 @@ def _check_bar(stderr: str, label: str, report: dict[str, Any]) -> None:
 
 
 def test_replay_changes_nothing_then_restores_deleted_history(stack: Stack, tmp_path: Path) -> None:
-    path, config = _config_file(stack, tmp_path, "replay")
+    path, config = duckdb_config_file(stack, tmp_path, "replay")
     assert replicate_until_verified(config)["ok"]
     before = histories(config.warehouse.path)["shop.orders_history"]
 
@@ -136,7 +119,7 @@ def _timestamps(bootstrap: str, topic: str, start: int, end: int) -> list[int]:
 
 
 def test_replay_of_two_ranges_restores_what_each_holds(stack: Stack, tmp_path: Path) -> None:
-    path, config = _config_file(stack, tmp_path, "replay_ranges")
+    path, config = duckdb_config_file(stack, tmp_path, "replay_ranges")
     # Stream changes behind the snapshot, so the topic spans distinct Kafka timestamps.
     run_workload(
         stack.layout, list(config.sources), rate=50, duration=None, events=300, seed=7,
@@ -187,7 +170,7 @@ def test_replay_of_two_ranges_restores_what_each_holds(stack: Stack, tmp_path: P
 
 
 def test_replay_while_run_holds_the_warehouse(stack: Stack, tmp_path: Path) -> None:
-    path, config = _config_file(stack, tmp_path, "replay_running")
+    path, config = duckdb_config_file(stack, tmp_path, "replay_running")
     assert replicate_until_verified(config)["ok"]
     before = histories(config.warehouse.path)["shop.orders_history"]
     run = subprocess.Popen(
@@ -216,7 +199,7 @@ def test_replay_while_run_holds_the_warehouse(stack: Stack, tmp_path: Path) -> N
 
 
 def test_rebuild_restores_a_damaged_table_from_its_topic(stack: Stack, tmp_path: Path) -> None:
-    path, config = _config_file(stack, tmp_path, "rebuild")
+    path, config = duckdb_config_file(stack, tmp_path, "rebuild")
     assert replicate_until_verified(config)["ok"]
     before = histories(config.warehouse.path)
     conn = duckdb.connect(str(config.warehouse.path))
