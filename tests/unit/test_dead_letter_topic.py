@@ -4,14 +4,13 @@ The run (in-memory stream, real DuckDB warehouse) stores a poison record as a de
 copy topic; `DeadLetterTopic` produces it after the commit with the error context in headers and
 records `copied_at`. The producer here is a recording stand-in (the real broker is in
 tests/integration/test_dead_letters.py): a broker that refuses leaves the letter waiting and a later
-round copies it; letters stored without a topic are never copied; a store of an earlier version
-gains the new columns.
+round copies it; letters stored without a topic are never copied. The store's copy columns on every
+warehouse (and their migration): tests/behaviour/suite.py.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,41 +19,13 @@ from connectors.dead_letter_topic import HEADER_PREFIX, DeadLetterTopic
 from connectors.warehouses.duckdb.client import DuckDBSession
 from core.config import DeadLetterConfig, HubConfig, load_config
 from core.errors import ConfigError
-from merge import control, ddl, dead_letters, naming
+from merge import dead_letters
+from tests.recording_producer import RecordingProducer
 from tests.unit.test_runner_liveness import Workload, _config
 
 GROUP = "cdchub"
 TOPIC = "cdchub.dead_letters"
 GARBAGE = b'{"schema":{"type":"struct"},"garbage":1}'
-
-
-class _Future:
-    def __init__(self, error: Exception | None) -> None:
-        self.error = error
-
-    def get(self, timeout: float) -> None:
-        if self.error is not None:
-            raise self.error
-
-
-class _Producer:
-    """Records what is sent; `refuse` makes the broker answer every send with an error."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.refuse: Exception | None = None
-        self.closed = False
-
-    def send(self, topic: str, **kwargs: Any) -> _Future:
-        if self.refuse is None:
-            self.sent.append({"topic": topic, **kwargs})
-        return _Future(self.refuse)
-
-    def flush(self, timeout: float) -> None:
-        pass
-
-    def close(self, timeout: float) -> None:
-        self.closed = True
 
 
 def _with_topic(config: HubConfig, topic: str | None = TOPIC) -> HubConfig:
@@ -81,7 +52,7 @@ def _run(config: HubConfig, session: DuckDBSession, w: Workload, topic: DeadLett
     assert result.stopped_by == "idle", result.waiting
 
 
-def _topic(config: HubConfig, producer: _Producer, ensured: list[str]) -> DeadLetterTopic:
+def _topic(config: HubConfig, producer: RecordingProducer, ensured: list[str]) -> DeadLetterTopic:
     return DeadLetterTopic(
         config,
         producer_factory=lambda _servers: producer,
@@ -94,7 +65,7 @@ def test_a_dead_letter_is_copied_with_its_bytes_and_error_headers_once(
 ) -> None:
     w, base = _poisoned(tmp_path)
     config = _with_topic(base)
-    producer, ensured = _Producer(), []
+    producer, ensured = RecordingProducer(), []
     topic = _topic(config, producer, ensured)
     _run(config, warehouse, w, topic)
     [letter] = dead_letters.letters(warehouse, GROUP)
@@ -124,7 +95,7 @@ def test_a_refused_copy_waits_in_the_warehouse_and_a_later_round_sends_it(
 ) -> None:
     w, base = _poisoned(tmp_path)
     config = _with_topic(base)
-    producer = _Producer()
+    producer = RecordingProducer()
     producer.refuse = TimeoutError("no broker")
     topic = _topic(config, producer, [])
     _run(config, warehouse, w, topic)  # the run is not stopped by the refusal
@@ -142,7 +113,7 @@ def test_letters_stored_without_a_topic_are_never_copied(
     tmp_path: Path, warehouse: DuckDBSession
 ) -> None:
     w, config = _poisoned(tmp_path)
-    producer = _Producer()
+    producer = RecordingProducer()
     _run(config, warehouse, w, _topic(config, producer, []))
     [letter] = dead_letters.letters(warehouse, GROUP)
     assert letter.copy_topic is None
@@ -150,24 +121,6 @@ def test_letters_stored_without_a_topic_are_never_copied(
     later = _topic(_with_topic(config), producer, [])
     assert later.publish(warehouse, force=True) == 0
     assert producer.sent == []
-
-
-def test_a_store_of_an_earlier_version_gains_the_copy_columns(warehouse: DuckDBSession) -> None:
-    old = [(c, k) for c, k in dead_letters.DEAD_COLUMNS if c not in ("copy_topic", "copied_at")]
-    warehouse.execute(ddl.create_schema(naming.CONTROL_SCHEMA))
-    warehouse.execute(
-        ddl.create_table(
-            control.control_table(dead_letters.DEAD),
-            [(c, dead_letters.ColumnType(k)) for c, k in old],
-            warehouse.dialect,
-        )
-    )
-    # Readers before a run migrated it: the new columns read as NULL, nothing to copy.
-    assert dead_letters.letters(warehouse, GROUP) == []
-    assert dead_letters.letters(warehouse, GROUP, to_copy=True) == []
-    dead_letters.ensure_table(warehouse)
-    columns = warehouse.table_columns(naming.CONTROL_SCHEMA, dead_letters.DEAD)
-    assert columns is not None and columns[-2:] == ["copy_topic", "copied_at"]
 
 
 def _load(tmp_path: Path, topic: str) -> HubConfig:
