@@ -26,6 +26,7 @@ import duckdb
 import httpx
 from kafka import KafkaConsumer, TopicPartition
 
+from core.config import HubConfig
 from dbschemas.workload import run_workload
 from ops.access import QueryTicket
 from tests.integration.conftest import Stack
@@ -40,6 +41,29 @@ from tests.integration.helpers import (
 )
 
 CLI = [sys.executable, "-m", "cdchub.cli"]
+
+
+def _start_run(path: Path, config: HubConfig) -> tuple[subprocess.Popen[str], Path]:
+    """`cdchub run` in the background, once it serves its endpoint (stopped if it never does);
+    its query ticket."""
+    run = subprocess.Popen(
+        [*CLI, "--config", str(path), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ticket = QueryTicket.path(config)
+    try:
+        deadline = time.monotonic() + 60
+        while not ticket.exists() and time.monotonic() < deadline:
+            assert run.poll() is None, run.stderr.read() if run.stderr else ""
+            time.sleep(0.5)
+        assert ticket.exists(), "the run never served its endpoint"
+    except BaseException:
+        run.send_signal(signal.SIGTERM)
+        run.wait(timeout=60)
+        raise
+    return run, ticket
 
 
 def _cdchub(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -173,19 +197,8 @@ def test_replay_while_run_holds_the_warehouse(stack: Stack, tmp_path: Path) -> N
     path, config = duckdb_config_file(stack, tmp_path, "replay_running")
     assert replicate_until_verified(config)["ok"]
     before = histories(config.warehouse.path)["shop.orders_history"]
-    run = subprocess.Popen(
-        [*CLI, "--config", str(path), "run"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run, _ticket = _start_run(path, config)
     try:
-        ticket = QueryTicket.path(config)
-        deadline = time.monotonic() + 60
-        while not ticket.exists() and time.monotonic() < deadline:
-            assert run.poll() is None, run.stderr.read() if run.stderr else ""
-            time.sleep(0.5)
-        assert ticket.exists(), "the run never served its endpoint"
         done = _cdchub(path, "replay", "--table", "shop.orders", "--execute", "--json")
         assert done.returncode == 0, done.stderr[-2000:]
         assert "running `cdchub run`" in done.stderr
@@ -229,19 +242,8 @@ def test_replay_and_rebuild_while_run_runs_on_a_postgres_warehouse(
     before = pg_history(config, "shop.orders_history")
     assert before
     versions = pg_history(config, "shop.orders_history", ingested_at=False)
-    run = subprocess.Popen(
-        [*CLI, "--config", str(path), "run"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run, ticket = _start_run(path, config)
     try:
-        ticket = QueryTicket.path(config)
-        deadline = time.monotonic() + 60
-        while not ticket.exists() and time.monotonic() < deadline:
-            assert run.poll() is None, run.stderr.read() if run.stderr else ""
-            time.sleep(0.5)
-        assert ticket.exists(), "the run never served its endpoint"
         # The run serves its dashboard on a PostgreSQL warehouse too.
         served = QueryTicket.read(ticket)
         assert served is not None
