@@ -325,6 +325,7 @@ def test_rebuild_from_a_fresh_snapshot_postgres_source(stack: Stack, tmp_path: P
     first = _versions(config, "rbpg", "items_history")
     text = _cdchub(path, "rebuild", "--table", "rbpg.items", "--snapshot", "--execute")
     assert text.returncode == 0, text.stderr[-2000:]
+    print(text.stdout)
     assert "not reconstructed" in text.stdout and "; 0 written as versions" in text.stdout
     assert _versions(config, "rbpg", "items_history") == first
 
