@@ -78,6 +78,19 @@ def replay(
 @click.option("--table", "table", required=True, help="shop.orders or shop.public.orders")
 @click.option("--execute", is_flag=True, help="Rebuild; without it only the plan is printed.")
 @click.option(
+    "--snapshot",
+    is_flag=True,
+    help="First re-read the table from the source (a Debezium incremental snapshot), so keys "
+    "whose changes Kafka no longer holds are rebuilt too.",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=900.0,
+    show_default=True,
+    help="Seconds to wait for the --snapshot to complete.",
+)
+@click.option(
     "--accept-history-loss",
     is_flag=True,
     help="Rebuild even though Kafka no longer holds the topic's first records.",
@@ -86,21 +99,28 @@ def replay(
 @click.pass_obj
 @guard
 def rebuild(
-    obj: CliContext, table: str, execute: bool, accept_history_loss: bool, as_json: bool
+    obj: CliContext,
+    table: str,
+    execute: bool,
+    snapshot: bool,
+    timeout: float,
+    accept_history_loss: bool,
+    as_json: bool,
 ) -> None:
     """Rebuild one table's current and history tables from its whole topic, swapped in atomically."""
-    from cdchub.progress import optional_bar
+    from cdchub.progress import progress_bar
     from cdchub.replay_service import rebuild_table
 
-    with optional_bar(f"rebuild {table}", execute) as bar:
-        report = rebuild_table(
-            obj.config,
-            table,
-            execute=execute,
-            accept_history_loss=accept_history_loss,
-            progress=note,
-            bar=bar,
-        )
+    report = rebuild_table(
+        obj.config,
+        table,
+        execute=execute,
+        accept_history_loss=accept_history_loss,
+        snapshot=snapshot,
+        snapshot_timeout_s=timeout,
+        progress=note,
+        bars=progress_bar,  # one after the other: the snapshot's, then the rebuild's
+    )
     _print_plan_report(report, as_json, "nothing changed: add --execute to rebuild")
 
 
