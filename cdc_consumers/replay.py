@@ -261,6 +261,16 @@ def execute_replay(
     return summary
 
 
+def rebuild_refusal(dialect: Any) -> str | None:
+    """Why a rebuild cannot swap atomically on this warehouse dialect (None: it can)."""
+    if dialect.TRANSACTIONAL_DDL:
+        return None
+    return (
+        f"{dialect.NAME} commits DDL inside a transaction, so a rebuild could not swap "
+        "atomically; use `cdchub replay` (which repairs missing versions) instead"
+    )
+
+
 def execute_rebuild(
     config: HubConfig,
     session: WarehouseSession,
@@ -274,11 +284,9 @@ def execute_rebuild(
     All in ONE transaction, so readers see the old rows until the commit and the rebuilt ones after
     it. Refused where DDL commits the open transaction (a widening mid-replay would split it).
     """
-    if not session.dialect.TRANSACTIONAL_DDL:
-        raise ConfigError(
-            f"{session.dialect.NAME} commits DDL inside a transaction, so a rebuild could not swap "
-            "atomically; use `cdchub replay` (which repairs missing versions) instead"
-        )
+    refusal = rebuild_refusal(session.dialect)
+    if refusal:
+        raise ConfigError(refusal)
     schema, current, history = tables
     with session.transaction():
         for name in (history, current):

@@ -120,6 +120,8 @@ class BackfillResult:
     unchanged: int | None = None
     elapsed_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # The table topic's end offset per partition when the snapshot was requested: its rows follow.
+    start_offsets: dict[int, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document."""
@@ -429,6 +431,7 @@ def run_backfill(
         for note in notes:
             progress(f"backfill: {note}")
         follower = _Follower(config, target)
+        result.start_offsets = {tp.partition: offset for tp, offset in follower.start.items()}
         try:
             _send_signal(conn, target, signal_id, where)
             progress(
@@ -532,6 +535,17 @@ def _wait_applied(
             )
             return False
         time.sleep(1)
+
+
+def first_reread_position(config: HubConfig, target: BackfillTarget, start: dict[int, int]) -> str:
+    """The source position of the re-read's first row (`start`: `BackfillResult.start_offsets`).
+
+    Every `r` version at or after it in history came from this re-read; "~" when none arrived.
+    """
+    from kafka import TopicPartition
+
+    offsets = {TopicPartition(target.topic, p): o for p, o in start.items()}
+    return _first_position(config, target, offsets)
 
 
 def _first_position(config: HubConfig, target: BackfillTarget, start: dict[Any, int]) -> str:

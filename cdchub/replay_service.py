@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import socket
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import httpx
+from sqlglot import exp
 
 from cdc_consumers.replay import (
     ReplayPlan,
@@ -15,11 +17,19 @@ from cdc_consumers.replay import (
     execute_rebuild,
     execute_replay,
     plan_replay,
+    rebuild_refusal,
+)
+from cdchub.backfill import (
+    count_reread_versions,
+    first_reread_position,
+    resolve_table,
+    run_backfill,
 )
 from cdchub.progress import Bar
-from connectors.warehouses import open_session
+from connectors.warehouses import dialect_for, open_session
 from core.config import DuckDBWarehouse, HubConfig
 from core.errors import CdcHubError, ConfigError, MergeError
+from merge import sqltree
 from merge.runstate import LeaseHeld, RunLease, holders
 from merge.session import WarehouseSession
 from ops.access import QueryTicket, open_reader
@@ -85,24 +95,40 @@ def rebuild_table(
     *,
     execute: bool = False,
     accept_history_loss: bool = False,
+    snapshot: bool = False,
+    snapshot_timeout_s: float = 900.0,
     progress: Progress = print,
-    bar: Bar | None = None,
+    bars: Callable[[str], AbstractContextManager[Bar | None]] | None = None,
 ) -> dict[str, Any]:
     """Rebuild one table's warehouse tables from its whole topic, in ONE warehouse transaction.
 
     Its current and history rows are deleted and the topic is re-applied from its first retained
     record; readers see the old tables until the commit, then the rebuilt ones (an atomic swap on
-    warehouses whose DDL is transactional; refused on the others). Run `cdchub backfill --table T`
-    first when the topic no longer holds every row (compaction, retention): the fresh snapshot it
-    streams is then part of the rebuild. Other tables are not touched.
+    warehouses whose DDL is transactional; refused on the others). Other tables are not touched.
+
+    With `snapshot`, a Debezium incremental snapshot of the table is taken first (`cdchub backfill`'s
+    machinery) and followed to completion, so the topic ends with every current source row: a key
+    whose changes Kafka no longer holds is rebuilt from its snapshot row. A snapshot row equal to the
+    version the stream already rebuilt writes nothing (merge/plan.py `drop_unchanged_snapshot_rows`).
+    The versions the lost records carried stay lost: the report says how many history had before
+    and after, and how many keys start at the snapshot.
 
     Raises:
         ConfigError: Kafka no longer holds the topic's first records (history before them would be
-            lost) and `accept_history_loss` is not given; or the warehouse cannot swap atomically.
+            lost) and neither `snapshot` nor `accept_history_loss` is given; or the warehouse cannot
+            swap atomically (checked before any snapshot is taken).
+        BackfillError: the snapshot could not start or did not complete in `snapshot_timeout_s`.
+
+    `bars(label)` opens a progress bar for each long step in turn (the snapshot, the rebuild).
     """
+    open_bar = bars or (lambda _label: nullcontext(None))
+    refusal = rebuild_refusal(dialect_for(config.warehouse.kind))
+    if refusal:
+        raise ConfigError(refusal)
     reader = open_reader(config)
     try:
         found = find_table(reader, table)  # type: ignore[arg-type]
+        versions_before = _history_versions(reader, found)
     finally:
         reader.close()
     topic = f"{found.source}.{found.source_schema}.{found.source_table}"
@@ -111,23 +137,95 @@ def rebuild_table(
         "plan": plan.to_json(),
         "plan_text": plan.describe().replace("replay ", "rebuild ", 1),
         "summary": None,
+        "snapshot": None,
+        "history": {"versions_before": versions_before, "lost_offsets": {}},
     }
     lost = [r for r in plan.ranges if r.start > 0]
     if lost:
         where = ", ".join(f"partition {r.partition} starts at offset {r.start}" for r in lost)
+        report["history"]["lost_offsets"] = {str(r.partition): r.start for r in lost}
         message = (
             f"Kafka no longer holds the first records of {topic} ({where}): the versions they "
             "carried would be lost from history"
         )
-        if not accept_history_loss:
-            raise ConfigError(message + "; add --accept-history-loss to rebuild anyway")
+        if not (accept_history_loss or snapshot):
+            raise ConfigError(
+                message + "; add --snapshot to read the table's rows from the source again (the "
+                "lost versions stay lost), or --accept-history-loss"
+            )
         report["warning"] = message
+    if snapshot:
+        report["plan_text"] += (
+            f"\n  first: an incremental snapshot of {topic} (its rows are appended to the topic "
+            "and rebuilt with it)"
+        )
     if not execute:
         return report
-    summary = _execute(config, plan, progress, rebuild=found, bar=bar)
+    target = None
+    if snapshot:
+        target = resolve_table(config, topic)
+        with open_bar(f"snapshot {table}") as snapshot_bar:
+            done = run_backfill(
+                config,
+                topic,
+                timeout_s=snapshot_timeout_s,
+                wait_applied_s=0,  # the rebuild applies the rows itself
+                progress=progress,
+                bar=snapshot_bar,
+            )
+        report["snapshot"] = done.to_json()
+        plan = plan_replay(config, topic, topic)  # now through the snapshot's rows
+        report["plan"] = plan.to_json()
+    with open_bar(f"rebuild {table}") as bar:
+        summary = _execute(config, plan, progress, rebuild=found, bar=bar)
     report["summary"] = summary.to_json()
-    report["summary_text"] = summary.describe().replace("replayed", "rebuilt from", 1)
+    reader = open_reader(config)
+    try:
+        report["history"]["versions_after"] = _history_versions(reader, found)
+        if target is not None:
+            since = first_reread_position(config, target, report["snapshot"]["start_offsets"])
+            written = count_reread_versions(reader, target, since) or 0
+            read = int(report["snapshot"]["rows_read"])
+            report["history"]["snapshot_versions"] = written
+            report["history"]["snapshot_rows_unchanged"] = max(0, read - written)
+    finally:
+        reader.close()
+    report["summary_text"] = "\n".join(
+        [summary.describe().replace("replayed", "rebuilt from", 1), *_history_lines(report)]
+    )
     return report
+
+
+def _history_versions(reader: Any, found: Any) -> int:
+    query = exp.select(exp.Count(this=exp.Star())).from_(
+        sqltree.table(found.history_table, found.warehouse_schema)
+    )
+    return int(reader.query(query)[0][0])
+
+
+def _history_lines(report: dict[str, Any]) -> list[str]:
+    """What history the rebuild could and could not reconstruct, in words."""
+    history = report["history"]
+    lines = [
+        f"  history versions: {history['versions_before']} before, "
+        f"{history['versions_after']} after"
+    ]
+    if history["lost_offsets"]:
+        lines.append(
+            "  not reconstructed: the versions carried by records Kafka no longer holds ("
+            + ", ".join(
+                f"partition {p} before offset {o}" for p, o in history["lost_offsets"].items()
+            )
+            + ")"
+        )
+    if "snapshot_versions" in history:
+        lines.append(
+            f"  snapshot: {report['snapshot']['rows_read']} rows read; "
+            f"{history['snapshot_rows_unchanged']} equal to the version rebuilt from the stream "
+            f"(no version written); {history['snapshot_versions']} written as versions at the "
+            "snapshot (keys whose earlier changes Kafka no longer holds, or that differed)"
+        )
+    return lines
 
 
 def _execute(

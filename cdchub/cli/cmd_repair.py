@@ -19,6 +19,18 @@ from cdchub.cli.output import (
 from core.errors import ConfigError
 
 
+def _print_plan_report(report: dict[str, Any], as_json: bool, not_executed: str) -> None:
+    """A replay's or rebuild's report: one JSON document, or as text its warning, the plan, then
+    the summary (without --execute, `not_executed`)."""
+    if as_json:
+        emit(report)
+        return
+    if report.get("warning"):
+        click.echo(f"warning: {report['warning']}", err=True)
+    click.echo(report["plan_text"])
+    click.echo(not_executed if report.get("summary") is None else report["summary_text"])
+
+
 @cli.command()
 @click.option("--table", "table", required=True, help="shop.orders or shop.public.orders")
 @click.option("--from-offset", type=click.IntRange(min=0), help="First offset to re-read.")
@@ -59,19 +71,25 @@ def replay(
             progress=note,
             bar=bar,
         )
-    if as_json:
-        emit(report)
-        return
-    click.echo(report["plan_text"])
-    if report.get("summary") is None:
-        click.echo("nothing applied: add --execute to apply this plan")
-    else:
-        click.echo(report["summary_text"])
+    _print_plan_report(report, as_json, "nothing applied: add --execute to apply this plan")
 
 
 @cli.command()
 @click.option("--table", "table", required=True, help="shop.orders or shop.public.orders")
 @click.option("--execute", is_flag=True, help="Rebuild; without it only the plan is printed.")
+@click.option(
+    "--snapshot",
+    is_flag=True,
+    help="First re-read the table from the source (a Debezium incremental snapshot), so keys "
+    "whose changes Kafka no longer holds are rebuilt too.",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=900.0,
+    show_default=True,
+    help="Seconds to wait for the --snapshot to complete.",
+)
 @click.option(
     "--accept-history-loss",
     is_flag=True,
@@ -81,31 +99,29 @@ def replay(
 @click.pass_obj
 @guard
 def rebuild(
-    obj: CliContext, table: str, execute: bool, accept_history_loss: bool, as_json: bool
+    obj: CliContext,
+    table: str,
+    execute: bool,
+    snapshot: bool,
+    timeout: float,
+    accept_history_loss: bool,
+    as_json: bool,
 ) -> None:
     """Rebuild one table's current and history tables from its whole topic, swapped in atomically."""
-    from cdchub.progress import optional_bar
+    from cdchub.progress import progress_bar
     from cdchub.replay_service import rebuild_table
 
-    with optional_bar(f"rebuild {table}", execute) as bar:
-        report = rebuild_table(
-            obj.config,
-            table,
-            execute=execute,
-            accept_history_loss=accept_history_loss,
-            progress=note,
-            bar=bar,
-        )
-    if as_json:
-        emit(report)
-        return
-    if report.get("warning"):
-        click.echo(f"warning: {report['warning']}", err=True)
-    click.echo(report["plan_text"])
-    if report.get("summary") is None:
-        click.echo("nothing changed: add --execute to rebuild")
-    else:
-        click.echo(report["summary_text"])
+    report = rebuild_table(
+        obj.config,
+        table,
+        execute=execute,
+        accept_history_loss=accept_history_loss,
+        snapshot=snapshot,
+        snapshot_timeout_s=timeout,
+        progress=note,
+        bars=progress_bar,  # one after the other: the snapshot's, then the rebuild's
+    )
+    _print_plan_report(report, as_json, "nothing changed: add --execute to rebuild")
 
 
 @cli.command()
