@@ -323,7 +323,11 @@ class Runner:
                     break
             else:
                 result.stopped_by = "signal"
-            self._settle(result, on_batch, stream)
+            # The last batch commits; what runs between batches runs after it too.
+            if self._in_flight is not None:
+                self._settle(result, on_batch, stream)
+                if self.between_batches is not None:
+                    self.between_batches(self.session)
         finally:
             # A batch in flight commits (or fails) before the stream and the lease are let go.
             if self._in_flight is not None:
