@@ -159,6 +159,8 @@ class Runner:
             s.name: EnvelopeDecoder(s.name, SourceKind(s.kind)) for s in config.sources
         }
         self.sources = {s.name: s for s in config.sources}
+        # Topic -> its source (None: a topic of no configured source), looked up once per topic.
+        self._source_of_topic: dict[str, SourceConfig | None] = {}
         self.client_id = client_id
         self.stream_factory = stream_factory or self._kafka_stream
         self._stop = False
@@ -438,12 +440,19 @@ class Runner:
     ) -> list[StreamRecord]:
         """Route one poll's records; their coordinates (the raw bytes are not kept)."""
         out = []
+        last: dict[tuple[str, int], int] = {}
+        sources = self._source_of_topic
         for record in polled:
-            self._consumed[Partition(record.stream, record.partition)] = record.offset + 1
-            source = self.sources.get(source_of(record.stream))
+            last[(record.stream, record.partition)] = record.offset
+            topic = record.stream
+            source = sources.get(topic)
+            if source is None and topic not in sources:
+                source = sources[topic] = self.sources.get(source_of(topic))
             if source is not None:
                 record = self._route(source, record, batch, now)
             out.append(_light(record) if record.value is not None else record)
+        for (topic, partition), offset in last.items():
+            self._consumed[Partition(topic, partition)] = offset + 1
         return out
 
     def _probe(self, stream: ChangeStream, now: float, force: bool = False) -> None:

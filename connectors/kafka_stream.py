@@ -11,6 +11,35 @@ from core.model import StreamRecord
 from core.stream import OnAssign, Partition
 
 
+def _zstd_decode(payload: bytes) -> bytes:
+    """Every zstd frame of a batch, decompressed (what kafka-python's `zstd_decode` returns).
+
+    kafka-python 3.0 reads the frames through `stream_reader`, in small chunks: measured at 22 ms
+    per 16 MB of Debezium JSON against 2.3 ms here, about 6% of a catch-up's main thread. The
+    Java producer writes frames without their content size, so each frame is read by a
+    `decompressobj`, and what follows it (`unused_data`) is the next frame.
+    """
+    import zstandard
+
+    decompressor = zstandard.ZstdDecompressor()
+    parts = []
+    rest = payload
+    while rest:
+        frame = decompressor.decompressobj()
+        parts.append(frame.decompress(rest))
+        rest = frame.unused_data
+    return b"".join(parts)
+
+
+def install_fast_zstd() -> None:
+    """Have kafka-python decompress zstd batches with `_zstd_decode` (idempotent)."""
+    from kafka import codec
+    from kafka.record import default_records
+
+    if codec.has_zstd():
+        default_records.zstd_decode = _zstd_decode
+
+
 class KafkaChangeStream:
     """`ChangeStream` over kafka-python's `KafkaConsumer`."""
 
@@ -42,6 +71,7 @@ class KafkaChangeStream:
         from kafka import KafkaConsumer
         from kafka.errors import KafkaError
 
+        install_fast_zstd()
         settings: dict[str, Any] = {
             "bootstrap_servers": bootstrap_servers,
             "group_id": group_id,

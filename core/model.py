@@ -9,7 +9,7 @@ table's `TableSchema`.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -97,7 +97,7 @@ class TableSchema:
         raise KeyError(name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StreamRecord:
     """A stream record as received (raw bytes), enough to decode it again after a restart."""
 
@@ -118,7 +118,7 @@ class StreamRecord:
         return KafkaCoordinates(self.stream, self.partition, self.offset, self.timestamp)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KafkaCoordinates:
     """Where the record was read from, for offsets, error context and tracing."""
 
@@ -128,7 +128,8 @@ class KafkaCoordinates:
     timestamp_ms: int | None = None
 
 
-@dataclass(frozen=True)
+# Slots: a catch-up holds tens of thousands of these at once (a batch, parked transactions).
+@dataclass(frozen=True, slots=True)
 class ChangeEvent:
     """One row change (or a table truncate) in the unified model.
 
@@ -162,7 +163,6 @@ class ChangeEvent:
     kafka: KafkaCoordinates | None = None
     snapshot: bool = False
     unavailable: frozenset[str] = frozenset()
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def image(self) -> dict[str, Any] | None:

@@ -69,3 +69,23 @@ def test_kafka_python_reads_the_zstd_batches_the_connectors_write() -> None:
     assert codec.has_zstd()
     payload = b'{"schema": {"type": "struct"}, "payload": {}}' * 200
     assert codec.zstd_decode(codec.zstd_encode(payload)) == payload
+
+
+def test_zstd_batches_decompress_as_kafka_python_does_only_faster() -> None:
+    import zstandard
+    from kafka import codec
+    from kafka.record import default_records
+
+    from connectors.kafka_stream import _zstd_decode, install_fast_zstd
+
+    # Frames as the Java producer writes them (no content size), one or several per batch.
+    compressor = zstandard.ZstdCompressor(write_content_size=False)
+    parts = [b'{"schema": {"type": "struct"}, "payload": {"n": %d}}' % i * 300 for i in range(3)]
+    one = compressor.compress(parts[0])
+    several = b"".join(compressor.compress(p) for p in parts)
+    for payload in (one, several):
+        assert _zstd_decode(payload) == codec.zstd_decode(payload) == (
+            parts[0] if payload is one else b"".join(parts)
+        )
+    install_fast_zstd()
+    assert default_records.zstd_decode is _zstd_decode
