@@ -647,6 +647,7 @@ class Runner:
             event_key=json.dumps(list(event.key), default=str) if event is not None else "",
             position=event.position if event is not None else "",
             status=dead_letters.OPEN if halt else dead_letters.SKIPPED,
+            copy_topic=self.config.dead_letters.topic,
         )
         self._new_letters.append(letter)
         where = f"{record.stream}[{record.partition}]@{record.offset}"

@@ -30,6 +30,7 @@ from core.observability_config import ChecksConfig, ObservabilityConfig
 DEFAULT_CONFIG_NAME = "cdchub.yaml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
 
 class _Model(BaseModel):
@@ -265,11 +266,24 @@ class DeadLetterConfig(_Model):
 
     `halt` (the default): the table stops visibly, its later events are held, the others go on.
     `skip`: the event is stored in the dead-letter store, logged and counted, and the table goes on.
+    `topic`: a Kafka topic that also receives each letter (the record's key and value as read, the
+    error context in `__cdchub.errors.*` headers), produced after the warehouse stored it.
     """
 
     policy: Literal["halt", "skip"] = "halt"
     # Per table, `source.namespace.table` (e.g. `shop.public.orders`): its own policy.
     tables: dict[str, Literal["halt", "skip"]] = Field(default_factory=dict)
+    # Like Kafka Connect's `errors.deadletterqueue.topic.name`; None: the warehouse table only.
+    topic: str | None = None
+
+    @field_validator("topic")
+    @classmethod
+    def _topic_name(cls, value: str | None) -> str | None:
+        if value is not None and (not _TOPIC_NAME.match(value) or value in {".", ".."}):
+            raise ValueError(
+                f"{value!r} is not a Kafka topic name (1-249 characters of a-z A-Z 0-9 . _ -)"
+            )
+        return value
 
     def policy_for(self, table: str) -> str:
         """The policy of `source.namespace.table`."""
@@ -304,6 +318,14 @@ class HubConfig(_Model):
                 f"warehouse.path {str(self.warehouse.path)!r} is named like the source "
                 f"{self.warehouse.path.stem!r}; DuckDB would confuse the file with the source's "
                 "schema. Rename the file (e.g. warehouse.duckdb)"
+            )
+        topic = self.dead_letters.topic
+        if topic is not None and topic.split(".", 1)[0] in names:
+            # `<source>.…` is that source's topic space: the run would read its letters back.
+            raise ValueError(
+                f"dead_letters.topic {topic!r} is in source {topic.split('.', 1)[0]!r}'s topic "
+                "space (`<source>.…`), which `cdchub run` consumes; name it outside, e.g. "
+                "cdchub.dead_letters"
             )
         return self
 

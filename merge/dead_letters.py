@@ -9,6 +9,10 @@ the merge splices it into its place in history by source position, so a late ret
 
 Status: `open` (needs a person; its table is halted), `skipped` (policy skip, or `cdchub dlq skip`),
 `retry` (asked for; the run applies it next), `applied` (a retry that succeeded).
+
+With `dead_letters.topic` configured, a letter also names that topic (`copy_topic`) when it is stored,
+and `connectors.dead_letter_topic` copies it there after the warehouse committed it, then sets
+`copied_at`: the row is the record of truth, the topic a copy (at least once).
 """
 
 from __future__ import annotations
@@ -46,7 +50,12 @@ DEAD_COLUMNS: tuple[tuple[str, str], ...] = (
     ("status", "string"),
     ("created_at", "timestamptz"),
     ("updated_at", "timestamptz"),
+    # The Kafka topic the letter is to be copied to (None: none configured when it was stored).
+    ("copy_topic", "string"),
+    ("copied_at", "timestamptz"),
 )
+# Columns a store created by an earlier version lacks (added by `ensure_table`, read as NULL before).
+_ADDED = ("copy_topic", "copied_at")
 _NAMES = [c for c, _ in DEAD_COLUMNS]
 
 
@@ -71,6 +80,8 @@ class DeadLetter:
     status: str
     created_at: Any
     updated_at: Any
+    copy_topic: str | None = None
+    copied_at: Any = None
 
     @property
     def record(self) -> StreamRecord:
@@ -100,12 +111,28 @@ class DeadLetter:
             "status": self.status,
             "created_at": str(self.created_at),
             "updated_at": str(self.updated_at),
+            "copy_topic": self.copy_topic,
+            "copied_at": None if self.copied_at is None else str(self.copied_at),
         }
 
 
 def ensure_table(session: WarehouseSession) -> None:
-    """Create the store once (idempotent)."""
-    if session.table_columns(naming.CONTROL_SCHEMA, DEAD) is not None:
+    """Create the store once (idempotent); add the columns a store of an earlier version lacks."""
+    existing = session.table_columns(naming.CONTROL_SCHEMA, DEAD)
+    if existing is not None:
+        kinds = dict(DEAD_COLUMNS)
+        missing = [c for c in _ADDED if c not in existing]
+        if missing:
+            with session.transaction():
+                for name in missing:
+                    session.execute(
+                        ddl.add_column(
+                            control.control_table(DEAD),
+                            name,
+                            ColumnType(kinds[name]),
+                            session.dialect,
+                        )
+                    )
         return
     with session.transaction():
         session.execute(ddl.create_schema(naming.CONTROL_SCHEMA))
@@ -129,8 +156,12 @@ def new_letter(
     event_key: str = "",
     position: str = "",
     status: str = OPEN,
+    copy_topic: str | None = None,
 ) -> DeadLetter:
-    """A letter for one record (not stored yet: `store` writes it in the caller's transaction)."""
+    """A letter for one record (not stored yet: `store` writes it in the caller's transaction).
+
+    `copy_topic`: the Kafka topic the letter is to be copied to once stored (`dead_letters.topic`).
+    """
     now = dt.datetime.now(dt.UTC)
     return DeadLetter(
         uuid.uuid4().hex[:12],
@@ -150,6 +181,7 @@ def new_letter(
         status,
         now,
         now,
+        copy_topic,
     )
 
 
@@ -173,11 +205,22 @@ def letters(
     statuses: Sequence[str] = (),
     letter_id: str | None = None,
     table_name: str | None = None,
+    to_copy: bool = False,
+    limit: int | None = None,
 ) -> list[DeadLetter]:
-    """Stored letters of a consumer group, oldest first, filtered by status, id or table."""
-    if session.table_columns(naming.CONTROL_SCHEMA, DEAD) is None:
+    """Stored letters of a consumer group, oldest first, filtered by status, id or table.
+
+    `to_copy`: only letters that name a copy topic and are not copied yet.
+    """
+    existing = session.table_columns(naming.CONTROL_SCHEMA, DEAD)
+    if existing is None:
         return []
     where = [_eq("consumer_group", group)]
+    if to_copy:
+        if "copy_topic" not in existing:
+            return []
+        where.append(exp.Not(this=exp.Is(this=sqltree.col("copy_topic"), expression=exp.Null())))
+        where.append(exp.Is(this=sqltree.col("copied_at"), expression=exp.Null()))
     if statuses:
         where.append(
             exp.In(
@@ -188,12 +231,16 @@ def letters(
         where.append(_eq("letter_id", letter_id))
     if table_name is not None:
         where.append(_eq("table_name", table_name))
+    # A store of an earlier version, read before a run added its new columns: NULL for them.
+    columns = [sqltree.col(c) if c in existing else exp.Null() for c in _NAMES]
     query = (
-        exp.select(*(sqltree.col(c) for c in _NAMES))
+        exp.select(*columns)
         .from_(control.control_table(DEAD))
         .where(exp.and_(*where))
         .order_by(sqltree.col("created_at"), sqltree.col("record_offset"))
     )
+    if limit is not None:
+        query = query.limit(limit)
     out = []
     for row in session.query(query):
         values = list(row)
@@ -203,30 +250,23 @@ def letters(
     return out
 
 
-def set_status(
+def _now_literal() -> exp.Expression:
+    return exp.cast(exp.Literal.string(dt.datetime.now(dt.UTC).isoformat()), "TIMESTAMPTZ")
+
+
+def _update(
     session: WarehouseSession,
     group: str,
     letter_ids: Sequence[str],
-    status: str,
-    error: str | None = None,
+    sets: Sequence[exp.Expression],
 ) -> None:
-    """Move letters to `status` (inside the caller's transaction), optionally with a new error."""
+    """`UPDATE dead_letters SET … WHERE` the group's letters with these ids."""
     if not letter_ids:
         return
-    now = dt.datetime.now(dt.UTC)
-    sets = [
-        exp.EQ(this=sqltree.col("status"), expression=exp.Literal.string(status)),
-        exp.EQ(
-            this=sqltree.col("updated_at"),
-            expression=exp.cast(exp.Literal.string(now.isoformat()), "TIMESTAMPTZ"),
-        ),
-    ]
-    if error is not None:
-        sets.append(exp.EQ(this=sqltree.col("error"), expression=exp.Literal.string(error[:4000])))
     session.execute(
         exp.Update(
             this=control.control_table(DEAD),
-            expressions=sets,
+            expressions=list(sets),
             where=exp.Where(
                 this=exp.and_(
                     _eq("consumer_group", group),
@@ -237,6 +277,33 @@ def set_status(
                 )
             ),
         )
+    )
+
+
+def set_status(
+    session: WarehouseSession,
+    group: str,
+    letter_ids: Sequence[str],
+    status: str,
+    error: str | None = None,
+) -> None:
+    """Move letters to `status` (inside the caller's transaction), optionally with a new error."""
+    sets = [
+        exp.EQ(this=sqltree.col("status"), expression=exp.Literal.string(status)),
+        exp.EQ(this=sqltree.col("updated_at"), expression=_now_literal()),
+    ]
+    if error is not None:
+        sets.append(exp.EQ(this=sqltree.col("error"), expression=exp.Literal.string(error[:4000])))
+    _update(session, group, letter_ids, sets)
+
+
+def mark_copied(session: WarehouseSession, group: str, letter_ids: Sequence[str]) -> None:
+    """Record that letters were copied to their topic (inside the caller's transaction)."""
+    _update(
+        session,
+        group,
+        letter_ids,
+        [exp.EQ(this=sqltree.col("copied_at"), expression=_now_literal())],
     )
 
 

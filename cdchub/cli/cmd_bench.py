@@ -8,8 +8,14 @@ from pathlib import Path
 import click
 
 from cdchub.cli.app import cli
-from cdchub.cli.output import EXIT_CHECK_FAILED, CliContext, emit, guard, json_option
-from connectors.warehouses import kinds as warehouse_kinds
+from cdchub.cli.output import (
+    EXIT_CHECK_FAILED,
+    CliContext,
+    emit,
+    guard,
+    json_option,
+    warehouse_kind_option,
+)
 
 
 @cli.group()
@@ -18,13 +24,7 @@ def bench() -> None:
 
 
 @bench.command("merge")
-@click.option(
-    "--warehouse",
-    "kind",
-    type=click.Choice(warehouse_kinds()),
-    default=warehouse_kinds()[0],
-    show_default=True,
-)
+@warehouse_kind_option()
 @click.option("--events", type=click.IntRange(1), default=10_000, show_default=True)
 @click.option("--batch", type=click.IntRange(1), default=1_000, show_default=True)
 @click.option("--keys", type=click.IntRange(1), default=2_000, show_default=True)

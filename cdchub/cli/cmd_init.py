@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from cdchub.cli.app import cli
-from cdchub.cli.output import emit, guard, json_option, note
-from connectors.warehouses import kinds as warehouse_kinds
+from cdchub.cli.output import emit, guard, json_option, note, warehouse_kind_option
 
 
 @cli.command()
@@ -51,13 +50,7 @@ def init(
 
 
 @cli.command("render-sql")
-@click.option(
-    "--warehouse",
-    "kind",
-    type=click.Choice(warehouse_kinds()),
-    default=warehouse_kinds()[0],
-    show_default=True,
-)
+@warehouse_kind_option()
 @click.option("--table", "table", required=True, help="source.namespace.table or schema.table.")
 @click.option("--columns", help='Instead of the demo schemas: "id:int64, price:decimal(12,2)".')
 @click.option("--key", help="Key columns of --columns, comma-separated.")

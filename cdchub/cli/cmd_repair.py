@@ -19,6 +19,18 @@ from cdchub.cli.output import (
 from core.errors import ConfigError
 
 
+def _print_plan_report(report: dict[str, Any], as_json: bool, not_executed: str) -> None:
+    """A replay's or rebuild's report: one JSON document, or as text its warning, the plan, then
+    the summary (without --execute, `not_executed`)."""
+    if as_json:
+        emit(report)
+        return
+    if report.get("warning"):
+        click.echo(f"warning: {report['warning']}", err=True)
+    click.echo(report["plan_text"])
+    click.echo(not_executed if report.get("summary") is None else report["summary_text"])
+
+
 @cli.command()
 @click.option("--table", "table", required=True, help="shop.orders or shop.public.orders")
 @click.option("--from-offset", type=click.IntRange(min=0), help="First offset to re-read.")
@@ -59,14 +71,7 @@ def replay(
             progress=note,
             bar=bar,
         )
-    if as_json:
-        emit(report)
-        return
-    click.echo(report["plan_text"])
-    if report.get("summary") is None:
-        click.echo("nothing applied: add --execute to apply this plan")
-    else:
-        click.echo(report["summary_text"])
+    _print_plan_report(report, as_json, "nothing applied: add --execute to apply this plan")
 
 
 @cli.command()
@@ -116,16 +121,7 @@ def rebuild(
         progress=note,
         bars=progress_bar,  # one after the other: the snapshot's, then the rebuild's
     )
-    if as_json:
-        emit(report)
-        return
-    if report.get("warning"):
-        click.echo(f"warning: {report['warning']}", err=True)
-    click.echo(report["plan_text"])
-    if report.get("summary") is None:
-        click.echo("nothing changed: add --execute to rebuild")
-    else:
-        click.echo(report["summary_text"])
+    _print_plan_report(report, as_json, "nothing changed: add --execute to rebuild")
 
 
 @cli.command()

@@ -24,13 +24,23 @@ def run(
     from cdc_consumers.runner import Runner
     from cdchub.dlq_service import decide_in_run
     from cdchub.progress import run_progress
+    from connectors.dead_letter_topic import DeadLetterTopic
     from connectors.warehouses import open_session
     from merge.runstate import stopped_tables
+    from merge.session import WarehouseSession
     from ops.checks import ScheduledChecks
     from ops.service import instrumented
 
     session = open_session(obj.config)
     jobs = ReplayJobs()  # `cdchub replay --execute` hands its work to this run
+    checks = ScheduledChecks(obj.config)
+    # `dead_letters.topic`: stored letters are copied to Kafka between batches (after their commit).
+    letter_topic = DeadLetterTopic(obj.config)
+
+    def between_batches(batch_session: WarehouseSession) -> None:
+        checks(batch_session)
+        letter_topic.publish(batch_session)
+
     try:
         # On a terminal the run's counter is one live line; otherwise plain lines, on change.
         with (
@@ -51,11 +61,13 @@ def run(
                 progress=progress,
                 instrumentation=instrumentation,
                 jobs=jobs,
-                between_batches=ScheduledChecks(obj.config),
+                between_batches=between_batches,
             )
             result = runner.run(until_idle=until_idle, max_seconds=max_seconds)
+            letter_topic.publish(session, force=True)  # the run's last letters
         stops = stopped_tables(session, obj.config.kafka.group_id)
     finally:
+        letter_topic.close()
         session.close()
     if as_json:
         emit(

@@ -28,6 +28,20 @@ def json_option(help: str = JSON_HELP) -> Callable[[Callable[..., Any]], Callabl
     return click.option("--json", "as_json", is_flag=True, help=help)
 
 
+def warehouse_kind_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--warehouse` (its parameter is `kind`): one of the registered warehouse kinds, the first
+    by default (`bench merge`, `render-sql`)."""
+    from connectors.warehouses import kinds
+
+    return click.option(
+        "--warehouse",
+        "kind",
+        type=click.Choice(kinds()),
+        default=kinds()[0],
+        show_default=True,
+    )
+
+
 class CliContext:
     """What the group hands its commands: the config (loaded on first use) and --debug."""
 

@@ -22,7 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
+from connectors.dead_letter_topic import DeadLetterTopic
 from connectors.warehouses.values import text_value
+from core.config import DeadLetterConfig, HubConfig
 from core.errors import SchemaChangeError, UnrepresentableValue
 from core.model import (
     ChangeEvent,
@@ -31,10 +33,11 @@ from core.model import (
     Infinite,
     Op,
     OutOfRange,
+    StreamRecord,
     TableId,
     TableSchema,
 )
-from merge import sqltree
+from merge import control, ddl, dead_letters, naming, sqltree
 from merge.naming import table_names
 from merge.scd2 import Scd2Engine
 from merge.schema_sync import TableInfo
@@ -49,6 +52,7 @@ from tests.exactly_once_cases import (
     is_offsets_write,
     is_relink,
 )
+from tests.recording_producer import RecordingProducer
 from tests.scd2_cases import (
     INFO,
     SCHEMA,
@@ -504,3 +508,53 @@ def test_a_primary_key_change_closes_the_old_key_and_opens_the_new(
     with warehouse.fresh(tmp_path / "w") as session:
         _matches_reference(session, events, size)
         assert warehouse_current(session) == [(7, "a", 1)]
+
+
+def test_dead_letters_store_migrates_and_each_copy_is_produced_once(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """A store of an earlier version gains the copy columns; a letter naming a copy topic is
+    produced once with its bytes as stored, one naming none never (`dead_letters.topic`)."""
+    with warehouse.fresh(tmp_path) as session:
+        old = [c for c in dead_letters.DEAD_COLUMNS if c[0] not in ("copy_topic", "copied_at")]
+        with session.transaction():
+            session.execute(ddl.create_schema(naming.CONTROL_SCHEMA))
+            session.execute(
+                ddl.create_table(
+                    control.control_table(dead_letters.DEAD),
+                    [(c, ColumnType(k)) for c, k in old],
+                    session.dialect,
+                )
+            )
+        # Readers before a run migrated it: the new columns read as NULL, nothing to copy.
+        assert dead_letters.letters(session, "g", to_copy=True) == []
+        dead_letters.ensure_table(session)
+        columns = session.table_columns(naming.CONTROL_SCHEMA, dead_letters.DEAD)
+        assert columns is not None and [c.lower() for c in columns[-2:]] == [
+            "copy_topic",
+            "copied_at",
+        ]
+        record = StreamRecord("shop.public.orders", 0, 5, 1_700_000_000_000, b"\x00k", b"v\xff")
+        copied, kept = (
+            dead_letters.new_letter(
+                "g", "shop", "public.orders", record, "decode", "bad", copy_topic=t
+            )
+            for t in ("dlq", None)
+        )
+        with session.transaction():
+            dead_letters.store(session, [copied, kept])
+        producer = RecordingProducer()
+        config = HubConfig(kafka={"group_id": "g"}, dead_letters=DeadLetterConfig(topic="dlq"))
+        topic = DeadLetterTopic(
+            config, producer_factory=lambda _servers: producer, ensure_topic=lambda *_: None
+        )
+        assert topic.publish(session, force=True) == 1
+        [sent] = producer.sent
+        assert (sent["topic"], sent["key"], sent["value"]) == ("dlq", b"\x00k", b"v\xff")
+        assert sent["timestamp_ms"] == 1_700_000_000_000
+        stored = {x.letter_id: x for x in dead_letters.letters(session, "g")}
+        assert stored[copied.letter_id].copied_at is not None
+        assert (
+            stored[kept.letter_id].copy_topic is None and stored[kept.letter_id].copied_at is None
+        )
+        assert topic.publish(session, force=True) == 0 and len(producer.sent) == 1

@@ -99,37 +99,61 @@ def histories(path: Path) -> dict[str, list[tuple[Any, ...]]]:
         conn.close()
 
 
-def pg_warehouse_config_file(stack: Any, tmp: Path, name: str) -> tuple[Path, HubConfig]:
-    """A config file on the stack's PostgreSQL warehouse database (emptied), as a user writes it.
+def config_file(
+    stack: Any, tmp: Path, name: str, warehouse: dict[str, Any], **top: Any
+) -> tuple[Path, HubConfig]:
+    """The stack's config file with another warehouse, as a user writes it: `<tmp>/<name>.yaml`.
 
-    Its own consumer group and state directory (the run's endpoint ticket lives there); free ports
-    for the run's dashboard and metrics. The warehouse database is shared by the session's
-    PostgreSQL-warehouse tests, so the demo schemas and the control schema are dropped first.
+    Its own consumer group (`it-<name>`) and state directory (the run's endpoint ticket lives
+    there); free ports for the run's dashboard and metrics, never the default ones a user's run may
+    hold. `top` sets further top-level keys (e.g. `dead_letters={...}`).
     """
     doc = yaml.safe_load(stack.config_path.read_text())
-    warehouse: PostgresWarehouse = stack.layout.pg_warehouse_config()
-    doc["warehouse"] = {
-        "kind": "postgres",
-        "host": warehouse.host,
-        "port": warehouse.port,
-        "database": warehouse.database,
-        "user": warehouse.user,
-        "password_file": str(warehouse.password_file),
-    }
+    doc["warehouse"] = warehouse
     doc["kafka"]["group_id"] = f"it-{name}"
     doc["state_dir"] = str(tmp / "state")
     observability = doc.setdefault("observability", {})
     observability.setdefault("dashboard", {})["port"] = 0
     observability.setdefault("prometheus", {})["port"] = 0
+    doc.update(top)
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path, load_config(path)
+
+
+def duckdb_config_file(stack: Any, tmp: Path, name: str, **top: Any) -> tuple[Path, HubConfig]:
+    """A config file on a fresh DuckDB warehouse `<tmp>/<name>.duckdb` (see `config_file`)."""
+    warehouse = {"kind": "duckdb", "path": str(tmp / f"{name}.duckdb")}
+    return config_file(stack, tmp, name, warehouse, **top)
+
+
+def pg_warehouse_config_file(stack: Any, tmp: Path, name: str) -> tuple[Path, HubConfig]:
+    """A config file on the stack's PostgreSQL warehouse database (emptied), as a user writes it.
+
+    See `config_file`. The warehouse database is shared by the session's PostgreSQL-warehouse
+    tests, so the demo schemas and the control schema are dropped first.
+    """
+    warehouse: PostgresWarehouse = stack.layout.pg_warehouse_config()
+    path, config = config_file(
+        stack,
+        tmp,
+        name,
+        {
+            "kind": "postgres",
+            "host": warehouse.host,
+            "port": warehouse.port,
+            "database": warehouse.database,
+            "user": warehouse.user,
+            "password_file": str(warehouse.password_file),
+        },
+    )
     session = PostgresSession(warehouse)
     try:
         for schema in ("shop", "inventory", CONTROL_SCHEMA):
             session.execute(client_sql.drop_schema(schema))
     finally:
         session.close()
-    return path, load_config(path)
+    return path, config
 
 
 def pg_warehouse(config: HubConfig) -> psycopg.Connection:

@@ -1,5 +1,8 @@
 """A poisoned event on the real stack: dead-lettered, its table halted, the others flowing; after the
 fix, `cdchub dlq retry` (run as a user runs it) lands it in its place in history and `verify` is green.
+With `dead_letters.topic` set, `cdchub run` also copies the letter to that Kafka topic: the record's
+bytes as Debezium wrote them (read back independently at its offset) with the error context in headers,
+once (a retry does not copy it again).
 
 The poison is a change the warehouse refuses: a CHECK constraint a DBA added to the warehouse's
 `shop.orders_history` (refusing one value of `notes`, which no existing row holds). The source commits an order update with that
@@ -17,22 +20,24 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import yaml
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 
 from dbschemas.demo_sources import pg_connect
 from tests.integration.conftest import Stack
 from tests.integration.helpers import (
+    duckdb_config_file,
     failures,
     pg_warehouse,
     pg_warehouse_config_file,
     replicate_until_verified,
     run_until_idle,
     verify,
-    with_warehouse,
 )
 
 CLI = [sys.executable, "-m", "cdchub.cli"]
@@ -57,16 +62,8 @@ def _rebuild_history(path: Path, check: str | None) -> None:
         conn.close()
 
 
-def test_poisoned_event_is_dead_lettered_and_a_retry_lands_it(stack: Stack, tmp_path: Path) -> None:
-    config = with_warehouse(stack.config, tmp_path / "dlq.duckdb", "it-dlq")
-    assert replicate_until_verified(config)["ok"]
-    doc = yaml.safe_load(stack.config_path.read_text())
-    doc["warehouse"] = {"kind": "duckdb", "path": str(config.warehouse.path)}
-    doc["kafka"]["group_id"] = "it-dlq"
-    path = tmp_path / "dlq.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-
-    _rebuild_history(config.warehouse.path, "notes IS NULL OR notes <> 'poison'")
+def _poison_one_order(stack: Stack) -> tuple[int, str | None]:
+    """Commit `notes = 'poison'` on one order (with a customer update), then a later change to both."""
     with pg_connect(stack.layout.pg_admin, "shop") as conn:
         order_id, notes = conn.execute(
             "SELECT order_id, notes FROM public.orders ORDER BY order_id LIMIT 1"
@@ -86,7 +83,51 @@ def test_poisoned_event_is_dead_lettered_and_a_retry_lands_it(stack: Stack, tmp_
             [customer_id],
         )
         conn.commit()
-    run_until_idle(config)
+    return order_id, notes
+
+
+def _topic_records(bootstrap: str, topic: str) -> list[ConsumerRecord]:
+    """Every record of `topic`, read from the beginning to its end offsets (no consumer group)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        out: list[ConsumerRecord] = []
+        deadline = time.monotonic() + 60
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            for records in consumer.poll(timeout_ms=1000).values():
+                out.extend(records)
+    finally:
+        consumer.close()
+    return out
+
+
+def test_poisoned_event_is_dead_lettered_copied_to_its_topic_and_a_retry_lands_it(
+    stack: Stack, tmp_path: Path
+) -> None:
+    topic = f"it-dead-letters-{uuid.uuid4().hex[:8]}"
+    # The stack's state_dir: `cdchub status` reads the local stack's processes from there.
+    path, config = duckdb_config_file(
+        stack,
+        tmp_path,
+        "dlq",
+        dead_letters={"topic": topic},
+        state_dir=str(stack.config.state_dir),
+    )
+    assert replicate_until_verified(config)["ok"]
+
+    _rebuild_history(config.warehouse.path, "notes IS NULL OR notes <> 'poison'")
+    order_id, notes = _poison_one_order(stack)
+    ran = subprocess.run(
+        [*CLI, "--config", str(path), "run", "--until-idle", "4", "--max-seconds", "300"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
 
     listed = subprocess.run(
         [*CLI, "--config", str(path), "dlq", "list", "--json"], capture_output=True, text=True
@@ -95,6 +136,28 @@ def test_poisoned_event_is_dead_lettered_and_a_retry_lands_it(stack: Stack, tmp_
     [letter] = json.loads(listed.stdout)
     assert letter["table"] == "public.orders" and letter["status"] == "open"
     assert letter["error_kind"] == "apply" and "CHECK" in letter["error"]
+    assert letter["copy_topic"] == topic and letter["copied_at"] is not None
+    # The copy on the topic: the record as Debezium wrote it, the error context in headers.
+    bootstrap = config.kafka.bootstrap_servers
+    [copy] = _topic_records(bootstrap, topic)
+    headers = {k: v.decode() for k, v in copy.headers}
+    assert headers["__cdchub.errors.topic"] == letter["topic"] == "shop.public.orders"
+    assert headers["__cdchub.errors.partition"] == str(letter["partition"])
+    assert headers["__cdchub.errors.offset"] == str(letter["offset"])
+    assert headers["__cdchub.errors.table"] == "shop.public.orders"
+    assert headers["__cdchub.errors.stage"] == "apply"
+    assert headers["__cdchub.errors.exception.message"] == letter["error"]
+    assert headers["__cdchub.errors.source.position"] == letter["position"] != ""
+    assert headers["__cdchub.errors.letter.id"] == letter["id"]
+    assert str(order_id) in headers["__cdchub.errors.event.key"]
+    [original] = [
+        r
+        for r in _topic_records(bootstrap, letter["topic"])
+        if r.partition == letter["partition"] and r.offset == letter["offset"]
+    ]
+    assert (copy.key, copy.value) == (original.key, original.value)
+    assert b"poison" in copy.value and copy.timestamp == original.timestamp
+
     shown = subprocess.run(
         [*CLI, "--config", str(path), "status", "--json"], capture_output=True, text=True
     )
@@ -129,30 +192,7 @@ def test_poisoned_event_is_dead_lettered_and_a_retry_lands_it(stack: Stack, tmp_
     # The retried event sits between its neighbours: before it the old value, after it the next.
     assert versions[-3:] == [(notes,), ("poison",), ("after the poison",)]
     assert letters == [("applied",)]
-
-
-def _poison_one_order(stack: Stack) -> tuple[int, str | None]:
-    """Commit `notes = 'poison'` on one order (with a customer update), then a later change to both."""
-    with pg_connect(stack.layout.pg_admin, "shop") as conn:
-        order_id, notes = conn.execute(
-            "SELECT order_id, notes FROM public.orders ORDER BY order_id LIMIT 1"
-        ).fetchone()
-        customer_id = conn.execute("SELECT min(customer_id) FROM public.customers").fetchone()[0]
-        conn.execute("UPDATE public.orders SET notes = 'poison' WHERE order_id = %s", [order_id])
-        conn.execute(
-            "UPDATE public.customers SET loyalty_points = loyalty_points + 7 WHERE customer_id = %s",
-            [customer_id],
-        )
-        conn.commit()
-        conn.execute(
-            "UPDATE public.orders SET notes = 'after the poison' WHERE order_id = %s", [order_id]
-        )
-        conn.execute(
-            "UPDATE public.customers SET loyalty_points = loyalty_points + 1 WHERE customer_id = %s",
-            [customer_id],
-        )
-        conn.commit()
-    return order_id, notes
+    assert len(_topic_records(bootstrap, topic)) == 1  # copied once, not again on retry
 
 
 def _letters(path: Path) -> list[dict[str, Any]]:

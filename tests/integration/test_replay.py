@@ -24,39 +24,46 @@ from typing import Any
 
 import duckdb
 import httpx
-import yaml
 from kafka import KafkaConsumer, TopicPartition
 
-from core.config import load_config
+from core.config import HubConfig
 from dbschemas.workload import run_workload
 from ops.access import QueryTicket
 from tests.integration.conftest import Stack
 from tests.integration.helpers import (
+    duckdb_config_file,
     failures,
     histories,
     pg_history,
     pg_warehouse_config_file,
     replicate_until_verified,
     verify,
-    with_warehouse,
 )
 
 CLI = [sys.executable, "-m", "cdchub.cli"]
 
 
-def _config_file(stack: Stack, tmp: Path, name: str) -> tuple[Path, Any]:
-    config = with_warehouse(stack.config, tmp / f"{name}.duckdb", f"it-{name}")
-    doc = yaml.safe_load(stack.config_path.read_text())
-    doc["warehouse"] = {"kind": "duckdb", "path": str(config.warehouse.path)}
-    doc["kafka"]["group_id"] = config.kafka.group_id
-    doc["state_dir"] = str(tmp / "state")  # the run's query ticket lives here, not in the stack's
-    # A free port for the run's dashboard/endpoint: never the default one a user's run may hold.
-    observability = doc.setdefault("observability", {})
-    observability.setdefault("dashboard", {})["port"] = 0
-    observability.setdefault("prometheus", {})["port"] = 0
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path, load_config(path)
+def _start_run(path: Path, config: HubConfig) -> tuple[subprocess.Popen[str], Path]:
+    """`cdchub run` in the background, once it serves its endpoint (stopped if it never does);
+    its query ticket."""
+    run = subprocess.Popen(
+        [*CLI, "--config", str(path), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ticket = QueryTicket.path(config)
+    try:
+        deadline = time.monotonic() + 60
+        while not ticket.exists() and time.monotonic() < deadline:
+            assert run.poll() is None, run.stderr.read() if run.stderr else ""
+            time.sleep(0.5)
+        assert ticket.exists(), "the run never served its endpoint"
+    except BaseException:
+        run.send_signal(signal.SIGTERM)
+        run.wait(timeout=60)
+        raise
+    return run, ticket
 
 
 def _cdchub(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -86,7 +93,7 @@ def _check_bar(stderr: str, label: str, report: dict[str, Any]) -> None:
 
 
 def test_replay_changes_nothing_then_restores_deleted_history(stack: Stack, tmp_path: Path) -> None:
-    path, config = _config_file(stack, tmp_path, "replay")
+    path, config = duckdb_config_file(stack, tmp_path, "replay")
     assert replicate_until_verified(config)["ok"]
     before = histories(config.warehouse.path)["shop.orders_history"]
 
@@ -136,7 +143,7 @@ def _timestamps(bootstrap: str, topic: str, start: int, end: int) -> list[int]:
 
 
 def test_replay_of_two_ranges_restores_what_each_holds(stack: Stack, tmp_path: Path) -> None:
-    path, config = _config_file(stack, tmp_path, "replay_ranges")
+    path, config = duckdb_config_file(stack, tmp_path, "replay_ranges")
     # Stream changes behind the snapshot, so the topic spans distinct Kafka timestamps.
     run_workload(
         stack.layout, list(config.sources), rate=50, duration=None, events=300, seed=7,
@@ -187,22 +194,11 @@ def test_replay_of_two_ranges_restores_what_each_holds(stack: Stack, tmp_path: P
 
 
 def test_replay_while_run_holds_the_warehouse(stack: Stack, tmp_path: Path) -> None:
-    path, config = _config_file(stack, tmp_path, "replay_running")
+    path, config = duckdb_config_file(stack, tmp_path, "replay_running")
     assert replicate_until_verified(config)["ok"]
     before = histories(config.warehouse.path)["shop.orders_history"]
-    run = subprocess.Popen(
-        [*CLI, "--config", str(path), "run"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run, _ticket = _start_run(path, config)
     try:
-        ticket = QueryTicket.path(config)
-        deadline = time.monotonic() + 60
-        while not ticket.exists() and time.monotonic() < deadline:
-            assert run.poll() is None, run.stderr.read() if run.stderr else ""
-            time.sleep(0.5)
-        assert ticket.exists(), "the run never served its endpoint"
         done = _cdchub(path, "replay", "--table", "shop.orders", "--execute", "--json")
         assert done.returncode == 0, done.stderr[-2000:]
         assert "running `cdchub run`" in done.stderr
@@ -216,7 +212,7 @@ def test_replay_while_run_holds_the_warehouse(stack: Stack, tmp_path: Path) -> N
 
 
 def test_rebuild_restores_a_damaged_table_from_its_topic(stack: Stack, tmp_path: Path) -> None:
-    path, config = _config_file(stack, tmp_path, "rebuild")
+    path, config = duckdb_config_file(stack, tmp_path, "rebuild")
     assert replicate_until_verified(config)["ok"]
     before = histories(config.warehouse.path)
     conn = duckdb.connect(str(config.warehouse.path))
@@ -246,19 +242,8 @@ def test_replay_and_rebuild_while_run_runs_on_a_postgres_warehouse(
     before = pg_history(config, "shop.orders_history")
     assert before
     versions = pg_history(config, "shop.orders_history", ingested_at=False)
-    run = subprocess.Popen(
-        [*CLI, "--config", str(path), "run"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run, ticket = _start_run(path, config)
     try:
-        ticket = QueryTicket.path(config)
-        deadline = time.monotonic() + 60
-        while not ticket.exists() and time.monotonic() < deadline:
-            assert run.poll() is None, run.stderr.read() if run.stderr else ""
-            time.sleep(0.5)
-        assert ticket.exists(), "the run never served its endpoint"
         # The run serves its dashboard on a PostgreSQL warehouse too.
         served = QueryTicket.read(ticket)
         assert served is not None

@@ -15,30 +15,17 @@ import pytest
 
 from cdc_consumers.runner import Runner
 from connectors.warehouses.duckdb.client import DuckDBSession
-from core.config import DuckDBWarehouse, HubConfig, SourceConfig
+from core.config import HubConfig
 from core.observability_config import ChecksConfig
 from merge.session import WarehouseSession
 from ops.checks import ScheduledChecks
+from tests.configs import hub_config
 from tests.memory_stream import MemoryStream
 from tests.unit.envelope_records import make_record
 
 
 def _config(tmp_path: Path, interval: float | None) -> HubConfig:
-    return HubConfig(
-        sources=[
-            SourceConfig(
-                name="shop",
-                kind="postgres",
-                port=1,  # nothing listens: verify reports the source unreachable
-                database="shop",
-                user="u",
-                password="p",
-                transaction_consistent=False,  # the fixtures hold no BEGIN/END records
-            )
-        ],
-        warehouse=DuckDBWarehouse(path=tmp_path / "wh.duckdb"),
-        checks=ChecksConfig(interval_seconds=interval),
-    )
+    return hub_config(tmp_path / "wh.duckdb", checks=ChecksConfig(interval_seconds=interval))
 
 
 @pytest.fixture

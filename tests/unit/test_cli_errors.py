@@ -6,7 +6,6 @@ source looks like to a client (the integration tests stop the stack's own Kafka)
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -16,35 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from cdchub.cli import cli
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def write_config(tmp_path: Path, warehouse: str | None = None, sources: bool = True) -> Path:
-    doc: dict = {
-        "state_dir": str(tmp_path / "state"),
-        "kafka": {"bootstrap_servers": f"127.0.0.1:{closed_port()}"},
-        "warehouse": {"kind": "duckdb", "path": warehouse or str(tmp_path / "wh.duckdb")},
-        "observability": {"dashboard": {"serve_in_run": False}},
-    }
-    if sources:
-        doc["sources"] = [
-            {
-                "name": "shop",
-                "kind": "postgres",
-                "port": closed_port(),
-                "database": "shop",
-                "user": "u",
-                "password": "p",
-            }
-        ]
-    path = tmp_path / "cdchub.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+from tests.configs import config_file
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -71,7 +42,7 @@ def test_warehouse_path_that_cannot_be_created(tmp_path: Path, under: str) -> No
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     parent = blocker if under == "file" else Path("/proc/cdchub-no-such-dir")
-    config = write_config(tmp_path, warehouse=str(parent / "sub" / "wh.duckdb"))
+    config = config_file(tmp_path, warehouse=str(parent / "sub" / "wh.duckdb"))
     code, _, err = invoke("--config", str(config), "schema", "accept", "shop.orders")
     assert code == 2
     line = one_error_line(err)
@@ -89,7 +60,7 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(
         raise RuntimeError("a bug\nwith a second line")
 
     monkeypatch.setattr(ops.catalog, "replicated_tables", broken)
-    config = write_config(tmp_path)
+    config = config_file(tmp_path)
     duckdb.connect(str(tmp_path / "wh.duckdb")).close()
     code, _, err = invoke("--config", str(config), "tables")
     assert code == 2
@@ -100,7 +71,7 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(
 
 
 def test_run_with_kafka_down_is_one_line_within_max_seconds(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+    config = config_file(tmp_path)
     servers = yaml.safe_load(config.read_text())["kafka"]["bootstrap_servers"]
     started = time.monotonic()
     code, _, err = invoke("--config", str(config), "run", "--max-seconds", "3")
@@ -113,7 +84,7 @@ def test_run_with_kafka_down_is_one_line_within_max_seconds(tmp_path: Path) -> N
 
 
 def test_verify_with_no_sources_says_why(tmp_path: Path) -> None:
-    config = write_config(tmp_path, sources=False)
+    config = config_file(tmp_path, sources=False)
     code, out, err = invoke("--config", str(config), "verify")
     assert code == 2
     assert "no sources configured" in one_error_line(err)
@@ -121,7 +92,7 @@ def test_verify_with_no_sources_says_why(tmp_path: Path) -> None:
 
 
 def test_verify_against_a_source_that_is_down_reports_it_once(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+    config = config_file(tmp_path)
     code, out, err = invoke("--config", str(config), "verify", "--json")
     assert code == 1, err
     import json

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,47 +22,15 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from cdc_consumers.runner import Runner
 from cdchub.cli import cli
 from connectors.warehouses.duckdb.client import DuckDBSession
-from core.config import DuckDBWarehouse, HubConfig, SourceConfig
 from merge import dead_letters
-from tests.memory_stream import MemoryStream
-from tests.unit.envelope_records import make_record
+from tests.configs import config_file, hub_config
 from tests.unit.test_dead_letters import _refuse_status
 from tests.unit.test_dead_letters import _run as run_workload
 from tests.unit.test_runner_liveness import Workload
 from tests.unit.test_runner_liveness import _config as liveness_config
-from tests.unit.test_stops import feed, retyped
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def write_config(tmp_path: Path, warehouse: Path, connect: str | None = None) -> Path:
-    doc = {
-        "state_dir": str(tmp_path / "state"),
-        "kafka": {"bootstrap_servers": f"127.0.0.1:{closed_port()}"},
-        "connect": {"url": connect or f"http://127.0.0.1:{closed_port()}"},
-        "warehouse": {"kind": "duckdb", "path": str(warehouse)},
-        "observability": {"dashboard": {"serve_in_run": False}},
-        "sources": [
-            {
-                "name": "shop",
-                "kind": "postgres",
-                "port": closed_port(),
-                "database": "shop",
-                "user": "u",
-                "password": "p",
-            }
-        ],
-    }
-    path = tmp_path / "cdchub.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+from tests.unit.test_stops import stop_orders
 
 
 def invoke(config: Path | None, *args: str) -> Result:
@@ -84,31 +51,13 @@ def one_document(result: Result, exit_code: int = 0) -> Any:
 def stopped(tmp_path: Path) -> Path:
     """A DuckDB warehouse where shop.public.orders is stopped; returns the CLI config."""
     path = tmp_path / "wh.duckdb"
-    config = HubConfig(
-        sources=[
-            SourceConfig(
-                name="shop",
-                kind="postgres",
-                port=1,
-                database="shop",
-                user="u",
-                password="p",
-                transaction_consistent=False,
-            )
-        ],
-        warehouse=DuckDBWarehouse(path=path),
-    )
+    config = hub_config(path)
     session = DuckDBSession(path)
     try:
-        stream = MemoryStream()
-        runner = Runner(config, session, progress=lambda _m: None, stream_factory=stream.factory())
-        first = make_record("shop.public.orders.u")
-        feed(runner, stream, first)
-        feed(runner, stream, make_record("shop.public.customers.c"))
-        feed(runner, stream, retyped(first, first.offset + 1))
+        stop_orders(config, session)
     finally:
         session.close()
-    return write_config(tmp_path, path)
+    return config_file(tmp_path, path)
 
 
 def test_tables_json_is_one_array_of_tables(stopped: Path) -> None:
@@ -204,7 +153,7 @@ def test_replay_json_with_kafka_down_prints_one_error_document(stopped: Path) ->
 
 
 def test_a_usage_error_inside_a_command_under_json(tmp_path: Path) -> None:
-    config = write_config(tmp_path, tmp_path / "wh.duckdb")
+    config = config_file(tmp_path, tmp_path / "wh.duckdb")
     doc = one_document(invoke(config, "dlq", "retry", "--json"), exit_code=2)
     assert doc == {"ok": False, "error": "give letter ids or --table", "exit_code": 2}
 
@@ -228,7 +177,7 @@ def poisoned(tmp_path: Path) -> Path:
         assert len(dead_letters.letters(session, "cdchub")) == 1
     finally:
         session.close()
-    return write_config(tmp_path, path)
+    return config_file(tmp_path, path)
 
 
 def test_dlq_list_show_skip_retry_json(poisoned: Path) -> None:
@@ -260,7 +209,7 @@ def test_dlq_list_show_skip_retry_json(poisoned: Path) -> None:
 
 
 def test_stack_status_and_down_json_when_nothing_runs(tmp_path: Path) -> None:
-    config = write_config(tmp_path, tmp_path / "wh.duckdb")
+    config = config_file(tmp_path, tmp_path / "wh.duckdb")
     status = one_document(invoke(config, "stack", "status", "--json"), exit_code=1)
     for name in ("postgres", "mariadb", "kafka", "connect"):
         assert status[name]["running"] is False
@@ -269,7 +218,7 @@ def test_stack_status_and_down_json_when_nothing_runs(tmp_path: Path) -> None:
 
 
 def test_load_demo_json_names_skipped_sources(tmp_path: Path) -> None:
-    config = write_config(tmp_path, tmp_path / "wh.duckdb")
+    config = config_file(tmp_path, tmp_path / "wh.duckdb")
     doc = yaml.safe_load(config.read_text())
     doc["sources"][0]["database"] = "crm"  # not a demo database: skipped, nothing connected
     config.write_text(yaml.safe_dump(doc))
@@ -297,7 +246,7 @@ def test_init_json(tmp_path: Path) -> None:
 
 
 def test_bench_merge_json(tmp_path: Path) -> None:
-    config = write_config(tmp_path, tmp_path / "wh.duckdb")
+    config = config_file(tmp_path, tmp_path / "wh.duckdb")
     doc = one_document(
         invoke(
             config, "bench", "merge", "--events", "300", "--batch", "100", "--keys", "50", "--json"
@@ -373,7 +322,7 @@ def connect() -> Iterator[str]:
 
 
 def test_connectors_status_pause_resume_restart_json(tmp_path: Path, connect: str) -> None:
-    config = write_config(tmp_path, tmp_path / "wh.duckdb", connect=connect)
+    config = config_file(tmp_path, tmp_path / "wh.duckdb", connect=connect)
     [entry] = one_document(invoke(config, "connectors", "status", "--json"))
     assert entry == {
         "source": "shop",
@@ -394,7 +343,7 @@ def test_connectors_status_pause_resume_restart_json(tmp_path: Path, connect: st
 
 
 def test_connectors_unknown_connector_is_one_error_document(tmp_path: Path, connect: str) -> None:
-    config = write_config(tmp_path, tmp_path / "wh.duckdb", connect=connect)
+    config = config_file(tmp_path, tmp_path / "wh.duckdb", connect=connect)
     doc = yaml.safe_load(config.read_text())
     doc["sources"][0]["name"] = "crm"  # its connector cdchub-crm does not exist
     config.write_text(yaml.safe_dump(doc))
@@ -404,7 +353,7 @@ def test_connectors_unknown_connector_is_one_error_document(tmp_path: Path, conn
 
 
 def test_connectors_apply_dry_run_json_is_one_document(tmp_path: Path) -> None:
-    config = write_config(tmp_path, tmp_path / "wh.duckdb")
+    config = config_file(tmp_path, tmp_path / "wh.duckdb")
     [planned] = one_document(invoke(config, "connectors", "apply", "--dry-run", "--json"))
     assert planned["connector"] == "cdchub-shop"
     assert planned["config"]["database.password"] == "********"

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 from click.testing import CliRunner, Result
 
@@ -25,13 +23,6 @@ from merge import dead_letters
 from tests.unit.test_runner_liveness import Workload, _config, _current
 
 GROUP = "cdchub"
-
-
-@pytest.fixture
-def warehouse(tmp_path: Path) -> Iterator[DuckDBSession]:
-    session = DuckDBSession(tmp_path / "wh.duckdb")
-    yield session
-    session.close()
 
 
 def _run(config: HubConfig, session: DuckDBSession, w: Workload) -> None:

@@ -13,12 +13,13 @@ import pytest
 
 from cdc_consumers.runner import Runner
 from connectors.warehouses.duckdb.client import DuckDBSession
-from core.config import DuckDBWarehouse, HubConfig, SourceConfig
+from core.config import HubConfig
 from observability.lagmath import current_lag
 from ops.access import CursorSession, ObservabilityError, parse_window
 from ops.checks import store_checks
 from ops.dashboard import DashboardServer
 from ops.lag_report import build_report, weighted_percentile
+from tests.configs import hub_config
 from tests.memory_stream import MemoryStream
 from tests.unit.envelope_records import make_record
 
@@ -27,20 +28,7 @@ STREAMED = ["shop.public.orders.u", "shop.public.orders.c", "shop.public.custome
 
 @pytest.fixture
 def filled(tmp_path: Path) -> Iterator[tuple[HubConfig, DuckDBSession]]:
-    config = HubConfig(
-        sources=[
-            SourceConfig(
-                name="shop",
-                kind="postgres",
-                port=1,
-                database="shop",
-                user="u",
-                password="p",
-                transaction_consistent=False,  # the fixtures hold no BEGIN/END records
-            )
-        ],
-        warehouse=DuckDBWarehouse(path=tmp_path / "wh.duckdb"),
-    )
+    config = hub_config(tmp_path / "wh.duckdb")
     session = DuckDBSession(config.warehouse.path)
     stream = MemoryStream()
     runner = Runner(config, session, progress=lambda _m: None, stream_factory=stream.factory())

@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import random
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,13 +132,6 @@ def _config(path: Path, **kafka: Any) -> HubConfig:
         warehouse=DuckDBWarehouse(path=path),
         kafka=KafkaConfig(**{"batch_max_wait_ms": 0, **kafka}),
     )
-
-
-@pytest.fixture
-def warehouse(tmp_path: Path) -> Iterator[DuckDBSession]:
-    session = DuckDBSession(tmp_path / "wh.duckdb")
-    yield session
-    session.close()
 
 
 def _runner(config: HubConfig, session: DuckDBSession, stream: MemoryStream) -> Runner:

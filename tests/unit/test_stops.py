@@ -18,13 +18,14 @@ from cdc_consumers.runner import Runner
 from connectors.warehouses.duckdb.client import DuckDBSession
 from connectors.warehouses.duckdb.dialect import DuckDBDialect
 from connectors.warehouses.postgres.dialect import PostgresDialect
-from core.config import DuckDBWarehouse, HubConfig, SourceConfig
+from core.config import HubConfig
 from core.errors import ConfigError
 from core.model import ColumnType
 from merge.runstate import stopped_tables
 from ops.lag_report import build_report
 from ops.schema_admin import accept_schema, holds
 from ops.service import describe_lag
+from tests.configs import hub_config
 from tests.memory_stream import MemoryStream
 from tests.unit.envelope_records import Record, make_record
 
@@ -52,29 +53,23 @@ def retyped(record: Record, offset: int) -> Record:
     return dataclasses.replace(record, offset=offset, value=value)
 
 
-@pytest.fixture
-def stopped(tmp_path: Path) -> Iterator[tuple[HubConfig, DuckDBSession, Runner]]:
-    config = HubConfig(
-        sources=[
-            SourceConfig(
-                name="shop",
-                kind="postgres",
-                port=1,
-                database="shop",
-                user="u",
-                password="p",
-                transaction_consistent=False,
-            )
-        ],
-        warehouse=DuckDBWarehouse(path=tmp_path / "wh.duckdb"),
-    )
-    session = DuckDBSession(config.warehouse.path)
+def stop_orders(config: HubConfig, session: DuckDBSession) -> Runner:
+    """Run an orders and a customers change, then an orders change retyping `customer_id`:
+    orders stops, customers flows. The runner, ready for more."""
     stream = MemoryStream()
     runner = Runner(config, session, progress=lambda _m: None, stream_factory=stream.factory())
     first = make_record("shop.public.orders.u")
     feed(runner, stream, first)
     feed(runner, stream, make_record("shop.public.customers.c"))
     feed(runner, stream, retyped(first, first.offset + 1))
+    return runner
+
+
+@pytest.fixture
+def stopped(tmp_path: Path) -> Iterator[tuple[HubConfig, DuckDBSession, Runner]]:
+    config = hub_config(tmp_path / "wh.duckdb")
+    session = DuckDBSession(config.warehouse.path)
+    runner = stop_orders(config, session)
     yield config, session, runner
     session.close()
 
@@ -126,20 +121,7 @@ def test_accept_refuses_an_unaltered_column_and_a_table_that_is_not_stopped(
 
 
 def test_a_resumed_table_applies_its_held_change(tmp_path: Path) -> None:
-    config = HubConfig(
-        sources=[
-            SourceConfig(
-                name="shop",
-                kind="postgres",
-                port=1,
-                database="shop",
-                user="u",
-                password="p",
-                transaction_consistent=False,
-            )
-        ],
-        warehouse=DuckDBWarehouse(path=tmp_path / "wh.duckdb"),
-    )
+    config = hub_config(tmp_path / "wh.duckdb")
     session = DuckDBSession(config.warehouse.path)
     try:
         stream = MemoryStream()

@@ -20,9 +20,9 @@ from opentelemetry.trace import SpanKind
 
 from cdc_consumers.runner import Runner
 from connectors.warehouses.duckdb.client import DuckDBSession
-from core.config import DuckDBWarehouse, HubConfig, SourceConfig
 from observability.telemetry import build_telemetry
 from ops.tracing import RunInstrumentation
+from tests.configs import hub_config, source
 from tests.memory_stream import MemoryStream
 from tests.unit.envelope_records import ENVELOPES, Record, make_record
 
@@ -45,30 +45,7 @@ class _NoHeartbeats:
 
 @pytest.fixture
 def traced(tmp_path: Path) -> Iterator[Traced]:
-    config = HubConfig(
-        sources=[
-            SourceConfig(
-                name="shop",
-                kind="postgres",
-                port=1,
-                database="shop",
-                user="u",
-                password="p",
-                # The fixtures hold data records only (no BEGIN/END): apply them as they come.
-                transaction_consistent=False,
-            ),
-            SourceConfig(
-                name="inventory",
-                kind="mariadb",
-                port=1,
-                database="inventory",
-                user="u",
-                password="p",
-                transaction_consistent=False,
-            ),
-        ],
-        warehouse=DuckDBWarehouse(path=tmp_path / "wh.duckdb"),
-    )
+    config = hub_config(tmp_path / "wh.duckdb", source("shop"), source("inventory", "mariadb"))
     spans, metrics = InMemorySpanExporter(), InMemoryMetricReader()
     telemetry = build_telemetry(
         config.observability,
