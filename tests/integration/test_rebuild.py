@@ -46,6 +46,7 @@ from merge.naming import IS_DELETED, OP, SOURCE_POS
 from ops.access import QueryTicket
 from tests.integration.conftest import Stack
 from tests.integration.helpers import (
+    config_file,
     failures,
     pg_warehouse,
     pg_warehouse_config_file,
@@ -139,20 +140,20 @@ def _mariadb_source(stack: Stack, name: str) -> tuple[SourceConfig, Callable[[st
 
 
 def _config_file(stack: Stack, tmp: Path, source: SourceConfig, warehouse: str) -> Path:
+    """The stack's config with only `source`, on a fresh DuckDB file or the PostgreSQL warehouse."""
     name = source.name
-    if warehouse == "postgres":
-        path, config = pg_warehouse_config_file(stack, tmp, name)
-        with pg_warehouse(config) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-        doc = yaml.safe_load(path.read_text())
-    else:
-        path = tmp / f"{name}.yaml"
-        doc = yaml.safe_load(stack.config_path.read_text())
-        doc["warehouse"] = {"kind": "duckdb", "path": str(tmp / "warehouse.duckdb")}
-        doc["kafka"]["group_id"] = f"it-{name}"
-        doc["state_dir"] = str(tmp / "state")
-        doc["observability"] = {"dashboard": {"port": 0}, "prometheus": {"port": 0}}
-    doc["sources"] = [source.model_dump(mode="json", exclude_none=True)]
+    sources = [source.model_dump(mode="json", exclude_none=True)]
+    if warehouse == "duckdb":
+        duck = {
+            "kind": "duckdb",
+            "path": str(tmp / "warehouse.duckdb"),
+        }  # not named like the source
+        return config_file(stack, tmp, name, duck, sources=sources)[0]
+    path, config = pg_warehouse_config_file(stack, tmp, name)
+    with pg_warehouse(config) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    doc = yaml.safe_load(path.read_text())
+    doc["sources"] = sources
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
