@@ -176,6 +176,10 @@ def rebuild_table(
         report["snapshot"] = done.to_json()
         plan = plan_replay(config, topic, topic)  # now through the snapshot's rows
         report["plan"] = plan.to_json()
+        report["plan_text"] = (
+            plan.describe().replace("replay ", "rebuild ", 1)
+            + f"\n  (after the incremental snapshot: {done.rows_read} rows read in {done.elapsed_s}s)"
+        )
     with open_bar(f"rebuild {table}") as bar:
         summary = _execute(config, plan, progress, rebuild=found, bar=bar)
     report["summary"] = summary.to_json()
@@ -191,7 +195,13 @@ def rebuild_table(
     finally:
         reader.close()
     report["summary_text"] = "\n".join(
-        [summary.describe().replace("replayed", "rebuilt from", 1), *_history_lines(report)]
+        [
+            f"rebuilt from {summary.records} records ({summary.events} changes): "
+            f"{summary.applied} versions written, {summary.already_present} changes wrote none "
+            f"(snapshot rows equal to the version before them, repeated records), "
+            f"in {summary.elapsed_s:.1f}s",
+            *_history_lines(report),
+        ]
     )
     return report
 

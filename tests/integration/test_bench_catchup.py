@@ -53,3 +53,37 @@ def test_bench_catchup_small_backlog_both_modes_with_peer(tmp_path: Path) -> Non
         assert split["merge"] > 0 and split["decode"] > 0
         assert result["peer"]["equal"] is True
         assert result["speedup_over_peer"] > 0
+
+
+def test_bench_catchup_consistency_off_with_a_profile(tmp_path: Path) -> None:
+    """`--no-transaction-consistent` times that mode alone; `--profile` writes py-spy's collapsed
+    stacks of the timed run (~30 s on a quiet machine: a tiny backlog, one mode, no peer)."""
+    profile = tmp_path / "spy.txt"
+    proc = subprocess.run(
+        [
+            str(CDCHUB),
+            "bench",
+            "catchup",
+            "--events",
+            "1000",
+            "--no-transaction-consistent",
+            "--profile",
+            "spy.txt",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [result] = json.loads(proc.stdout)
+    assert result["transaction_consistent"] is False
+    assert result["verify_ok"] is True, result["verify_failures"]
+    assert result["applied_events"] == result["events"] >= 1000
+    assert f"bench: profile of the timed run in {profile}" in proc.stderr
+    stacks = profile.read_text().splitlines()
+    # Collapsed stacks ("frame;frame;… count"), sampled while the run drained the backlog.
+    assert stacks and all(line.rsplit(" ", 1)[1].isdigit() for line in stacks)
+    assert any("_timed_run (cdchub/bench_catchup.py" in line for line in stacks)

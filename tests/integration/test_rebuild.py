@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from merge.naming import IS_DELETED, OP, SOURCE_POS
 from ops.access import QueryTicket
 from tests.integration.conftest import Stack
 from tests.integration.helpers import (
+    config_file,
     failures,
     pg_warehouse,
     pg_warehouse_config_file,
@@ -57,6 +58,15 @@ pytestmark = pytest.mark.integration
 
 CLI = [sys.executable, "-m", "cdchub.cli"]
 ITEMS = 40
+
+
+@pytest.fixture
+def cleanup() -> Iterator[list[list[str]]]:
+    """Command lines run at teardown, pass or fail (the test's connector is deleted)."""
+    commands: list[list[str]] = []
+    yield commands
+    for command in commands:
+        subprocess.run([*CLI, *command], capture_output=True, timeout=120, check=False)
 
 
 def _cdchub(config: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -130,20 +140,20 @@ def _mariadb_source(stack: Stack, name: str) -> tuple[SourceConfig, Callable[[st
 
 
 def _config_file(stack: Stack, tmp: Path, source: SourceConfig, warehouse: str) -> Path:
+    """The stack's config with only `source`, on a fresh DuckDB file or the PostgreSQL warehouse."""
     name = source.name
-    if warehouse == "postgres":
-        path, config = pg_warehouse_config_file(stack, tmp, name)
-        with pg_warehouse(config) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-        doc = yaml.safe_load(path.read_text())
-    else:
-        path = tmp / f"{name}.yaml"
-        doc = yaml.safe_load(stack.config_path.read_text())
-        doc["warehouse"] = {"kind": "duckdb", "path": str(tmp / "warehouse.duckdb")}
-        doc["kafka"]["group_id"] = f"it-{name}"
-        doc["state_dir"] = str(tmp / "state")
-        doc["observability"] = {"dashboard": {"port": 0}, "prometheus": {"port": 0}}
-    doc["sources"] = [source.model_dump(mode="json", exclude_none=True)]
+    sources = [source.model_dump(mode="json", exclude_none=True)]
+    if warehouse == "duckdb":
+        duck = {
+            "kind": "duckdb",
+            "path": str(tmp / "warehouse.duckdb"),
+        }  # not named like the source
+        return config_file(stack, tmp, name, duck, sources=sources)[0]
+    path, config = pg_warehouse_config_file(stack, tmp, name)
+    with pg_warehouse(config) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    doc = yaml.safe_load(path.read_text())
+    doc["sources"] = sources
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
@@ -207,12 +217,11 @@ def _delete_records(config: HubConfig, topic: str, before: int) -> None:
 
 
 def _prepare(
-    stack: Stack, tmp: Path, source: SourceConfig, run_sql: Callable[[str], None], warehouse: str
-) -> tuple[Path, HubConfig, list[tuple[Any, ...]], str]:
+    path: Path, source: SourceConfig, run_sql: Callable[[str], None]
+) -> tuple[HubConfig, list[tuple[Any, ...]], str]:
     """Replicate both phases, then delete phase 1's records (and the initial snapshot's) from
     the items topic. Returns the config, the items history written from the whole topic, and the
     last position phase 1 wrote."""
-    path = _config_file(stack, tmp, source, warehouse)
     config = load_config(path)
     apply_connectors(config, progress=lambda _m: None)
     run_sql(PHASE1)
@@ -229,7 +238,7 @@ def _prepare(
     whole = _versions(config, schema, "items_history")
     assert len(whole) > len(phase1)
     _delete_records(config, topic, end1)
-    return path, config, whole, boundary
+    return config, whole, boundary
 
 
 def _retained(whole: list[tuple[Any, ...]], boundary: str, kind: str) -> list[tuple[Any, ...]]:
@@ -274,9 +283,13 @@ def _check_snapshot_rebuild(
     assert snapshot_pos["versions_after"] == len(rebuilt)
 
 
-def test_rebuild_from_a_fresh_snapshot_postgres_source(stack: Stack, tmp_path: Path) -> None:
+def test_rebuild_from_a_fresh_snapshot_postgres_source(
+    stack: Stack, tmp_path: Path, cleanup: list[list[str]]
+) -> None:
     source, run_sql = _pg_source(stack, "rbpg")
-    path, config, whole, boundary = _prepare(stack, tmp_path, source, run_sql, "duckdb")
+    path = _config_file(stack, tmp_path, source, "duckdb")
+    cleanup.append(["--config", str(path), "connectors", "delete", "--drop-slot"])
+    config, whole, boundary = _prepare(path, source, run_sql)
     notes_before = _versions(config, "rbpg", "notes_history")
 
     # Plain: refused, one line naming what to do.
@@ -348,14 +361,15 @@ def test_rebuild_from_a_fresh_snapshot_postgres_source(stack: Stack, tmp_path: P
     lines = late.stderr.strip().splitlines()  # progress lines, then ONE error line
     assert [line for line in lines if line.startswith("error:")] == lines[-1:], late.stderr
     assert "did not complete in time" in lines[-1] and "Traceback" not in late.stderr
-    _cdchub(path, "connectors", "delete", "--drop-slot")
 
 
 def test_rebuild_from_a_fresh_snapshot_mariadb_source_while_run_runs(
-    stack: Stack, tmp_path: Path
+    stack: Stack, tmp_path: Path, cleanup: list[list[str]]
 ) -> None:
     source, run_sql = _mariadb_source(stack, "rbmy")
-    path, config, whole, boundary = _prepare(stack, tmp_path, source, run_sql, "postgres")
+    path = _config_file(stack, tmp_path, source, "postgres")
+    cleanup.append(["--config", str(path), "connectors", "delete"])
+    config, whole, boundary = _prepare(path, source, run_sql)
     run = subprocess.Popen(
         [*CLI, "--config", str(path), "run"],
         stdout=subprocess.PIPE,
@@ -383,8 +397,9 @@ def test_rebuild_from_a_fresh_snapshot_mariadb_source_while_run_runs(
         assert ticket.exists(), "the run never served its endpoint"
         writer.start()
         done = _cdchub(
-            path, "rebuild", "--table", "rbmy.items", "--snapshot", "--execute", "--json"
-        )
+            path, "rebuild", "--table", "rbmy.items", "--snapshot", "--timeout", "300", "--execute",
+            "--json",
+        )  # fmt: skip
         stop.set()
         writer.join()
         assert run.poll() is None, "the run stopped during the rebuild"
@@ -403,4 +418,3 @@ def test_rebuild_from_a_fresh_snapshot_mariadb_source_while_run_runs(
     assert run.returncode == 0, err[-2000:]
     assert report["ok"], failures(report)
     _check_snapshot_rebuild(config, source, whole, boundary, json.loads(done.stdout))
-    _cdchub(path, "connectors", "delete")

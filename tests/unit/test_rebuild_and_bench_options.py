@@ -5,8 +5,8 @@ the real stack) and tests/integration/test_bench_catchup.py (bench catchup end t
 - `rebuild --snapshot --execute` on Snowflake is refused in one line before anything is read or
   signalled (its DDL commits, so no atomic swap);
 - `bench catchup --transaction-consistent/--no-transaction-consistent` and `--profile FILE` reach
-  the benchmark as given (the benchmark's entry is replaced: it starts a private stack of its own,
-  minutes of work, which the integration test runs once);
+  the benchmark as given (the benchmark's entry is replaced here: it starts a private stack of its
+  own; tests/integration/test_bench_catchup.py runs it end to end);
 - `--profile`'s sampler is the real py-spy: it writes collapsed stacks of the code that ran.
 """
 
