@@ -183,6 +183,8 @@ class CatchupResult:
     load_after: str
     # The most events parked at once (transaction consistency), and RSS / parked after each batch.
     peak_parked_events: int = 0
+    # CPU seconds of this process (all its threads) from the run's start to its last commit.
+    cpu_seconds: float = 0.0
     batch_trace: list[dict[str, Any]] = field(default_factory=list)
     peer: PeerResult | None = None
     speedup_over_peer: float | None = None
@@ -207,6 +209,8 @@ class CatchupResult:
             f"({s.wait / total:.0%})",
             f"  apply thread merge {s.merge:.1f} s ({s.merge / total:.0%}), park/offsets/commit "
             f"{s.park:.1f} s ({s.park / total:.0%})",
+            f"  cpu          {self.cpu_seconds:.1f} s in this process "
+            f"({self.cpu_seconds / total:.2f} of the 2 cores' seconds per wall second)",
             f"  peak RSS     {self.peak_rss_mb:.0f} MB (this process; "
             f"{self.rss_before_run_mb:.0f} MB before the run started)",
             f"  forced       {self.forced_releases} transaction(s) released incomplete; "
@@ -528,6 +532,7 @@ class _Timed:
     forced_releases: int
     peak_parked: int
     trace: list[dict[str, Any]]
+    cpu_seconds: float
 
 
 @contextmanager
@@ -587,6 +592,7 @@ def _timed_run(
     )
     timers = CatchupTimers()
     last_commit = [0.0]
+    last_cpu = [0.0]
     applied = [0]
 
     trace: list[dict[str, Any]] = []
@@ -597,6 +603,7 @@ def _timed_run(
         # a poll later: the clock is set back to the commit.
         since = (dt.datetime.now(dt.UTC) - batch.committed_at).total_seconds()
         last_commit[0] = time.perf_counter() - max(0.0, since)
+        last_cpu[0] = time.process_time()
         applied[0] += batch.events
         parked = sum(a.parked_events for a in runner.assemblers.values()) if runner else 0
         trace.append(
@@ -618,6 +625,7 @@ def _timed_run(
         rss_before = _rss_mb("VmRSS")
         _reset_peak_rss()
         began = time.perf_counter()
+        cpu_began = time.process_time()
         result = runner.run(
             until_idle=3.0,
             max_seconds=600 + expected / 200,
@@ -636,6 +644,7 @@ def _timed_run(
         result.forced_releases,
         int(max((t["parked"] for t in trace), default=0)),
         trace,
+        max(0.0, (last_cpu[0] or time.process_time()) - cpu_began),
     )
 
 
@@ -815,6 +824,7 @@ def bench_catchup(
                     split=timed.split,
                     forced_releases=timed.forced_releases,
                     peak_parked_events=int(timed.peak_parked),
+                    cpu_seconds=round(timed.cpu_seconds, 2),
                     batch_trace=timed.trace,
                     verify_ok=ok,
                     verify_failures=failures,
