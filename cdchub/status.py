@@ -268,7 +268,13 @@ def collect_status(config: HubConfig, reader: Any | None, window_s: float = 900.
         status.connectors = "unknown: Kafka Connect is down"
     else:
         _connectors(config, status)
-    kafka_down = status.stack is not None and not status.stack.get("kafka", {}).get("running")
+    # The stack's own process records say Kafka is down; a broker that answers on its port (one
+    # started from another state directory) is believed over them.
+    kafka_down = (
+        status.stack is not None
+        and not status.stack.get("kafka", {}).get("running")
+        and not kafka_reachable(config.kafka.bootstrap_servers, timeout_s=0.5)
+    )
     if kafka_down:  # nothing below can answer; do not wait for Kafka timeouts
         status.run = {"alive": None, "group": config.kafka.group_id, "error": "Kafka is down"}
         return status
