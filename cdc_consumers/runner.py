@@ -58,8 +58,6 @@ from merge.session import WarehouseSession
 from observability.instrumentation import BatchTimes, NoInstrumentation
 
 log = logging.getLogger(__name__)
-FETCH_MAX_BYTES = 16 * 1024 * 1024
-FETCH_PARTITION_BYTES = 4 * 1024 * 1024
 # Records per poll call: decoded before the next call, so a batch's raw bytes are never all held.
 POLL_CHUNK = 2_000
 # How often a run looks for `cdchub dlq retry|skip` decisions (one small query on the warehouse).
@@ -190,10 +188,9 @@ class Runner:
             kafka.batch_max_events,
             # kafka-python holds a fetch response about three times over while it parses it (the
             # response, each partition's slice, the records), so fetches stay well under a batch:
-            # 16 MiB per fetch, 4 MiB per partition (the 1 MiB default means a round trip every
-            # ~150 Debezium records of ~7 KB).
-            fetch_max_bytes=min(FETCH_MAX_BYTES, kafka.batch_max_bytes),
-            max_partition_fetch_bytes=min(FETCH_PARTITION_BYTES, kafka.batch_max_bytes),
+            # `fetch_max_bytes` (16 MiB) per fetch, a quarter of it per partition.
+            fetch_max_bytes=min(kafka.fetch_max_bytes, kafka.batch_max_bytes),
+            max_partition_fetch_bytes=min(kafka.fetch_max_bytes // 4, kafka.batch_max_bytes),
             bootstrap_s=self._bootstrap_s,
         )
 
