@@ -22,7 +22,7 @@ import re
 import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -329,10 +329,8 @@ class Runner:
                     self.between_batches(self.session)
         finally:
             # A batch in flight commits (or fails) before the stream and the lease are let go.
-            if self._in_flight is not None:
-                wait([self._in_flight])
-                self._in_flight = None
             applier.shutdown(wait=True)
+            self._in_flight = None
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             result.waiting = self.waiting_for()
@@ -361,8 +359,6 @@ class Runner:
         began = time.perf_counter()
         batch = future.result()
         result.apply_wait_s += time.perf_counter() - began
-        if batch is None:
-            return
         self._account(result, batch)
         if on_batch is not None:
             on_batch(batch)
@@ -447,7 +443,7 @@ class Runner:
                 source = sources[topic] = self.sources.get(source_of(topic))
             if source is not None:
                 record = self._route(source, record, batch, now)
-            out.append(_light(record) if record.value is not None else record)
+            out.append(_light(record))
         for (topic, partition), offset in last.items():
             self._consumed[Partition(topic, partition)] = offset + 1
         return out

@@ -39,10 +39,10 @@ def json_text(value: str) -> str:
     else:
         document = jsonfast.loads(value)
         try:
-            fast = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+            fast: bytes | None = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
         except (TypeError, orjson.JSONEncodeError):
-            fast = b"e-"
-        if b"0.0000" not in fast and b"e-" not in fast:
+            fast = None
+        if fast is not None and b"0.0000" not in fast and b"e-" not in fast:
             return fast.decode()
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 

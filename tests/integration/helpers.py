@@ -14,11 +14,23 @@ from psycopg import sql
 from cdc_consumers.runner import Runner
 from connectors.warehouses import open_session
 from connectors.warehouses.postgres.client import PostgresSession
-from core.config import DuckDBWarehouse, HubConfig, PostgresWarehouse, load_config
+from core.config import DuckDBWarehouse, HubConfig, PostgresWarehouse, SourceConfig, load_config
 from core.results import RunResult
 from merge import client_sql
 from merge.naming import CONTROL_SCHEMA
 from ops.verify import verify_all
+
+
+def pg_source(stack: Any, database: str, **update: Any) -> SourceConfig:
+    """A PostgreSQL source named after `database` on the test stack, read as its CDC user."""
+    return SourceConfig(
+        name=database,
+        kind="postgres",
+        port=stack.config.stack.ports.postgres,
+        database=database,
+        user=stack.layout.pg_cdc.user,
+        password_file=stack.layout.pg_cdc.password_file,
+    ).model_copy(update=update)
 
 
 def with_warehouse(config: HubConfig, path: Path, group: str) -> HubConfig:

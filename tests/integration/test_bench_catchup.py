@@ -19,25 +19,22 @@ pytestmark = pytest.mark.timeout(900)
 CDCHUB = Path(sys.executable).with_name("cdchub")
 
 
-def test_bench_catchup_small_backlog_both_modes_with_peer(tmp_path: Path) -> None:
+def _bench(tmp_path: Path, *options: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """`cdchub bench catchup OPTIONS --json` as a user types it, in `tmp_path`; it must exit 0."""
     proc = subprocess.run(
-        [
-            str(CDCHUB),
-            "bench",
-            "catchup",
-            "--events",
-            "3000",
-            "--compare-consistency",
-            "--peer",
-            "--json",
-        ],
+        [str(CDCHUB), "bench", "catchup", *options, "--json"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        timeout=880,
+        timeout=timeout,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_bench_catchup_small_backlog_both_modes_with_peer(tmp_path: Path) -> None:
+    proc = _bench(tmp_path, "--events", "3000", "--compare-consistency", "--peer", timeout=880)
     results = json.loads(proc.stdout)  # one document: an array, one object per timed run
     assert [r["transaction_consistent"] for r in results] == [True, False]
     # A small backlog fits the transaction buffer: every transaction was applied whole.
@@ -59,25 +56,15 @@ def test_bench_catchup_consistency_off_with_a_profile(tmp_path: Path) -> None:
     """`--no-transaction-consistent` times that mode alone; `--profile` writes py-spy's collapsed
     stacks of the timed run (~30 s on a quiet machine: a tiny backlog, one mode, no peer)."""
     profile = tmp_path / "spy.txt"
-    proc = subprocess.run(
-        [
-            str(CDCHUB),
-            "bench",
-            "catchup",
-            "--events",
-            "1000",
-            "--no-transaction-consistent",
-            "--profile",
-            "spy.txt",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
+    proc = _bench(
+        tmp_path,
+        "--events",
+        "1000",
+        "--no-transaction-consistent",
+        "--profile",
+        "spy.txt",
         timeout=600,
-        check=False,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     [result] = json.loads(proc.stdout)
     assert result["transaction_consistent"] is False
     assert result["verify_ok"] is True, result["verify_failures"]

@@ -33,7 +33,7 @@ from merge.naming import CONTROL_SCHEMA
 from merge.scd2 import Scd2Engine
 from ops.catalog import replicated_tables
 from tests.integration.conftest import Stack
-from tests.integration.helpers import failures, replicate_until_verified, with_warehouse
+from tests.integration.helpers import failures, pg_source, replicate_until_verified, with_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -58,14 +58,7 @@ def _script() -> str:
 
 
 def _source(stack: Stack, **update: object) -> SourceConfig:
-    return SourceConfig(
-        name=DB,
-        kind="postgres",
-        port=stack.config.stack.ports.postgres,
-        database=DB,
-        user=stack.layout.pg_cdc.user,
-        password_file=stack.layout.pg_cdc.password_file,
-    ).model_copy(update=update)
+    return pg_source(stack, DB, **update)
 
 
 @pytest.fixture(scope="module")

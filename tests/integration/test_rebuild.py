@@ -48,6 +48,7 @@ from tests.integration.conftest import Stack
 from tests.integration.helpers import (
     config_file,
     failures,
+    pg_source,
     pg_warehouse,
     pg_warehouse_config_file,
     replicate_until_verified,
@@ -103,15 +104,7 @@ def _pg_source(stack: Stack, name: str) -> tuple[SourceConfig, Callable[[str], N
     pgserver.recreate_database(stack.layout, name)
     pgserver.run_script(stack.layout, name, _seed('"'))
     pgserver.grant_and_publish(stack.layout, name, f"cdchub_{name}")
-    source = SourceConfig(
-        name=name,
-        kind="postgres",
-        port=stack.config.stack.ports.postgres,
-        database=name,
-        user=stack.layout.pg_cdc.user,
-        password_file=stack.layout.pg_cdc.password_file,
-        tables=["public.items", "public.notes"],
-    )
+    source = pg_source(stack, name, tables=["public.items", "public.notes"])
     # What `cdchub backfill` prints for an admin to run: the signaling table, granted, published.
     pgserver.run_script(stack.layout, name, "\n".join(signals.admin_statements(source)))
     return source, lambda script: pgserver.run_script(stack.layout, name, script)
