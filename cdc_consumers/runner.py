@@ -129,6 +129,9 @@ class Runner:
 
     # How often the end offsets are read to judge "caught up" while records flow.
     PROBE_INTERVAL_S = 1.0
+    # A partition not read to its end, not paused by flow control, whose position has not moved
+    # for this long is fetched again (a client-side stall: nothing waits forever).
+    STALL_S = 30.0
 
     def __init__(
         self,
@@ -216,6 +219,8 @@ class Runner:
         # Partitions not read to their end at the last probe, and those paused by flow control.
         self._lagging: set[Partition] = set()
         self._paused: set[Partition] = set()
+        # Per lagging partition: its position and since when it has stood there (`_unstall`).
+        self._moved_at: dict[Partition, tuple[int, float]] = {}
         # Parked events after the last batch, and whether that batch added to them.
         self._parked_last = 0
         self._parked_grew = False
@@ -366,8 +371,14 @@ class Runner:
 
     def _on_assign(self, stream: ChangeStream) -> Callable[[list[Partition]], None]:
         def position(assigned: list[Partition]) -> None:
-            # A (re)assigned partition is fetched again: kafka-python forgets its pause.
-            self._paused -= set(assigned)
+            # After a rebalance every assigned partition is fetched: kafka-python 3.0 keeps the
+            # pause of a partition it keeps (a topic created mid-run rebalances), so resume them
+            # rather than forget them paused (a partition never read again: a stall). Flow control
+            # decides afresh after the next batch.
+            again = self._paused & set(assigned)
+            if again:
+                stream.resume(again)
+            self._paused = set()
             for partition in assigned:
                 # A partition this process read already keeps its place (its parked records are in
                 # memory); one it has not read starts at the warehouse's low-water mark.
@@ -472,6 +483,7 @@ class Runner:
             return
         unassigned = existing - {p.topic for p in assignment}
         lagging = sorted(p for p in assignment if positions[p] < ends.get(p, 0))
+        self._unstall(stream, lagging, positions, ends, now)
         self._lagging = set(lagging)
         self._backlog = sum(ends.get(p, 0) - positions[p] for p in lagging)
         self._behind = [
@@ -481,6 +493,37 @@ class Runner:
         behind_sources = {source_of(p.topic) for p in lagging} | {source_of(t) for t in unassigned}
         self._caught_up_sources = {name: name not in behind_sources for name in self.sources}
         self._all_caught_up = not self._behind
+
+    def _unstall(
+        self,
+        stream: ChangeStream,
+        lagging: list[Partition],
+        positions: dict[Partition, int],
+        ends: dict[Partition, int],
+        now: float,
+    ) -> None:
+        """Fetch again a partition that has records to read but has not moved for `STALL_S`
+        while flow control did not hold it (the consumer client lost track of it)."""
+        moved = self._moved_at
+        for p in lagging:
+            seen = moved.get(p)
+            if seen is None or seen[0] != positions[p] or p in self._paused:
+                moved[p] = (positions[p], now)
+            elif now - seen[1] >= self.STALL_S:
+                log.warning(
+                    "%s[%d] has not moved from offset %d (end %d) for %.0fs although nothing "
+                    "holds it: fetching it again",
+                    p.topic,
+                    p.partition,
+                    positions[p],
+                    ends.get(p, 0),
+                    now - seen[1],
+                )
+                stream.resume([p])
+                stream.seek(p, positions[p])
+                moved[p] = (positions[p], now)
+        for p in set(moved) - set(lagging):
+            del moved[p]
 
     def _parked(self) -> int:
         return sum(a.parked_events for a in self.assemblers.values())

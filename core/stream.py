@@ -28,7 +28,8 @@ class ChangeStream(Protocol):
     """What the runner needs of a consumer: subscribe, poll, position, seek, commit."""
 
     def subscribe(self, pattern: str, on_assign: OnAssign) -> None:
-        """Follow every topic matching `pattern`; `on_assign` positions newly assigned partitions."""
+        """Follow every topic matching `pattern`; after every rebalance `on_assign` gets the whole
+        assignment (a partition kept across it may keep its position and its pause)."""
 
     def poll(self, max_records: int, timeout_ms: int) -> list[StreamRecord]:
         """Up to `max_records` records, waiting at most `timeout_ms` for the first."""

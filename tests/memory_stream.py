@@ -88,7 +88,9 @@ class MemoryStream:
         for p in new:
             self._positions[p] = 0
         if new:
-            self._on_assign(new)
+            # Like kafka-python 3.0 after a rebalance: the listener gets the whole assignment, and
+            # a partition kept across it keeps its position and its pause.
+            self._on_assign(sorted(self._positions))
 
     def poll(self, max_records: int, timeout_ms: int) -> list[StreamRecord]:
         if self.before_poll is not None:

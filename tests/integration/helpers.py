@@ -43,12 +43,12 @@ def with_warehouse(config: HubConfig, path: Path, group: str) -> HubConfig:
     )
 
 
-def run_until_idle(config: HubConfig, idle: float = 4.0) -> RunResult:
+def run_until_idle(config: HubConfig, idle: float = 4.0, max_seconds: float = 600) -> RunResult:
     """Consume everything there is, in this process."""
     session = open_session(config)
     try:
         return Runner(config, session, progress=lambda _m: None).run(
-            until_idle=idle, max_seconds=600, handle_signals=False
+            until_idle=idle, max_seconds=max_seconds, handle_signals=False
         )
     finally:
         session.close()
@@ -62,9 +62,17 @@ def replicate_until_verified(config: HubConfig, timeout: float = 240.0) -> dict[
     """
     deadline = time.monotonic() + timeout
     while True:
-        run_until_idle(config)
+        result = run_until_idle(config, max_seconds=max(10.0, deadline - time.monotonic()))
         report = verify(config)
-        if report["ok"] or time.monotonic() > deadline:
+        if report["ok"]:
+            return report
+        if time.monotonic() > deadline:
+            # Printed so that a failing test shows why (pytest shows a failed test's stdout).
+            print(
+                f"replicate_until_verified: not verified after {timeout}s; the last run stopped "
+                f"by {result.stopped_by}, waiting for {result.waiting}; differences: "
+                f"{failures(report)}"
+            )
             return report
         time.sleep(2)
 

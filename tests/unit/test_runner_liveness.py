@@ -376,6 +376,60 @@ def test_flow_control_pauses_the_topics_ahead_and_bounds_the_parked_events(
     assert all(n == len(w.tx_rows[tx]) for tx, n in _history_txs(warehouse).items())
 
 
+def test_a_rebalance_while_flow_control_holds_a_partition_paused_does_not_stall_it(
+    tmp_path: Path, warehouse: DuckDBSession
+) -> None:
+    """A topic created mid-run (a new table's snapshot) rebalances the group; kafka-python keeps
+    the pause of a partition it keeps. The run must still read that partition to its end."""
+    w = Workload()
+    _race(w, customers_prefix=300, transactions=120)
+    stream = w.stream
+    stream.max_per_poll = 5
+    customers = next(p for p in stream.logs if p.topic == "shop.public.customers")
+    orders = next(p for p in stream.logs if p.topic == "shop.public.orders")
+    created = []
+    config = _config(tmp_path / "wh.duckdb", batch_max_events=20)  # pauses from 10 parked
+    runner = _runner(config, warehouse, stream)
+
+    def before_poll(s: MemoryStream) -> None:
+        s.slow.symmetric_difference_update({customers})
+        # New tables' topics appear (a tombstone each: no row) while orders is held paused and
+        # fewer events are parked than would pause it again (flow control's bound is 10).
+        parked = runner.assemblers["shop"].parked_events
+        if orders in s.paused and parked < 10 and len(created) < 40:
+            created.append(s.append(f"shop.public.new_{len(created)}", None, None))
+
+    stream.before_poll = before_poll
+    result = runner.run(until_idle=0.2, max_seconds=20, handle_signals=False)
+    assert created, "flow control never paused the orders topic: the test proves nothing"
+    assert result.stopped_by == "idle", result.waiting
+    assert _current(warehouse) == w.latest
+
+
+def test_a_partition_the_client_stopped_fetching_is_fetched_again(
+    tmp_path: Path, warehouse: DuckDBSession
+) -> None:
+    """A consumer-client defect that leaves a partition unfetched (paused without flow control
+    having paused it) must not stall the run: after `STALL_S` it is fetched again."""
+    w = Workload()
+    for i in range(30):
+        w.transaction([("orders", i, f"o{i}"), ("customers", i, f"n{i}")])
+    stream = w.stream
+    stream.max_per_poll = 5
+    orders = next(p for p in stream.logs if p.topic == "shop.public.orders")
+
+    def lose(s: MemoryStream) -> None:
+        if s.polls == 0:
+            s.paused.add(orders)  # behind the runner's back
+
+    stream.before_poll = lose
+    runner = _runner(_config(tmp_path / "wh.duckdb"), warehouse, stream)
+    runner.STALL_S = 0.5
+    result = runner.run(until_idle=0.2, max_seconds=20, handle_signals=False)
+    assert result.stopped_by == "idle", result.waiting
+    assert _current(warehouse) == w.latest
+
+
 def test_flow_control_never_stalls_a_transaction_whose_events_are_lost(
     tmp_path: Path, warehouse: DuckDBSession
 ) -> None:
