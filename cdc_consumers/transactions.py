@@ -22,7 +22,7 @@ of transactions without captured rows play no part in this judgement (docs/trans
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +100,8 @@ class _Transaction:
     # Events outside any transaction (snapshot rows) read after this transaction's events in the
     # same topic: they wait with it, so they never overtake its earlier changes of their table.
     riders: list[tuple[ChangeEvent, StreamRecord]] = field(default_factory=list)
+    # Set once released: its low-water marks no longer count.
+    released: bool = False
 
     @property
     def complete(self) -> bool:
@@ -177,6 +179,11 @@ class TransactionAssembler:
         self._addresses: set[tuple[str, int, int]] = set()
         # Per topic, the transaction holding the latest parked event there (for `riders`).
         self._last_in_topic: dict[str, _Transaction] = {}
+        # Per (topic, partition), the held records' offsets in the order they arrived, with their
+        # transaction: a partition is read in offset order, so its low-water mark is the first
+        # entry whose transaction is still held (`low_water`, every batch, without walking them all).
+        self._marks: dict[tuple[str, int], deque[tuple[int, _Transaction]]] = {}
+        self._marks_ordered = True
         self.stats = ReleaseStats()
 
     @property
@@ -205,6 +212,7 @@ class TransactionAssembler:
                 where = (raw.stream, raw.partition)
                 if raw.offset < ahead.first.get(where, raw.offset + 1):
                     ahead.first[where] = raw.offset  # a restart re-reads it
+                    self._mark(where, raw.offset, ahead)
                 self._parked_events += 1
             return True
         address = (raw.stream, raw.partition, raw.offset)
@@ -220,8 +228,17 @@ class TransactionAssembler:
         where = (raw.stream, raw.partition)
         if raw.offset < tx.first.get(where, raw.offset + 1):
             tx.first[where] = raw.offset
+            self._mark(where, raw.offset, tx)
         self._parked_events += 1
         return True
+
+    def _mark(self, where: tuple[str, int], offset: int, tx: _Transaction) -> None:
+        marks = self._marks.get(where)
+        if marks is None:
+            marks = self._marks[where] = deque()
+        elif offset < marks[-1][0]:
+            self._marks_ordered = False  # read out of order (never expected): walk them all
+        marks.append((offset, tx))
 
     def add_boundary(self, boundary: TxBoundary, raw: StreamRecord, now: float) -> None:
         """Record a BEGIN (ignored) or END (sets the expected event count) of a transaction.
@@ -235,6 +252,7 @@ class TransactionAssembler:
             return  # the same END read twice (a re-read after a rebalance)
         tx = self._open.pop(boundary.tx_id, None) or _Transaction(boundary.tx_id, now)
         tx.end = raw
+        self._mark((raw.stream, raw.partition), raw.offset, tx)
         tx.collections = boundary.collections
         dropped = sum(n for name, n in boundary.collections if name in self.uncounted)
         tx.expected = max(0, (boundary.event_count or 0) - dropped)
@@ -314,6 +332,15 @@ class TransactionAssembler:
     def low_water(self) -> dict[tuple[str, int], int]:
         """Per partition, the offset of the earliest record held back (its events and END)."""
         low: dict[tuple[str, int], int] = {}
+        if self._marks_ordered:
+            for where, queue in list(self._marks.items()):
+                while queue and queue[0][1].released:
+                    queue.popleft()
+                if queue:
+                    low[where] = queue[0][0]
+                else:
+                    del self._marks[where]
+            return low
         for tx in (*self._open.values(), *self._ended.values()):
             marks = list(tx.first.items())
             if tx.end is not None:
@@ -343,6 +370,7 @@ class TransactionAssembler:
         return forced
 
     def _finish(self, tx: _Transaction) -> list[tuple[ChangeEvent, StreamRecord]]:
+        tx.released = True
         self._parked_events -= len(tx.events) + len(tx.riders)
         for _, raw in (*tx.events, *tx.riders):
             self._addresses.discard((raw.stream, raw.partition, raw.offset))

@@ -575,6 +575,64 @@ def _profiler(output: Path | None, progress: Progress) -> Iterator[None]:
             progress(f"bench: profile of the timed run in {output}")
 
 
+def _timed_run_alone(
+    config: HubConfig,
+    consistent: bool,
+    expected: int,
+    progress: Progress,
+    profile: Path | None = None,
+) -> _Timed:
+    """`_timed_run` in a process of its own, as `cdchub run` runs: spawned (a fresh interpreter
+    that imports what a run needs), so its memory figures are the run's, not the bench's (the
+    bench process holds ~200 MB of its own after filling Kafka)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_timed_child,
+        args=(config, consistent, expected, profile, send),
+        name="cdchub-bench-run",
+    )
+    child.start()
+    send.close()
+    try:
+        while True:
+            if not receive.poll(0.5):
+                if not child.is_alive():
+                    raise StackError(
+                        f"bench: the timed run's process ended without a result "
+                        f"(exit code {child.exitcode})"
+                    )
+                continue
+            kind, payload = receive.recv()
+            if kind == "progress":
+                progress(payload)
+            elif kind == "error":
+                raise StackError(f"bench: the timed run failed: {payload}")
+            else:
+                timed: _Timed = payload
+                return timed
+    finally:
+        child.join(timeout=30)
+        if child.is_alive():
+            child.kill()
+
+
+def _timed_child(
+    config: HubConfig, consistent: bool, expected: int, profile: Path | None, send: Any
+) -> None:
+    """The timed run's process: report progress lines and the result through `send`."""
+    try:
+        timed = _timed_run(
+            config, consistent, expected, lambda line: send.send(("progress", line)), profile
+        )
+    except BaseException as exc:  # the parent reports it; a traceback here would be lost
+        send.send(("error", f"{type(exc).__name__}: {exc}"))
+        raise
+    send.send(("result", timed))
+
+
 def _timed_run(
     config: HubConfig,
     consistent: bool,
@@ -792,7 +850,7 @@ def bench_catchup(
                 f"bench: timing a fresh cdchub run, transaction consistency "
                 f"{'on' if consistent else 'off'} (load {load_before})"
             )
-            timed = _timed_run(
+            timed = _timed_run_alone(
                 fresh, consistent, backlog.events, progress, profile if index == 0 else None
             )
             applied, seconds = timed.applied, timed.seconds

@@ -202,3 +202,63 @@ def test_a_snapshot_row_waits_behind_a_parked_change_of_its_table() -> None:
     assert asm.parked_events == 0 and asm.low_water() == {}
     # With nothing parked in its topic any more, a snapshot row passes straight through.
     assert not asm.add_event(snap, record("shop.public.orders", 2), 0.0)
+
+
+def _walked_low_water(asm: TransactionAssembler) -> dict[tuple[str, int], int]:
+    """The low-water marks by definition: the earliest held record of each partition."""
+    low: dict[tuple[str, int], int] = {}
+    for tx in (*asm._open.values(), *asm._ended.values()):
+        held = [*tx.events, *tx.riders]
+        if tx.end is not None:
+            held.append((None, tx.end))  # type: ignore[arg-type]
+        for _, raw in held:
+            key = (raw.stream, raw.partition)
+            low[key] = min(low.get(key, raw.offset), raw.offset)
+    return low
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_low_water_equals_the_earliest_held_record_through_random_interleavings(seed: int) -> None:
+    """Transactions over three topics read in a random interleaving (each partition in order),
+    with snapshot rows riding behind parked changes: after every step the marks `low_water`
+    keeps equal the earliest record still held in each partition."""
+    import random
+
+    rng = random.Random(seed)
+    topics = {"shop.public.orders": ORDERS, "shop.public.order_items": ITEMS}
+    queues: dict[str, list[tuple[str, object]]] = {t: [] for t in [*topics, "shop.transaction"]}
+    for n in range(60):
+        tx = f"tx{n}"
+        touched = rng.sample(sorted(topics), rng.randint(1, 2))
+        count = 0
+        for topic in touched:
+            for _ in range(rng.randint(1, 3)):
+                count += 1
+                queues[topic].append(("event", (tx, count)))
+            if rng.random() < 0.2:
+                queues[topic].append(("snapshot", None))
+        queues["shop.transaction"].append(("end", (tx, count)))
+    offsets = dict.fromkeys(queues, 0)
+    asm = TransactionAssembler("shop", max_events=10_000, timeout_s=60)
+    key = 0
+    while any(queues.values()):
+        topic = rng.choice([t for t, q in queues.items() if q])
+        kind, what = queues[topic].pop(0)
+        offset, offsets[topic] = offsets[topic], offsets[topic] + 1
+        key += 1
+        if kind == "end":
+            tx, count = what  # type: ignore[misc]
+            asm.add_boundary(*end(tx, count, offset), 0.0)
+        elif kind == "event":
+            tx, _order = what  # type: ignore[misc]
+            asm.add_event(event(topics[topic], key, tx, key), record(topic, offset), 0.0)
+        else:
+            snap = ChangeEvent(
+                topics[topic], Op.READ, (key,), None, {"id": key}, "0", T0, None, SCHEMA, True
+            )
+            asm.add_event(snap, record(topic, offset), 0.0)
+        if rng.random() < 0.3:
+            asm.release(0.0)
+        assert asm.low_water() == _walked_low_water(asm)
+    asm.release(0.0)
+    assert asm.low_water() == _walked_low_water(asm) == {}
