@@ -73,14 +73,29 @@ class Dialect:
         """Parse a type spelt in this dialect."""
         return exp.DataType.build(type_sql, dialect=self.SQLGLOT_DIALECT)
 
+    def __init__(self) -> None:
+        # id(tree) -> (tree, SQL): a tree rendered again (a reused plan's statement) is not
+        # rendered anew. The tree is held, so its id cannot be reused while it is here; trees are
+        # never changed once built (every builder makes new ones).
+        self._rendered: dict[int, tuple[exp.Expression, str]] = {}
+
     def render(self, expression: exp.Expression, *, pretty: bool = False) -> str:
         """Render a tree; a construct the dialect cannot express raises here, not in production."""
-        return expression.sql(
+        if not pretty:
+            found = self._rendered.get(id(expression))
+            if found is not None and found[0] is expression:
+                return found[1]
+        sql = expression.sql(
             dialect=self.SQLGLOT_DIALECT,
             unsupported_level=ErrorLevel.RAISE,
             identify=True,
             pretty=pretty,
         )
+        if not pretty:
+            if len(self._rendered) >= 2048:
+                self._rendered.clear()
+            self._rendered[id(expression)] = (expression, sql)
+        return sql
 
     def parse(self, sql: str) -> exp.Expr:
         """Parse SQL written in this dialect (used for golden tests and `render-sql`)."""

@@ -77,6 +77,9 @@ class Scd2Engine:
         self.ledger = Ledger(session, consumer_group)
         self._scratch_ready: set[shapes.MergeTarget] = set()
         self._control_ready = False
+        # Plans by (target, segment specs): a catch-up applies the same shapes batch after batch,
+        # and a reused plan's statements are rendered once (`Dialect.render`).
+        self._plans: dict[tuple[shapes.MergeTarget, tuple[SegmentSpec, ...]], BatchPlan] = {}
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -201,9 +204,7 @@ class Scd2Engine:
         # Each table's plan is built once, before the transaction: its `prepare` steps may be DDL.
         segments = {table: _segments(events_by_table[table]) for table in targets}
         plans = {
-            table: plan_table_batch(
-                target, [_spec(s) for s in segments[table]], self.dialect.SCRATCH, self.dialect
-            )
+            table: self._plan(target, tuple(_spec(s) for s in segments[table]))
             for table, target in targets.items()
         }
         for batch_plan in plans.values():
@@ -244,6 +245,20 @@ class Scd2Engine:
                 ]
             self.ledger.log_batch(batch_id, results, events_by_table, committed_at)
         return BatchResult(batch_id, results, committed_at)
+
+    def _plan(
+        self, target: shapes.MergeTarget, specs: tuple[SegmentSpec, ...]
+    ) -> BatchPlan:
+        """The table batch's plan (`plan_table_batch`), reused while its inputs repeat."""
+        key = (target, specs)
+        found = self._plans.get(key)
+        if found is None:
+            if len(self._plans) >= 512:
+                self._plans.clear()
+            found = self._plans[key] = plan_table_batch(
+                target, specs, self.dialect.SCRATCH, self.dialect
+            )
+        return found
 
     def _run_plan(
         self, batch_plan: BatchPlan, table: TableId, segments: list[list[ChangeEvent]]
