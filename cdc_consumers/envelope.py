@@ -13,6 +13,7 @@ Records that are not row changes:
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,17 @@ _POSITION = {
 class _RowShape:
     schema: TableSchema
     decode: Callable[[dict[str, Any], bool], dict[str, Any]]
+    # The key values of a decoded image, as a tuple (an itemgetter: no Python loop per event).
+    key_of: Callable[[dict[str, Any]], tuple[Any, ...]]
+
+
+def _key_getter(key: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    if not key:
+        return lambda _image: ()
+    if len(key) == 1:
+        get = operator.itemgetter(key[0])
+        return lambda image: (get(image),)
+    return operator.itemgetter(*key)  # type: ignore[return-value]
 
 
 def _split(raw: bytes) -> tuple[bytes, bytes]:
@@ -56,6 +68,7 @@ def _split(raw: bytes) -> tuple[bytes, bytes]:
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_NONE_UNAVAILABLE: frozenset[str] = frozenset()
 _OPS = {op.value: op for op in Op}
 
 
@@ -151,16 +164,17 @@ class EnvelopeDecoder:
             # the rest with type defaults); the merge carries the closed version's values forward.
             before = {k: (v if k in shape.schema.key else None) for k, v in before.items()}
         after = shape.decode(payload["after"], False) if payload.get("after") is not None else None
-        unavailable: frozenset[str] = frozenset()
-        if after is not None:
+        unavailable: frozenset[str] = _NONE_UNAVAILABLE
+        # `in` on the values is a C loop (identity first); the placeholder is rare.
+        if after is not None and UNAVAILABLE in after.values():
             # Unchanged TOAST columns: the merge carries the previous version's value forward.
             unavailable = frozenset(k for k, v in after.items() if v is UNAVAILABLE)
             for name in unavailable:
                 after[name] = None
-        if before is not None:
+        if before is not None and UNAVAILABLE in before.values():
             before = {k: (None if v is UNAVAILABLE else v) for k, v in before.items()}
         image = before if op is Op.DELETE else after
-        row_key = tuple(image[k] for k in shape.schema.key) if image is not None else ()
+        row_key = shape.key_of(image) if image is not None else ()
         snapshot = str(source.get("snapshot", "false")).lower() not in ("false", "none", "")
         return ChangeEvent(
             table=table,
@@ -202,7 +216,7 @@ class EnvelopeDecoder:
         if row_struct is None:
             raise ValueError("envelope schema has neither 'before' nor 'after'")
         columns, decode = row_decoder(row_struct["fields"], self.kind.value)
-        shape = _RowShape(TableSchema(columns, key_columns), decode)
+        shape = _RowShape(TableSchema(columns, key_columns), decode, _key_getter(key_columns))
         self._shapes[schema_bytes + b"|" + ",".join(key_columns).encode()] = shape
         return shape
 

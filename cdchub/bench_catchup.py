@@ -584,7 +584,7 @@ def _timed_run_alone(
 ) -> _Timed:
     """`_timed_run` in a process of its own, as `cdchub run` runs: spawned (a fresh interpreter
     that imports what a run needs), so its memory figures are the run's, not the bench's (the
-    bench process holds ~200 MB of its own after filling Kafka)."""
+    bench process has grown by tens of MB while filling Kafka)."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
