@@ -54,7 +54,7 @@ def _key_getter(key: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, .
     if len(key) == 1:
         get = operator.itemgetter(key[0])
         return lambda image: (get(image),)
-    return operator.itemgetter(*key)  # type: ignore[return-value]
+    return operator.itemgetter(*key)
 
 
 def _split(raw: bytes) -> tuple[bytes, bytes]:

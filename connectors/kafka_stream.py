@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -40,6 +41,56 @@ def install_fast_zstd() -> None:
         default_records.zstd_decode = _zstd_decode
 
 
+# Bytes asked of the socket per read on kafka-python's I/O thread (it asks 4 KiB).
+RECV_CHUNK = 256 * 1024
+
+
+def _sock_recv(self: Any) -> tuple[bytes, Exception | None]:
+    """Everything the socket holds now, read `RECV_CHUNK` bytes at a time (kafka-python 3.0's
+    `KafkaTCPTransport._sock_recv`, with a larger read).
+
+    kafka-python 3.0 reads 4 KiB per call on its I/O thread. Each call releases the GIL and takes
+    it back, and while the decoding or the apply thread holds it, taking it back waits up to the
+    switch interval (5 ms): a catch-up's fetch response of a few MB took hundreds of such calls,
+    and the main thread waited for it (py-spy: ~28% of a catch-up in `fetch_records`' wait).
+    """
+    from kafka import errors
+
+    received = []
+    error: Exception | None = None
+    while True:
+        try:
+            data = self._sock.recv(RECV_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            break
+        except BaseException as exc:  # what kafka-python does: the connection is closed
+            _transport_log.exception("%s: error receiving network data; closing socket", self)
+            error = errors.KafkaConnectionError(exc)
+            break
+        if not data:
+            _transport_log.error("%s: socket disconnected", self)
+            error = errors.KafkaConnectionError("socket disconnected")
+            break
+        received.append(data)
+    return b"".join(received), error
+
+
+_transport_log = logging.getLogger("kafka.net.transport")
+
+
+def install_large_reads() -> bool:
+    """Have kafka-python read its sockets `RECV_CHUNK` bytes at a time (idempotent); False when
+    this kafka-python has no `KafkaTCPTransport._sock_recv` to replace (it then reads as it does)."""
+    try:
+        from kafka.net.transport import KafkaTCPTransport
+    except ImportError:
+        return False
+    if not callable(getattr(KafkaTCPTransport, "_sock_recv", None)):
+        return False
+    KafkaTCPTransport._sock_recv = _sock_recv
+    return True
+
+
 class KafkaChangeStream:
     """`ChangeStream` over kafka-python's `KafkaConsumer`."""
 
@@ -72,6 +123,7 @@ class KafkaChangeStream:
         from kafka.errors import KafkaError
 
         install_fast_zstd()
+        install_large_reads()
         settings: dict[str, Any] = {
             "bootstrap_servers": bootstrap_servers,
             "group_id": group_id,
