@@ -89,3 +89,43 @@ def test_zstd_batches_decompress_as_kafka_python_does_only_faster() -> None:
         )
     install_fast_zstd()
     assert default_records.zstd_decode is _zstd_decode
+
+
+def test_kafka_python_reads_its_sockets_in_large_chunks() -> None:
+    """`install_large_reads` replaces kafka-python's 4 KiB socket reads: what the socket holds
+    comes back whole in a few reads, a closed peer is a connection error, as before."""
+    import socket
+
+    from kafka.errors import KafkaConnectionError
+    from kafka.net.transport import KafkaTCPTransport
+
+    from connectors import kafka_stream
+
+    assert kafka_stream.install_large_reads()
+    assert KafkaTCPTransport._sock_recv is kafka_stream._sock_recv
+
+    class Counting:
+        def __init__(self, sock: socket.socket) -> None:
+            self.sock, self.calls = sock, 0
+
+        def recv(self, n: int) -> bytes:
+            self.calls += 1
+            return self.sock.recv(n)
+
+    class Transport:  # what `_sock_recv` reads of a KafkaTCPTransport
+        def __init__(self, sock: socket.socket) -> None:
+            self._sock = Counting(sock)
+
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    payload = bytes(range(256)) * 600  # 150 KiB, a fetch response's worth
+    peer.sendall(payload)
+    transport = Transport(ours)
+    data, error = KafkaTCPTransport._sock_recv(transport)
+    assert error is None and data == payload
+    assert transport._sock.calls <= 3  # 38 reads of 4 KiB before
+
+    peer.close()
+    data, error = KafkaTCPTransport._sock_recv(transport)
+    assert data == b"" and isinstance(error, KafkaConnectionError)
+    ours.close()
