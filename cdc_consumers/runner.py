@@ -60,6 +60,8 @@ from observability.instrumentation import BatchTimes, NoInstrumentation
 log = logging.getLogger(__name__)
 # Records per poll call: decoded before the next call, so a batch's raw bytes are never all held.
 POLL_CHUNK = 2_000
+# How long a poll waits for more records of a catch-up batch that has some (a fetch round trip).
+CATCH_UP_POLL_MS = 100
 # How often a run looks for `cdchub dlq retry|skip` decisions (one small query on the warehouse).
 LETTER_CHECK_S = 5.0
 Progress = Callable[[str], None]
@@ -421,7 +423,12 @@ class Runner:
             timeout = 500
             if first_at is not None and not catching_up:
                 timeout = max(0, int((first_at + wait_s - time.monotonic()) * 1000))
-            elif self._in_flight is not None and not records:
+            elif first_at is not None:
+                # Catching up, records come at once: a poll that finds none within a fetch's round
+                # trip finds the partitions that have them paused (flow control), and the batch
+                # ends rather than wait 500 ms for nothing (~10% of a catch-up, measured).
+                timeout = CATCH_UP_POLL_MS
+            elif self._in_flight is not None:
                 # A batch is being applied: come back soon to hand it over when it has committed.
                 timeout = 50
             polled = stream.poll(min(limit - len(records), POLL_CHUNK), timeout)
