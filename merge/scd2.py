@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import operator
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -336,21 +337,31 @@ def _stage_rows(target: shapes.MergeTarget, events: list[ChangeEvent]) -> list[t
     seen: set[tuple[Any, ...]] = set()
     rows: list[tuple[Any, ...]] = []
     names = target.column_names
+    # The image's values in target order by one C call; an image without some target column (a
+    # column the source dropped) takes the slow path, None for it.
+    pick = operator.itemgetter(*names) if names else (lambda _image: ())
+    single = len(names) == 1
     for event in events:
         identity = (event.key, event.position)
         if identity in seen:
             continue
         seen.add(identity)
         image = event.image or {}
+        try:
+            values = (pick(image),) if single else pick(image)
+        except KeyError:
+            values = tuple(image.get(n) for n in names)
         rows.append(
             (
-                *(image.get(n) for n in names),
+                *values,
                 event.commit_time,
                 event.op is Op.DELETE,
                 event.op.value,
                 event.position,
                 event.tx_id,
-                shapes.unavailable_marker(target, [c for c in event.unavailable if c in names]),
+                shapes.unavailable_marker(target, [c for c in event.unavailable if c in names])
+                if event.unavailable
+                else None,
             )
         )
     return rows

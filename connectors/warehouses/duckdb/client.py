@@ -41,6 +41,9 @@ class DuckDBSession:
 
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.dialect = DuckDBDialect()
+        self._stage_statements: dict[
+            tuple[str, tuple[tuple[str, ColumnType], ...], bool], list[exp.Expression]
+        ] = {}
         self.path = Path(path)
         if not read_only:
             try:
@@ -114,9 +117,11 @@ class DuckDBSession:
         column with exact types."""
         fields = []
         arrays = []
-        for index, (col_name, ctype) in enumerate(columns):
+        # Rows to columns in C (`zip`); no rows: one empty column each.
+        by_column = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+        for (col_name, ctype), column in zip(columns, by_column, strict=True):
             atype = arrow_type(ctype, self.dialect.MAX_DECIMAL_PRECISION)
-            values = stage_column([row[index] for row in rows], ctype)
+            values = stage_column(column, ctype)
             if pa.types.is_string(atype) and ctype.kind not in ("string", "json", "uuid"):
                 values = [text_value(v) for v in values]
             fields.append(pa.field(col_name, atype))
@@ -125,7 +130,12 @@ class DuckDBSession:
         view = f"{name}_arrow"
         self.conn.register(view, staged)
         try:
-            for statement in self.stage_sql(name, columns, create):
+            key = (name, tuple(columns), create)
+            statements = self._stage_statements.get(key)
+            if statements is None:
+                # Built once per stage shape, so `Dialect.render` renders them once too.
+                statements = self._stage_statements[key] = self.stage_sql(name, columns, create)
+            for statement in statements:
                 self.execute(statement)
         finally:
             # If the transaction failed already, the first error is the one to report.

@@ -7,6 +7,7 @@ own ±infinity, BC dates and `24:00:00`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from connectors.warehouses.values import adapt_temporal
@@ -29,9 +30,13 @@ def stage_value(value: Any, ctype: ColumnType) -> Any:
     return adapt_temporal(value, ctype, temporal)
 
 
-def stage_column(values: list[Any], ctype: ColumnType) -> list[Any]:
+_SPECIAL = frozenset({Infinite, OutOfRange})
+
+
+def stage_column(values: Sequence[Any], ctype: ColumnType) -> Sequence[Any]:
     """`stage_value` over one column. Only a column holding an array or a warehouse-neutral
-    temporal value pays a call per value: staging is on the catch-up's hot path."""
-    if ctype.element is None and not any(isinstance(v, Infinite | OutOfRange) for v in values):
+    temporal value pays a call per value: staging is on the catch-up's hot path (the classes
+    present are found by a C loop, `map(type, …)`)."""
+    if ctype.element is None and _SPECIAL.isdisjoint(map(type, values)):
         return values
     return [stage_value(v, ctype) for v in values]
