@@ -132,7 +132,9 @@ class Runner:
     # How often the end offsets are read to judge "caught up" while records flow.
     PROBE_INTERVAL_S = 1.0
     # A partition not read to its end, not paused by flow control, whose position has not moved
-    # for this long is fetched again (a client-side stall: nothing waits forever).
+    # for this long is fetched again; a consumer that has read nothing for this long while records
+    # wait for it (or a topic waits to be assigned) is replaced (client-side stalls: nothing waits
+    # forever).
     STALL_S = 30.0
 
     def __init__(
@@ -223,6 +225,11 @@ class Runner:
         self._paused: set[Partition] = set()
         # Per lagging partition: its position and since when it has stood there (`_unstall`).
         self._moved_at: dict[Partition, tuple[int, float]] = {}
+        # When the consumer was made; since when its polls come back empty; whether the last probe
+        # got answers.
+        self._connected_at = time.monotonic()
+        self._empty_since: float | None = None
+        self._probed_ok = False
         # Parked events after the last batch, and whether that batch added to them.
         self._parked_last = 0
         self._parked_grew = False
@@ -274,10 +281,7 @@ class Runner:
             gcpolicy.tune_for_batches()
             # Without a broker the client gives up after this long: within --max-seconds.
             self._bootstrap_s = 30.0 if max_seconds is None else max(1.0, min(30.0, max_seconds))
-            stream = self._stream = self.stream_factory()
-            stream.subscribe(
-                subscription_pattern(self.sources, self.assemblers), self._on_assign(stream)
-            )
+            stream = self._connect()
         except BaseException:
             lease.release()
             raise
@@ -297,6 +301,8 @@ class Runner:
                 batch, records, times = self._poll_batch(stream)
                 now = time.monotonic()
                 self._probe(stream, now, force=not records)
+                if self._consumer_stalled(now):
+                    stream = self._replace_consumer(stream)
                 forced = self._release(batch, now)
                 self._settle(result, on_batch, stream)
                 lease.renew()
@@ -349,6 +355,43 @@ class Runner:
         result.forced_releases = sum(a.stats.forced_transactions for a in self.assemblers.values())
         result.elapsed_s = time.monotonic() - started
         return result
+
+    def _connect(self) -> ChangeStream:
+        """A new consumer, subscribed; its partitions start where this run's positions say."""
+        stream = self._stream = self.stream_factory()
+        stream.subscribe(
+            subscription_pattern(self.sources, self.assemblers), self._on_assign(stream)
+        )
+        self._paused = set()
+        self._moved_at = {}
+        self._connected_at = time.monotonic()
+        self._empty_since = None
+        return stream
+
+    def _consumer_stalled(self, now: float) -> bool:
+        """The broker answered the last probe and records wait (or a topic waits to be assigned),
+        yet every poll for `STALL_S` came back empty: the consumer lost its place in the group and
+        did not find it again (seen under load with kafka-python 3.0: partitions at offset 0 for
+        minutes, a new topic never assigned). Time spent applying a batch does not count."""
+        return (
+            bool(self._behind)
+            and self._probed_ok
+            and self._empty_since is not None
+            and now - self._empty_since >= self.STALL_S
+            and now - self._connected_at >= self.STALL_S
+        )
+
+    def _replace_consumer(self, stream: ChangeStream) -> ChangeStream:
+        log.warning(
+            "the Kafka consumer has read nothing for %.0fs while records wait (%s): replacing it",
+            time.monotonic() - (self._empty_since or 0.0),
+            "; ".join(self._behind[:3]),
+        )
+        try:
+            stream.close()
+        except Exception as exc:  # it is being replaced because it misbehaves
+            log.debug("closing the stalled consumer failed: %s", exc)
+        return self._connect()
 
     def _settle(
         self,
@@ -432,6 +475,10 @@ class Runner:
                 # A batch is being applied: come back soon to hand it over when it has committed.
                 timeout = 50
             polled = stream.poll(min(limit - len(records), POLL_CHUNK), timeout)
+            if polled:
+                self._empty_since = None
+            elif self._empty_since is None:
+                self._empty_since = time.monotonic()
             # The raw bytes a batch reads bound its memory (its decoded changes stay until it
             # commits).
             size += sum(len(r.value or b"") + len(r.key or b"") for r in polled)
@@ -484,10 +531,12 @@ class Runner:
             positions = {p: stream.position(p) for p in assignment}
         except Exception as exc:  # a rebalance in progress: judge again at the next probe
             log.debug("caught-up probe failed: %s", exc)
+            self._probed_ok = False
             self._caught_up_sources = {}
             self._all_caught_up = False
             self._backlog = 0
             return
+        self._probed_ok = True
         unassigned = existing - {p.topic for p in assignment}
         lagging = sorted(p for p in assignment if positions[p] < ends.get(p, 0))
         self._unstall(stream, lagging, positions, ends, now)

@@ -21,6 +21,8 @@ import pytest
 from cdc_consumers.runner import Runner
 from connectors.warehouses.duckdb.client import DuckDBSession
 from core.config import DuckDBWarehouse, HubConfig, KafkaConfig, SourceConfig
+from core.model import StreamRecord
+from core.stream import ChangeStream
 from merge.ledger import PARKED_FOR_TRANSACTION, Checkpoint
 from merge.scd2 import Scd2Engine
 from tests.memory_stream import MemoryStream
@@ -428,6 +430,47 @@ def test_a_partition_the_client_stopped_fetching_is_fetched_again(
     result = runner.run(until_idle=0.2, max_seconds=20, handle_signals=False)
     assert result.stopped_by == "idle", result.waiting
     assert _current(warehouse) == w.latest
+
+
+def test_a_consumer_that_reads_nothing_while_records_wait_is_replaced(
+    tmp_path: Path, warehouse: DuckDBSession
+) -> None:
+    """A consumer that lost its place in the group (seen under load with kafka-python 3.0) reads
+    nothing while the broker holds records for it: after `STALL_S` the run replaces it, and the
+    new one goes on from the run's positions, nothing lost or doubled."""
+    w = Workload()
+    for i in range(40):
+        w.transaction([("orders", i, f"o{i}"), ("customers", i, f"n{i}")])
+    made = []
+
+    class Deaf(MemoryStream):
+        deaf = False
+
+        def poll(self, max_records: int, timeout_ms: int) -> list[StreamRecord]:
+            if self.polls >= 3 and len(made) == 1:
+                self.deaf = True
+            if self.deaf:
+                self.polls += 1
+                return []
+            return super().poll(max_records, timeout_ms)
+
+    stream = Deaf(max_per_poll=5)
+    stream.logs = w.stream.logs
+    fresh = stream.factory()
+
+    def factory() -> ChangeStream:
+        made.append(1)
+        stream.deaf = False
+        return fresh()
+
+    config = _config(tmp_path / "wh.duckdb")
+    runner = Runner(config, warehouse, progress=lambda _m: None, stream_factory=factory)
+    runner.STALL_S = 0.5
+    result = runner.run(until_idle=0.2, max_seconds=20, handle_signals=False)
+    assert len(made) == 2, "the deaf consumer was not replaced"
+    assert result.stopped_by == "idle", result.waiting
+    assert _current(warehouse) == w.latest
+    assert all(n == len(w.tx_rows[tx]) for tx, n in _history_txs(warehouse).items())
 
 
 def test_flow_control_never_stalls_a_transaction_whose_events_are_lost(
