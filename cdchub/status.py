@@ -31,6 +31,8 @@ class Status:
     forced_releases: dict[str, Any] | None = None
     # Dead letters per status (`_cdchub.dead_letters`; "open" ones need a person).
     dead_letters: dict[str, int] = field(default_factory=dict)
+    # Letters not copied to their Kafka topic yet (`dead_letters.topic`), per topic.
+    dead_letters_to_copy: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -50,6 +52,7 @@ class Status:
             "tables": self.tables,
             "forced_releases": self.forced_releases,
             "dead_letters": self.dead_letters,
+            "dead_letters_to_copy": self.dead_letters_to_copy,
             "notes": self.notes,
         }
 
@@ -337,6 +340,12 @@ def _tables(
         versions = _versions(reader)
         held = _held(reader, config.kafka.group_id)
         status.dead_letters = dead_letters.counts(reader, config.kafka.group_id)
+        status.dead_letters_to_copy = dead_letters.uncopied(reader, config.kafka.group_id)
+        for topic, waiting in sorted(status.dead_letters_to_copy.items()):
+            status.notes.append(
+                f"{waiting} dead letter(s) not copied to Kafka topic {topic} yet: a running "
+                "`cdchub run` copies them (they are safe in the warehouse meanwhile)"
+            )
         for letter in dead_letters.letters(
             reader, config.kafka.group_id, statuses=(dead_letters.OPEN,)
         ):

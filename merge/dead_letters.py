@@ -307,6 +307,15 @@ def mark_copied(session: WarehouseSession, group: str, letter_ids: Sequence[str]
     )
 
 
+def uncopied(session: WarehouseSession, group: str) -> dict[str, int]:
+    """Letters that name a copy topic but are not copied to it yet, per topic."""
+    out: dict[str, int] = {}
+    for letter in letters(session, group, to_copy=True):
+        topic = str(letter.copy_topic)
+        out[topic] = out.get(topic, 0) + 1
+    return out
+
+
 def counts(session: WarehouseSession, group: str) -> dict[str, int]:
     """Letters per status."""
     if session.table_columns(naming.CONTROL_SCHEMA, DEAD) is None:

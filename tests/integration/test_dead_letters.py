@@ -162,6 +162,7 @@ def test_poisoned_event_is_dead_lettered_copied_to_its_topic_and_a_retry_lands_i
         [*CLI, "--config", str(path), "status", "--json"], capture_output=True, text=True
     )
     assert shown.returncode == 1, shown.stderr  # a person is needed
+    assert json.loads(shown.stdout)["dead_letters_to_copy"] == {}  # copied already
     states = {t["table"]: t["state"] for t in json.loads(shown.stdout)["tables"]}
     assert states["shop.public.orders"] == "dead-lettered", states
     assert states["shop.public.customers"] == "running", states

@@ -107,11 +107,13 @@ def test_a_refused_copy_waits_in_the_warehouse_and_a_later_round_sends_it(
     [letter] = dead_letters.letters(warehouse, GROUP)
     assert letter.copy_topic == TOPIC and letter.copied_at is None
     assert producer.sent == []
+    assert dead_letters.uncopied(warehouse, GROUP) == {TOPIC: 1}  # `cdchub status` shows it
     producer.refuse = None
     assert topic.publish(warehouse, force=True) == 1
     assert [s["value"] for s in producer.sent] == [GARBAGE]
     [letter] = dead_letters.letters(warehouse, GROUP)
     assert letter.copied_at is not None
+    assert dead_letters.uncopied(warehouse, GROUP) == {}
 
 
 def test_letters_stored_without_a_topic_are_never_copied(
