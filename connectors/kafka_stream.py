@@ -43,6 +43,7 @@ def install_fast_zstd() -> None:
 
 # Bytes asked of the socket per read on kafka-python's I/O thread (it asks 4 KiB).
 RECV_CHUNK = 256 * 1024
+_transport_log = logging.getLogger("kafka.net.transport")
 
 
 def _sock_recv(self: Any) -> tuple[bytes, Exception | None]:
@@ -73,9 +74,6 @@ def _sock_recv(self: Any) -> tuple[bytes, Exception | None]:
             break
         received.append(data)
     return b"".join(received), error
-
-
-_transport_log = logging.getLogger("kafka.net.transport")
 
 
 def install_large_reads() -> bool:

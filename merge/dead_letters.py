@@ -219,8 +219,7 @@ def letters(
     if to_copy:
         if "copy_topic" not in existing:
             return []
-        where.append(exp.Not(this=exp.Is(this=sqltree.col("copy_topic"), expression=exp.Null())))
-        where.append(exp.Is(this=sqltree.col("copied_at"), expression=exp.Null()))
+        where += _to_copy()
     if statuses:
         where.append(
             exp.In(
@@ -309,21 +308,33 @@ def mark_copied(session: WarehouseSession, group: str, letter_ids: Sequence[str]
 
 def uncopied(session: WarehouseSession, group: str) -> dict[str, int]:
     """Letters that name a copy topic but are not copied to it yet, per topic."""
-    out: dict[str, int] = {}
-    for letter in letters(session, group, to_copy=True):
-        topic = str(letter.copy_topic)
-        out[topic] = out.get(topic, 0) + 1
-    return out
+    return _count_by(session, group, "copy_topic", *_to_copy())
 
 
 def counts(session: WarehouseSession, group: str) -> dict[str, int]:
     """Letters per status."""
-    if session.table_columns(naming.CONTROL_SCHEMA, DEAD) is None:
+    return _count_by(session, group, "status")
+
+
+def _count_by(
+    session: WarehouseSession, group: str, column: str, *conditions: exp.Expression
+) -> dict[str, int]:
+    """A consumer group's letters counted per value of `column` (one aggregate query)."""
+    existing = session.table_columns(naming.CONTROL_SCHEMA, DEAD)
+    if existing is None or column not in existing:
         return {}
     query = (
-        exp.select(sqltree.col("status"), exp.Count(this=exp.Star()))
+        exp.select(sqltree.col(column), exp.Count(this=exp.Star()))
         .from_(control.control_table(DEAD))
-        .where(_eq("consumer_group", group))
-        .group_by(sqltree.col("status"))
+        .where(exp.and_(_eq("consumer_group", group), *conditions))
+        .group_by(sqltree.col(column))
     )
-    return {str(s): int(n) for s, n in session.query(query)}
+    return {str(value): int(n) for value, n in session.query(query)}
+
+
+def _to_copy() -> list[exp.Expression]:
+    """Letters that name a copy topic and are not copied yet."""
+    return [
+        exp.Not(this=exp.Is(this=sqltree.col("copy_topic"), expression=exp.Null())),
+        exp.Is(this=sqltree.col("copied_at"), expression=exp.Null()),
+    ]

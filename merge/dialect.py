@@ -48,6 +48,12 @@ class Dialect:
     TYPED_ARRAYS: ClassVar[bool] = True
     TYPES: ClassVar[dict[str, str]] = {}
 
+    def __init__(self) -> None:
+        # id(tree) -> (tree, SQL): a tree rendered again (a reused plan's statement) is not
+        # rendered anew. The tree is held, so its id cannot be reused while it is here; trees are
+        # never changed once built (every builder makes new ones).
+        self._rendered: dict[int, tuple[exp.Expression, str]] = {}
+
     def fold(self, name: str) -> str:
         """`name` as the warehouse compares identifiers: equal folds are one object."""
         return name.lower() if self.CASE_INSENSITIVE_IDENTIFIERS else name
@@ -72,12 +78,6 @@ class Dialect:
     def build(self, type_sql: str) -> exp.DataType:
         """Parse a type spelt in this dialect."""
         return exp.DataType.build(type_sql, dialect=self.SQLGLOT_DIALECT)
-
-    def __init__(self) -> None:
-        # id(tree) -> (tree, SQL): a tree rendered again (a reused plan's statement) is not
-        # rendered anew. The tree is held, so its id cannot be reused while it is here; trees are
-        # never changed once built (every builder makes new ones).
-        self._rendered: dict[int, tuple[exp.Expression, str]] = {}
 
     def render(self, expression: exp.Expression, *, pretty: bool = False) -> str:
         """Render a tree; a construct the dialect cannot express raises here, not in production."""

@@ -22,7 +22,7 @@ from cdc_consumers.runner import Runner
 from connectors.warehouses.duckdb.client import DuckDBSession
 from core.config import DuckDBWarehouse, HubConfig, KafkaConfig, SourceConfig
 from core.model import StreamRecord
-from core.stream import ChangeStream
+from core.stream import ChangeStream, Partition
 from merge.ledger import PARKED_FOR_TRANSACTION, Checkpoint
 from merge.scd2 import Scd2Engine
 from tests.memory_stream import MemoryStream
@@ -349,15 +349,21 @@ def _race(w: Workload, customers_prefix: int, transactions: int) -> None:
         w.transaction([("orders", i, f"o{i}"), ("customers", i, f"n{i}")])
 
 
-def test_flow_control_pauses_the_topics_ahead_and_bounds_the_parked_events(
-    tmp_path: Path, warehouse: DuckDBSession
-) -> None:
+def _racing() -> tuple[Workload, MemoryStream, Partition, Partition]:
+    """`_race`'s workload on a stream read five records a poll; its customers and orders topics."""
     w = Workload()
     _race(w, customers_prefix=300, transactions=120)
     stream = w.stream
     stream.max_per_poll = 5
     customers = next(p for p in stream.logs if p.topic == "shop.public.customers")
     orders = next(p for p in stream.logs if p.topic == "shop.public.orders")
+    return w, stream, customers, orders
+
+
+def test_flow_control_pauses_the_topics_ahead_and_bounds_the_parked_events(
+    tmp_path: Path, warehouse: DuckDBSession
+) -> None:
+    w, stream, customers, orders = _racing()
     # The customers topic is read at half the others' pace: without flow control every
     # two-table transaction would wait parked for its customers event.
     stream.before_poll = lambda s: s.slow.symmetric_difference_update({customers})
@@ -383,12 +389,7 @@ def test_a_rebalance_while_flow_control_holds_a_partition_paused_does_not_stall_
 ) -> None:
     """A topic created mid-run (a new table's snapshot) rebalances the group; kafka-python keeps
     the pause of a partition it keeps. The run must still read that partition to its end."""
-    w = Workload()
-    _race(w, customers_prefix=300, transactions=120)
-    stream = w.stream
-    stream.max_per_poll = 5
-    customers = next(p for p in stream.logs if p.topic == "shop.public.customers")
-    orders = next(p for p in stream.logs if p.topic == "shop.public.orders")
+    w, stream, customers, orders = _racing()
     created = []
     config = _config(tmp_path / "wh.duckdb", batch_max_events=20)  # pauses from 10 parked
     runner = _runner(config, warehouse, stream)
