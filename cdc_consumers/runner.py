@@ -222,14 +222,17 @@ class Runner:
         self._behind: list[str] = []
         # Partitions not read to their end at the last probe, and those paused by flow control.
         self._lagging: set[Partition] = set()
+        # Their end offsets at that probe (`_known_waiting`).
+        self._ends: dict[Partition, int] = {}
         self._paused: set[Partition] = set()
         # Per lagging partition: its position and since when it has stood there (`_unstall`).
         self._moved_at: dict[Partition, tuple[int, float]] = {}
         # When the consumer was made; since when its polls come back empty; whether the last probe
-        # got answers.
+        # got answers, and whether it asked the cluster for its topics (`_idle`).
         self._connected_at = time.monotonic()
         self._empty_since: float | None = None
         self._probed_ok = False
+        self._probed_fresh = False
         # Parked events after the last batch, and whether that batch added to them.
         self._parked_last = 0
         self._parked_grew = False
@@ -340,6 +343,9 @@ class Runner:
                 self._settle(result, on_batch, stream)
                 if self.between_batches is not None:
                     self.between_batches(self.session)
+            # The group's offsets are stored when the run returns (those between batches are
+            # not waited for).
+            self._commit_courtesy(stream, wait=True)
         finally:
             # A batch in flight commits (or fails) before the stream and the lease are let go.
             applier.shutdown(wait=True)
@@ -466,6 +472,12 @@ class Runner:
             timeout = 500
             if first_at is not None and not catching_up:
                 timeout = max(0, int((first_at + wait_s - time.monotonic()) * 1000))
+                if self._known_waiting():
+                    # Records the last probe saw are still unread: a poll that does not bring
+                    # them within a fetch's round trip finds their partitions paused by flow
+                    # control (which decides between batches), and waiting out the batch wait
+                    # would wait for nothing (~1 s of a catch-up's last seconds, measured).
+                    timeout = min(timeout, CATCH_UP_POLL_MS)
             elif first_at is not None:
                 # Catching up, records come at once: a poll that finds none within a fetch's round
                 # trip finds the partitions that have them paused (flow control), and the batch
@@ -513,6 +525,11 @@ class Runner:
             self._consumed[Partition(topic, partition)] = offset + 1
         return out
 
+    def _known_waiting(self) -> bool:
+        """Whether records the last probe saw in Kafka are still unread by this process."""
+        consumed = self._consumed
+        return any(consumed.get(p, 0) < end for p, end in self._ends.items())
+
     def _probe(self, stream: ChangeStream, now: float, force: bool = False) -> None:
         """Judge, per source, whether every one of its partitions is read to its end.
 
@@ -525,7 +542,12 @@ class Runner:
         self._probed_at = now
         try:
             pattern = re.compile(data_topic_pattern(self.sources))
-            existing = {t for t in stream.topics() if pattern.match(t)}
+            # While records flow, the client's view of the subscription (a few seconds old at
+            # most) will do: asking the cluster blocks this thread ~25 ms a probe (py-spy: 2.5%
+            # of a catch-up). An idle decision asks the cluster.
+            topics = stream.topics() if force else stream.subscribed_topics()
+            self._probed_fresh = force
+            existing = {t for t in topics if pattern.match(t)}
             assignment = stream.assignment()
             ends = stream.end_offsets(assignment)
             positions = {p: stream.position(p) for p in assignment}
@@ -535,12 +557,14 @@ class Runner:
             self._caught_up_sources = {}
             self._all_caught_up = False
             self._backlog = 0
+            self._ends = {}
             return
         self._probed_ok = True
         unassigned = existing - {p.topic for p in assignment}
         lagging = sorted(p for p in assignment if positions[p] < ends.get(p, 0))
         self._unstall(stream, lagging, positions, ends, now)
         self._lagging = set(lagging)
+        self._ends = {p: ends[p] for p in lagging}
         self._backlog = sum(ends.get(p, 0) - positions[p] for p in lagging)
         self._behind = [
             f"{p.topic}[{p.partition}] at offset {positions[p]} of {ends.get(p, 0)}"
@@ -629,6 +653,8 @@ class Runner:
 
     def _idle(self, stream: ChangeStream, now: float) -> bool:
         """Caught up everywhere, with nothing held back and no held change waiting for a retry."""
+        if not self._probed_fresh:
+            self._probed_at = -1e9  # the topics as the cluster has them now, not as cached
         self._probe(stream, now, force=True)
         return self._all_caught_up and not self._holding() and not self._restored_held
 
@@ -669,10 +695,14 @@ class Runner:
             out.append(r)
         return out
 
-    def _commit_courtesy(self, stream: ChangeStream) -> None:
-        """Store the low-water marks in Kafka too, so lag tools read the truth (0 when it is 0)."""
+    def _commit_courtesy(self, stream: ChangeStream, wait: bool = False) -> None:
+        """Store the low-water marks in Kafka too, so lag tools read the truth (0 when it is 0).
+
+        Between batches the commit is not waited for (a round trip of the consumer's thread per
+        batch); the run's last one is, so the group's offsets are stored when the run returns.
+        """
         try:
-            stream.commit(dict(self._stored))
+            stream.commit(dict(self._stored), wait=wait)
         except Exception as exc:  # courtesy commit only; the warehouse holds the truth
             log.debug("kafka commit failed: %s", exc)
 

@@ -44,6 +44,7 @@ def install_fast_zstd() -> None:
 # Bytes asked of the socket per read on kafka-python's I/O thread (it asks 4 KiB).
 RECV_CHUNK = 256 * 1024
 _transport_log = logging.getLogger("kafka.net.transport")
+_log = logging.getLogger(__name__)
 
 
 def _sock_recv(self: Any) -> tuple[bytes, Exception | None]:
@@ -87,6 +88,11 @@ def install_large_reads() -> bool:
         return False
     KafkaTCPTransport._sock_recv = _sock_recv
     return True
+
+
+def _log_failed_commit(_offsets: Any, response: Any) -> None:
+    if isinstance(response, Exception):
+        _log.debug("kafka commit (not waited for) failed: %s", response)
 
 
 class KafkaChangeStream:
@@ -203,6 +209,9 @@ class KafkaChangeStream:
     def topics(self) -> set[str]:
         return set(self.consumer.topics())
 
+    def subscribed_topics(self) -> set[str]:
+        return set(self.consumer.subscription() or ())
+
     def pause(self, partitions: Iterable[Partition]) -> None:
         tps = [self._tp(p) for p in partitions]
         if tps:
@@ -242,7 +251,12 @@ class KafkaChangeStream:
         if not wanted:
             return {}
         # The same connection (servers, client id, any TLS/SASL settings), but no group of its own.
-        group_only = {"group_id", "enable_auto_commit", "session_timeout_ms", "heartbeat_interval_ms"}
+        group_only = {
+            "group_id",
+            "enable_auto_commit",
+            "session_timeout_ms",
+            "heartbeat_interval_ms",
+        }
         settings = {k: v for k, v in self.settings.items() if k not in group_only}
         reader = KafkaConsumer(group_id=None, enable_auto_commit=False, **settings)
         found: dict[tuple[str, int, int], StreamRecord] = {}
@@ -268,13 +282,15 @@ class KafkaChangeStream:
             reader.close(autocommit=False)
         return found
 
-    def commit(self, offsets: dict[Partition, int]) -> None:
+    def commit(self, offsets: dict[Partition, int], wait: bool = True) -> None:
         from kafka.structs import OffsetAndMetadata
 
         if offsets:
-            self.consumer.commit(
-                {self._tp(p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()}
-            )
+            stored = {self._tp(p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()}
+            if wait:
+                self.consumer.commit(stored)
+            else:
+                self.consumer.commit_async(stored, callback=_log_failed_commit)
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)

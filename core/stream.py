@@ -50,7 +50,11 @@ class ChangeStream(Protocol):
         """The offset after the last record of each partition."""
 
     def topics(self) -> set[str]:
-        """Every topic the cluster has (cached metadata)."""
+        """Every topic the cluster has (asks the cluster)."""
+
+    def subscribed_topics(self) -> set[str]:
+        """The topics the subscription matches as the client last saw them (no request: the
+        client refreshes its metadata every few seconds)."""
 
     def pause(self, partitions: Iterable[Partition]) -> None:
         """Stop fetching these partitions (their positions stay) until `resume`."""
@@ -64,8 +68,9 @@ class ChangeStream(Protocol):
         """Read the records at these (topic, partition, offset) addresses again, whole; an address
         no longer in Kafka is missing from the answer."""
 
-    def commit(self, offsets: dict[Partition, int]) -> None:
-        """Store offsets in Kafka (a courtesy for lag tools: the warehouse holds the truth)."""
+    def commit(self, offsets: dict[Partition, int], wait: bool = True) -> None:
+        """Store offsets in Kafka (a courtesy for lag tools: the warehouse holds the truth); with
+        `wait` false, send them and return (a later commit overrides a lost one)."""
 
     def close(self) -> None:
         """Leave the group and release the connection."""

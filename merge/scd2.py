@@ -247,9 +247,7 @@ class Scd2Engine:
             self.ledger.log_batch(batch_id, results, events_by_table, committed_at)
         return BatchResult(batch_id, results, committed_at)
 
-    def _plan(
-        self, target: shapes.MergeTarget, specs: tuple[SegmentSpec, ...]
-    ) -> BatchPlan:
+    def _plan(self, target: shapes.MergeTarget, specs: tuple[SegmentSpec, ...]) -> BatchPlan:
         """The table batch's plan (`plan_table_batch`), reused while its inputs repeat."""
         key = (target, specs)
         found = self._plans.get(key)

@@ -22,7 +22,11 @@ class MemoryStream:
         self.logs: dict[Partition, list[StreamRecord]] = {}
         self.max_per_poll = max_per_poll
         self.committed: dict[Partition, int] = {}
+        # Per commit, whether it was waited for.
+        self.commits: list[bool] = []
         self.polls = 0
+        # Requests for the cluster's topics (`topics`).
+        self.topic_requests = 0
         # Assigned partitions that polls skip (a partition the consumer reads far behind the rest).
         self.slow: set[Partition] = set()
         # Partitions the consumer paused (flow control); `paused_ever` records every pause.
@@ -129,7 +133,12 @@ class MemoryStream:
         return {p: self._end(p) for p in partitions}
 
     def topics(self) -> set[str]:
+        self.topic_requests += 1
         return {p.topic for p in self.logs}
+
+    def subscribed_topics(self) -> set[str]:
+        pattern = self._pattern
+        return {p.topic for p in self.logs if pattern is not None and pattern.match(p.topic)}
 
     def pause(self, partitions: Iterable[Partition]) -> None:
         self.paused |= set(partitions)
@@ -150,8 +159,9 @@ class MemoryStream:
             if (r.stream, r.partition, r.offset) in wanted
         }
 
-    def commit(self, offsets: dict[Partition, int]) -> None:
+    def commit(self, offsets: dict[Partition, int], wait: bool = True) -> None:
         self.committed.update(offsets)
+        self.commits.append(wait)
 
     def close(self) -> None:
         self._pattern = None

@@ -84,8 +84,10 @@ def test_zstd_batches_decompress_as_kafka_python_does_only_faster() -> None:
     one = compressor.compress(parts[0])
     several = b"".join(compressor.compress(p) for p in parts)
     for payload in (one, several):
-        assert _zstd_decode(payload) == codec.zstd_decode(payload) == (
-            parts[0] if payload is one else b"".join(parts)
+        assert (
+            _zstd_decode(payload)
+            == codec.zstd_decode(payload)
+            == (parts[0] if payload is one else b"".join(parts))
         )
     install_fast_zstd()
     assert default_records.zstd_decode is _zstd_decode

@@ -153,7 +153,6 @@ def test_init_writes_a_config_and_prints_admin_sql(tmp_path: Path) -> None:
     )
 
 
-
 def test_init_kafka_and_connect_go_into_the_config(tmp_path: Path) -> None:
     done = cdchub(
         "init",
@@ -174,6 +173,7 @@ def test_init_kafka_and_connect_go_into_the_config(tmp_path: Path) -> None:
     defaults = load_config_with_env(tmp_path / "d.yaml", S_CDC_PASSWORD="x")
     assert defaults.kafka.bootstrap_servers == "127.0.0.1:29092"
     assert defaults.connect.url == "http://127.0.0.1:28083"
+
 
 def load_config_with_env(path: Path, **env: str):  # type: ignore[no-untyped-def]
     old = {k: os.environ.get(k) for k in env}

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import random
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -492,3 +493,120 @@ def test_flow_control_never_stalls_a_transaction_whose_events_are_lost(
     # the stall rule needs): the transaction is released once, and everything else is whole.
     assert result.stopped_by == "idle" and result.forced_releases == 1
     assert _current(warehouse) == w.latest  # ("customers", 7) was written again by a later one
+
+
+def test_a_batch_does_not_wait_for_company_the_probe_knows_is_held(
+    tmp_path: Path, warehouse: DuckDBSession
+) -> None:
+    """Records the last probe saw wait in a partition the polls do not bring (flow control holds
+    it until the batch ends): a batch's polls after its first record must not wait out the batch
+    wait for them, only a fetch's round trip (measured: ~1 s of a catch-up's last seconds)."""
+    from cdc_consumers.runner import CATCH_UP_POLL_MS
+
+    w = Workload()
+    for i in range(30):
+        w.transaction([("orders", i, f"o{i}"), ("customers", i, f"n{i}")])
+
+    class Recording(MemoryStream):
+        def __init__(self) -> None:
+            super().__init__(max_per_poll=5)
+            self.probes = 0
+            # (timeout asked, records returned, a partition held, probed before)
+            self.calls: list[tuple[int, int, bool, bool]] = []
+
+        def end_offsets(self, partitions: Iterable[Partition]) -> dict[Partition, int]:
+            self.probes += 1
+            return super().end_offsets(partitions)
+
+        def poll(self, max_records: int, timeout_ms: int) -> list[StreamRecord]:
+            held, probed = bool(self.slow), self.probes > 0
+            out = super().poll(max_records, timeout_ms)
+            self.calls.append((timeout_ms, len(out), held, probed))
+            return out
+
+    stream = Recording()
+    stream.logs = w.stream.logs
+    orders = next(p for p in stream.logs if p.topic == "shop.public.orders")
+    stream.slow.add(orders)
+
+    def trickle(s: MemoryStream) -> None:
+        # A change now and then on another table (batches end between them), until the held
+        # partition is let go.
+        if s.polls >= 60:
+            s.slow.clear()
+        elif s.polls % 3 == 0:
+            w.transaction([("customers", 1000 + s.polls, f"t{s.polls}")])
+
+    stream.before_poll = trickle
+    # A long batch wait, and a backlog far below a batch: the batches are not catching up.
+    runner = _runner(_config(tmp_path / "wh.duckdb", batch_max_wait_ms=5000), warehouse, stream)
+    runner.PROBE_INTERVAL_S = 0.0  # the polls take microseconds here: probe after every batch
+    result = runner.run(until_idle=0.2, max_seconds=20, handle_signals=False)
+    assert result.stopped_by == "idle", result.waiting
+    assert _current(warehouse) == w.latest
+    # A poll that follows one with records belongs to the same batch.
+    following = [
+        timeout
+        for (_, n, _, _), (timeout, _, held, probed) in zip(
+            stream.calls, stream.calls[1:], strict=False
+        )
+        if n and held and probed
+    ]
+    assert following, "no batch polled past its first records while the partition was held"
+    assert max(following) <= CATCH_UP_POLL_MS, following
+
+
+def test_the_probe_does_not_ask_the_cluster_for_topics_while_records_flow(
+    tmp_path: Path, warehouse: DuckDBSession
+) -> None:
+    """Asking the cluster for its topics blocks the consumer's thread a round trip; while batches
+    bring records the probe reads the client's view of the subscription instead, and asks the
+    cluster only when a poll came back empty (an idle decision needs the latest topics)."""
+    w = Workload()
+    for i in range(40):
+        w.transaction([("orders", i, f"o{i}"), ("customers", i, f"n{i}")])
+
+    class Recording(MemoryStream):
+        last_polled = 0
+        asked_after_records = 0
+
+        def poll(self, max_records: int, timeout_ms: int) -> list[StreamRecord]:
+            out = super().poll(max_records, timeout_ms)
+            self.last_polled = len(out)
+            return out
+
+        def topics(self) -> set[str]:
+            if self.last_polled:
+                self.asked_after_records += 1
+            return super().topics()
+
+    stream = Recording(max_per_poll=5)
+    stream.logs = w.stream.logs
+    # Every batch ends at its size (10 events), so the probe after it follows records.
+    runner = _runner(_config(tmp_path / "wh.duckdb", batch_max_events=10), warehouse, stream)
+    runner.PROBE_INTERVAL_S = 0.0
+    result = runner.run(until_idle=0.2, max_seconds=20, handle_signals=False)
+    assert result.stopped_by == "idle", result.waiting
+    assert _current(warehouse) == w.latest
+    assert stream.topic_requests > 0, "idle was decided without asking the cluster"
+    assert stream.asked_after_records == 0
+
+
+def test_kafka_commits_between_batches_are_not_waited_for_but_the_last_one_is(
+    tmp_path: Path, warehouse: DuckDBSession
+) -> None:
+    """The courtesy commit of the low-water marks to Kafka costs the consumer's thread a round
+    trip per batch if waited for; only the run's last one must be (lag tools read 0 after it)."""
+    w = Workload()
+    for i in range(20):
+        w.transaction([("orders", i, f"o{i}"), ("customers", i, f"n{i}")])
+    stream = w.stream
+    stream.max_per_poll = 5
+    runner = _runner(_config(tmp_path / "wh.duckdb", batch_max_events=10), warehouse, stream)
+    result = runner.run(until_idle=0.2, max_seconds=20, handle_signals=False)
+    assert result.stopped_by == "idle", result.waiting
+    assert len(stream.commits) > 2
+    assert stream.commits[-1] is True
+    assert not any(stream.commits[:-1])
+    ends = {p: log[-1].offset + 1 for p, log in stream.logs.items()}
+    assert stream.committed == ends

@@ -186,9 +186,13 @@ def test_a_snapshot_row_waits_behind_a_parked_change_of_its_table() -> None:
     asm = TransactionAssembler("shop", max_events=100, timeout_s=60)
     assert asm.add_event(event(ORDERS, 1, "tx1", 10), record("shop.public.orders", 0), 0.0)
     asm.add_boundary(*end("tx1", 2, 0), 0.0)
-    snap = ChangeEvent(ORDERS, Op.READ, (1,), None, {"id": 1}, "11", T0, None, SCHEMA, snapshot=True)
+    snap = ChangeEvent(
+        ORDERS, Op.READ, (1,), None, {"id": 1}, "11", T0, None, SCHEMA, snapshot=True
+    )
     assert asm.add_event(snap, record("shop.public.orders", 1), 0.0)  # parked behind tx1
-    other = ChangeEvent(ITEMS, Op.READ, (7,), None, {"id": 7}, "12", T0, None, SCHEMA, snapshot=True)
+    other = ChangeEvent(
+        ITEMS, Op.READ, (7,), None, {"id": 7}, "12", T0, None, SCHEMA, snapshot=True
+    )
     assert not asm.add_event(other, record("shop.public.order_items", 5), 0.0)  # nothing ahead
     assert asm.parked_events == 2 and asm.low_water()[("shop.public.orders", 0)] == 0
     assert asm.release(0.0) == []

@@ -39,11 +39,16 @@ class DuckDBSession:
         """A session on the configured DuckDB file."""
         return cls(config.path, read_only=read_only)
 
+    # Rows per statement of a multi-row INSERT (`executemany`).
+    MULTI_ROW_MAX = 500
+
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.dialect = DuckDBDialect()
         self._stage_statements: dict[
             tuple[str, tuple[tuple[str, ColumnType], ...], bool], list[exp.Expression]
         ] = {}
+        # (single-row INSERT's SQL, rows) -> the SQL inserting that many rows at once.
+        self._multi_row: dict[tuple[str, int], str] = {}
         self.path = Path(path)
         if not read_only:
             try:
@@ -91,9 +96,29 @@ class DuckDBSession:
         self.conn.execute(self.dialect.render(statement), params or None)
 
     def executemany(self, statement: exp.Expression, rows: Sequence[Sequence[Any]]) -> None:
-        """Run a parameterised statement for each row."""
-        if rows:
+        """Run a parameterised statement for each row.
+
+        A one-row `INSERT ... VALUES (?, ...)` runs as one statement of many rows: DuckDB's
+        executemany runs each row as a statement of its own (3 ms against 0.6 ms for six rows,
+        measured), and the offsets a batch stores are a few rows per batch.
+        """
+        if not rows:
+            return
+        values = statement.args.get("expression") if isinstance(statement, exp.Insert) else None
+        if not (isinstance(values, exp.Values) and len(values.expressions) == 1):
             self.conn.executemany(self.dialect.render(statement), [list(r) for r in rows])
+            return
+        single = self.dialect.render(statement)
+        for start in range(0, len(rows), self.MULTI_ROW_MAX):
+            chunk = rows[start : start + self.MULTI_ROW_MAX]
+            key = (single, len(chunk))
+            sql = self._multi_row.get(key)
+            if sql is None:
+                many = statement.copy()
+                row = many.expression.expressions[0]
+                many.expression.set("expressions", [row.copy() for _ in chunk])
+                sql = self._multi_row[key] = self.dialect.render(many)
+            self.conn.execute(sql, [value for r in chunk for value in r])
 
     def query(self, statement: exp.Expression | str) -> list[tuple[Any, ...]]:
         """Fetch all rows of a query (a sqlglot tree, or SQL text typed by a user)."""
