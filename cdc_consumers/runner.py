@@ -195,9 +195,13 @@ class Runner:
             kafka.batch_max_events,
             # kafka-python holds a fetch response about three times over while it parses it (the
             # response, each partition's slice, the records), so fetches stay well under a batch:
-            # `fetch_max_bytes` (16 MiB) per fetch, a quarter of it per partition.
+            # `fetch_max_bytes` (16 MiB) per fetch. One partition may fill it: a catch-up reads
+            # mostly one (a big snapshot), and kafka-python fetches a partition again only once
+            # all it buffered of it is handed out, so a quarter per partition cost four round
+            # trips where one does (fifth round, docs/benchmarks.md); the response's bound is
+            # the same.
             fetch_max_bytes=min(kafka.fetch_max_bytes, kafka.batch_max_bytes),
-            max_partition_fetch_bytes=min(kafka.fetch_max_bytes // 4, kafka.batch_max_bytes),
+            max_partition_fetch_bytes=min(kafka.fetch_max_bytes, kafka.batch_max_bytes),
             bootstrap_s=self._bootstrap_s,
         )
 

@@ -70,7 +70,7 @@ class KafkaConfig(_Model):
     batch_max_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024)
     batch_max_wait_ms: int = Field(500, ge=0)
     # Bytes one Kafka fetch may return (as stored: zstd-compressed, ~90 B a Debezium record here),
-    # a quarter of it per partition. Smaller fetches hold less while they are parsed: 4 MiB kept a
+    # from one partition or several. Smaller fetches hold less while they are parsed: 4 MiB kept a
     # catch-up's peak RSS ~40 MB lower at ~15% of its throughput (docs/benchmarks.md, third round).
     fetch_max_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
     # Transaction-consistent sources park events until their transaction is whole (see
