@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import crc32c
 import kafka.record.util as kafka_util
@@ -131,3 +132,77 @@ def test_kafka_python_reads_its_sockets_in_large_chunks() -> None:
     data, error = KafkaTCPTransport._sock_recv(transport)
     assert data == b"" and isinstance(error, KafkaConnectionError)
     ours.close()
+
+
+def _built_batch(compression: int, records: list[tuple[Any, ...]], base: int) -> bytes:
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=compression,
+        is_transactional=False,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=1 << 30,
+    )
+    for i, (timestamp, key, value, headers) in enumerate(records):
+        builder.append(base + i, timestamp=timestamp, key=key, value=value, headers=headers)
+    return bytes(builder.build())
+
+
+def test_record_batches_parse_in_c_exactly_as_kafka_python_parses_them() -> None:
+    """`install_fast_records`: every field of every record as kafka-python's own parser reads it,
+    uncompressed and under each codec Debezium's producer may use, nulls, empty values, headers,
+    and values past a varint's byte."""
+    import random
+
+    from kafka.record import MemoryRecords
+    from kafka.record.default_records import DefaultRecordBatch
+
+    from connectors import kafka_stream
+
+    rng = random.Random(7)
+    records = [
+        (
+            1_795_628_428_577 + rng.randrange(10_000),
+            None if i % 9 == 0 else b"k%d" % i,
+            None if i % 11 == 0 else (b"" if i % 13 == 0 else rng.randbytes(rng.randrange(400))),
+            [("h", b"v"), ("n", None)] if i % 5 == 0 else [],
+        )
+        for i in range(300)
+    ]
+    # The codecs kafka-python can write here (the oracle reads what it writes).
+    codecs = [
+        DefaultRecordBatch.CODEC_NONE,
+        DefaultRecordBatch.CODEC_GZIP,
+        DefaultRecordBatch.CODEC_ZSTD,
+    ]
+    size = len(records) // len(codecs)
+    data = b"".join(
+        _built_batch(codec, records[i * size : (i + 1) * size], 1000 + i * size)
+        for i, codec in enumerate(codecs)
+    )
+
+    def read() -> list[tuple[Any, ...]]:
+        out = []
+        memory = MemoryRecords(data)
+        batch = memory.next_batch()
+        while batch is not None:
+            out += [
+                (r.offset, r.timestamp, r.timestamp_type, r.key, r.value, r.headers, r.checksum)
+                for r in batch
+            ]
+            batch = memory.next_batch()
+        return out
+
+    assert kafka_stream.install_fast_records()
+    fast = read()
+    DefaultRecordBatch.__iter__ = kafka_stream._SLOW_BATCH_ITER[0]  # type: ignore[method-assign]
+    try:
+        slow = read()
+    finally:
+        assert kafka_stream.install_fast_records()
+    assert DefaultRecordBatch.__iter__ is kafka_stream._fast_batch_iter
+    assert len(fast) == 300
+    assert fast == slow
