@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -115,11 +116,20 @@ def serve_dashboard(config: HubConfig, port: int | None, progress: Progress = pr
         dash.window_s,
     )
     progress(f"dashboard: {server.url} (Ctrl-C stops)")
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    # SIGINT and SIGTERM stop it, as they stop `cdchub run`: also when started where SIGINT is
+    # ignored (a background job of a script inherits that, and Python then leaves it ignored).
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         server.server.server_close()
 
 

@@ -135,6 +135,8 @@ def test_dashboard_serves_the_page_and_the_lag_report(replicated: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Started as a background job of a script is: SIGINT ignored, which Python keeps.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         url = f"http://127.0.0.1:{port}"
