@@ -255,6 +255,13 @@ FROM (
       WHERE
         "_cdc_keys"."id" = "h"."id"
     )
+    AND EXISTS(
+      SELECT
+        1
+      FROM "src"."items_history" AS "d"
+      WHERE
+        "d"."_cdc_op" = 'd'
+    )
 ) AS "p"
 WHERE
   "items_history"."id" = "p"."id"
@@ -470,6 +477,13 @@ FROM (
       FROM "_cdc_keys"
       WHERE
         "_cdc_keys"."id" = "h"."id"
+    )
+    AND EXISTS(
+      SELECT
+        1
+      FROM "src"."items_history" AS "d"
+      WHERE
+        "d"."_cdc_op" = 'd'
     )
 ) AS "p"
 WHERE

@@ -273,6 +273,13 @@ FROM (
       WHERE
         "_cdc_keys__src__items"."id" = "h"."id"
     )
+    AND EXISTS(
+      SELECT
+        1
+      FROM "src"."items_history" AS "d"
+      WHERE
+        "d"."_cdc_op" = 'd'
+    )
 ) AS "p"
 WHERE
   "items_history"."id" = "p"."id"
@@ -479,6 +486,13 @@ FROM (
       FROM "_cdc_keys__src__items"
       WHERE
         "_cdc_keys__src__items"."id" = "h"."id"
+    )
+    AND EXISTS(
+      SELECT
+        1
+      FROM "src"."items_history" AS "d"
+      WHERE
+        "d"."_cdc_op" = 'd'
     )
 ) AS "p"
 WHERE
