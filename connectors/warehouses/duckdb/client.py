@@ -39,8 +39,6 @@ class DuckDBSession:
         """A session on the configured DuckDB file."""
         return cls(config.path, read_only=read_only)
 
-    # See `__init__`: larger holds more uncheckpointed data in memory and in the WAL.
-    CHECKPOINT_THRESHOLD = "64MB"
     # Rows per statement of a multi-row INSERT (`executemany`).
     MULTI_ROW_MAX = 500
 
@@ -79,11 +77,6 @@ class DuckDBSession:
                 f"cannot open the DuckDB warehouse: {_first_line(exc)}", path=str(self.path)
             ) from exc
         self.conn.execute("SET TimeZone = 'UTC'")
-        if not read_only:
-            # DuckDB checkpoints its WAL into the file once the WAL passes this; at its default
-            # (16 MB) a catch-up checkpointed every few batches, rewriting the same row groups of
-            # history each time (~12% of a catch-up, measured: docs/benchmarks.md, fifth round).
-            self.conn.execute(f"SET checkpoint_threshold = '{self.CHECKPOINT_THRESHOLD}'")
         self._nesting = NestedTransaction()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
