@@ -546,7 +546,10 @@ class Runner:
         they do not). A topic Debezium created since the last rebalance (a table whose snapshot just
         started) is not assigned yet: its source is not caught up, whatever the assigned partitions say.
         """
-        if now - self._probed_at < (0.25 if force else self.PROBE_INTERVAL_S):
+        # A forced probe after one that read cached topics is not throttled: an idle decision
+        # wants the topics as the cluster has them now.
+        throttle = (0.25 if self._probed_fresh else 0.0) if force else self.PROBE_INTERVAL_S
+        if now - self._probed_at < throttle:
             return
         self._probed_at = now
         try:
@@ -662,8 +665,6 @@ class Runner:
 
     def _idle(self, stream: ChangeStream, now: float) -> bool:
         """Caught up everywhere, with nothing held back and no held change waiting for a retry."""
-        if not self._probed_fresh:
-            self._probed_at = -1e9  # the topics as the cluster has them now, not as cached
         self._probe(stream, now, force=True)
         return self._all_caught_up and not self._holding() and not self._restored_held
 

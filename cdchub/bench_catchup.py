@@ -43,6 +43,7 @@ from connectors.warehouses.nesting import NestedTransaction
 from core.config import DuckDBWarehouse, HubConfig, load_config
 from core.errors import StackError
 from core.model import ChangeEvent, TableId
+from core.signals import interrupted_by
 from merge.session import WarehouseSession
 from observability.instrumentation import (
     BatchTimes,
@@ -364,17 +365,13 @@ def _private_stack(warehouse: str, progress: Progress) -> Iterator[HubConfig]:
     config = _write_config(base, warehouse)
     local = LocalStack(config)
 
-    def interrupted(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
     # A bench stopped with SIGTERM (kill, timeout) still purges its private stack.
-    previous = signal.signal(signal.SIGTERM, interrupted)
     try:
-        progress(f"bench: starting a private stack in {base}")
-        local.up(progress=progress)
-        yield config
+        with interrupted_by(signal.SIGTERM):
+            progress(f"bench: starting a private stack in {base}")
+            local.up(progress=progress)
+            yield config
     finally:
-        signal.signal(signal.SIGTERM, previous)
         local.down(purge=True, progress=progress)
         shutil.rmtree(base, ignore_errors=True)
 

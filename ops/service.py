@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from core.config import HubConfig
+from core.signals import interrupted_by
 from merge.session import WarehouseSession
 from observability.telemetry import build_telemetry
 from ops.access import (
@@ -116,20 +117,13 @@ def serve_dashboard(config: HubConfig, port: int | None, progress: Progress = pr
         dash.window_s,
     )
     progress(f"dashboard: {server.url} (Ctrl-C stops)")
-
-    def stop(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    # SIGINT and SIGTERM stop it, as they stop `cdchub run`: also when started where SIGINT is
-    # ignored (a background job of a script inherits that, and Python then leaves it ignored).
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # SIGINT and SIGTERM stop it, as they stop `cdchub run`.
     try:
-        server.serve_forever()
+        with interrupted_by(signal.SIGINT, signal.SIGTERM):
+            server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         server.server.server_close()
 
 
