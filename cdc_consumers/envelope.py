@@ -132,7 +132,8 @@ class EnvelopeDecoder:
             if (
                 value.startswith(_PAYLOAD_MARK, end)
                 and last[1] == key_columns
-                and value[_SCHEMA_START:end] == last[0]
+                # Compared in place: a slice would copy the (kilobytes of) schema per record.
+                and value.startswith(last[0], _SCHEMA_START)
                 and value.startswith(b'{"schema":')
             ):
                 schema_bytes = last[0]

@@ -22,6 +22,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from sqlglot import exp
+
 from core.errors import (
     CdcHubError,
     MergeError,
@@ -265,7 +267,12 @@ class Scd2Engine:
         """Execute a table's plan in the open transaction; the number of versions it added."""
         target = batch_plan.target
         versions = 0
+        # Consecutive statements go to the warehouse together (`WarehouseSession.execute_all`).
+        pending: list[exp.Expression] = []
         for step in batch_plan.steps:
+            if step.kind is not StepKind.EXECUTE and pending:
+                self.session.execute_all(pending)
+                pending = []
             if step.kind is StepKind.LOAD:
                 segment = segments[step.segment]
                 rows = [] if segment[0].op is Op.TRUNCATE else _stage_rows(target, segment)
@@ -282,7 +289,8 @@ class Scd2Engine:
                 versions += int(self.session.query(step.statement)[0][0])
             else:
                 assert step.statement is not None
-                self.session.execute(step.statement)
+                pending.append(step.statement)
+        self.session.execute_all(pending)
         return versions
 
     def _prepare_scratch(self, batch_plan: BatchPlan) -> None:

@@ -48,6 +48,10 @@ class WarehouseSession(QuerySession, Protocol):
         """Run one statement (named placeholders bound from `params`)."""
         ...
 
+    def execute_all(self, statements: Sequence[exp.Expression]) -> None:
+        """Run statements (no parameters) in order, as one request where the warehouse allows it."""
+        ...
+
     def executemany(self, statement: exp.Expression, rows: Sequence[Sequence[Any]]) -> None:
         """Run one parameterised statement for many rows (small control writes only)."""
         ...

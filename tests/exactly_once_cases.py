@@ -63,6 +63,10 @@ class FailingSession:
         self._check(statement)
         self.inner.execute(statement, params)
 
+    def execute_all(self, statements: Sequence[exp.Expression]) -> None:
+        for statement in statements:
+            self.execute(statement)
+
     def executemany(self, statement: exp.Expression, rows: Sequence[Sequence[Any]]) -> None:
         self._check(statement)
         self.inner.executemany(statement, rows)

@@ -206,3 +206,79 @@ def test_record_batches_parse_in_c_exactly_as_kafka_python_parses_them() -> None
     assert DefaultRecordBatch.__iter__ is kafka_stream._fast_batch_iter
     assert len(fast) == 300
     assert fast == slow
+
+
+def test_the_hub_consumer_reads_stream_records_as_kafka_python_reads_its_own() -> None:
+    """`install_stream_records`: the same records (every field the runner reads), the same fetch
+    position after every partial take, a start in the middle of a batch, every codec; with the C
+    parser and without it. Another consumer of the process keeps kafka-python's records."""
+    import random
+
+    from kafka import TopicPartition
+    from kafka.consumer.fetcher import Fetcher, IsolationLevel
+    from kafka.record import MemoryRecords
+    from kafka.record.default_records import DefaultRecordBatch
+
+    from connectors import kafka_stream
+    from core.model import StreamRecord
+
+    rng = random.Random(11)
+    records = [
+        (
+            1_795_628_428_577 + i,
+            None if i % 9 == 0 else b"k%d" % i,
+            None if i % 11 == 0 else rng.randbytes(rng.randrange(300)),
+            [("__debezium.context.taskId", b"0"), ("n", None)] if i % 3 else [],
+        )
+        for i in range(240)
+    ]
+    codecs = [
+        DefaultRecordBatch.CODEC_NONE,
+        DefaultRecordBatch.CODEC_ZSTD,
+        DefaultRecordBatch.CODEC_GZIP,
+    ]
+    size = len(records) // len(codecs)
+    data = b"".join(
+        _built_batch(codec, records[i * size : (i + 1) * size], 500 + i * size)
+        for i, codec in enumerate(codecs)
+    )
+    tp = TopicPartition("shop.public.orders", 3)
+    marker = kafka_stream.stream_records_marker()
+
+    def take_all(start: int, chunk: int, deserializer: object, isolation: object = None) -> Any:
+        part = Fetcher.PartitionRecords(
+            start,
+            tp,
+            MemoryRecords(data),
+            value_deserializer=deserializer,
+            isolation_level=isolation or IsolationLevel.READ_UNCOMMITTED,
+        )
+        out, positions = [], []
+        while part:
+            got = part.take(chunk)
+            out += got
+            positions.append(part.next_fetch_offset)
+        return out, positions
+
+    assert kafka_stream.install_stream_records()
+    assert kafka_stream.install_stream_records()  # idempotent
+    for fast_parser in (True, False):
+        if not fast_parser:
+            DefaultRecordBatch.__iter__ = kafka_stream._SLOW_BATCH_ITER[0]  # type: ignore[method-assign]
+        try:
+            for start, chunk in [(500, 1000), (500, 7), (537, 13), (739, 1)]:
+                ours, our_positions = take_all(start, chunk, marker)
+                theirs, their_positions = take_all(start, chunk, None)
+                assert all(type(r) is StreamRecord for r in ours)
+                assert [
+                    (r.topic, r.partition, r.offset, r.timestamp, r.key, r.value) for r in ours
+                ] == [(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value) for r in theirs]
+                assert our_positions == their_positions
+                assert ours[0].offset == start and ours[-1].offset == 739
+        finally:
+            assert kafka_stream.install_fast_records()
+    # Without the marker, or reading committed only, kafka-python's own records.
+    theirs, _ = take_all(500, 50, None)
+    assert theirs and not isinstance(theirs[0], StreamRecord)
+    committed, _ = take_all(500, 50, marker, IsolationLevel.READ_COMMITTED)
+    assert committed and not isinstance(committed[0], StreamRecord)

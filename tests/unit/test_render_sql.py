@@ -75,6 +75,10 @@ class RecordingSession:
         self.statements.append(statement)
         self.inner.execute(statement, params)
 
+    def execute_all(self, statements: Sequence[exp.Expression]) -> None:
+        self.statements.extend(statements)
+        self.inner.execute_all(statements)
+
     def query(self, statement: exp.Expression) -> list[tuple[Any, ...]]:
         self.statements.append(statement)
         return self.inner.query(statement)

@@ -75,6 +75,11 @@ class PostgresSession:
         """Run one statement rendered in the PostgreSQL dialect."""
         self.conn.execute(self.dialect.render(statement), params or None)
 
+    def execute_all(self, statements: Sequence[exp.Expression]) -> None:
+        """Run statements in order, one at a time (each error names its statement)."""
+        for statement in statements:
+            self.execute(statement)
+
     def executemany(self, statement: exp.Expression, rows: Sequence[Sequence[Any]]) -> None:
         """Run a parameterised statement for each row (psycopg pipelines them)."""
         if rows:

@@ -95,6 +95,11 @@ class SnowflakeSession:
             return
         self._run(sql, params or None)
 
+    def execute_all(self, statements: Sequence[exp.Expression]) -> None:
+        """Run statements in order, one at a time (DDL among them commits as `execute` does)."""
+        for statement in statements:
+            self.execute(statement)
+
     def executemany(self, statement: exp.Expression, rows: Sequence[Sequence[Any]]) -> None:
         """Run a parameterised statement for all rows as one array-bound request."""
         if rows:
