@@ -26,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdc_consumers import gcpolicy
+from cdc_consumers import gcpolicy, procpolicy
 from cdc_consumers.envelope import EnvelopeDecoder
 from cdc_consumers.replay import ReplayJobs
 from cdc_consumers.transactions import (
@@ -304,6 +304,9 @@ class Runner:
         # thread while no batch is in flight (`_settle`).
         applier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdchub-apply")
         self._in_flight = None
+        # The apply thread takes the GIL back after every statement (`procpolicy`).
+        handoffs = procpolicy.quick_handoffs()
+        handoffs.__enter__()
         try:
             while not self._stop:
                 seen = self._changes_seen
@@ -355,6 +358,7 @@ class Runner:
         finally:
             # A batch in flight commits (or fails) before the stream and the lease are let go.
             applier.shutdown(wait=True)
+            handoffs.__exit__(None, None, None)
             self._in_flight = None
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
