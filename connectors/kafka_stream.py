@@ -149,9 +149,14 @@ def _stream_records(part: Any, tp: Any, records: Any) -> Iterator[StreamRecord]:
     the fetch position moves past them as kafka-python does; a consumer that reads committed only
     keeps kafka-python's own path (`_unpack_records`).
     """
-    from aiokafka.errors import KafkaError as AioKafkaError
     from kafka import errors
 
+    # What aiokafka's parser raises on a malformed batch, when it is the one parsing.
+    parse_errors: tuple[type[BaseException], ...] = ()
+    if _SLOW_BATCH_ITER:
+        from aiokafka.errors import KafkaError as AioKafkaError
+
+        parse_errors = (AioKafkaError,)
     topic, partition = tp.topic, tp.partition
     make = StreamRecord
     try:
@@ -181,7 +186,7 @@ def _stream_records(part: Any, tp: Any, records: Any) -> Iterator[StreamRecord]:
                         len(value) if value is not None else 0
                     )
                     yield make(topic, partition, offset, record.timestamp, key, value)
-            except AioKafkaError as exc:
+            except parse_errors as exc:
                 raise errors.CorruptRecordError(f"Found invalid record structure: {exc}") from exc
             finally:
                 part.records_read += read
