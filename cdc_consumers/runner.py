@@ -305,66 +305,64 @@ class Runner:
         applier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cdchub-apply")
         self._in_flight = None
         # The apply thread takes the GIL back after every statement (`procpolicy`).
-        handoffs = procpolicy.quick_handoffs()
-        handoffs.__enter__()
-        try:
-            while not self._stop:
-                seen = self._changes_seen
-                batch, records, times = self._poll_batch(stream)
-                now = time.monotonic()
-                self._probe(stream, now, force=not records)
-                if self._consumer_stalled(now):
-                    stream = self._replace_consumer(stream)
-                forced = self._release(batch, now)
-                self._settle(result, on_batch, stream)
-                lease.renew()
-                if self.jobs is not None:
-                    self.jobs.run_pending(self.session)
-                self._check_letters(now)
-                if self.between_batches is not None:
-                    self.between_batches(self.session)
-                job = self._prepare(batch, records, times, forced)
-                if job is not None:
-                    self._in_flight = applier.submit(self._commit, job)
-                self._flow(stream)
-                if self._changes_seen != seen:
-                    last_change = now
-                self.instrumentation.sample(stream)
-                if now - last_report[0] > 2 and result.events != last_report[1]:
-                    last_report = (now, result.events)
-                    self.progress(
-                        f"run: {result.events} events applied in {result.batches} batches"
-                    )
-                if max_seconds is not None and now - started > max_seconds:
-                    result.stopped_by = "max-seconds"
-                    break
-                if (
-                    until_idle is not None
-                    and now - last_change >= until_idle
-                    and self._idle(stream, now)
-                ):
-                    result.stopped_by = "idle"
-                    break
-            else:
-                result.stopped_by = "signal"
-            # The last batch commits; what runs between batches runs after it too.
-            if self._in_flight is not None:
-                self._settle(result, on_batch, stream)
-                if self.between_batches is not None:
-                    self.between_batches(self.session)
-            # The group's offsets are stored when the run returns (those between batches are
-            # not waited for).
-            self._commit_courtesy(stream, wait=True)
-        finally:
-            # A batch in flight commits (or fails) before the stream and the lease are let go.
-            applier.shutdown(wait=True)
-            handoffs.__exit__(None, None, None)
-            self._in_flight = None
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            result.waiting = self.waiting_for()
-            stream.close()
-            lease.release()
+        with procpolicy.quick_handoffs():
+            try:
+                while not self._stop:
+                    seen = self._changes_seen
+                    batch, records, times = self._poll_batch(stream)
+                    now = time.monotonic()
+                    self._probe(stream, now, force=not records)
+                    if self._consumer_stalled(now):
+                        stream = self._replace_consumer(stream)
+                    forced = self._release(batch, now)
+                    self._settle(result, on_batch, stream)
+                    lease.renew()
+                    if self.jobs is not None:
+                        self.jobs.run_pending(self.session)
+                    self._check_letters(now)
+                    if self.between_batches is not None:
+                        self.between_batches(self.session)
+                    job = self._prepare(batch, records, times, forced)
+                    if job is not None:
+                        self._in_flight = applier.submit(self._commit, job)
+                    self._flow(stream)
+                    if self._changes_seen != seen:
+                        last_change = now
+                    self.instrumentation.sample(stream)
+                    if now - last_report[0] > 2 and result.events != last_report[1]:
+                        last_report = (now, result.events)
+                        self.progress(
+                            f"run: {result.events} events applied in {result.batches} batches"
+                        )
+                    if max_seconds is not None and now - started > max_seconds:
+                        result.stopped_by = "max-seconds"
+                        break
+                    if (
+                        until_idle is not None
+                        and now - last_change >= until_idle
+                        and self._idle(stream, now)
+                    ):
+                        result.stopped_by = "idle"
+                        break
+                else:
+                    result.stopped_by = "signal"
+                # The last batch commits; what runs between batches runs after it too.
+                if self._in_flight is not None:
+                    self._settle(result, on_batch, stream)
+                    if self.between_batches is not None:
+                        self.between_batches(self.session)
+                # The group's offsets are stored when the run returns (those between batches are
+                # not waited for).
+                self._commit_courtesy(stream, wait=True)
+            finally:
+                # A batch in flight commits (or fails) before the stream and the lease are let go.
+                applier.shutdown(wait=True)
+                self._in_flight = None
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+                result.waiting = self.waiting_for()
+                stream.close()
+                lease.release()
         result.stopped_tables = [
             self._stops[t].describe() for t in self.blocked if t in self._stops
         ]

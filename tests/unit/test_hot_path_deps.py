@@ -151,6 +151,15 @@ def _built_batch(compression: int, records: list[tuple[Any, ...]], base: int) ->
     return bytes(builder.build())
 
 
+def _batches(records: list[tuple[Any, ...]], codecs: list[int], base: int) -> bytes:
+    """`records` split evenly over one batch per codec, offsets from `base`, as one fetch holds them."""
+    size = len(records) // len(codecs)
+    return b"".join(
+        _built_batch(codec, records[i * size : (i + 1) * size], base + i * size)
+        for i, codec in enumerate(codecs)
+    )
+
+
 def test_record_batches_parse_in_c_exactly_as_kafka_python_parses_them() -> None:
     """`install_fast_records`: every field of every record as kafka-python's own parser reads it,
     uncompressed and under each codec Debezium's producer may use, nulls, empty values, headers,
@@ -178,11 +187,7 @@ def test_record_batches_parse_in_c_exactly_as_kafka_python_parses_them() -> None
         DefaultRecordBatch.CODEC_GZIP,
         DefaultRecordBatch.CODEC_ZSTD,
     ]
-    size = len(records) // len(codecs)
-    data = b"".join(
-        _built_batch(codec, records[i * size : (i + 1) * size], 1000 + i * size)
-        for i, codec in enumerate(codecs)
-    )
+    data = _batches(records, codecs, 1000)
 
     def read() -> list[tuple[Any, ...]]:
         out = []
@@ -237,11 +242,7 @@ def test_the_hub_consumer_reads_stream_records_as_kafka_python_reads_its_own() -
         DefaultRecordBatch.CODEC_ZSTD,
         DefaultRecordBatch.CODEC_GZIP,
     ]
-    size = len(records) // len(codecs)
-    data = b"".join(
-        _built_batch(codec, records[i * size : (i + 1) * size], 500 + i * size)
-        for i, codec in enumerate(codecs)
-    )
+    data = _batches(records, codecs, 500)
     tp = TopicPartition("shop.public.orders", 3)
     marker = kafka_stream.stream_records_marker()
 
