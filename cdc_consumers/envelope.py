@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cdc_consumers import jsonfast
-from cdc_consumers.converters import UNAVAILABLE, row_decoder
+from cdc_consumers.converters import UNAVAILABLE, UNAVAILABLE_FORMS, RowDecode, row_decoder
 from cdc_consumers.positions import binlog_position, postgres_position
 from core.errors import DecodeError
 from core.model import (
@@ -43,7 +43,7 @@ _POSITION = {
 @dataclass(frozen=True)
 class _RowShape:
     schema: TableSchema
-    decode: Callable[[dict[str, Any], bool], dict[str, Any]]
+    decode: RowDecode
     # The key values of a decoded image, as a tuple (an itemgetter: no Python loop per event).
     key_of: Callable[[dict[str, Any]], tuple[Any, ...]]
 
@@ -67,6 +67,10 @@ def _split(raw: bytes) -> tuple[bytes, bytes]:
     return raw[len(b'{"schema":') : cut], raw[cut + len(_PAYLOAD_MARK) : -1]
 
 
+# Debezium's unchanged-TOAST placeholder in each form, as payload bytes: a payload without any of
+# them (nearly every one) is decoded without a placeholder check per column.
+_PLACEHOLDERS = tuple(form.encode() for form in UNAVAILABLE_FORMS)
+assert len(_PLACEHOLDERS) == 2  # both are looked for by name in `_decode`
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _NONE_UNAVAILABLE: frozenset[str] = frozenset()
 _OPS = {op.value: op for op in Op}
@@ -89,9 +93,15 @@ class EnvelopeDecoder:
         self._position = _POSITION[kind]
         self._shapes: dict[bytes, _RowShape] = {}
         self._keys: dict[bytes, tuple[str, ...]] = {}
-        # topic -> (schema bytes, key columns, shape) of its last record: a schema repeats on every
-        # record, and comparing bytes is cheaper than hashing them for the cache.
-        self._last: dict[str, tuple[bytes, tuple[str, ...], _RowShape]] = {}
+        # topic -> (schema bytes, key columns, shape, key schema bytes) of its last record: a
+        # schema repeats on every record, and comparing bytes is cheaper than hashing them for
+        # the cache.
+        self._last: dict[str, tuple[bytes, tuple[str, ...], _RowShape, bytes]] = {}
+        # The key schema bytes the last `_key_columns` call read.
+        self._last_key = b""
+        # The last transaction id and commit time read, and what they were derived into.
+        self._last_tx: tuple[Any, str | None] = (None, None)
+        self._last_commit: tuple[tuple[Any, Any], dt.datetime] = ((None, None), _EPOCH)
         self._tables: dict[tuple[str, str], TableId] = {}
 
     def decode(
@@ -123,8 +133,8 @@ class EnvelopeDecoder:
     def _decode(
         self, key: bytes | None, value: bytes, coordinates: KafkaCoordinates
     ) -> ChangeEvent:
-        key_columns = self._key_columns(key)
         last = self._last.get(coordinates.topic)
+        key_columns = self._key_columns(key, last[3] if last is not None else None)
         if last is not None:
             # The topic's last schema again? Then the payload starts right after it: no search
             # through the (kilobytes of) schema for the payload mark.
@@ -146,7 +156,8 @@ class EnvelopeDecoder:
             schema_bytes, payload_bytes = _split(value)
             found = self._shapes.get(schema_bytes + b"|" + ",".join(key_columns).encode())
             shape = found or self._learn_shape(schema_bytes, key_columns)
-            self._last[coordinates.topic] = (schema_bytes, key_columns, shape)
+            self._last[coordinates.topic] = (schema_bytes, key_columns, shape, self._last_key)
+        placeholder = _PLACEHOLDERS[0] in payload_bytes or _PLACEHOLDERS[1] in payload_bytes
         payload = jsonfast.loads(payload_bytes)
         op = _OPS[payload["op"]]
         source = payload["source"]
@@ -156,7 +167,7 @@ class EnvelopeDecoder:
         if table is None:
             table = self._tables[place] = TableId(self.source_name, *place)
         before = (
-            shape.decode(payload["before"], op is Op.DELETE)
+            shape.decode(payload["before"], op is Op.DELETE, placeholder)
             if payload.get("before") is not None
             else None
         )
@@ -164,45 +175,80 @@ class EnvelopeDecoder:
             # Only the key of a PostgreSQL delete image is trustworthy (REPLICA IDENTITY DEFAULT fills
             # the rest with type defaults); the merge carries the closed version's values forward.
             before = {k: (v if k in shape.schema.key else None) for k, v in before.items()}
-        after = shape.decode(payload["after"], False) if payload.get("after") is not None else None
+        after = (
+            shape.decode(payload["after"], False, placeholder)
+            if payload.get("after") is not None
+            else None
+        )
         unavailable: frozenset[str] = _NONE_UNAVAILABLE
-        # `in` on the values is a C loop (identity first); the placeholder is rare.
-        if after is not None and UNAVAILABLE in after.values():
-            # Unchanged TOAST columns: the merge carries the previous version's value forward.
-            unavailable = frozenset(k for k, v in after.items() if v is UNAVAILABLE)
-            for name in unavailable:
-                after[name] = None
-        if before is not None and UNAVAILABLE in before.values():
-            before = {k: (None if v is UNAVAILABLE else v) for k, v in before.items()}
+        if placeholder:
+            # `in` on the values is a C loop (identity first).
+            if after is not None and UNAVAILABLE in after.values():
+                # Unchanged TOAST columns: the merge carries the previous version's value forward.
+                unavailable = frozenset(k for k, v in after.items() if v is UNAVAILABLE)
+                for name in unavailable:
+                    after[name] = None
+            if before is not None and UNAVAILABLE in before.values():
+                before = {k: (None if v is UNAVAILABLE else v) for k, v in before.items()}
         image = before if op is Op.DELETE else after
         row_key = shape.key_of(image) if image is not None else ()
-        snapshot = str(source.get("snapshot", "false")).lower() not in ("false", "none", "")
+        flag = source.get("snapshot")
+        snapshot = flag is not None and (
+            flag != "false" and str(flag).lower() not in ("false", "none", "")
+        )
+        # Positional (a hot path): table, op, key, before, after, position, commit_time, tx_id,
+        # schema, kafka, snapshot, unavailable.
         return ChangeEvent(
-            table=table,
-            op=op,
-            key=row_key,
-            before=before,
-            after=after,
-            position=self._position(source, tx.get("total_order")),
-            commit_time=commit_time(source),
-            tx_id=self._tx_id(tx, source),
-            schema=shape.schema,
-            kafka=coordinates,
-            snapshot=snapshot or op is Op.READ,
-            unavailable=unavailable,
+            table,
+            op,
+            row_key,
+            before,
+            after,
+            self._position(source, tx.get("total_order")),
+            self._commit_time(source),
+            self._tx_id(tx, source),
+            shape.schema,
+            coordinates,
+            snapshot or op is Op.READ,
+            unavailable,
         )
 
     def _tx_id(self, tx: dict[str, Any], source: dict[str, Any]) -> str | None:
         """One id per source transaction, equal on every event of it and on its BEGIN/END records."""
-        if tx.get("id") is not None:
-            return transaction_key(self.kind, str(tx["id"]))
+        raw = tx.get("id")
+        if raw is not None:
+            # Consecutive events mostly belong to one transaction: its id is derived once.
+            if raw != self._last_tx[0]:
+                self._last_tx = (raw, transaction_key(self.kind, str(raw)))
+            return self._last_tx[1]
         return _source_tx_id(source)
 
-    def _key_columns(self, key: bytes | None) -> tuple[str, ...]:
-        """Primary-key column names, from the record key's schema (cached by its bytes)."""
+    def _commit_time(self, source: dict[str, Any]) -> dt.datetime:
+        """`commit_time`, derived once for consecutive events of one commit."""
+        stamp = (source.get("ts_us"), source.get("ts_ms"))
+        if stamp != self._last_commit[0]:
+            self._last_commit = (stamp, commit_time(source))
+        return self._last_commit[1]
+
+    def _key_columns(self, key: bytes | None, last: bytes | None = None) -> tuple[str, ...]:
+        """Primary-key column names, from the record key's schema (cached by its bytes).
+
+        `last` is the key schema of the topic's last record: when the key starts with it, the key
+        is neither searched nor sliced.
+        """
         if not key:
+            self._last_key = b""
             return ()
-        key_schema, _ = _split(key)
+        if (
+            last
+            and key.startswith(last, _SCHEMA_START)
+            and key.startswith(_PAYLOAD_MARK, _SCHEMA_START + len(last))
+            and key.startswith(b'{"schema":')
+        ):
+            key_schema = last
+        else:
+            key_schema, _ = _split(key)
+        self._last_key = key_schema
         names = self._keys.get(key_schema)
         if names is None:
             schema = jsonfast.loads(key_schema) or {}

@@ -30,7 +30,7 @@ WIDTH = 20
 
 
 def _pad(value: int | str | None) -> str:
-    return str(int(value or 0)).zfill(WIDTH)
+    return f"{int(value or 0):020d}"  # WIDTH digits
 
 
 def _lsn(value: Any) -> int:

@@ -76,12 +76,16 @@ class _Batch:
     records: dict[TableId, list[StreamRecord]] = field(default_factory=dict)
 
     def add(self, event: ChangeEvent, source: SourceConfig, record: StreamRecord) -> None:
-        self.events.setdefault(event.table, []).append(event)
-        self.records.setdefault(event.table, []).append(record)
-        if event.table not in self.infos:
-            self.infos[event.table] = TableInfo(
+        table = event.table
+        events = self.events.get(table)
+        if events is None:
+            events = self.events[table] = []
+            self.records[table] = []
+            self.infos[table] = TableInfo(
                 source.kind, source.database, default_namespace(source.kind, source.database)
             )
+        events.append(event)
+        self.records[table].append(record)
 
     def after(self, first: list[tuple[ChangeEvent, SourceConfig, StreamRecord]]) -> _Batch:
         """A batch with `first` ahead of this one's events (per table, order is apply order)."""
@@ -502,11 +506,10 @@ class Runner:
                 self._empty_since = None
             elif self._empty_since is None:
                 self._empty_since = time.monotonic()
+            began = time.perf_counter()
             # The raw bytes a batch reads bound its memory (its decoded changes stay until it
             # commits).
-            size += sum(len(r.value or b"") + len(r.key or b"") for r in polled)
-            began = time.perf_counter()
-            records.extend(self._route_all(polled, batch, time.monotonic()))
+            size += self._route_all(polled, batch, time.monotonic(), records)
             decode_s += time.perf_counter() - began
             if records and first_at is None:
                 first_at = time.monotonic()
@@ -517,15 +520,20 @@ class Runner:
         return batch, records, BatchTimes(polled_at, time.time_ns(), decode_s)
 
     def _route_all(
-        self, polled: list[StreamRecord], batch: _Batch, now: float
-    ) -> list[StreamRecord]:
-        """Route one poll's records; their coordinates (the raw bytes are not kept)."""
-        out = []
+        self, polled: list[StreamRecord], batch: _Batch, now: float, out: list[StreamRecord]
+    ) -> int:
+        """Route one poll's records, appending their coordinates to `out` (the raw bytes are not
+        kept); the bytes they held."""
+        size = 0
         last: dict[tuple[str, int], int] = {}
         sources = self._source_of_topic
         for record in polled:
             last[(record.stream, record.partition)] = record.offset
             topic = record.stream
+            if record.value is not None:
+                size += len(record.value)
+            if record.key is not None:
+                size += len(record.key)
             source = sources.get(topic)
             if source is None and topic not in sources:
                 source = sources[topic] = self.sources.get(source_of(topic))
@@ -534,7 +542,7 @@ class Runner:
             out.append(_light(record))
         for (topic, partition), offset in last.items():
             self._consumed[Partition(topic, partition)] = offset + 1
-        return out
+        return size
 
     def _known_waiting(self) -> bool:
         """Whether records the last probe saw in Kafka are still unread by this process."""

@@ -28,12 +28,15 @@ from core.model import Column, ColumnType
 __all__ = [
     "UNAVAILABLE",
     "UNAVAILABLE_VALUE",
+    "RowDecode",
     "column_type",
     "parse_zoned_timestamp",
     "row_decoder",
 ]
 
 SOURCE_TYPE = "__debezium.source.column.type"
+# A row decoder: (payload row, lenient, may hold the placeholder) -> decoded row.
+RowDecode = Callable[[dict[str, Any], bool, bool], dict[str, Any]]
 SOURCE_LENGTH = "__debezium.source.column.length"
 
 
@@ -169,10 +172,14 @@ def column_type(
 
 def row_decoder(
     fields: list[dict[str, Any]], source_kind: str = "postgres"
-) -> tuple[tuple[Column, ...], Callable[[dict[str, Any], bool], dict[str, Any]]]:
+) -> tuple[tuple[Column, ...], RowDecode]:
     """Columns of a before/after struct and a function decoding one row of it.
 
     A column holding Debezium's unchanged-TOAST placeholder decodes to `UNAVAILABLE`.
+
+    The decoder's third argument, `placeholder`, may be False when the row's payload cannot hold the
+    placeholder in any form (`EnvelopeDecoder` looks for it in the record's bytes once): the per-
+    column checks are then skipped.
 
     The decoder's second argument, `lenient`, turns a value that does not convert into None. It is
     used for delete before-images: with PostgreSQL's REPLICA IDENTITY DEFAULT only the key is real
@@ -195,12 +202,26 @@ def row_decoder(
         else:
             converting.append((field["field"], raw or convert))
     names = tuple(name for name, _ in converters)
+    name_set = frozenset(names)
     placeholders = frozenset(UNAVAILABLE_FORMS)
 
-    def decode(row: dict[str, Any], lenient: bool = False) -> dict[str, Any]:
+    def decode(
+        row: dict[str, Any], lenient: bool = False, placeholder: bool = True
+    ) -> dict[str, Any]:
         if not lenient:
-            get = row.get
-            out = {name: get(name) for name in names}
+            # A payload row holds every column of its schema, in order: decoded in place (the
+            # decoder owns the parsed payload). Anything else is read column by column.
+            if row.keys() == name_set:
+                out = row
+            else:
+                get = row.get
+                out = {name: get(name) for name in names}
+            if not placeholder:
+                for name, convert in converting:
+                    value = out[name]
+                    if value is not None:
+                        out[name] = convert(value)
+                return out
             for name in plain:
                 value = out[name]
                 if value.__class__ is str and value in placeholders:

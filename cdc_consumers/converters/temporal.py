@@ -14,6 +14,7 @@ from decimal import Decimal
 from core.model import DAY_US, Infinite, OutOfRange
 
 EPOCH_DATE = dt.date(1970, 1, 1)
+_EPOCH_ORDINAL = EPOCH_DATE.toordinal()
 EPOCH = dt.datetime(1970, 1, 1)
 UTC = dt.UTC
 # The sentinels Debezium sends for PostgreSQL's ±infinity timestamps
@@ -29,7 +30,7 @@ _MAX_US = (_MAX_DAYS + 1) * DAY_US - 1
 def date_from_days(days: int) -> dt.date | OutOfRange:
     """`io.debezium.time.Date`: days since the epoch (`OutOfRange` outside years 1-9999)."""
     if _MIN_DAYS <= days <= _MAX_DAYS:
-        return EPOCH_DATE + dt.timedelta(days=days)
+        return dt.date.fromordinal(_EPOCH_ORDINAL + days)
     return OutOfRange("days", days)
 
 
@@ -90,8 +91,11 @@ def parse_zoned_timestamp(text: str) -> dt.datetime | Infinite | OutOfRange:
     except ValueError:
         # A year Python cannot hold (0 or BC, e.g. `0000-12-30T00:00:00Z` from a snapshot).
         return OutOfRange("us", _iso_to_us(text))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
+    tz = parsed.tzinfo
+    if tz is UTC:  # Debezium writes UTC (`Z`): nothing to convert
+        return parsed
+    if tz is None:
+        return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
 
 

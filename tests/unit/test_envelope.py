@@ -105,3 +105,80 @@ def test_garbage_names_topic_and_offset() -> None:
     decoder = EnvelopeDecoder("shop", SourceKind.POSTGRES)
     with pytest.raises(DecodeError, match=r"topic=t.*partition=0.*offset=7"):
         decoder.decode(None, b"not json", KafkaCoordinates("t", 0, 7))
+
+
+def _record(name: str) -> tuple[bytes | None, bytes | None, KafkaCoordinates]:
+    record = FIXTURES[name]
+    key = record["key"].encode() if record["key"] else None
+    value = record["value"].encode() if record["value"] else None
+    return key, value, KafkaCoordinates(record["topic"], record["partition"], record["offset"])
+
+
+def test_one_decoder_over_a_stream_equals_a_fresh_decoder_per_record() -> None:
+    """The decoder keeps each topic's last schema, key schema, transaction id and commit time to
+    skip work on the next record; what it decodes must not depend on what it decoded before."""
+    import random
+
+    names = [n for n in FIXTURES if FIXTURES[n]["value"]] * 3
+    random.Random(7).shuffle(names)
+    kinds = {"shop": SourceKind.POSTGRES, "inventory": SourceKind.MARIADB}
+    streaming = {s: EnvelopeDecoder(s, k) for s, k in kinds.items()}
+    for name in names:
+        source = name.split(".", 1)[0]
+        fresh = EnvelopeDecoder(source, kinds[source]).decode(*_record(name))
+        assert streaming[source].decode(*_record(name)) == fresh, name
+
+
+def test_a_key_schema_change_within_a_topic_is_read() -> None:
+    key, value, coords = _record("shop.public.orders.u")
+    assert key is not None and value is not None
+    decoder = EnvelopeDecoder("shop", SourceKind.POSTGRES)
+    assert decoder.decode(key, value, coords).key == (265,)  # type: ignore[union-attr]
+    # The key gains a column (a primary key widened at the source): same topic, same value schema.
+    wider = json.loads(key)
+    wider["schema"]["fields"].append({"type": "int64", "optional": False, "field": "customer_id"})
+    wider["payload"]["customer_id"] = json.loads(value)["payload"]["after"]["customer_id"]
+    event = decoder.decode(json.dumps(wider, separators=(",", ":")).encode(), value, coords)
+    assert event is not None and event.schema.key == ("order_id", "customer_id")
+    assert event.key == (265, wider["payload"]["customer_id"])
+    # And back.
+    assert decoder.decode(key, value, coords).schema.key == ("order_id",)  # type: ignore[union-attr]
+
+
+def test_placeholder_text_inside_a_value_is_a_value() -> None:
+    """A payload that holds the placeholder's text inside a longer value takes the checked path,
+    and nothing in it is unavailable."""
+    key, value, coords = _record("shop.public.orders.u")
+    assert value is not None
+    document = json.loads(value)
+    document["payload"]["after"]["notes"] = "see __debezium_unavailable_value docs"
+    event = EnvelopeDecoder("shop", SourceKind.POSTGRES).decode(
+        key, json.dumps(document, separators=(",", ":")).encode(), coords
+    )
+    assert event is not None and event.unavailable == frozenset()
+    assert event.after is not None
+    assert event.after["notes"] == "see __debezium_unavailable_value docs"
+
+
+def test_a_row_missing_or_adding_columns_is_read_by_name() -> None:
+    """The decoder reads a payload row in place when it holds exactly its schema's columns; a
+    row that lacks one (None) or carries one more (ignored) is read column by column."""
+    from cdc_consumers.converters import row_decoder
+
+    fields = [
+        {"type": "int64", "optional": False, "field": "id"},
+        {"type": "int32", "optional": True, "name": "io.debezium.time.Date", "field": "d"},
+        {"type": "string", "optional": True, "field": "s"},
+    ]
+    _, decode = row_decoder(fields)
+    assert decode({"id": 1, "d": 1, "s": "x"}, False, False) == {
+        "id": 1,
+        "d": dt.date(1970, 1, 2),
+        "s": "x",
+    }
+    assert decode({"id": 1, "s": "x"}, False, False) == {"id": 1, "d": None, "s": "x"}
+    assert decode({"id": 1, "d": 0, "s": "x", "extra": 9}, False, True) == {
+        "id": 1,
+        "d": dt.date(1970, 1, 1),
+        "s": "x",
+    }
