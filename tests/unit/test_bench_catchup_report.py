@@ -45,3 +45,22 @@ def test_report_lines_and_json_carry_every_figure() -> None:
     assert "2,000 events/s" in text and "2.00x" in text and "verify       OK" in text
     doc = json.loads(json.dumps(result.to_json()))
     assert doc["split"]["merge"] == 0.2 and doc["peer"]["equal"] is True
+
+
+def test_the_run_is_timed_to_the_commit_of_the_backlogs_last_event() -> None:
+    """A commit after the backlog is applied stores only offsets of records produced meanwhile
+    (heartbeat transactions' markers): it is the settled time, not the run's time."""
+    from cdchub.bench_catchup import CommitClock
+
+    clock = CommitClock(expected=1000)
+    clock.commit(0, at=1.0, cpu=0.5)  # offsets only, before any event
+    clock.commit(300, at=2.0, cpu=1.5)
+    clock.commit(700, at=3.0, cpu=2.5)  # the backlog's last event
+    clock.commit(0, at=4.5, cpu=2.6)  # a heartbeat transaction's markers
+    assert (clock.complete_at, clock.complete_cpu, clock.last_at) == (3.0, 2.5, 4.5)
+    assert clock.applied == 1000
+    # A run that never applies the whole backlog is timed to its last commit that applied events.
+    short = CommitClock(expected=1000)
+    short.commit(400, at=2.0, cpu=1.0)
+    short.commit(0, at=3.0, cpu=1.1)
+    assert (short.complete_at, short.last_at) == (2.0, 3.0)
