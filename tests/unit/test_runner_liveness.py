@@ -682,3 +682,29 @@ def test_a_run_hands_the_gil_over_quickly_and_restores_the_interval(
     assert result.stopped_by == "idle" and seen
     assert all(s == procpolicy.SWITCH_INTERVAL_S for s in seen)
     assert sys.getswitchinterval() == before
+
+
+def test_a_committed_batch_is_freed_on_the_apply_thread(
+    tmp_path: Path, warehouse: DuckDBSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Freeing a batch's events (tens of thousands of objects in a catch-up) is the apply
+    thread's work: the main thread keeps no reference to a batch it handed over."""
+    import threading
+
+    from cdc_consumers import runner as runner_module
+
+    freed_on: list[str] = []
+
+    class WatchedBatch(runner_module._Batch):
+        def __del__(self) -> None:
+            if self.events:
+                freed_on.append(threading.current_thread().name)
+
+    monkeypatch.setattr(runner_module, "_Batch", WatchedBatch)
+    w = Workload()
+    for n in range(3):
+        w.transaction([("orders", n, "paid"), ("customers", n, "gold")])
+    runner = _runner(_config(tmp_path / "wh.duckdb"), warehouse, w.stream)
+    result = runner.run(until_idle=0.2, max_seconds=20, handle_signals=False)
+    assert result.stopped_by == "idle" and result.events == 6
+    assert freed_on and all(name.startswith("cdchub-apply") for name in freed_on), freed_on
