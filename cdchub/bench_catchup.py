@@ -190,6 +190,11 @@ class CatchupResult:
     # Seconds to the run's last commit: later than `seconds` when a commit stored only offsets of
     # records produced during the run (heartbeat transactions' markers).
     settled_seconds: float = 0.0
+    # The wait for a quiet machine before the run, the share of a core busy when it ended, and
+    # the CPU seconds every other process used while the run's process lived.
+    settle_seconds: float = 0.0
+    settled_cores: float = 0.0
+    others_cpu_seconds: float = 0.0
     batch_trace: list[dict[str, Any]] = field(default_factory=list)
     peer: PeerResult | None = None
     speedup_over_peer: float | None = None
@@ -235,7 +240,11 @@ class CatchupResult:
                 f"({'tables equal' if self.peer.equal else 'tables NOT equal'}); "
                 f"cdchub / peer = {self.speedup_over_peer or 0:.2f}x"
             )
-        lines.append(f"  load         before {self.load_before}; after {self.load_after}")
+        lines.append(
+            f"  load         before {self.load_before}; after {self.load_after}; waited "
+            f"{self.settle_seconds:.0f} s for the stack to settle ({self.settled_cores:.2f} of a "
+            f"core busy); other processes used {self.others_cpu_seconds:.1f} CPU s meanwhile"
+        )
         lines.extend(f"  note         {n}" for n in self.notes)
         return "\n".join(lines)
 
@@ -392,6 +401,45 @@ def _private_stack(warehouse: str, progress: Progress) -> Iterator[HubConfig]:
 def _load() -> str:
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
+
+
+def _busy_cpu_s() -> float:
+    """CPU seconds every process of this machine has used since boot, over all cores."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:9]]
+    # user nice system idle iowait irq softirq steal: all but idle and iowait.
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+# The stack is settled when it uses less than this share of a core (idle, it uses ~0.03).
+SETTLED_CORES = 0.15
+SETTLE_WINDOW_S = 2.0
+SETTLE_LIMIT_S = 60.0
+
+
+def _wait_settled(progress: Progress) -> tuple[float, float]:
+    """Wait until the machine is quiet after the fill: (seconds waited, cores busy at the end).
+
+    Right after Debezium has written the backlog its JVMs still work for seconds (commits, JIT,
+    GC; measured at 5-70% of a core into the timed run), and on two cores that is taken from the
+    run. The bench measures the consumer draining a backlog, so it waits (at most
+    `SETTLE_LIMIT_S`) and says how long.
+    """
+    began = time.monotonic()
+    while True:
+        before = _busy_cpu_s()
+        time.sleep(SETTLE_WINDOW_S)
+        busy = (_busy_cpu_s() - before) / SETTLE_WINDOW_S
+        waited = time.monotonic() - began
+        if busy < SETTLED_CORES:
+            progress(f"bench: the stack settled ({busy:.2f} of a core busy) after {waited:.0f} s")
+            return waited, busy
+        if waited >= SETTLE_LIMIT_S:
+            progress(
+                f"bench: the machine is still busy ({busy:.2f} of a core) after {waited:.0f} s; "
+                "timing anyway"
+            )
+            return waited, busy
 
 
 def _data_topics(config: HubConfig) -> list[str]:
@@ -802,6 +850,8 @@ def _peer(config: HubConfig, events: int, progress: Progress) -> PeerResult:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PEER_DATABASE)))
     with pg_connect(admin, "shop") as conn:
         want = _fingerprints(conn, "public")
+    # As for the runs: timed on a quiet machine.
+    _wait_settled(progress)
     sink = {
         "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
         "tasks.max": "1",
@@ -880,7 +930,10 @@ def bench_catchup(
         kafka_bytes = _topic_bytes(config, _data_topics(config))
         for index, consistent in enumerate(modes):
             fresh = _fresh_warehouse(config, index)
+            settle_s, settled_cores = _wait_settled(progress)
             load_before = _load()
+            busy_before = _busy_cpu_s()
+            children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
             progress(
                 f"bench: timing a fresh cdchub run, transaction consistency "
                 f"{'on' if consistent else 'off'} (load {load_before})"
@@ -890,6 +943,13 @@ def bench_catchup(
             )
             applied, seconds = timed.applied, timed.seconds
             load_after = _load()
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            run_process_cpu = (children.ru_utime - children_before.ru_utime) + (
+                children.ru_stime - children_before.ru_stime
+            )
+            # Everything else the machine did while the run's process lived (the stack's JVMs
+            # and servers; this process only waits).
+            others_cpu = max(0.0, _busy_cpu_s() - busy_before - run_process_cpu)
             progress(f"bench: run done in {seconds:.1f} s; verifying against the source")
             ok, failures = _verify(fresh)
             notes = []
@@ -924,6 +984,9 @@ def bench_catchup(
                     verify_failures=failures,
                     load_before=load_before,
                     load_after=load_after,
+                    settle_seconds=round(settle_s, 1),
+                    settled_cores=round(settled_cores, 3),
+                    others_cpu_seconds=round(others_cpu, 2),
                     notes=notes,
                 )
             )

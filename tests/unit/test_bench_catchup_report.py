@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from cdchub.bench_catchup import CatchupResult, CatchupTimers, PeerResult, Split
 
 
@@ -64,3 +66,34 @@ def test_the_run_is_timed_to_the_commit_of_the_backlogs_last_event() -> None:
     short.commit(400, at=2.0, cpu=1.0)
     short.commit(0, at=3.0, cpu=1.1)
     assert (short.complete_at, short.last_at) == (2.0, 3.0)
+
+
+def test_the_bench_waits_for_a_quiet_machine_but_not_forever(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Right after the fill the stack's JVMs still work; the run is timed once the machine is
+    quiet, and a machine that never settles is timed anyway after the limit."""
+    from cdchub import bench_catchup as bench
+
+    clock = [0.0]
+    busy = [0.0]
+    # Cores busy in each successive 2 s window: the stack settles in the third.
+    rates = iter([0.9, 0.4, 0.05])
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+        busy[0] += next(rates) * seconds
+
+    monkeypatch.setattr(bench.time, "sleep", sleep)
+    monkeypatch.setattr(bench.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(bench, "_busy_cpu_s", lambda: busy[0])
+    said: list[str] = []
+    waited, cores = bench._wait_settled(said.append)
+    assert (waited, cores) == (6.0, pytest.approx(0.05))
+    assert "settled" in said[-1]
+
+    rates = iter([0.9] * 100)
+    clock[0] = 0.0
+    waited, cores = bench._wait_settled(said.append)
+    assert waited >= bench.SETTLE_LIMIT_S and cores == pytest.approx(0.9)
+    assert "still busy" in said[-1]
