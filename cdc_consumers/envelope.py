@@ -69,8 +69,7 @@ def _split(raw: bytes) -> tuple[bytes, bytes]:
 
 # Debezium's unchanged-TOAST placeholder in each form, as payload bytes: a payload without any of
 # them (nearly every one) is decoded without a placeholder check per column.
-_PLACEHOLDERS = tuple(form.encode() for form in UNAVAILABLE_FORMS)
-assert len(_PLACEHOLDERS) == 2  # both are looked for by name in `_decode`
+_PLACEHOLDER, _PLACEHOLDER_BASE64 = (form.encode() for form in UNAVAILABLE_FORMS)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _NONE_UNAVAILABLE: frozenset[str] = frozenset()
 _OPS = {op.value: op for op in Op}
@@ -157,7 +156,7 @@ class EnvelopeDecoder:
             found = self._shapes.get(schema_bytes + b"|" + ",".join(key_columns).encode())
             shape = found or self._learn_shape(schema_bytes, key_columns)
             self._last[coordinates.topic] = (schema_bytes, key_columns, shape, self._last_key)
-        placeholder = _PLACEHOLDERS[0] in payload_bytes or _PLACEHOLDERS[1] in payload_bytes
+        placeholder = _PLACEHOLDER in payload_bytes or _PLACEHOLDER_BASE64 in payload_bytes
         payload = jsonfast.loads(payload_bytes)
         op = _OPS[payload["op"]]
         source = payload["source"]

@@ -332,7 +332,7 @@ class Runner:
                     job = self._prepare(batch, records, times, forced)
                     # The batch is the apply thread's now: its last reference leaves with the job
                     # there, so freeing its events (tens of thousands of objects) is that thread's
-                    # work, not this one's (py-spy: ~3% of a catch-up's main thread).
+                    # work, not this one's (py-spy: ~5% of a catch-up's main thread).
                     del batch, records
                     if job is not None:
                         self._in_flight = applier.submit(self._commit, job)

@@ -35,9 +35,9 @@ __all__ = [
 ]
 
 SOURCE_TYPE = "__debezium.source.column.type"
+SOURCE_LENGTH = "__debezium.source.column.length"
 # A row decoder: (payload row, lenient, may hold the placeholder) -> decoded row.
 RowDecode = Callable[[dict[str, Any], bool, bool], dict[str, Any]]
-SOURCE_LENGTH = "__debezium.source.column.length"
 
 
 class _Unavailable:
