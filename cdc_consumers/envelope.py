@@ -96,8 +96,6 @@ class EnvelopeDecoder:
         # schema repeats on every record, and comparing bytes is cheaper than hashing them for
         # the cache.
         self._last: dict[str, tuple[bytes, tuple[str, ...], _RowShape, bytes]] = {}
-        # The key schema bytes the last `_key_columns` call read.
-        self._last_key = b""
         # The last transaction id and commit time read, and what they were derived into.
         self._last_tx: tuple[Any, str | None] = (None, None)
         self._last_commit: tuple[tuple[Any, Any], dt.datetime] = ((None, None), _EPOCH)
@@ -133,7 +131,7 @@ class EnvelopeDecoder:
         self, key: bytes | None, value: bytes, coordinates: KafkaCoordinates
     ) -> ChangeEvent:
         last = self._last.get(coordinates.topic)
-        key_columns = self._key_columns(key, last[3] if last is not None else None)
+        key_columns, key_schema = self._key_columns(key, last[3] if last is not None else None)
         if last is not None:
             # The topic's last schema again? Then the payload starts right after it: no search
             # through the (kilobytes of) schema for the payload mark.
@@ -155,7 +153,7 @@ class EnvelopeDecoder:
             schema_bytes, payload_bytes = _split(value)
             found = self._shapes.get(schema_bytes + b"|" + ",".join(key_columns).encode())
             shape = found or self._learn_shape(schema_bytes, key_columns)
-            self._last[coordinates.topic] = (schema_bytes, key_columns, shape, self._last_key)
+            self._last[coordinates.topic] = (schema_bytes, key_columns, shape, key_schema)
         placeholder = _PLACEHOLDER in payload_bytes or _PLACEHOLDER_BASE64 in payload_bytes
         payload = jsonfast.loads(payload_bytes)
         op = _OPS[payload["op"]]
@@ -229,15 +227,17 @@ class EnvelopeDecoder:
             self._last_commit = (stamp, commit_time(source))
         return self._last_commit[1]
 
-    def _key_columns(self, key: bytes | None, last: bytes | None = None) -> tuple[str, ...]:
-        """Primary-key column names, from the record key's schema (cached by its bytes).
+    def _key_columns(
+        self, key: bytes | None, last: bytes | None = None
+    ) -> tuple[tuple[str, ...], bytes]:
+        """Primary-key column names, from the record key's schema (cached by its bytes), and that
+        schema's bytes.
 
         `last` is the key schema of the topic's last record: when the key starts with it, the key
         is neither searched nor sliced.
         """
         if not key:
-            self._last_key = b""
-            return ()
+            return (), b""
         if (
             last
             and key.startswith(last, _SCHEMA_START)
@@ -247,13 +247,12 @@ class EnvelopeDecoder:
             key_schema = last
         else:
             key_schema, _ = _split(key)
-        self._last_key = key_schema
         names = self._keys.get(key_schema)
         if names is None:
             schema = jsonfast.loads(key_schema) or {}
             names = tuple(f["field"] for f in schema.get("fields") or [])
             self._keys[key_schema] = names
-        return names
+        return names, key_schema
 
     def _learn_shape(self, schema_bytes: bytes, key_columns: tuple[str, ...]) -> _RowShape:
         schema = jsonfast.loads(schema_bytes)

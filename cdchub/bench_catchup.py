@@ -189,7 +189,7 @@ class CatchupResult:
     cpu_seconds: float = 0.0
     # Seconds to the run's last commit: later than `seconds` when a commit stored only offsets of
     # records produced during the run (heartbeat transactions' markers).
-    settled_seconds: float = 0.0
+    last_commit_seconds: float = 0.0
     # The wait for a quiet machine before the run, the share of a core busy when it ended, and
     # the CPU seconds every other process used while the run's process lived.
     settle_seconds: float = 0.0
@@ -216,8 +216,8 @@ class CatchupResult:
             f"{self.seconds:.1f} s to the commit of its last event -> "
             f"{self.events_per_s:,.0f} events/s"
             + (
-                f" (a later commit stored offsets only, at {self.settled_seconds:.1f} s)"
-                if self.settled_seconds > self.seconds + 0.0005
+                f" (a later commit stored offsets only, at {self.last_commit_seconds:.1f} s)"
+                if self.last_commit_seconds > self.seconds + 0.0005
                 else ""
             ),
             f"  main thread  poll {s.poll:.1f} s ({s.poll / total:.0%}), decode {s.decode:.1f} s "
@@ -431,13 +431,12 @@ def _wait_settled(progress: Progress) -> tuple[float, float]:
         time.sleep(SETTLE_WINDOW_S)
         busy = (_busy_cpu_s() - before) / SETTLE_WINDOW_S
         waited = time.monotonic() - began
-        if busy < SETTLED_CORES:
-            progress(f"bench: the stack settled ({busy:.2f} of a core busy) after {waited:.0f} s")
-            return waited, busy
-        if waited >= SETTLE_LIMIT_S:
+        settled = busy < SETTLED_CORES
+        if settled or waited >= SETTLE_LIMIT_S:
+            state = "the stack settled" if settled else "the machine is still busy"
             progress(
-                f"bench: the machine is still busy ({busy:.2f} of a core) after {waited:.0f} s; "
-                "timing anyway"
+                f"bench: {state} ({busy:.2f} of a core busy) after {waited:.0f} s"
+                + ("" if settled else "; timing anyway")
             )
             return waited, busy
 
@@ -588,7 +587,7 @@ class _Timed:
     peak_parked: int
     trace: list[dict[str, Any]]
     cpu_seconds: float
-    settled_seconds: float
+    last_commit_seconds: float
 
 
 @contextmanager
@@ -772,7 +771,7 @@ def _timed_run(
             on_batch=on_batch,
         )
     seconds = (clock.complete_at or time.perf_counter()) - began
-    settled_seconds = (clock.last_at or time.perf_counter()) - began
+    last_commit_seconds = (clock.last_at or time.perf_counter()) - began
     peak = _rss_mb("VmHWM")
     return _Timed(
         result.events,
@@ -785,7 +784,7 @@ def _timed_run(
         int(max((t["parked"] for t in trace), default=0)),
         trace,
         max(0.0, (clock.complete_cpu or time.process_time()) - cpu_began),
-        settled_seconds,
+        last_commit_seconds,
     )
 
 
@@ -978,7 +977,7 @@ def bench_catchup(
                     forced_releases=timed.forced_releases,
                     peak_parked_events=int(timed.peak_parked),
                     cpu_seconds=round(timed.cpu_seconds, 2),
-                    settled_seconds=timed.settled_seconds,
+                    last_commit_seconds=timed.last_commit_seconds,
                     batch_trace=timed.trace,
                     verify_ok=ok,
                     verify_failures=failures,
