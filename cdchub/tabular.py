@@ -17,12 +17,12 @@ import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import IO, TYPE_CHECKING, Any
 
 from core.errors import ConfigError
+
+if TYPE_CHECKING:  # imported where used: its libraries are ~50 MB of a process's resident memory
+    import pyarrow as pa
 
 FORMATS = ("table", "json", "csv", "tsv", "parquet")
 
@@ -68,6 +68,8 @@ def unique_names(columns: Sequence[str]) -> list[str]:
 
 def _arrow_column(values: list[Any]) -> pa.Array:
     """A typed Arrow column; values pyarrow cannot type (UUIDs, mixed JSON) become text."""
+    import pyarrow as pa
+
     if any(isinstance(v, uuid.UUID) for v in values):
         return pa.array([None if v is None else str(v) for v in values], type=pa.string())
     try:
@@ -78,6 +80,8 @@ def _arrow_column(values: list[Any]) -> pa.Array:
 
 def arrow_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> pa.Table:
     """The rows as an Arrow table, one typed column per result column."""
+    import pyarrow as pa
+
     names = unique_names(columns)
     arrays = [_arrow_column([row[i] for row in rows]) for i in range(len(names))]
     return pa.Table.from_arrays(arrays, names=names)
@@ -141,6 +145,8 @@ def write_result(
     if fmt == "parquet":
         if output is None:
             raise ConfigError("--format parquet needs --output FILE")
+        import pyarrow.parquet as pq
+
         pq.write_table(arrow_table(columns, rows), output)
         return
     if fmt == "table":

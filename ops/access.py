@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pyarrow as pa
 from sqlglot import exp
 
 from connectors.warehouses import open_session
@@ -170,6 +169,9 @@ def answer_query(cursor: Callable[[], Any], sql: str) -> tuple[bytes, list[str]]
         QueryRefused: the SQL is not one read-only SELECT (checked again here: the endpoint does not
             trust its callers to have checked).
     """
+    # pyarrow only when a query is served: its libraries are ~50 MB of a run's resident memory.
+    import pyarrow as pa
+
     read_only_query(sql, DuckDBDialect.SQLGLOT_DIALECT)
     conn = cursor()
     try:
@@ -213,6 +215,8 @@ class RemoteSession:
 
     def read(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Column names and rows of one read-only query, run by the hub."""
+        import pyarrow as pa  # on demand, as in `answer_query`
+
         try:
             response = self._client.post(QUERY_PATH, json={"sql": sql})
         except httpx.HTTPError as exc:

@@ -1,4 +1,4 @@
-"""The DuckDB warehouse client: one file, Arrow staging, single-writer transactions."""
+"""The DuckDB warehouse client: one file, Arrow staging (nanoarrow), single-writer transactions."""
 
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 from sqlglot import exp
 
-from connectors.warehouses.duckdb.arrow import arrow_type
+from connectors.warehouses.duckdb.arrow import column_array, record_batch
 from connectors.warehouses.duckdb.dialect import DuckDBDialect
 from connectors.warehouses.duckdb.values import stage_column
 from connectors.warehouses.nesting import NestedTransaction, begin_commit
-from connectors.warehouses.values import text_value
 from core.config import DuckDBWarehouse
 from core.errors import ConfigError, MergeError
 from core.model import ColumnType
@@ -150,20 +148,15 @@ class DuckDBSession:
         *,
         create: bool = True,
     ) -> None:
-        """Create a temp table (or fill the existing one) from an Arrow table built column by
-        column with exact types."""
-        fields = []
-        arrays = []
+        """Create a temp table (or fill the existing one) from an Arrow record batch built column
+        by column with exact types (`arrow.column_array`)."""
         # Rows to columns in C (`zip`); no rows: one empty column each.
         by_column = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
-        for (col_name, ctype), column in zip(columns, by_column, strict=True):
-            atype = arrow_type(ctype, self.dialect.MAX_DECIMAL_PRECISION)
-            values = stage_column(column, ctype)
-            if pa.types.is_string(atype) and ctype.kind not in ("string", "json", "uuid"):
-                values = [text_value(v) for v in values]
-            fields.append(pa.field(col_name, atype))
-            arrays.append(pa.array(values, type=atype))
-        staged = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+        arrays = [
+            column_array(stage_column(column, ctype), ctype)
+            for (_, ctype), column in zip(columns, by_column, strict=True)
+        ]
+        staged = record_batch([c for c, _ in columns], arrays, len(rows))
         view = f"{name}_arrow"
         self.conn.register(view, staged)
         try:
