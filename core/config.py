@@ -31,6 +31,8 @@ DEFAULT_CONFIG_NAME = "cdchub.yaml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+# A size DuckDB's `SET memory_limit` reads: a number and a decimal or binary unit.
+_MEMORY_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 
 
 class _Model(BaseModel):
@@ -205,6 +207,22 @@ class DuckDBWarehouse(_Model):
 
     kind: Literal["duckdb"] = "duckdb"
     path: Path = Path(".cdchub/warehouse.duckdb")
+    # DuckDB's own default is 80% of the machine's memory, and it keeps what it took: a run's
+    # resident memory then grows with the warehouse. Past the limit DuckDB evicts cached blocks
+    # and spills joins, windows and sorts to `<path>.tmp`. 192 MB held a 400,000-event catch-up's
+    # peak at 444-467 MB (501-529 MB without a limit) at the same events/s (docs/benchmarks.md).
+    # `null` leaves DuckDB's default.
+    memory_limit: str | None = "192MB"
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_size(cls, value: str | None) -> str | None:
+        if value is not None and not _MEMORY_SIZE.match(value):
+            raise ValueError(
+                f"{value!r} is not a memory size: write a number and a unit, e.g. 192MB, 1GB "
+                "or 512MiB (or null for DuckDB's default, 80% of the machine's memory)"
+            )
+        return value
 
     @property
     def location(self) -> str:

@@ -6,7 +6,7 @@ and offset are attributes; the message is rendered from them so logs and the CLI
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from core.model import ColumnType, TableId
 
@@ -61,6 +61,17 @@ class MergeError(CdcHubError):
 
 class WarehouseUnavailable(Retryable, MergeError):
     """The warehouse did not answer (connection refused or lost); a later attempt may succeed."""
+
+
+class ResourceExhausted(MergeError, Terminal):
+    """The warehouse ran out of memory or disk while applying a batch.
+
+    Terminal for the run (the same batch would fail again) and no table's fault: nothing is
+    dead-lettered, no offset is committed, and the run stops with `hint`. Warehouse classifiers
+    return a subclass whose `hint` names the setting to change.
+    """
+
+    hint: ClassVar[str] = "give the warehouse more memory or disk, then start `cdchub run` again"
 
 
 class SchemaChangeError(MergeError):

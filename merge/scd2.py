@@ -27,11 +27,13 @@ from sqlglot import exp
 from core.errors import (
     CdcHubError,
     MergeError,
+    ResourceExhausted,
+    Retryable,
     SchemaChangeError,
     TableApplyError,
     UnrepresentableValue,
 )
-from core.failures import first_line, is_retryable, retrying
+from core.failures import classify, first_line, is_retryable, retrying
 from core.model import ChangeEvent, Op, StreamRecord, TableId
 from core.results import BatchResult, TableResult
 from merge import control, dead_letters, shapes
@@ -160,6 +162,12 @@ class Scd2Engine:
         except CdcHubError:
             raise  # typed already (a schema change stops its table; the runner handles it)
         except Exception as exc:
+            exhausted = classify(exc)
+            if issubclass(exhausted, ResourceExhausted):  # out of memory or disk: stop the run
+                raise exhausted(
+                    f"the warehouse ran out of resources: {first_line(exc)}; {exhausted.hint}",
+                    **context(),
+                ) from exc
             verdict = "retries exhausted" if is_retryable(exc) else "terminal error"
             raise MergeError(
                 f"warehouse batch failed ({verdict}): {first_line(exc)}", **context()
@@ -227,8 +235,9 @@ class Scd2Engine:
                         except CdcHubError:
                             raise
                         except Exception as exc:
-                            if is_retryable(exc):
-                                raise  # retried whole by `apply`; no table is at fault
+                            verdict = classify(exc)
+                            if verdict is Retryable or issubclass(verdict, ResourceExhausted):
+                                raise  # `apply` retries it or stops the run: no table's fault
                             raise TableApplyError(
                                 f"the warehouse refused the changes: {first_line(exc)}",
                                 table,

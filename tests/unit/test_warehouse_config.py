@@ -62,3 +62,53 @@ def test_snowflake_warehouse_password_from_env(
 def test_invalid_warehouse_is_named(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, f"warehouse:\n  {body}"))
+
+
+def _memory_limit_mib(config_text: str, tmp_path: Path) -> float:
+    from connectors.warehouses.duckdb.client import DuckDBSession
+    from core.config import DuckDBWarehouse
+
+    config = load_config(write(tmp_path, config_text))
+    assert isinstance(config.warehouse, DuckDBWarehouse)
+    session = DuckDBSession.from_config(config.warehouse)
+    try:
+        (limit,) = session.conn.execute(
+            "SELECT memory_limit FROM (SELECT current_setting('memory_limit') AS memory_limit)"
+        ).fetchone() or ("",)
+    finally:
+        session.close()
+    number, unit = str(limit).split()
+    return float(number) * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024, "TiB": 1024**2}[unit]
+
+
+def test_duckdb_memory_is_capped_by_default_and_configurable(tmp_path: Path) -> None:
+    wh = f"warehouse:\n  kind: duckdb\n  path: {tmp_path / 'wh.duckdb'}\n"
+    # 192 MB (decimal) by default, which DuckDB shows as 183.1 MiB.
+    assert 180 < _memory_limit_mib(wh, tmp_path) < 190
+    assert _memory_limit_mib(wh + "  memory_limit: 1GiB\n", tmp_path) == 1024
+    # null: DuckDB's own default (80% of the machine's memory), more than the cap.
+    assert _memory_limit_mib(wh + "  memory_limit: null\n", tmp_path) > 190
+
+
+def test_a_memory_limit_that_is_not_a_size_is_a_one_line_config_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "warehouse:\n  kind: duckdb\n  memory_limit: lots\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert "warehouse.duckdb.memory_limit" in message and "192MB" in message
+    assert "\n" not in message
+
+
+def test_work_beyond_duckdbs_memory_limit_spills_instead_of_failing(tmp_path: Path) -> None:
+    from connectors.warehouses.duckdb.client import DuckDBSession
+
+    session = DuckDBSession(tmp_path / "wh.duckdb", memory_limit="64MB")
+    try:
+        # A sort of ~300 MB of rows under a 64 MB cap: DuckDB spills to wh.duckdb.tmp.
+        (rows,) = session.conn.execute(
+            "SELECT count(*) FROM (SELECT i, repeat(i::TEXT, 20) AS s FROM range(2000000) t(i) "
+            "ORDER BY s DESC)"
+        ).fetchone() or (0,)
+    finally:
+        session.close()
+    assert rows == 2_000_000

@@ -35,12 +35,16 @@ class DuckDBSession:
     @classmethod
     def from_config(cls, config: DuckDBWarehouse, *, read_only: bool = False) -> DuckDBSession:
         """A session on the configured DuckDB file."""
-        return cls(config.path, read_only=read_only)
+        return cls(config.path, read_only=read_only, memory_limit=config.memory_limit)
 
     # Rows per statement of a multi-row INSERT (`executemany`).
     MULTI_ROW_MAX = 500
 
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: Path, *, read_only: bool = False, memory_limit: str | None = None
+    ) -> None:
+        """Open (or create) the DuckDB file; `memory_limit` caps DuckDB's memory (its default
+        when None: 80% of the machine's)."""
         self.dialect = DuckDBDialect()
         self._stage_statements: dict[
             tuple[str, tuple[tuple[str, ColumnType], ...], bool], list[exp.Expression]
@@ -62,7 +66,10 @@ class DuckDBSession:
                     path=str(self.path),
                 ) from exc
         try:
-            self.conn = duckdb.connect(str(self.path), read_only=read_only)
+            settings: dict[str, str | bool | int | float | list[str]] = (
+                {"memory_limit": memory_limit} if memory_limit else {}
+            )
+            self.conn = duckdb.connect(str(self.path), read_only=read_only, config=settings)
         except duckdb.IOException as exc:
             holder = _LOCK_HOLDER.search(str(exc))
             if holder:

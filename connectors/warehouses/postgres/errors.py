@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from core.errors import Retryable, Terminal
+from core.errors import ResourceExhausted, Retryable, Terminal
 from core.failures import Verdict
+
+
+class PostgresExhausted(ResourceExhausted):
+    """The warehouse server is out of disk or memory (SQLSTATE 53100, 53200)."""
+
+    hint = (
+        "free disk or memory on the warehouse's PostgreSQL server, then start `cdchub run` "
+        "again (the batch was not committed; nothing is lost)"
+    )
+
 
 # SQLSTATE classes and codes that pass on retry: connection exceptions (08), the server shutting
 # down (57P), serialization failure, deadlock, lock not available, query canceled (statement or
@@ -17,6 +27,8 @@ def classify(exc: BaseException) -> Verdict:
     import psycopg
 
     state = getattr(exc, "sqlstate", None) or ""
+    if state in ("53100", "53200"):  # disk full, out of memory
+        return PostgresExhausted
     if state in _PG_RETRYABLE_CODES or state.startswith(_PG_RETRYABLE_CLASSES):
         return Retryable
     if isinstance(exc, psycopg.OperationalError) and not state:
