@@ -90,6 +90,22 @@ def test_duckdb_memory_is_capped_by_default_and_configurable(tmp_path: Path) -> 
     assert _memory_limit_mib(wh + "  memory_limit: null\n", tmp_path) > 190
 
 
+def test_duckdb_checkpoints_at_64mb_of_wal_by_default(tmp_path: Path) -> None:
+    from connectors.warehouses.duckdb.client import DuckDBSession
+    from core.config import DuckDBWarehouse
+
+    for extra, expected in (("", "61.0 MiB"), ("  checkpoint_threshold: 1GiB\n", "1.0 GiB")):
+        text = f"warehouse:\n  kind: duckdb\n  path: {tmp_path / 'wh.duckdb'}\n{extra}"
+        config = load_config(write(tmp_path, text))
+        assert isinstance(config.warehouse, DuckDBWarehouse)
+        session = DuckDBSession.from_config(config.warehouse)
+        try:
+            row = session.conn.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+        finally:
+            session.close()
+        assert row == (expected,)
+
+
 def test_a_memory_limit_that_is_not_a_size_is_a_one_line_config_error(tmp_path: Path) -> None:
     path = write(tmp_path, "warehouse:\n  kind: duckdb\n  memory_limit: lots\n")
     with pytest.raises(ConfigError) as err:

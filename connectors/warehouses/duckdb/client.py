@@ -35,16 +35,27 @@ class DuckDBSession:
     @classmethod
     def from_config(cls, config: DuckDBWarehouse, *, read_only: bool = False) -> DuckDBSession:
         """A session on the configured DuckDB file."""
-        return cls(config.path, read_only=read_only, memory_limit=config.memory_limit)
+        return cls(
+            config.path,
+            read_only=read_only,
+            memory_limit=config.memory_limit,
+            checkpoint_threshold=config.checkpoint_threshold,
+        )
 
     # Rows per statement of a multi-row INSERT (`executemany`).
     MULTI_ROW_MAX = 500
 
     def __init__(
-        self, path: Path, *, read_only: bool = False, memory_limit: str | None = None
+        self,
+        path: Path,
+        *,
+        read_only: bool = False,
+        memory_limit: str | None = None,
+        checkpoint_threshold: str | None = None,
     ) -> None:
-        """Open (or create) the DuckDB file; `memory_limit` caps DuckDB's memory (its default
-        when None: 80% of the machine's)."""
+        """Open (or create) the DuckDB file; `memory_limit` caps DuckDB's memory and
+        `checkpoint_threshold` is the WAL size that triggers a checkpoint (DuckDB's defaults when
+        None: 80% of the machine's memory, 16 MB)."""
         self.dialect = DuckDBDialect()
         self._stage_statements: dict[
             tuple[str, tuple[tuple[str, ColumnType], ...], bool], list[exp.Expression]
@@ -66,9 +77,11 @@ class DuckDBSession:
                     path=str(self.path),
                 ) from exc
         try:
-            settings: dict[str, str | bool | int | float | list[str]] = (
-                {"memory_limit": memory_limit} if memory_limit else {}
-            )
+            settings: dict[str, str | bool | int | float | list[str]] = {}
+            if memory_limit:
+                settings["memory_limit"] = memory_limit
+            if checkpoint_threshold and not read_only:
+                settings["checkpoint_threshold"] = checkpoint_threshold
             self.conn = duckdb.connect(str(self.path), read_only=read_only, config=settings)
         except duckdb.IOException as exc:
             holder = _LOCK_HOLDER.search(str(exc))
