@@ -196,6 +196,8 @@ class CatchupResult:
     settled_cores: float = 0.0
     others_cpu_seconds: float = 0.0
     batch_trace: list[dict[str, Any]] = field(default_factory=list)
+    # The warehouse's settings that bound the run's memory and its checkpoints (DuckDB).
+    warehouse_settings: dict[str, str | None] = field(default_factory=dict)
     peer: PeerResult | None = None
     speedup_over_peer: float | None = None
     notes: list[str] = field(default_factory=list)
@@ -228,7 +230,13 @@ class CatchupResult:
             f"  cpu          {self.cpu_seconds:.1f} s in this process "
             f"({self.cpu_seconds / total:.2f} of the 2 cores' seconds per wall second)",
             f"  peak RSS     {self.peak_rss_mb:.0f} MB (this process; "
-            f"{self.rss_before_run_mb:.0f} MB before the run started)",
+            f"{self.rss_before_run_mb:.0f} MB before the run started)"
+            + (
+                " under "
+                + ", ".join(f"{k} {v or 'default'}" for k, v in self.warehouse_settings.items())
+                if self.warehouse_settings
+                else ""
+            ),
             f"  forced       {self.forced_releases} transaction(s) released incomplete; "
             f"at most {self.peak_parked_events:,} events parked at once",
             f"  verify       {'OK' if self.verify_ok else 'FAILED: ' + '; '.join(self.verify_failures)}",
@@ -986,6 +994,7 @@ def bench_catchup(
                     settle_seconds=round(settle_s, 1),
                     settled_cores=round(settled_cores, 3),
                     others_cpu_seconds=round(others_cpu, 2),
+                    warehouse_settings=_warehouse_settings(fresh),
                     notes=notes,
                 )
             )
@@ -995,6 +1004,17 @@ def bench_catchup(
                 result.peer = peer_result
                 result.speedup_over_peer = result.events_per_s / peer_result.events_per_s
         return results
+
+
+def _warehouse_settings(config: HubConfig) -> dict[str, str | None]:
+    """The DuckDB settings the run used (the config's defaults, as `cdchub run` has them)."""
+    warehouse = config.warehouse
+    if isinstance(warehouse, DuckDBWarehouse):
+        return {
+            "memory_limit": warehouse.memory_limit,
+            "checkpoint_threshold": warehouse.checkpoint_threshold,
+        }
+    return {}
 
 
 def _fresh_warehouse(config: HubConfig, index: int) -> HubConfig:

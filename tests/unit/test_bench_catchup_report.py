@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -42,11 +43,23 @@ def test_report_lines_and_json_carry_every_figure() -> None:
         load_after="1.0 1.0 1.0",
         peer=PeerResult(1.0, 1000.0, True),
         speedup_over_peer=2.0,
+        warehouse_settings={"memory_limit": "192MB", "checkpoint_threshold": "64MB"},
     )
     text = result.describe()
     assert "2,000 events/s" in text and "2.00x" in text and "verify       OK" in text
+    assert "under memory_limit 192MB, checkpoint_threshold 64MB" in text
     doc = json.loads(json.dumps(result.to_json()))
     assert doc["split"]["merge"] == 0.2 and doc["peer"]["equal"] is True
+    assert doc["warehouse_settings"]["memory_limit"] == "192MB"
+
+
+def test_the_bench_reports_the_duckdb_settings_a_run_gets_by_default(tmp_path: Path) -> None:
+    from cdchub.bench_catchup import _warehouse_settings, _write_config
+
+    assert _warehouse_settings(_write_config(tmp_path, "duckdb")) == {
+        "memory_limit": "192MB",
+        "checkpoint_threshold": "64MB",
+    }
 
 
 def test_the_run_is_timed_to_the_commit_of_the_backlogs_last_event() -> None:
