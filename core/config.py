@@ -210,7 +210,7 @@ class DuckDBWarehouse(_Model):
     # DuckDB's own default is 80% of the machine's memory, and it keeps what it took: a run's
     # resident memory then grows with the warehouse. Past the limit DuckDB evicts cached blocks
     # and spills joins, windows and sorts to `<path>.tmp`. 192 MB held a 400,000-event catch-up's
-    # peak at 444-467 MB (501-529 MB without a limit) at the same events/s (docs/benchmarks.md).
+    # peak at 444-461 MB (504-556 MB without a limit) at the same events/s (docs/benchmarks.md).
     # `null` leaves DuckDB's default.
     memory_limit: str | None = "192MB"
     # DuckDB checkpoints (writes the changed tables into the file and empties the WAL) when the
