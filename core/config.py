@@ -31,7 +31,7 @@ DEFAULT_CONFIG_NAME = "cdchub.yaml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
-# A size DuckDB's `SET memory_limit` reads: a number and a decimal or binary unit.
+# A size DuckDB's settings read (`memory_limit`, `checkpoint_threshold`): a number and a unit.
 _MEMORY_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 
 

@@ -33,7 +33,7 @@ from core.errors import (
     TableApplyError,
     UnrepresentableValue,
 )
-from core.failures import classify, first_line, is_retryable, retrying
+from core.failures import classify, first_line, retrying
 from core.model import ChangeEvent, Op, StreamRecord, TableId
 from core.results import BatchResult, TableResult
 from merge import control, dead_letters, shapes
@@ -162,15 +162,15 @@ class Scd2Engine:
         except CdcHubError:
             raise  # typed already (a schema change stops its table; the runner handles it)
         except Exception as exc:
-            exhausted = classify(exc)
-            if issubclass(exhausted, ResourceExhausted):  # out of memory or disk: stop the run
-                raise exhausted(
-                    f"the warehouse ran out of resources: {first_line(exc)}; {exhausted.hint}",
+            verdict = classify(exc)
+            if issubclass(verdict, ResourceExhausted):  # out of memory or disk: stop the run
+                raise verdict(
+                    f"the warehouse ran out of resources: {first_line(exc)}; {verdict.hint}",
                     **context(),
                 ) from exc
-            verdict = "retries exhausted" if is_retryable(exc) else "terminal error"
+            why = "retries exhausted" if verdict is Retryable else "terminal error"
             raise MergeError(
-                f"warehouse batch failed ({verdict}): {first_line(exc)}", **context()
+                f"warehouse batch failed ({why}): {first_line(exc)}", **context()
             ) from exc
         raise AssertionError("unreachable: tenacity re-raises the last error")
 

@@ -72,9 +72,9 @@ def _memory_limit_mib(config_text: str, tmp_path: Path) -> float:
     assert isinstance(config.warehouse, DuckDBWarehouse)
     session = DuckDBSession.from_config(config.warehouse)
     try:
-        (limit,) = session.conn.execute(
-            "SELECT memory_limit FROM (SELECT current_setting('memory_limit') AS memory_limit)"
-        ).fetchone() or ("",)
+        (limit,) = session.conn.execute("SELECT current_setting('memory_limit')").fetchone() or (
+            "",
+        )
     finally:
         session.close()
     number, unit = str(limit).split()
