@@ -33,12 +33,27 @@ def _zstd_decode(payload: bytes) -> bytes:
 
 
 def install_fast_zstd() -> None:
-    """Have kafka-python decompress zstd batches with `_zstd_decode` (idempotent)."""
+    """Have kafka-python, and aiokafka's C record parser where present, decompress zstd batches
+    with `_zstd_decode` (idempotent).
+
+    aiokafka's parser decompresses through cramjam and copies the result into `bytes`: 0.60 s
+    against 0.51 s for a 400,000-event backlog's 3.2 GB, alone; in a catch-up, where the other
+    thread contends for memory, py-spy put its zstd at ~10% of the main thread.
+    """
     from kafka import codec
     from kafka.record import default_records
 
     if codec.has_zstd():
         default_records.zstd_decode = _zstd_decode
+        try:
+            from aiokafka.record._crecords import (  # type: ignore[import-untyped]
+                default_records as c_records,
+            )
+        except ImportError:
+            return
+        # The compiled module looks the name up in its globals at each call.
+        if hasattr(c_records, "zstd_decode"):
+            c_records.zstd_decode = _zstd_decode
 
 
 def _records_in_c(batch: Any) -> Iterator[Any]:
@@ -90,7 +105,7 @@ def install_fast_records() -> bool:
     it is not importable or this kafka-python's batch is not the one it was written for (kafka-
     python then parses as it does)."""
     try:
-        from aiokafka.record._crecords import default_records  # type: ignore[import-untyped]  # noqa: F401
+        from aiokafka.record._crecords import default_records  # noqa: F401
         from kafka.record.default_records import DefaultRecordBatch
     except ImportError:
         return False
@@ -432,19 +447,34 @@ class KafkaChangeStream:
             self.consumer.resume(*tps)
 
     def _unstick_resumed(self) -> None:
-        """Work around kafka-python 3.0's resume (checked on 3.0.12).
+        """Work around kafka-python 3.0's pause and resume (checked on 3.0.12).
 
         Records already parsed for a partition when it is paused are set aside, and the fetcher
-        fetches that partition no more until they are given back; it gives them back only while
-        its in-line slot is `None`, but a drained slot keeps its empty `PartitionRecords`. A
-        resumed partition would then never be read again (seen: a catch-up stopped dead). Emptying
-        a drained slot lets the fetcher give back one resumed partition per poll, as it intends.
+        gives them back once it is resumed, but only while its in-line slot is `None`:
+        - a drained slot keeps its empty `PartitionRecords`, so a resumed partition would never be
+          read again (seen: a catch-up stopped dead);
+        - a slot that still holds records of a partition paused since is set aside only inside
+          the drain, after the give-back, so that drain returns nothing and the poll waits out a
+          fetch of the partitions that have nothing buffered (`fetch_max_wait_ms`, ~50 ms) before
+          it reads the resumed one: every switch of flow control cost that wait (~1.3 s of a
+          catch-up, traced).
+        Emptying the slot in both cases, the second as the drain itself would, lets the fetcher give
+        back one resumed partition per poll, as it intends.
         """
         fetcher = getattr(self.consumer, "_fetcher", None)
-        if fetcher is None or not getattr(fetcher, "_paused_partition_records", None):
+        aside = getattr(fetcher, "_paused_partition_records", None)
+        if fetcher is None or aside is None:
             return
         current = getattr(fetcher, "_next_partition_records", None)
-        if current is not None and not current:
+        if current is None:
+            return
+        if not current:
+            if aside:
+                fetcher._next_partition_records = None
+            return
+        tp = current.topic_partition
+        if tp not in aside and self.consumer._subscription.is_paused(tp):
+            aside[tp] = current
             fetcher._next_partition_records = None
 
     def fetch(

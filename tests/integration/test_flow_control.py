@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 from kafka import KafkaProducer
 
@@ -62,3 +63,50 @@ def test_a_paused_then_resumed_partition_is_read_to_its_end(stack: Stack) -> Non
     for topic, n in expected.items():
         # Every record once, in offset order: nothing lost or doubled across the pause.
         assert seen[topic] == list(range(n)), (topic, len(seen[topic]))
+
+
+def _buffer_two(stream: KafkaChangeStream, topics: tuple[str, str]) -> tuple[Any, str, str]:
+    """Poll one record at a time until the fetcher's in-line slot holds records of one topic
+    while a fetched response of the other waits: (fetcher, in-slot topic, waiting topic)."""
+    fetcher = stream.consumer._fetcher
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        stream.poll(1, 200)
+        slot = fetcher._next_partition_records
+        waiting = {c.topic_partition.topic for c in fetcher._completed_fetches}
+        if slot and slot.topic_partition.topic in topics:
+            other = next(t for t in topics if t != slot.topic_partition.topic)
+            if other in waiting:
+                return fetcher, slot.topic_partition.topic, other
+    raise AssertionError("the two topics' records were never buffered together")
+
+
+def test_a_switch_of_flow_control_hands_out_the_resumed_partition_at_once(stack: Stack) -> None:
+    """Pausing the partition whose parsed records are in hand and resuming one whose records were
+    set aside: the next drain hands out the resumed partition's records. kafka-python's own drain
+    sets the paused one aside only after its give-back, returns nothing, and the poll waits out a
+    fetch of the partitions with nothing buffered (~50 ms at every switch of a catch-up)."""
+    bootstrap = stack.config.kafka.bootstrap_servers
+    run = uuid.uuid4().hex[:8]
+    topics = (f"switch{run}.a", f"switch{run}.b")
+    for topic in topics:
+        _produce(bootstrap, topic, 0, RECORDS)
+    stream = KafkaChangeStream.connect(
+        bootstrap, f"switch-{run}", "switch-test", max_poll_records=500
+    )
+    try:
+        stream.subscribe(f"switch{run}\\..*", lambda assigned: None)
+        fetcher, first, second = _buffer_two(stream, topics)
+        # `first` paused while its records are in hand: the next poll sets them aside and hands
+        # out `second`'s, whose rest then stays in hand.
+        stream.pause([Partition(first, 0)])
+        assert {r.stream for r in stream.poll(500, 1000)} == {second}
+        assert fetcher._next_partition_records, "the second topic's rest is in hand"
+        # The switch: `second` paused, `first` resumed.
+        stream.pause([Partition(second, 0)])
+        stream.resume([Partition(first, 0)])
+        stream._unstick_resumed()
+        drained, _ = fetcher.fetched_records(500)
+        assert {tp.topic for tp in drained} == {first}
+    finally:
+        stream.close()

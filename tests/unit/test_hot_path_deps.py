@@ -84,14 +84,19 @@ def test_zstd_batches_decompress_as_kafka_python_does_only_faster() -> None:
     parts = [b'{"schema": {"type": "struct"}, "payload": {"n": %d}}' % i * 300 for i in range(3)]
     one = compressor.compress(parts[0])
     several = b"".join(compressor.compress(p) for p in parts)
+    from aiokafka import codec as c_codec
+    from aiokafka.record._crecords import default_records as c_records
+
     for payload in (one, several):
         assert (
             _zstd_decode(payload)
             == codec.zstd_decode(payload)
+            == c_codec.zstd_decode(payload)
             == (parts[0] if payload is one else b"".join(parts))
         )
     install_fast_zstd()
     assert default_records.zstd_decode is _zstd_decode
+    assert c_records.zstd_decode is _zstd_decode
 
 
 def test_kafka_python_reads_its_sockets_in_large_chunks() -> None:
