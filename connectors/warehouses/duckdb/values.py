@@ -8,6 +8,7 @@ own ±infinity, BC dates and `24:00:00`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 from connectors.warehouses.values import adapt_temporal
@@ -34,9 +35,18 @@ _SPECIAL = frozenset({Infinite, OutOfRange})
 
 
 def stage_column(values: Sequence[Any], ctype: ColumnType) -> Sequence[Any]:
-    """`stage_value` over one column. Only a column holding an array or a warehouse-neutral
-    temporal value pays a call per value: staging is on the catch-up's hot path (the classes
-    present are found by a C loop, `map(type, …)`)."""
-    if ctype.element is None and _SPECIAL.isdisjoint(map(type, values)):
+    """`stage_value` over one column. Only a column holding a warehouse-neutral temporal value
+    (also inside an array) pays a call per value: staging is on the catch-up's hot path (the classes
+    present are found by C loops, `map(type, …)`; an array column's elements too, where a call per
+    element was ~40% of staging the bench's batches, measured)."""
+    element = ctype.element
+    if _SPECIAL.isdisjoint(map(type, values)) and (
+        element is None
+        or (
+            element.element is None
+            # `filter(None, …)`: the arrays, without NULLs and empty ones.
+            and _SPECIAL.isdisjoint(map(type, chain.from_iterable(filter(None, values))))
+        )
+    ):
         return values
     return [stage_value(v, ctype) for v in values]
