@@ -473,7 +473,8 @@ class KafkaChangeStream:
                 fetcher._next_partition_records = None
             return
         tp = current.topic_partition
-        if tp not in aside and self.consumer._subscription.is_paused(tp):
+        subscription = getattr(self.consumer, "_subscription", None)
+        if subscription is not None and tp not in aside and subscription.is_paused(tp):
             aside[tp] = current
             fetcher._next_partition_records = None
 

@@ -37,8 +37,8 @@ _SPECIAL = frozenset({Infinite, OutOfRange})
 def stage_column(values: Sequence[Any], ctype: ColumnType) -> Sequence[Any]:
     """`stage_value` over one column. Only a column holding a warehouse-neutral temporal value
     (also inside an array) pays a call per value: staging is on the catch-up's hot path (the classes
-    present are found by C loops, `map(type, …)`; an array column's elements too, where a call per
-    element was ~40% of staging the bench's batches, measured)."""
+    present are found by C loops, `map(type, …)`; an array column's elements too: a call per
+    element made staging 20 of the bench's batches 0.47 s against 0.44 s, measured)."""
     element = ctype.element
     if _SPECIAL.isdisjoint(map(type, values)) and (
         element is None
