@@ -163,6 +163,14 @@ def column_type(
         def convert_array(values: list[Any]) -> list[Any]:
             return [None if v is None else element_convert(v) for v in values]
 
+        def array_as_is(values: list[Any]) -> list[Any]:
+            return values
+
+        if getattr(element_convert, "raw", None) is identity:
+            # Elements that pass as they arrived (text, integers): the list is the value, without
+            # two calls per element (the placeholder is the whole value's, checked before this).
+            convert_array = array_as_is
+
         return ColumnType("array", logical, element=element_type), _nullable(convert_array)
     if physical in _PHYSICAL:
         kind, convert = _PHYSICAL[physical]
