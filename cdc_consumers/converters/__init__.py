@@ -163,6 +163,8 @@ def column_type(
         def convert_array(values: list[Any]) -> list[Any]:
             return [None if v is None else element_convert(v) for v in values]
 
+        # Not `identity`: a column whose converter is identity counts as plain in `row_decoder`,
+        # which then checks only the text form of the placeholder, not an array's `[placeholder]`.
         def array_as_is(values: list[Any]) -> list[Any]:
             return values
 
