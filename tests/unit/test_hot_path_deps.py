@@ -94,6 +94,12 @@ def test_zstd_batches_decompress_as_kafka_python_does_only_faster() -> None:
             == c_codec.zstd_decode(payload)
             == (parts[0] if payload is one else b"".join(parts))
         )
+    # A frame larger than one output buffer (`_ZSTD_WRITE_SIZE`), between two small ones.
+    from connectors.kafka_stream import _ZSTD_WRITE_SIZE
+
+    big = bytes(range(256)) * (_ZSTD_WRITE_SIZE // 256 + 4099)
+    framed = compressor.compress(parts[1]) + compressor.compress(big) + one
+    assert _zstd_decode(framed) == parts[1] + big + parts[0] == codec.zstd_decode(framed)
     install_fast_zstd()
     assert default_records.zstd_decode is _zstd_decode
     assert c_records.zstd_decode is _zstd_decode
