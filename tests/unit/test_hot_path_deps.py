@@ -294,3 +294,42 @@ def test_the_hub_consumer_reads_stream_records_as_kafka_python_reads_its_own() -
     assert theirs and not isinstance(theirs[0], StreamRecord)
     committed, _ = take_all(500, 50, marker, IsolationLevel.READ_COMMITTED)
     assert committed and not isinstance(committed[0], StreamRecord)
+
+
+def test_a_known_coordinator_is_checked_without_the_io_thread() -> None:
+    """`install_quick_coordinator_check`: a known, connected coordinator answers at once; any other
+    state goes to kafka-python's own check (on its I/O thread)."""
+    from kafka.coordinator.base import BaseCoordinator
+
+    from connectors import kafka_stream
+
+    assert kafka_stream.install_quick_coordinator_check()
+    assert kafka_stream.install_quick_coordinator_check()  # idempotent
+    assert BaseCoordinator.ensure_coordinator_ready is kafka_stream._ensure_coordinator_ready
+    asked: list[Any] = []
+
+    class Client:
+        def __init__(self, up: bool) -> None:
+            self.up = up
+
+        def connected(self, node: int) -> bool:
+            return self.up and node == 1
+
+    class Coordinator:
+        def __init__(self, node: int | None, up: bool) -> None:
+            self.coordinator_id, self._client = node, Client(up)
+
+    def on_io_thread(self: object, timeout_ms: int) -> bool:
+        asked.append(timeout_ms)
+        return False
+
+    original = kafka_stream._ORIGINAL_ENSURE[0]
+    kafka_stream._ORIGINAL_ENSURE[0] = on_io_thread
+    try:
+        assert kafka_stream._ensure_coordinator_ready(Coordinator(1, True), 100) is True
+        assert asked == []
+        assert kafka_stream._ensure_coordinator_ready(Coordinator(1, False), 100) is False
+        assert kafka_stream._ensure_coordinator_ready(Coordinator(None, True), 7) is False
+        assert asked == [100, 7]
+    finally:
+        kafka_stream._ORIGINAL_ENSURE[0] = original
