@@ -279,7 +279,9 @@ def _ensure_coordinator_ready(self: Any, timeout_ms: Any = None) -> bool:
     here; looking the coordinator up (and dropping a dead one) stays on the I/O thread.
     """
     node = self.coordinator_id
-    if node is not None and self._client.connected(node):
+    # A custom `kafka_client` may not answer `connected`: the original check then.
+    connected = getattr(self._client, "connected", None)
+    if node is not None and connected is not None and connected(node):
         return True
     result: bool = _ORIGINAL_ENSURE[0](self, timeout_ms)
     return result

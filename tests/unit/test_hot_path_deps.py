@@ -330,6 +330,9 @@ def test_a_known_coordinator_is_checked_without_the_io_thread() -> None:
         assert asked == []
         assert kafka_stream._ensure_coordinator_ready(Coordinator(1, False), 100) is False
         assert kafka_stream._ensure_coordinator_ready(Coordinator(None, True), 7) is False
-        assert asked == [100, 7]
+        unknown_client = Coordinator(1, True)
+        unknown_client._client = object()  # type: ignore[assignment]
+        assert kafka_stream._ensure_coordinator_ready(unknown_client, 9) is False
+        assert asked == [100, 7, 9]
     finally:
         kafka_stream._ORIGINAL_ENSURE[0] = original
