@@ -163,7 +163,8 @@ def test_sql_answers_while_run_is_running(stack: Stack, tmp_path: Path) -> None:
             assert out.exit_code == 0, out.output
             seen.append(json.loads(out.stdout)[0]["n"])
             time.sleep(1)
-        assert run.poll() is None  # the run was holding the file all along
+        # The run was holding the file all along; if it stopped, its error says why.
+        assert run.poll() is None, run.stderr.read() if run.stderr else ""
         out = _cli(path, "tables", "--json")
         assert out.exit_code == 0, out.output
         assert len(json.loads(out.stdout)) >= 9
