@@ -266,47 +266,6 @@ def install_stream_records() -> bool:
     return True
 
 
-_ORIGINAL_ENSURE: list[Callable[..., Any]] = []
-
-
-def _ensure_coordinator_ready(self: Any, timeout_ms: Any = None) -> bool:
-    """kafka-python's `ensure_coordinator_ready`, answered on the caller's thread while the group
-    coordinator is known and connected (what the original's loop checks first).
-
-    kafka-python 3.0 runs it as a coroutine on its I/O thread at every `poll` and blocks until it
-    ran: a wakeup of that thread and the GIL handed over and back each time, on the consumer's
-    own thread, which waits out the apply thread's switch interval to get it back. Only reads
-    here; looking the coordinator up (and dropping a dead one) stays on the I/O thread.
-    """
-    node = self.coordinator_id
-    # A custom `kafka_client` may not answer `connected`: the original check then.
-    connected = getattr(self._client, "connected", None)
-    if node is not None and connected is not None and connected(node):
-        return True
-    result: bool = _ORIGINAL_ENSURE[0](self, timeout_ms)
-    return result
-
-
-def install_quick_coordinator_check() -> bool:
-    """Have kafka-python's coordinators skip the I/O thread's round trip at each poll when the
-    coordinator is known (idempotent); False when this kafka-python's coordinator is not the
-    one this was written for (it then checks as it does)."""
-    from kafka.coordinator.base import BaseCoordinator
-    from kafka.net.compat import KafkaNetClient
-
-    if BaseCoordinator.ensure_coordinator_ready is _ensure_coordinator_ready:
-        return True
-    original = BaseCoordinator.ensure_coordinator_ready
-    if (
-        "coordinator_unknown" not in original.__code__.co_names
-        and "ensure_coordinator_ready_async" not in original.__code__.co_names
-    ) or not callable(getattr(KafkaNetClient, "connected", None)):
-        return False
-    _ORIGINAL_ENSURE[:] = [original]
-    BaseCoordinator.ensure_coordinator_ready = _ensure_coordinator_ready
-    return True
-
-
 # Bytes asked of the socket per read on kafka-python's I/O thread (it asks 4 KiB).
 RECV_CHUNK = 256 * 1024
 _transport_log = logging.getLogger("kafka.net.transport")
@@ -398,7 +357,6 @@ class KafkaChangeStream:
         install_fast_zstd()
         install_large_reads()
         install_fast_records()
-        install_quick_coordinator_check()
         settings: dict[str, Any] = {
             "bootstrap_servers": bootstrap_servers,
             "group_id": group_id,
