@@ -485,7 +485,16 @@ class Runner:
         size = 0
         decode_s = 0.0
         first_at: float | None = None
-        while len(records) < limit and size < max_bytes:
+        stretch = self.config.kafka.batch_stretch
+        while (len(records) < limit and size < max_bytes) or (
+            # Full, while the batch before it is still being applied: waiting for that would idle
+            # this thread (~10% of a catch-up's streamed part, measured), so it keeps reading.
+            catching_up
+            and len(records) < limit * stretch
+            and size < max_bytes * stretch
+            and self._in_flight is not None
+            and not self._in_flight.done()
+        ):
             timeout = 500
             if first_at is not None and not catching_up:
                 timeout = max(0, int((first_at + wait_s - time.monotonic()) * 1000))
@@ -503,7 +512,8 @@ class Runner:
             elif self._in_flight is not None:
                 # A batch is being applied: come back soon to hand it over when it has committed.
                 timeout = 50
-            polled = stream.poll(min(limit - len(records), POLL_CHUNK), timeout)
+            cap = limit if len(records) < limit else int(limit * stretch)
+            polled = stream.poll(max(1, min(cap - len(records), POLL_CHUNK)), timeout)
             if polled:
                 self._empty_since = None
             elif self._empty_since is None:

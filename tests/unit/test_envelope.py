@@ -182,3 +182,24 @@ def test_a_row_missing_or_adding_columns_is_read_by_name() -> None:
         "d": dt.date(1970, 1, 1),
         "s": "x",
     }
+
+
+@pytest.mark.parametrize(
+    ("sequence", "previous"),
+    [
+        ('["22810384","22810440"]', 22810384),  # the connector's form: decimal LSNs as text
+        ('[null,"22810440"]', None),  # the first transaction after a start
+        ('["0/15C0B10","0/15C0B48"]', 0x15C0B10),  # X/Y text
+        ('[ "22810384" , "22810440" ]', 22810384),  # other JSON spacing
+        (["22810384", "22810440"], 22810384),  # already a list
+        (None, None),
+    ],
+)
+def test_postgres_position_reads_the_previous_commit_from_sequence(
+    sequence: object, previous: int | None
+) -> None:
+    from cdc_consumers.positions import postgres_position
+
+    source = {"lsn": 22810440, "sequence": sequence}
+    tx_key = 22810440 if previous is None else previous
+    assert postgres_position(source, 3) == f"{tx_key:020d}.{22810440:020d}.{3:020d}"

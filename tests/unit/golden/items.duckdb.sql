@@ -139,28 +139,26 @@ FROM (
   SELECT
     "id",
     "_cdc_source_pos",
-    "eff_from",
-    LEAD("eff_from") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "next_from",
+    MIN("_cdc_valid_from") OVER (
+      PARTITION BY "id"
+      ORDER BY "_cdc_source_pos"
+      ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING
+    ) AS "eff_from",
+    MIN("_cdc_valid_from") OVER (
+      PARTITION BY "id"
+      ORDER BY "_cdc_source_pos"
+      ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING
+    ) AS "next_from",
     LEAD("_cdc_source_pos") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "next_pos"
-  FROM (
-    SELECT
-      "id",
-      "_cdc_source_pos",
-      MIN("_cdc_valid_from") OVER (
-        PARTITION BY "id"
-        ORDER BY "_cdc_source_pos"
-        ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING
-      ) AS "eff_from"
-    FROM "src"."items_history" AS "h"
-    WHERE
-      EXISTS(
-        SELECT
-          1
-        FROM "_cdc_keys"
-        WHERE
-          "_cdc_keys"."id" = "h"."id"
-      )
-  ) AS "c"
+  FROM "src"."items_history" AS "h"
+  WHERE
+    EXISTS(
+      SELECT
+        1
+      FROM "_cdc_keys"
+      WHERE
+        "_cdc_keys"."id" = "h"."id"
+    )
 ) AS "w"
 WHERE
   "items_history"."id" = "w"."id"
@@ -416,28 +414,26 @@ FROM (
   SELECT
     "id",
     "_cdc_source_pos",
-    "eff_from",
-    LEAD("eff_from") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "next_from",
+    MIN("_cdc_valid_from") OVER (
+      PARTITION BY "id"
+      ORDER BY "_cdc_source_pos"
+      ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING
+    ) AS "eff_from",
+    MIN("_cdc_valid_from") OVER (
+      PARTITION BY "id"
+      ORDER BY "_cdc_source_pos"
+      ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING
+    ) AS "next_from",
     LEAD("_cdc_source_pos") OVER (PARTITION BY "id" ORDER BY "_cdc_source_pos") AS "next_pos"
-  FROM (
-    SELECT
-      "id",
-      "_cdc_source_pos",
-      MIN("_cdc_valid_from") OVER (
-        PARTITION BY "id"
-        ORDER BY "_cdc_source_pos"
-        ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING
-      ) AS "eff_from"
-    FROM "src"."items_history" AS "h"
-    WHERE
-      EXISTS(
-        SELECT
-          1
-        FROM "_cdc_keys"
-        WHERE
-          "_cdc_keys"."id" = "h"."id"
-      )
-  ) AS "c"
+  FROM "src"."items_history" AS "h"
+  WHERE
+    EXISTS(
+      SELECT
+        1
+      FROM "_cdc_keys"
+      WHERE
+        "_cdc_keys"."id" = "h"."id"
+    )
 ) AS "w"
 WHERE
   "items_history"."id" = "w"."id"
