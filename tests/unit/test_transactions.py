@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from cdc_consumers.transactions import TransactionAssembler, decode_boundary
+from core.errors import DecodeError
 from core.model import (
     ChangeEvent,
     Column,
@@ -266,3 +267,48 @@ def test_low_water_equals_the_earliest_held_record_through_random_interleavings(
         assert asm.low_water() == _walked_low_water(asm)
     asm.release(0.0)
     assert asm.low_water() == _walked_low_water(asm) == {}
+
+
+# Debezium 3.5's END record as the JSON converter writes it (captured from the bench's stack).
+_END_SCHEMA = (
+    '{"type":"struct","fields":[{"type":"string","optional":false,"field":"status"},{"type":"'
+    'string","optional":false,"field":"id"},{"type":"int64","optional":true,"field":"event_co'
+    'unt"},{"type":"array","items":{"type":"struct","fields":[{"type":"string","optional":fal'
+    'se,"field":"data_collection"},{"type":"int64","optional":false,"field":"event_count"}],"'
+    'optional":true,"name":"event.collection","version":1},"optional":true,"field":"data_coll'
+    'ections"},{"type":"int64","optional":false,"field":"ts_ms"}],"optional":false,"name":"io'
+    '.debezium.connector.common.TransactionMetadataValue","version":1}'
+)
+_END_PAYLOAD = (
+    '{"status":"END","id":"735:158683640","event_count":5,"data_collections":['
+    '{"data_collection":"public.orders","event_count":1},'
+    '{"data_collection":"public.customers","event_count":1},'
+    '{"data_collection":"public.order_items","event_count":2},'
+    '{"data_collection":"public.payments","event_count":1}],"ts_ms":1796200429588}'
+)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '{"schema":' + _END_SCHEMA + ',"payload":' + _END_PAYLOAD + "}",  # as written
+        '{"schema": ' + _END_SCHEMA + ', "payload": ' + _END_PAYLOAD + "}",  # other spacing
+        '{"payload":' + _END_PAYLOAD + "}",  # no schema
+    ],
+)
+def test_an_end_record_decodes_the_same_whatever_its_form(value: str) -> None:
+    boundary = decode_boundary(record("shop.transaction", 0, value.encode()), SourceKind.POSTGRES)
+    assert boundary is not None
+    assert (boundary.status, boundary.tx_id, boundary.event_count) == ("END", "735", 5)
+    assert boundary.collections == (
+        ("public.orders", 1),
+        ("public.customers", 1),
+        ("public.order_items", 2),
+        ("public.payments", 1),
+    )
+
+
+def test_a_truncated_transaction_record_is_a_decode_error() -> None:
+    value = '{"schema":' + _END_SCHEMA + ',"payload":{"status":"END","id":"7'
+    with pytest.raises(DecodeError):
+        decode_boundary(record("shop.transaction", 3, value.encode()), SourceKind.POSTGRES)
