@@ -67,6 +67,15 @@ def _split(raw: bytes) -> tuple[bytes, bytes]:
     return raw[len(b'{"schema":') : cut], raw[cut + len(_PAYLOAD_MARK) : -1]
 
 
+def payload_of(raw: bytes) -> bytes | None:
+    """The payload's bytes of a JSON-converter record with its schema (the schema is not parsed);
+    None for a record in any other form."""
+    try:
+        return _split(raw)[1]
+    except ValueError:
+        return None
+
+
 # Debezium's unchanged-TOAST placeholder in each form, as payload bytes: a payload without any of
 # them (nearly every one) is decoded without a placeholder check per column.
 _PLACEHOLDER, _PLACEHOLDER_BASE64 = (form.encode() for form in UNAVAILABLE_FORMS)

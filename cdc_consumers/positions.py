@@ -52,16 +52,9 @@ def postgres_position(source: dict[str, Any], total_order: int | None) -> str:
     previous_commit: int | None = None
     sequence = source.get("sequence")
     if sequence:
-        if sequence.__class__ is str and sequence.startswith('["'):
-            # `["<digits>","<digits>"]` (nearly always): the first element cut out rather than
-            # the whole array parsed, once per event.
-            previous_commit = _lsn(sequence[2 : sequence.index('"', 2)])
-        elif sequence.__class__ is str and sequence.startswith("[null,"):
-            pass  # no commit before it since the connector started (and snapshot rows)
-        else:
-            parts = jsonfast.loads(sequence) if isinstance(sequence, str) else sequence
-            if parts and parts[0] is not None:
-                previous_commit = _lsn(parts[0])
+        parts = jsonfast.loads(sequence) if isinstance(sequence, str) else sequence
+        if parts and parts[0] is not None:
+            previous_commit = _lsn(parts[0])
     tx_key = previous_commit if previous_commit is not None else lsn
     # `_pad` written out (a hot path: one call per event, not three).
     return f"{tx_key:020d}.{lsn:020d}.{int(total_order or 0):020d}"

@@ -486,12 +486,13 @@ class Runner:
         decode_s = 0.0
         first_at: float | None = None
         stretch = self.config.kafka.batch_stretch
+        stretched_limit, stretched_bytes = int(limit * stretch), max_bytes * stretch
         while (len(records) < limit and size < max_bytes) or (
             # Full, while the batch before it is still being applied: waiting for that would idle
             # this thread (~10% of a catch-up's streamed part, measured), so it keeps reading.
             catching_up
-            and len(records) < limit * stretch
-            and size < max_bytes * stretch
+            and len(records) < stretched_limit
+            and size < stretched_bytes
             and self._in_flight is not None
             and not self._in_flight.done()
         ):
@@ -512,7 +513,7 @@ class Runner:
             elif self._in_flight is not None:
                 # A batch is being applied: come back soon to hand it over when it has committed.
                 timeout = 50
-            cap = limit if len(records) < limit else int(limit * stretch)
+            cap = limit if len(records) < limit else stretched_limit
             polled = stream.poll(max(1, min(cap - len(records), POLL_CHUNK)), timeout)
             if polled:
                 self._empty_since = None
