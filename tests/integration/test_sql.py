@@ -140,18 +140,20 @@ def test_sql_answers_while_run_is_running(stack: Stack, tmp_path: Path) -> None:
     assert replicate_until_verified(config)["ok"]
     path = config_file(config, tmp_path / "cdchub.yaml")
     ticket = QueryTicket.path(config)
+    # stderr to a file, not a pipe: a pipe nobody reads fills and blocks the run's logging.
+    log = (tmp_path / "run.stderr").open("w")
     run = subprocess.Popen(
         [sys.executable, "-m", "cdchub.cli", "--config", str(path), "run", "--max-seconds", "240"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         deadline = time.monotonic() + 120
         while not ticket.exists():
-            assert run.poll() is None, run.stderr.read() if run.stderr else ""
+            assert run.poll() is None, _run_state(run, log.name)
             assert time.monotonic() < deadline, "cdchub run never served its query endpoint"
             time.sleep(0.5)
         run_workload(stack.layout, list(stack.config.sources), rate=200.0, duration=None,
@@ -160,11 +162,11 @@ def test_sql_answers_while_run_is_running(stack: Stack, tmp_path: Path) -> None:
         seen = []
         for _ in range(3):
             out = _cli(path, "sql", query, "--format", "json")
-            assert out.exit_code == 0, out.output
+            assert out.exit_code == 0, f"{out.output}\n{_run_state(run, log.name)}"
             seen.append(json.loads(out.stdout)[0]["n"])
             time.sleep(1)
         # The run was holding the file all along; if it stopped, its error says why.
-        assert run.poll() is None, run.stderr.read() if run.stderr else ""
+        assert run.poll() is None, _run_state(run, log.name)
         out = _cli(path, "tables", "--json")
         assert out.exit_code == 0, out.output
         assert len(json.loads(out.stdout)) >= 9
@@ -177,6 +179,7 @@ def test_sql_answers_while_run_is_running(stack: Stack, tmp_path: Path) -> None:
     finally:
         run.terminate()
         run.wait(timeout=60)
+        log.close()
     assert not ticket.exists()
     run_until_idle(config)
     session = open_session(config, read_only=True)
@@ -185,6 +188,22 @@ def test_sql_answers_while_run_is_running(stack: Stack, tmp_path: Path) -> None:
     finally:
         session.close()
     assert seen == sorted(seen) and seen[-1] <= count
+
+
+def _run_state(run: subprocess.Popen[str], stderr_file: str) -> str:
+    """How the background `cdchub run` stands, with its stderr: what a failed assertion needs."""
+    code = run.poll()
+    if code is None:  # still running: stop it to read what it printed so far
+        run.terminate()
+        try:
+            run.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            run.kill()
+            run.wait()
+        state = f"cdchub run was still running (stopped now, exit {run.returncode})"
+    else:
+        state = f"cdchub run had exited with {code}"
+    return f"{state}; its stderr:\n{Path(stderr_file).read_text()[-20000:]}"
 
 
 def doc_queries() -> dict[str, str]:
