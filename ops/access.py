@@ -19,6 +19,7 @@ import json
 import os
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -148,6 +149,34 @@ class QueryTicket:
             return cls(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
             return None
+
+
+# How long a reader waits, past a ticket left by a run that has exited (killed before it could
+# remove it), for the run now holding the file to publish its own.
+TICKET_WAIT_S = 10.0
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (it may belong to another user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def live_ticket(path: Path, wait_s: float | None = None) -> QueryTicket | None:
+    """The ticket in `path`; one left by a process that has exited is read again for up to
+    `wait_s` (default `TICKET_WAIT_S`: a `cdchub run` that holds the file but has not started its
+    endpoint yet replaces it within a second or two), then returned as it is."""
+    deadline = time.monotonic() + (TICKET_WAIT_S if wait_s is None else wait_s)
+    while True:
+        ticket = QueryTicket.read(path)
+        if ticket is None or pid_alive(ticket.pid) or time.monotonic() >= deadline:
+            return ticket
+        time.sleep(0.2)
 
 
 def new_token() -> str:
@@ -280,7 +309,15 @@ def open_reader(config: HubConfig) -> WarehouseSession | RemoteSession:
     except MergeError as locked:
         if not isinstance(warehouse, DuckDBWarehouse):
             raise
-        ticket = QueryTicket.read(QueryTicket.path(config))
+        path = QueryTicket.path(config)
+        ticket = live_ticket(path)
+        if ticket is not None and not pid_alive(ticket.pid):
+            raise ObservabilityError(
+                f"the DuckDB warehouse is held by a process whose query endpoint is not known: the "
+                f"ticket in {path} was left by pid {ticket.pid}, which has exited; if a `cdchub run` "
+                "is starting, retry in a few seconds",
+                path=str(warehouse.path),
+            ) from locked
         if ticket is None or ticket.warehouse != str(warehouse.path):
             raise ObservabilityError(
                 "the DuckDB warehouse is held by another process that serves no query endpoint "

@@ -155,3 +155,48 @@ def test_no_holder_no_ticket_reads_directly(tmp_path: Path) -> None:
         assert not isinstance(reader, RemoteSession)
     finally:
         reader.close()
+
+
+def _dead_pid() -> int:
+    """The id of a process that has exited (and been reaped)."""
+    probe = subprocess.Popen(["true"])
+    probe.wait()
+    return probe.pid
+
+
+def test_a_ticket_left_by_a_killed_run_is_not_followed(
+    held: tuple[Path, list[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed before it could remove its ticket leaves one behind; while the file is held by
+    a run that has not published its own yet, readers wait for it rather than call the dead one's
+    address, and say what they found when it does not come."""
+    import threading
+
+    from ops import access
+    from ops.access import ObservabilityError
+
+    config, rows = held
+    hub = load_config(config)
+    path = QueryTicket.path(hub)
+    live = QueryTicket.read(path)
+    assert live is not None
+    stale = QueryTicket("http://127.0.0.1:9", "old-token", _dead_pid(), live.warehouse)
+    stale.write(path)
+    # The holder publishes its ticket again half a second later: the reader waits for it.
+    later = threading.Timer(0.5, live.write, args=(path,))
+    later.start()
+    try:
+        reader = open_reader(hub)
+    finally:
+        later.join()
+    assert isinstance(reader, RemoteSession) and reader.ticket == live
+    try:
+        assert reader.read("SELECT id, name, qty FROM src.items ORDER BY id")[1] == rows
+    finally:
+        reader.close()
+    # No live ticket comes: a clear error, not a refused connection to the dead run's port.
+    stale.write(path)
+    monkeypatch.setattr(access, "TICKET_WAIT_S", 0.3)
+    with pytest.raises(ObservabilityError, match=f"left by pid {stale.pid}, which has exited"):
+        open_reader(hub)
+    live.write(path)  # the holder's own again, for its clean stop
