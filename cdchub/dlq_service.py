@@ -16,7 +16,7 @@ from core.config import DuckDBWarehouse, HubConfig
 from core.errors import ConfigError, MergeError
 from merge import dead_letters
 from merge.session import WarehouseSession
-from ops.access import QueryTicket, live_ticket, open_reader, pid_alive
+from ops.access import QueryTicket, live_ticket, open_reader
 from ops.dashboard import DLQ_PATH
 from ops.history import find_table
 
@@ -116,11 +116,7 @@ def change(
     except MergeError:
         # Not a ticket left by a killed run: the holder's own, once it has published it.
         ticket = live_ticket(QueryTicket.path(config))
-        if (
-            not isinstance(config.warehouse, DuckDBWarehouse)
-            or ticket is None
-            or not pid_alive(ticket.pid)
-        ):
+        if not isinstance(config.warehouse, DuckDBWarehouse) or ticket is None:
             raise
         return _through_running(ticket, {"action": action, "ids": letter_ids, "table": table})
     try:

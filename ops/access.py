@@ -168,14 +168,17 @@ def pid_alive(pid: int) -> bool:
 
 
 def live_ticket(path: Path, wait_s: float | None = None) -> QueryTicket | None:
-    """The ticket in `path`; one left by a process that has exited is read again for up to
-    `wait_s` (default `TICKET_WAIT_S`: a `cdchub run` that holds the file but has not started its
-    endpoint yet replaces it within a second or two), then returned as it is."""
+    """The ticket in `path` if its process is alive; None when there is none, or when the one there
+    was left by a process that has exited and no live one replaced it within `wait_s` (default
+    `TICKET_WAIT_S`: a `cdchub run` that holds the file but has not started its endpoint yet
+    publishes its own within a second or two)."""
     deadline = time.monotonic() + (TICKET_WAIT_S if wait_s is None else wait_s)
     while True:
         ticket = QueryTicket.read(path)
-        if ticket is None or pid_alive(ticket.pid) or time.monotonic() >= deadline:
+        if ticket is None or pid_alive(ticket.pid):
             return ticket
+        if time.monotonic() >= deadline:
+            return None
         time.sleep(0.2)
 
 
@@ -311,10 +314,11 @@ def open_reader(config: HubConfig) -> WarehouseSession | RemoteSession:
             raise
         path = QueryTicket.path(config)
         ticket = live_ticket(path)
-        if ticket is not None and not pid_alive(ticket.pid):
+        stale = QueryTicket.read(path) if ticket is None else None
+        if stale is not None:
             raise ObservabilityError(
                 f"the DuckDB warehouse is held by a process whose query endpoint is not known: the "
-                f"ticket in {path} was left by pid {ticket.pid}, which has exited; if a `cdchub run` "
+                f"ticket in {path} was left by pid {stale.pid}, which has exited; if a `cdchub run` "
                 "is starting, retry in a few seconds",
                 path=str(warehouse.path),
             ) from locked
