@@ -19,7 +19,7 @@ import datetime as dt
 import logging
 import operator
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlglot import exp
@@ -347,36 +347,72 @@ def _spec(segment: list[ChangeEvent]) -> SegmentSpec:
     )
 
 
-def _stage_rows(target: shapes.MergeTarget, events: list[ChangeEvent]) -> list[tuple[Any, ...]]:
-    """One staged row per distinct (key, position); a duplicate inside the batch is dropped here."""
-    seen: set[tuple[Any, ...]] = set()
-    rows: list[tuple[Any, ...]] = []
-    names = target.column_names
-    # The image's values in target order by one C call; an image without some target column (a
-    # column the source dropped) takes the slow path, None for it.
-    pick = operator.itemgetter(*names) if names else (lambda _image: ())
-    single = len(names) == 1
-    for event in events:
-        identity = (event.key, event.position)
-        if identity in seen:
-            continue
-        seen.add(identity)
-        image = event.image or {}
-        try:
-            values = (pick(image),) if single else pick(image)
-        except KeyError:
-            values = tuple(image.get(n) for n in names)
-        rows.append(
-            (
-                *values,
-                event.commit_time,
-                event.op is Op.DELETE,
-                event.op.value,
-                event.position,
-                event.tx_id,
-                shapes.unavailable_marker(target, [c for c in event.unavailable if c in names])
-                if event.unavailable
-                else None,
-            )
+_KEY = operator.attrgetter("key")
+_POSITION = operator.attrgetter("position")
+_OP = operator.attrgetter("op")
+_BEFORE = operator.attrgetter("before")
+_AFTER = operator.attrgetter("after")
+_COMMIT_TIME = operator.attrgetter("commit_time")
+_TX_ID = operator.attrgetter("tx_id")
+_UNAVAILABLE = operator.attrgetter("unavailable")
+_OP_VALUE = {op: op.value for op in Op}
+_EMPTY: dict[str, Any] = {}
+
+
+def _stage_rows(target: shapes.MergeTarget, events: list[ChangeEvent]) -> shapes.StagedRows:
+    """One staged row per distinct (key, position), as the stage's columns; a duplicate inside the
+    batch is dropped here.
+
+    Built column by column with C loops (`map`, attribute and item getters): staging is on the
+    apply thread, which shares the GIL with the consumer's decoding (a row tuple per event took
+    8.8 µs an event on a bench batch of 8,000 customers).
+    """
+    positions = list(map(_POSITION, events))
+    distinct = len(set(positions))
+    # Distinct positions, or one position (a snapshot's rows) and distinct keys: no duplicate.
+    if distinct != len(events) and (
+        len(set(map(_KEY, events))) != len(events)
+        if distinct == 1
+        else len(set(zip(map(_KEY, events), positions, strict=True))) != len(events)
+    ):
+        seen: set[tuple[Any, ...]] = set()
+        kept = []
+        for e in events:
+            if (e.key, e.position) not in seen:
+                seen.add((e.key, e.position))
+                kept.append(e)
+        events = kept
+        positions = list(map(_POSITION, events))
+    ops = list(map(_OP, events))
+    deleted = [op is Op.DELETE for op in ops]
+    images = [
+        (before if gone else after) or _EMPTY
+        for gone, before, after in zip(
+            deleted, map(_BEFORE, events), map(_AFTER, events), strict=True
         )
-    return rows
+    ]
+    names = target.column_names
+    columns: list[Sequence[Any]] = []
+    for name in names:
+        try:
+            columns.append(list(map(operator.itemgetter(name), images)))
+        except KeyError:  # a column some image lacks (the source dropped it): None there
+            columns.append([image.get(name) for image in images])
+    if any(map(_UNAVAILABLE, events)):
+        markers: list[str | None] = [
+            shapes.unavailable_marker(target, [c for c in e.unavailable if c in names])
+            if e.unavailable
+            else None
+            for e in events
+        ]
+    else:
+        markers = [None] * len(events)
+    columns += [
+        list(map(_COMMIT_TIME, events)),
+        deleted,
+        list(map(_OP_VALUE.__getitem__, ops)),
+        positions,
+        list(map(_TX_ID, events)),
+        markers,
+    ]
+    return shapes.StagedRows(columns, len(events))

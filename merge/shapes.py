@@ -6,9 +6,9 @@ columns; the history and current tables hold the source columns plus their `_cdc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, overload
 
 from sqlglot import exp
 
@@ -136,3 +136,33 @@ def unavailable_marker(target: MergeTarget, columns: Sequence[str]) -> str | Non
         return None
     names = target.column_names
     return "," + ",".join(str(names.index(c)) for c in sorted(columns, key=names.index)) + ","
+
+
+class StagedRows(Sequence[tuple[Any, ...]]):
+    """The rows of a stage, held as its columns (one sequence per stage column, in order).
+
+    The merge builds a stage column by column, with C loops over the batch's events; a client that
+    loads columns (DuckDB, through Arrow) takes `columns` as they are, one that writes rows
+    (PostgreSQL's COPY, Snowflake's binds) iterates the rows.
+    """
+
+    __slots__ = ("columns", "length")
+
+    def __init__(self, columns: Sequence[Sequence[Any]], length: int) -> None:
+        self.columns = tuple(columns)
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return zip(*self.columns, strict=True) if self.columns else iter([()] * self.length)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[Any, ...]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[Any, ...]]: ...
+    def __getitem__(self, index: int | slice) -> tuple[Any, ...] | list[tuple[Any, ...]]:
+        if isinstance(index, slice):
+            return list(zip(*(c[index] for c in self.columns), strict=True))
+        return tuple(c[index] for c in self.columns)

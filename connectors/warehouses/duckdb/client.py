@@ -170,8 +170,11 @@ class DuckDBSession:
     ) -> None:
         """Create a temp table (or fill the existing one) from an Arrow record batch built column
         by column with exact types (`arrow.column_array`)."""
-        # Rows to columns in C (`zip`); no rows: one empty column each.
-        by_column = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+        # The merge stages columns (`StagedRows`); other rows go to columns in C (`zip`).
+        if isinstance(rows, shapes.StagedRows):
+            by_column: Sequence[Sequence[Any]] = rows.columns
+        else:
+            by_column = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
         arrays = [
             column_array(stage_column(column, ctype), ctype)
             for (_, ctype), column in zip(columns, by_column, strict=True)
