@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from core.config import DuckDBWarehouse, HubConfig, PostgresWarehouse, SourceCon
 from core.results import RunResult
 from merge import client_sql
 from merge.naming import CONTROL_SCHEMA
+from ops.access import QueryTicket
 from ops.verify import verify_all
 
 
@@ -209,3 +212,21 @@ def pg_history(config: HubConfig, table: str, *, ingested_at: bool = True) -> li
         )
         rows = conn.execute(query).fetchall()
     return sorted(rows, key=repr)
+
+
+def wait_for_own_ticket(
+    run: subprocess.Popen[str],
+    config: HubConfig,
+    timeout: float = 120.0,
+    state: Callable[[], str] = lambda: "",
+) -> Path:
+    """Until the background `cdchub run` process `run` has published its own query ticket; the
+    ticket's path. A ticket from another pid is not it: a run killed earlier on the shared stack
+    may have left one. Fails with `state()` when the run exits or the time is up."""
+    ticket = QueryTicket.path(config)
+    deadline = time.monotonic() + timeout
+    while (found := QueryTicket.read(ticket)) is None or found.pid != run.pid:
+        assert run.poll() is None, f"cdchub run exited before serving its endpoint\n{state()}"
+        assert time.monotonic() < deadline, f"cdchub run never served its endpoint\n{state()}"
+        time.sleep(0.5)
+    return ticket

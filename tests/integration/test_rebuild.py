@@ -43,7 +43,6 @@ from core.config import HubConfig, SourceConfig, load_config
 from dbschemas.samples import mariadbserver, pgserver
 from merge import sqltree
 from merge.naming import IS_DELETED, OP, SOURCE_POS
-from ops.access import QueryTicket
 from tests.integration.conftest import Stack
 from tests.integration.helpers import (
     config_file,
@@ -53,6 +52,7 @@ from tests.integration.helpers import (
     pg_warehouse_config_file,
     replicate_until_verified,
     verify,
+    wait_for_own_ticket,
 )
 
 pytestmark = pytest.mark.integration
@@ -382,12 +382,12 @@ def test_rebuild_from_a_fresh_snapshot_mariadb_source_while_run_runs(
 
     writer = threading.Thread(target=keep_writing)
     try:
-        ticket = QueryTicket.path(config)
-        deadline = time.monotonic() + 60
-        while not ticket.exists() and time.monotonic() < deadline:
-            assert run.poll() is None, run.stderr.read() if run.stderr else ""
-            time.sleep(0.5)
-        assert ticket.exists(), "the run never served its endpoint"
+        wait_for_own_ticket(
+            run,
+            config,
+            60,
+            lambda: run.stderr.read() if run.stderr and run.poll() is not None else "",
+        )
         writer.start()
         done = _cdchub(
             path, "rebuild", "--table", "rbmy.items", "--snapshot", "--timeout", "300", "--execute",

@@ -38,6 +38,7 @@ from tests.integration.helpers import (
     pg_warehouse_config_file,
     replicate_until_verified,
     verify,
+    wait_for_own_ticket,
 )
 
 CLI = [sys.executable, "-m", "cdchub.cli"]
@@ -52,13 +53,13 @@ def _start_run(path: Path, config: HubConfig) -> tuple[subprocess.Popen[str], Pa
         stderr=subprocess.PIPE,
         text=True,
     )
-    ticket = QueryTicket.path(config)
     try:
-        deadline = time.monotonic() + 60
-        while not ticket.exists() and time.monotonic() < deadline:
-            assert run.poll() is None, run.stderr.read() if run.stderr else ""
-            time.sleep(0.5)
-        assert ticket.exists(), "the run never served its endpoint"
+        ticket = wait_for_own_ticket(
+            run,
+            config,
+            60,
+            lambda: run.stderr.read() if run.stderr and run.poll() is not None else "",
+        )
     except BaseException:
         run.send_signal(signal.SIGTERM)
         run.wait(timeout=60)

@@ -35,7 +35,11 @@ from ops.access import QueryTicket
 from ops.catalog import replicated_tables, warehouse_types
 from ops.verify import diff_rows
 from tests.integration.conftest import Stack
-from tests.integration.helpers import replicate_until_verified, run_until_idle
+from tests.integration.helpers import (
+    replicate_until_verified,
+    run_until_idle,
+    wait_for_own_ticket,
+)
 from tests.integration.test_asof import source_state, warehouse
 
 pytestmark = pytest.mark.integration
@@ -151,12 +155,7 @@ def test_sql_answers_while_run_is_running(stack: Stack, tmp_path: Path) -> None:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        deadline = time.monotonic() + 120
-        # This run's own ticket: an earlier test's run killed on the shared stack may have left one.
-        while (found := QueryTicket.read(ticket)) is None or found.pid != run.pid:
-            assert run.poll() is None, _run_state(run, log.name)
-            assert time.monotonic() < deadline, "cdchub run never served its query endpoint"
-            time.sleep(0.5)
+        wait_for_own_ticket(run, config, 120, lambda: _run_state(run, log.name))
         run_workload(stack.layout, list(stack.config.sources), rate=200.0, duration=None,
                      events=300, seed=77, progress=lambda _m: None)  # fmt: skip
         query = "SELECT count(*) AS n, max(_cdc_ingested_at) AS last FROM shop.orders_history"
