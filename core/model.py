@@ -217,6 +217,12 @@ class OutOfRange:
         return text + era
 
 
+# The column kinds whose decoded values may be `Infinite` or `OutOfRange` (the temporal converters
+# of `cdc_consumers.converters`); a value of any other kind is never one. Staging skips looking for
+# them in other columns (tests/unit/test_types.py checks the decoded type matrix against this).
+SPECIAL_TEMPORAL_KINDS = frozenset({"date", "time", "timestamp", "timestamptz"})
+
+
 def civil_from_days(days: int) -> tuple[int, int, int]:
     """(year, month, day) of a day number since 1970-01-01, proleptic Gregorian, any year (year 0
     is 1 BC). H. Hinnant's algorithm, the inverse of `converters.temporal._days_from_civil`."""

@@ -19,7 +19,9 @@ import pytest
 
 from cdc_consumers.envelope import EnvelopeDecoder
 from core.model import (
+    SPECIAL_TEMPORAL_KINDS,
     ChangeEvent,
+    ColumnType,
     Infinite,
     KafkaCoordinates,
     Op,
@@ -217,3 +219,26 @@ def test_mariadb_text_temporal_spatial(op: Op, base: int) -> None:
 def test_mariadb_year_zero_is_lost_by_debezium() -> None:
     # YEAR 0 ('0000') arrives as 1900 from the binlog, and stops a snapshot (docs/facts.md).
     assert row(MY, "matrix", Op.CREATE, 16)["c_year"] == 1900
+
+
+def test_only_temporal_kinds_hold_infinite_or_out_of_range_values() -> None:
+    """Staging looks for `Infinite`/`OutOfRange` only in `SPECIAL_TEMPORAL_KINDS` columns: no other
+    column of the captured type matrix (every kind, edge values included) may hold one."""
+
+    def kinds(ctype: ColumnType | None) -> set[str]:
+        return set() if ctype is None else {ctype.kind} | kinds(ctype.element)
+
+    def specials(value: Any) -> bool:
+        if isinstance(value, list):
+            return any(specials(v) for v in value)
+        return isinstance(value, Infinite | OutOfRange)
+
+    seen = 0
+    for event in [*PG, *MY]:
+        types = {c.name: c.type for c in event.schema.columns}
+        for image in (event.before, event.after):
+            for name, value in (image or {}).items():
+                if specials(value):
+                    seen += 1
+                    assert kinds(types[name]) & SPECIAL_TEMPORAL_KINDS, (name, types[name], value)
+    assert seen > 0  # PostgreSQL's infinities and BC dates: the check above ran
