@@ -203,3 +203,19 @@ def test_postgres_position_reads_the_previous_commit_from_sequence(
     source = {"lsn": 22810440, "sequence": sequence}
     tx_key = 22810440 if previous is None else previous
     assert postgres_position(source, 3) == f"{tx_key:020d}.{22810440:020d}.{3:020d}"
+
+
+def test_a_payload_without_op_or_source_is_a_decode_error() -> None:
+    from core.errors import DecodeError
+
+    decoder = EnvelopeDecoder("shop", SourceKind.POSTGRES)
+    record = FIXTURES["shop.public.orders.u"]
+    value = record["value"].encode()
+    where = KafkaCoordinates(record["topic"], 0, 7)
+    for broken in (
+        value.replace(b'"op":"u"', b'"xop":"u"'),
+        value.replace(b'"source":', b'"xsource":'),
+    ):
+        with pytest.raises(DecodeError) as caught:
+            decoder.decode(record["key"].encode(), broken, where)
+        assert caught.value.context["offset"] == 7
