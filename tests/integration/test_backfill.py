@@ -165,7 +165,8 @@ def test_backfill_while_the_workload_runs(stack: Stack, tmp_path: Path) -> None:
         text=True,
         env={**os.environ},
     )
-    # The workload as a user runs it, at a rate that outlasts both backfills.
+    # The workload as a user runs it, at a rate that outlasts both backfills (50 s: on a slow
+    # 2-core host the two backfills and four CLI starts took ~25 s, the length of 3,000 events).
     producer = subprocess.Popen(
         [
             sys.executable,
@@ -173,7 +174,7 @@ def test_backfill_while_the_workload_runs(stack: Stack, tmp_path: Path) -> None:
             "cdchub.cli",
             "workload",
             "--events",
-            "3000",
+            "6000",
             "--rate",
             "120",
             "--seed",
@@ -218,7 +219,7 @@ def test_backfill_while_the_workload_runs(stack: Stack, tmp_path: Path) -> None:
         run.send_signal(signal.SIGTERM)
         _out, err = run.communicate(timeout=120)
     assert run.returncode == 0, err
-    assert producer.returncode == 0 and json.loads(made)["changes"] == 3000
+    assert producer.returncode == 0 and json.loads(made)["changes"] == 6000
     # The drain prints progress on change only: never the same line twice in a row.
     lines = [ln for ln in err.splitlines() if ln.startswith("run: ")]
     assert all(a != b for a, b in itertools.pairwise(lines)), lines
